@@ -1,0 +1,1 @@
+"""Reinforcement learners built on the rl_alphamaml meta-optimizer core."""
