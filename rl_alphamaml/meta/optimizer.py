@@ -1,0 +1,196 @@
+"""The meta-optimizer every learner shares: MAML with both learning rates adapted online (Alpha MAML).
+
+:class:`MetaOptimizer` owns the meta-parameters θ (a module's parameters), the inner rate α
+(:class:`~rl_alphamaml.meta.rates.InnerRate`) and the outer optimizer with rate β
+(:class:`~rl_alphamaml.meta.outer.OuterOptimizer`). One meta-iteration is::
+
+    meta = MetaOptimizer(model, InnerConfig(lr=0.4, lr_mode="hd"), OuterConfig(lr_mode="hd"))
+    losses = []
+    for support, query in tasks:
+        fast = meta.adapt(lambda p: loss(p, support))           # θ → θ'_i, functional
+        losses.append(loss(fast.params, query))
+    info = meta.step(torch.stack(losses).mean())               # θ by β; α and β by hypergradient
+
+References: Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning", ICML 2017 (MAML); Behl, Baydin &
+Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019 (α and β by hypergradient descent);
+Baydin et al., "Online Learning Rate Adaptation with Hypergradient Descent", ICLR 2018 (SGD-HD,
+Adam-HD); Li et al., "Meta-SGD", 2017 (learned per-parameter α).
+
+The hypergradient of α is ``∂L_val(θ'(α))/∂α`` by autograd: exact through the inner steps in
+second-order mode, the first-order formula ``−Σ_j ⟨∇L_val(θ'), ∇L_train(θ_j)⟩`` in first-order mode
+(see :mod:`rl_alphamaml.meta.adapt`). A step whose loss or gradients are not finite changes nothing
+(θ, α, β and the optimizer state stay as they were); after ``max_nonfinite`` such steps in a row,
+:class:`~rl_alphamaml.errors.NonFiniteError` ends the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rl_alphamaml.errors import NonFiniteError
+from rl_alphamaml.meta.adapt import Adapted, Params, adapt
+from rl_alphamaml.meta.outer import OuterConfig, OuterOptimizer
+from rl_alphamaml.meta.rates import InnerConfig, InnerRate
+
+
+@dataclasses.dataclass
+class MetaGradients:
+    """The meta-loss value and its gradients with respect to θ (by name) and to each α tensor."""
+
+    loss: float
+    theta: dict[str, Tensor]
+    alpha: list[Tensor] | None
+
+    def is_finite(self) -> bool:
+        tensors = list(self.theta.values()) + (self.alpha or [])
+        return math.isfinite(self.loss) and all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+@dataclasses.dataclass
+class StepInfo:
+    """What one outer step did, for logging."""
+
+    skipped: bool
+    loss: float
+    alpha: float
+    beta: float
+    grad_norm: float
+    beta_hypergrad: float | None = None
+    alpha_hypergrad_norm: float | None = None
+    nonfinite_in_a_row: int = 0
+
+    def scalars(self) -> dict[str, float]:
+        """The values under their TensorBoard tags."""
+        out = {"meta/alpha": self.alpha, "meta/beta": self.beta, "meta/grad_norm": self.grad_norm,
+               "meta/skipped": float(self.skipped)}
+        if self.beta_hypergrad is not None:
+            out["meta/beta_hypergrad"] = self.beta_hypergrad
+        if self.alpha_hypergrad_norm is not None:
+            out["meta/alpha_hypergrad_norm"] = self.alpha_hypergrad_norm
+        return out
+
+
+class MetaOptimizer:
+    """θ, α and β of one meta-learner, with adaptation, the outer step and resumable state.
+
+    ``module``'s parameters are θ; they change only in :meth:`step` / :meth:`apply` (in place, under
+    ``no_grad``). For a TRPO outer loop, update θ yourself and call ``apply(grads, update_theta=False)``
+    so that α still follows its hypergradient (β is not used there).
+    """
+
+    def __init__(
+        self, module: nn.Module, inner: InnerConfig, outer: OuterConfig, max_nonfinite: int = 10
+    ) -> None:
+        self.module = module
+        self.inner_config = inner
+        self.outer_config = outer
+        self.max_nonfinite = max_nonfinite
+        self.alpha = InnerRate(self.params, inner)
+        meta_params = list(self.params.values())
+        if inner.lr_mode == "learned":
+            meta_params += self.alpha.tensors
+        self.outer = OuterOptimizer(meta_params, outer)
+        self.nonfinite_in_a_row = 0
+        self.nonfinite_total = 0
+
+    @property
+    def params(self) -> Params:
+        """θ by name (the module's parameters)."""
+        return dict(self.module.named_parameters())
+
+    @property
+    def beta(self) -> float:
+        return self.outer.beta
+
+    def adapt(
+        self,
+        loss_fn: Callable[[Params], Tensor],
+        params: Mapping[str, Tensor] | None = None,
+        steps: int | None = None,
+        first_order: bool | None = None,
+    ) -> Adapted:
+        """Adapt ``params`` (default θ) with α: ``steps`` (default ``inner.steps``) steps on ``loss_fn``."""
+        return adapt(
+            self.params if params is None else params,
+            loss_fn,
+            self.alpha.for_params(),
+            self.inner_config.steps if steps is None else steps,
+            self.inner_config.first_order if first_order is None else first_order,
+        )
+
+    def gradients(self, meta_loss: Tensor, retain_graph: bool = False) -> MetaGradients:
+        """∇θ and ∂/∂α of the meta-loss (α only in modes ``hd`` and ``learned``)."""
+        names = list(self.params)
+        inputs = [self.params[n] for n in names]
+        want_alpha = self.alpha.requires_grad
+        if want_alpha:
+            inputs += self.alpha.tensors
+        grads = torch.autograd.grad(meta_loss, inputs, retain_graph=retain_graph, allow_unused=True)
+        filled = [torch.zeros_like(x) if g is None else g.detach() for x, g in zip(inputs, grads)]
+        theta = dict(zip(names, filled[: len(names)]))
+        alpha = filled[len(names):] if want_alpha else None
+        return MetaGradients(float(meta_loss.detach()), theta, alpha)
+
+    def step(self, meta_loss: Tensor) -> StepInfo:
+        """Compute the meta-gradients of ``meta_loss`` and apply them."""
+        return self.apply(self.gradients(meta_loss))
+
+    def apply(self, grads: MetaGradients, update_theta: bool = True) -> StepInfo:
+        """Update θ with the outer optimizer (unless ``update_theta`` is false), α and β by hypergradient."""
+        grad_norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grads.theta.values()))
+        if not grads.is_finite():
+            self.nonfinite_in_a_row += 1
+            self.nonfinite_total += 1
+            info = StepInfo(True, grads.loss, self.alpha.mean(), self.beta, grad_norm,
+                            nonfinite_in_a_row=self.nonfinite_in_a_row)
+            if self.nonfinite_in_a_row >= self.max_nonfinite:
+                raise NonFiniteError(
+                    f"{self.nonfinite_in_a_row} meta-steps in a row had a non-finite loss or gradient "
+                    f"(last loss {grads.loss}); θ, α and β are kept at their last finite values. "
+                    "Lower the initial rates (inner.lr, outer.lr) or their bounds (lr_max)."
+                )
+            return info
+        self.nonfinite_in_a_row = 0
+        alpha_h_norm = None
+        if grads.alpha is not None:
+            alpha_h_norm = math.sqrt(sum(float(h.pow(2).sum()) for h in grads.alpha))
+        if update_theta:
+            step_grads = [grads.theta[n] for n in self.params]
+            if self.inner_config.lr_mode == "learned":
+                assert grads.alpha is not None
+                step_grads += grads.alpha
+            self.outer.step(step_grads)
+        if self.inner_config.lr_mode == "learned":
+            self.alpha.clamp_()
+        elif self.inner_config.lr_mode == "hd":
+            assert grads.alpha is not None
+            self.alpha.hd_step(grads.alpha)
+        return StepInfo(
+            False, grads.loss, self.alpha.mean(), self.beta, grad_norm,
+            beta_hypergrad=self.outer.last_hypergrad if update_theta else None,
+            alpha_hypergrad_norm=alpha_h_norm,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """θ's optimizer state, α, β, the stored previous gradients and the non-finite counters.
+
+        θ itself is in ``module.state_dict()``; checkpoints store both.
+        """
+        return {
+            "alpha": self.alpha.state_dict(),
+            "outer": self.outer.state_dict(),
+            "nonfinite_in_a_row": self.nonfinite_in_a_row,
+            "nonfinite_total": self.nonfinite_total,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.alpha.load_state_dict(state["alpha"])
+        self.outer.load_state_dict(state["outer"])
+        self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
+        self.nonfinite_total = int(state["nonfinite_total"])

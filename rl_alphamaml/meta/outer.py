@@ -1,0 +1,140 @@
+"""The outer (meta) optimizer: SGD or Adam with rate β, fixed or adapted by hypergradient descent.
+
+Hypergradient descent on β follows Baydin et al., "Online Learning Rate Adaptation with Hypergradient
+Descent" (ICLR 2018):
+
+* SGD-HD: θ_t = θ_{t−1} − β·g_t, whose derivative with respect to the previous rate gives the
+  hypergradient ``h_t = −⟨g_t, g_{t−1}⟩``.
+* Adam-HD: θ_t = θ_{t−1} − β·u_t with u_t = m̂_t / (√v̂_t + ε) the Adam direction, so
+  ``h_t = −⟨g_t, u_{t−1}⟩``.
+
+β is updated first (``β ← β − η·h_t``, or the scale-free ``normalized`` rule of
+:mod:`rl_alphamaml.meta.rates`), then used for the step. Alpha MAML (Behl, Baydin & Torr 2019) uses
+this for MAML's outer rate. The optimizer is written out here (not wrapped around ``torch.optim``)
+because HD needs the previous step direction, and a resumable state needs all of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from rl_alphamaml.config import ranged
+from rl_alphamaml.meta.rates import HDRule, HypergradientRule, default_hyper_lr
+
+
+@dataclasses.dataclass
+class OuterConfig:
+    """The outer (meta) update of θ: ``sgd`` or ``adam`` with rate β, ``fixed`` or ``hd`` (Alpha MAML)."""
+
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: float = ranged(1e-3, min=0.0, min_exclusive=True, doc="initial outer rate beta")
+    lr_mode: Literal["fixed", "hd"] = "fixed"
+    hd_rule: HDRule = "normalized"
+    hyper_lr: float | None = ranged(
+        None, min=0.0, doc="hyper-rate of beta's update; null: the rule's default (default_hyper_lr)"
+    )
+    lr_min: float = ranged(1e-7, min=0.0, doc="lower bound of beta")
+    lr_max: float = ranged(1.0, min=0.0, min_exclusive=True, doc="upper bound of beta")
+    adam_betas: tuple[float, float] = ranged((0.9, 0.999), min=0.0, max=0.999999)
+    adam_eps: float = ranged(1e-8, min=0.0, min_exclusive=True)
+    max_grad_norm: float | None = ranged(None, min=0.0, min_exclusive=True, doc="clip the meta-gradient norm")
+
+    def validate(self) -> None:
+        if not self.lr_min <= self.lr <= self.lr_max:
+            raise ValueError(
+                f"lr: initial beta {self.lr} is outside [lr_min, lr_max] = [{self.lr_min}, {self.lr_max}]"
+            )
+        if self.hd_rule == "normalized" and self.lr_mode == "hd" and self.lr_min <= 0:
+            raise ValueError("lr_min: the normalized rule adapts log(beta), so lr_min must be > 0")
+
+
+def _dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
+    return sum((torch.sum(x * y) for x, y in zip(a, b)), torch.zeros((), dtype=a[0].dtype))
+
+
+class OuterOptimizer:
+    """SGD or Adam over a list of tensors with rate β, optionally adapted by SGD-HD / Adam-HD.
+
+    Example::
+
+        opt = OuterOptimizer(list(model.parameters()), OuterConfig(optimizer="adam", lr_mode="hd"))
+        opt.step([p.grad for p in model.parameters()])
+    """
+
+    def __init__(self, params: Sequence[Tensor], config: OuterConfig) -> None:
+        self.params = list(params)
+        self.config = config
+        self.beta = float(config.lr)
+        self.t = 0
+        self.m: list[Tensor] = []
+        self.v: list[Tensor] = []
+        self.prev_direction: list[Tensor] | None = None  # g_{t−1} (SGD) or u_{t−1} (Adam)
+        hyper_lr = config.hyper_lr
+        if hyper_lr is None:
+            hyper_lr = default_hyper_lr(config.hd_rule, config.optimizer)
+        self.rule = (
+            HypergradientRule(config.hd_rule, hyper_lr, config.lr_min, config.lr_max)
+            if config.lr_mode == "hd"
+            else None
+        )
+        self.last_hypergrad: float | None = None
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[Tensor]) -> None:
+        """Update β from its hypergradient (when adapted), then take one step on the parameters."""
+        grads = [g.detach() for g in grads]
+        if self.config.max_grad_norm is not None:
+            norm = float(torch.sqrt(_dot(grads, grads)))
+            if norm > self.config.max_grad_norm:
+                grads = [g * (self.config.max_grad_norm / norm) for g in grads]
+        self.last_hypergrad = None
+        if self.rule is not None and self.prev_direction is not None:
+            h = -_dot(grads, self.prev_direction)
+            self.last_hypergrad = float(h)
+            beta = torch.tensor(self.beta, dtype=torch.float64)
+            self.rule.update([beta], [h.to(torch.float64)])
+            self.beta = float(beta)
+        self.t += 1
+        if self.config.optimizer == "sgd":
+            directions = grads
+        else:
+            b1, b2 = self.config.adam_betas
+            if not self.m:
+                self.m = [torch.zeros_like(g) for g in grads]
+                self.v = [torch.zeros_like(g) for g in grads]
+            directions = []
+            for m, v, g in zip(self.m, self.v, grads):
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                m_hat = m / (1 - b1**self.t)
+                v_hat = v / (1 - b2**self.t)
+                directions.append(m_hat / (v_hat.sqrt() + self.config.adam_eps))
+        for p, d in zip(self.params, directions):
+            p.sub_(self.beta * d)
+        if self.rule is not None:
+            self.prev_direction = [d.clone() for d in directions]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "beta": self.beta,
+            "t": self.t,
+            "m": [x.clone() for x in self.m],
+            "v": [x.clone() for x in self.v],
+            "prev_direction": None if self.prev_direction is None else [x.clone() for x in self.prev_direction],
+            "rule": self.rule.state_dict() if self.rule else None,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.beta = float(state["beta"])
+        self.t = int(state["t"])
+        self.m = [x.clone() for x in state["m"]]
+        self.v = [x.clone() for x in state["v"]]
+        prev = state["prev_direction"]
+        self.prev_direction = None if prev is None else [x.clone() for x in prev]
+        if self.rule is not None and state.get("rule") is not None:
+            self.rule.load_state_dict(state["rule"])
