@@ -54,6 +54,9 @@ class TrainConfig:
     checkpoint_every: int = ranged(100, min=1, doc="save a checkpoint every N iterations (and at the end)")
     meta_batch: int = ranged(25, min=1, doc="tasks per meta-iteration")
     keep_checkpoints: int = ranged(0, min=0, doc="keep only the newest N checkpoints; 0 keeps all")
+    threads: int = ranged(
+        0, min=0, doc="torch intra-op threads; 0 keeps torch's default. Small models run fastest on 1"
+    )
     max_nonfinite_steps: int = ranged(
         10, min=1, doc="end the run after this many consecutive non-finite meta-steps"
     )

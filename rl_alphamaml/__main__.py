@@ -1,0 +1,7 @@
+"""``python -m rl_alphamaml`` is the ``rl-alphamaml`` command."""
+
+import sys
+
+from rl_alphamaml.cli import main
+
+sys.exit(main())

@@ -1,0 +1,105 @@
+"""Atomic, verifiable checkpoints.
+
+A checkpoint is a dict of plain tensors and Python scalars saved with :func:`torch.save` and read back
+with ``torch.load(weights_only=True)``, so loading never runs code from the file. It is written to a
+temporary file in the same folder, flushed to disk and renamed over the final name: a process killed
+mid-save leaves the previous checkpoints intact, never a truncated newest one.
+
+Files are ``RUN_DIR/checkpoints/iter_000123.pt``; the newest iteration is the one ``--resume`` uses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rl_alphamaml.errors import CheckpointError
+
+FORMAT = "rl_alphamaml.checkpoint"
+VERSION = 1
+_NAME = re.compile(r"^iter_(\d+)\.pt$")
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def checkpoint_path(run_dir: str | Path, iteration: int) -> Path:
+    return checkpoint_dir(run_dir) / f"iter_{iteration:06d}.pt"
+
+
+def save_checkpoint(path: str | Path, kind: str, iteration: int, state: dict[str, Any]) -> Path:
+    """Atomically write ``state`` (tensors and Python scalars only) for ``iteration`` to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, "kind": kind, "iteration": iteration, "state": state}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return path
+
+
+def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Read and check a checkpoint; a missing, corrupt or foreign file raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (corrupt, truncated, or not saved by rl_alphamaml): {reason}. "
+            "Delete it to resume from the previous checkpoint."
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an rl_alphamaml checkpoint (no '{FORMAT}' header)")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {payload.get('version')}, expected {VERSION}")
+    if kind is not None and payload.get("kind") != kind:
+        raise CheckpointError(f"{path}: a checkpoint of a {payload.get('kind')!r} run, not of a {kind!r} run")
+    return payload
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(iteration, path)`` of every checkpoint in the run, oldest first."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    """The newest checkpoint of a run, or :class:`CheckpointError` if it has none."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise CheckpointError(f"{run_dir}: no checkpoints in {checkpoint_dir(run_dir)}")
+    return found[-1][1]
+
+
+def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints (``keep == 0`` keeps all)."""
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(run_dir)[:-keep]:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,127 @@
+"""The ``rl-alphamaml`` command line.
+
+::
+
+    rl-alphamaml train CONFIG [--run-dir DIR] [--set KEY=VALUE ...]
+    rl-alphamaml train --resume RUN_DIR [--set KEY=VALUE ...]
+    rl-alphamaml evaluate RUN_DIR [--checkpoint PATH] [--tasks N] [--steps K] [--seed S]
+
+This is the only module that imports the learners of every kind (``agents`` for ``kind: rl``); each
+kind's module provides ``CONFIG`` (its config dataclass), ``build(config, run_dir)`` (an
+:class:`~rl_alphamaml.runner.Experiment`), ``evaluate(experiment, tasks, steps, seed)`` and
+``EVAL_DEFAULTS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
+from rl_alphamaml.config import build_config, read_yaml
+from rl_alphamaml.errors import ConfigError, UserError
+from rl_alphamaml.evaluation import write_report
+from rl_alphamaml.runner import CONFIG_FILE, prepare_run_dir, set_threads, train
+
+KIND_MODULES = {
+    "sinusoid": "rl_alphamaml.supervised.sinusoid",
+}
+
+
+def kind_module(kind: Any, source: str) -> ModuleType:
+    if kind not in KIND_MODULES:
+        raise ConfigError(f"{source}: kind: must be one of {', '.join(sorted(KIND_MODULES))}, got {kind!r}")
+    return importlib.import_module(KIND_MODULES[kind])
+
+
+def load_experiment_config(path: Path, overrides: Sequence[str] = ()) -> tuple[Any, ModuleType]:
+    """Read a config file, pick its kind's module and validate it (with ``--set`` overrides)."""
+    data = read_yaml(path)
+    data.setdefault("experiment", path.stem)
+    module = kind_module(data.get("kind"), str(path))
+    return build_config(data, {data["kind"]: module.CONFIG}, str(path), overrides), module
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        if args.config is not None or args.run_dir is not None:
+            raise UserError("--resume RUN_DIR takes no CONFIG and no --run-dir: the run folder holds both")
+        run_dir = Path(args.resume)
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise UserError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
+        config, module = load_experiment_config(run_dir / CONFIG_FILE, args.set)
+        latest_checkpoint(run_dir)  # fail early and clearly if there is nothing to resume
+        if args.set:
+            from rl_alphamaml.config import save_config
+
+            save_config(config, run_dir / CONFIG_FILE)
+        return train(config, module.build, run_dir, resume=True)
+    if args.config is None:
+        raise UserError("train needs a CONFIG file (e.g. configs/sinusoid.yaml) or --resume RUN_DIR")
+    config, module = load_experiment_config(Path(args.config), args.set)
+    run_dir = prepare_run_dir(config, args.run_dir)
+    print(f"run folder: {run_dir}", file=sys.stderr)
+    return train(config, module.build, run_dir)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UserError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
+    config, module = load_experiment_config(run_dir / CONFIG_FILE)
+    path = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(run_dir)
+    payload = load_checkpoint(path, kind=config.kind)
+    set_threads(config)
+    experiment = module.build(config, run_dir)
+    experiment.load_state_dict(payload["state"])
+    tasks = args.tasks if args.tasks is not None else module.EVAL_DEFAULTS["tasks"]
+    steps = args.steps if args.steps is not None else module.EVAL_DEFAULTS["steps"]
+    seed = args.seed if args.seed is not None else config.seed + 1_000_003
+    if tasks < 1 or steps < 0:
+        raise UserError("--tasks must be at least 1 and --steps at least 0")
+    result = module.evaluate(experiment, tasks, steps, seed)
+    result.checkpoint = str(path)
+    result.checkpoint_iteration = int(payload["iteration"])
+    title = f"{config.experiment}: {tasks} held-out tasks, checkpoint iteration {payload['iteration']}"
+    write_report(run_dir, result, title)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rl-alphamaml", description="Meta-train with (Alpha) MAML and evaluate fast adaptation."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="meta-train from a config, or resume a run")
+    tr.add_argument("config", nargs="?", help="experiment YAML file, e.g. configs/sinusoid_alpha.yaml")
+    tr.add_argument("--run-dir", help="run folder (default: runs/<experiment>-<timestamp>)")
+    tr.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its newest checkpoint")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value by dotted key, e.g. --set inner.lr=0.1 (repeatable)")
+    tr.set_defaults(func=cmd_train)
+    ev = sub.add_parser("evaluate", help="adapt a trained run to new tasks and report the metric after 0..K steps")
+    ev.add_argument("run_dir")
+    ev.add_argument("--checkpoint", help="a checkpoint file of the run (default: the newest)")
+    ev.add_argument("--tasks", type=int, help="number of new tasks")
+    ev.add_argument("--steps", type=int, help="inner gradient steps K")
+    ev.add_argument("--seed", type=int, help="seed of the new tasks (default: the run's seed + 1000003)")
+    ev.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UserError as err:
+        print(f"rl-alphamaml: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Adaptation reports: a metric after 0…K inner steps on held-out tasks, with 95 % confidence intervals.
+
+Every learner's ``evaluate`` produces an :class:`AdaptationResult`; :func:`write_report` prints it as a
+table and writes ``RUN_DIR/eval/adaptation.json``, a PNG plot and TensorBoard scalars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rl_alphamaml.stats import mean_ci95
+
+
+@dataclasses.dataclass
+class AdaptationResult:
+    """``values[k][i]``: the metric on task ``i`` after ``k`` inner steps."""
+
+    metric: str  # e.g. "return" or "mse" or "accuracy"
+    values: list[list[float]]
+    tasks: list[Any]
+    checkpoint: str
+    checkpoint_iteration: int
+    seed: int
+    higher_is_better: bool
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def summary(self) -> list[dict[str, float]]:
+        rows = []
+        for k, vals in enumerate(self.values):
+            mean, half = mean_ci95(vals)
+            rows.append({"steps": k, "mean": mean, "ci95": half})
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "checkpoint": self.checkpoint,
+            "checkpoint_iteration": self.checkpoint_iteration,
+            "seed": self.seed,
+            "num_tasks": len(self.tasks),
+            "adaptation": self.summary(),
+            "per_task": self.values,
+            "tasks": self.tasks,
+            **self.extra,
+        }
+
+
+def format_table(result: AdaptationResult) -> str:
+    lines = [f"{'steps':>5}  {'mean ' + result.metric:>16}  {'95% CI':>10}"]
+    for row in result.summary():
+        lines.append(f"{row['steps']:>5}  {row['mean']:>16.4f}  ±{row['ci95']:>9.4f}")
+    return "\n".join(lines)
+
+
+def plot_adaptation(results: Sequence[tuple[str, AdaptationResult]], path: str | Path, title: str) -> None:
+    """A PNG of mean ± 95 % CI against the number of inner steps, one line per labelled result."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for label, result in results:
+        rows = result.summary()
+        ks = [r["steps"] for r in rows]
+        means = [r["mean"] for r in rows]
+        halves = [r["ci95"] for r in rows]
+        ax.errorbar(ks, means, yerr=halves, marker="o", capsize=3, label=label)
+    ax.set_xlabel("inner gradient steps")
+    ax.set_ylabel(results[0][1].metric)
+    ax.set_xticks(range(max(len(r.values) for _, r in results)))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(results) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(run_dir: str | Path, result: AdaptationResult, title: str) -> Path:
+    """Write ``eval/adaptation.json`` and ``eval/adaptation.png``, log to TensorBoard, print the table."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    out = Path(run_dir) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "adaptation.json"
+    path.write_text(json.dumps(result.to_json(), indent=2))
+    plot_adaptation([("", result)], out / "adaptation.png", title)
+    writer = SummaryWriter(log_dir=str(out))
+    for row in result.summary():
+        writer.add_scalar(f"eval/{result.metric}_mean", row["mean"], row["steps"])
+        writer.add_scalar(f"eval/{result.metric}_ci95", row["ci95"], row["steps"])
+    writer.close()
+    print(f"{title}\n{format_table(result)}\nwrote {path} and {out / 'adaptation.png'}")
+    return path

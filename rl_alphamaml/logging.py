@@ -1,0 +1,78 @@
+"""Run logging: TensorBoard events plus a ``metrics.jsonl`` record of every logged scalar.
+
+Scalars are grouped by prefix as DESIGN.md lists them (``meta/alpha``, ``loss/post_adapt``,
+``returns/pre_adapt``, ``time/…``). The JSON-lines file holds the same numbers, one line per
+iteration, for scripts and tests. On resume both are cut back to the checkpoint's iteration, so a
+resumed run's log reads as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every record in a run's ``metrics.jsonl``, in order (a torn last line from a kill is skipped)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+class RunLogger:
+    """Writes scalars, text and histograms for one run; ``start_iteration`` > 1 resumes its logs."""
+
+    def __init__(self, run_dir: str | Path, start_iteration: int = 1) -> None:
+        self.run_dir = Path(run_dir)
+        self.metrics_path = self.run_dir / METRICS_FILE
+        if start_iteration > 1:
+            kept = [r for r in read_metrics(self.run_dir) if r.get("iteration", 0) < start_iteration]
+            self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        elif self.metrics_path.exists():
+            self.metrics_path.unlink()
+        self.writer = SummaryWriter(
+            log_dir=str(self.run_dir), purge_step=start_iteration if start_iteration > 1 else None
+        )
+        self._metrics = open(self.metrics_path, "a")  # noqa: SIM115 - kept open for the run
+
+    def scalars(self, iteration: int, values: Mapping[str, float]) -> None:
+        """Log scalars at ``iteration`` to TensorBoard and as one JSON line."""
+        record: dict[str, Any] = {"iteration": iteration}
+        for tag, value in values.items():
+            value = float(value)
+            self.writer.add_scalar(tag, value, iteration)
+            record[tag] = value if math.isfinite(value) else str(value)
+        self._metrics.write(json.dumps(record) + "\n")
+        self._metrics.flush()
+
+    def text(self, tag: str, text: str, iteration: int = 0) -> None:
+        self.writer.add_text(tag, text, iteration)
+
+    def histogram(self, tag: str, values: Any, iteration: int) -> None:
+        self.writer.add_histogram(tag, np.asarray(values, dtype=np.float64), iteration)
+
+    def figure(self, tag: str, figure: Any, iteration: int) -> None:
+        self.writer.add_figure(tag, figure, iteration)
+
+    def flush(self) -> None:
+        self.writer.flush()
+        self._metrics.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+        self._metrics.close()

@@ -1,0 +1,192 @@
+"""The meta-training loop every experiment kind shares: run folders, logging, checkpoints, resume, Ctrl-C.
+
+An experiment implements :class:`Experiment` — one meta-iteration at a time, plus its state — and
+:func:`train` does the rest:
+
+* a fresh run creates ``runs/<experiment>-<timestamp>/`` (or ``--run-dir``), saves the resolved
+  ``config.yaml`` and the hyperparameters as a TensorBoard text table;
+* each iteration's scalars go to TensorBoard and ``metrics.jsonl``, with a progress display;
+* a checkpoint is written every ``train.checkpoint_every`` iterations and at the end, atomically;
+* ``resume=True`` continues from the newest checkpoint: randomness is drawn from per-iteration streams
+  (:mod:`rl_alphamaml.seeding`), so the resumed run logs the same numbers as an uninterrupted one;
+* Ctrl-C (SIGINT) finishes the current iteration, saves a checkpoint and stops (exit status 130);
+* too many non-finite meta-steps in a row save the last good state and end with a clear message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+from rl_alphamaml.checkpoint import (
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from rl_alphamaml.config import hparam_table, save_config
+from rl_alphamaml.errors import NonFiniteError, UserError
+from rl_alphamaml.logging import RunLogger
+
+CONFIG_FILE = "config.yaml"
+
+
+class Experiment(Protocol):
+    """What :func:`train` needs from an experiment kind."""
+
+    def train_iteration(self, iteration: int, logger: RunLogger) -> dict[str, float]:
+        """Run meta-iteration ``iteration`` (1-based) and return the scalars to log."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: model, meta-optimizer state, counters."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+def set_threads(config: Any) -> None:
+    """Apply ``train.threads``: on small models one thread avoids OpenMP spin contention."""
+    if config.train.threads > 0:
+        import torch
+
+        torch.set_num_threads(config.train.threads)
+
+
+def default_run_dir(experiment: str, root: str | Path = "runs") -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{experiment}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(root) / f"{experiment}-{stamp}-{n}"
+    return path
+
+
+class _StopFlag:
+    """Turns the first SIGINT into a request to stop after the current iteration."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: finishing this iteration and saving a checkpoint (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+
+class _Progress:
+    """A tqdm bar on a terminal; otherwise a status line about every 5 % of the run."""
+
+    def __init__(self, total: int, start: int, desc: str) -> None:
+        self.total = total
+        self.every = max(1, total // 20)
+        self.started = time.perf_counter()
+        self.first = start
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start - 1, desc=desc, dynamic_ncols=True, mininterval=0.5)
+
+    def update(self, iteration: int, scalars: Mapping[str, float]) -> None:
+        shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in list(scalars.items())[:4]}
+        if self.bar is not None:
+            self.bar.set_postfix(shown, refresh=False)
+            self.bar.update(1)
+        elif iteration % self.every == 0 or iteration == self.total:
+            rate = (iteration - self.first + 1) / max(1e-9, time.perf_counter() - self.started)
+            items = " ".join(f"{k}={v}" for k, v in shown.items())
+            print(f"[{iteration}/{self.total}] {rate:.2f} it/s {items}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def prepare_run_dir(config: Any, run_dir: str | Path | None) -> Path:
+    """Create a fresh run folder and save the resolved config in it."""
+    path = Path(run_dir) if run_dir is not None else default_run_dir(config.experiment)
+    if list_checkpoints(path) or (path / CONFIG_FILE).exists():
+        raise UserError(f"{path} already holds a run; continue it with `rl-alphamaml train --resume {path}` "
+                        "or choose another --run-dir")
+    path.mkdir(parents=True, exist_ok=True)
+    save_config(config, path / CONFIG_FILE)
+    return path
+
+
+def train(
+    config: Any,
+    build: Callable[[Any, Path], Experiment],
+    run_dir: Path,
+    resume: bool = False,
+) -> int:
+    """Meta-train ``build(config, run_dir)`` for ``config.train.iterations``; returns the exit status."""
+    kind = config.kind
+    set_threads(config)
+    experiment = build(config, run_dir)
+    start = 1
+    if resume:
+        payload = load_checkpoint(latest_checkpoint(run_dir), kind=kind)
+        experiment.load_state_dict(payload["state"])
+        start = int(payload["iteration"]) + 1
+        print(f"resuming {run_dir} after iteration {start - 1}", file=sys.stderr)
+    total = config.train.iterations
+    if start > total:
+        print(f"{run_dir} already finished its {total} iterations (raise train.iterations to continue)",
+              file=sys.stderr)
+        return 0
+    logger = RunLogger(run_dir, start_iteration=start)
+    if start == 1:
+        logger.text("hyperparameters", hparam_table(config))
+
+    def checkpoint(iteration: int) -> Path:
+        path = save_checkpoint(checkpoint_path(run_dir, iteration), kind, iteration, experiment.state_dict())
+        prune_checkpoints(run_dir, config.train.keep_checkpoints)
+        return path
+
+    progress = _Progress(total, start, config.experiment)
+    status = 0
+    try:
+        with _StopFlag() as stop:
+            for iteration in range(start, total + 1):
+                try:
+                    scalars = experiment.train_iteration(iteration, logger)
+                except NonFiniteError as err:
+                    path = checkpoint(iteration - 1) if iteration > 1 else None
+                    saved = f"; the last good state is in {path}" if path else ""
+                    raise NonFiniteError(f"iteration {iteration}: {err}{saved}") from None
+                logger.scalars(iteration, scalars)
+                progress.update(iteration, scalars)
+                if stop.requested:
+                    path = checkpoint(iteration)
+                    print(f"stopped after iteration {iteration}; checkpoint {path}\n"
+                          f"continue with: rl-alphamaml train --resume {run_dir}", file=sys.stderr)
+                    status = 130
+                    break
+                if iteration % config.train.checkpoint_every == 0 or iteration == total:
+                    checkpoint(iteration)
+    finally:
+        progress.close()
+        logger.close()
+    if status == 0:
+        print(f"done: {run_dir}", file=sys.stderr)
+    return status
