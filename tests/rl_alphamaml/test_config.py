@@ -1,0 +1,77 @@
+"""Config loading: types, ranges, unknown keys and overrides fail with one message naming key and file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rl_alphamaml.cli import load_experiment_config
+from rl_alphamaml.config import save_config
+from rl_alphamaml.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_every_shipped_config_loads() -> None:
+    paths = sorted(CONFIGS.glob("*.yaml"))
+    assert paths
+    for path in paths:
+        config, _ = load_experiment_config(path)
+        assert config.train.iterations >= 1 and config.train.checkpoint_every >= 1
+
+
+def test_overrides_are_typed_and_validated() -> None:
+    config, _ = load_experiment_config(CONFIGS / "sinusoid.yaml", ["inner.lr=0.1", "train.iterations=7",
+                                                                   "inner.lr_mode=hd", "outer.lr=1e-4"])
+    assert config.inner.lr == 0.1 and config.train.iterations == 7 and config.inner.lr_mode == "hd"
+    assert config.outer.lr == 1e-4  # a YAML 1.1 string like 1e-4 is accepted as a number
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["inner.lrr=0.1"], r"inner\.lrr: unknown key"),
+        (["inner.lr=fast"], r"inner\.lr: must be a number"),
+        (["inner.lr=-1"], r"inner\.lr: must be > 0"),
+        (["inner.steps=1.5"], r"inner\.steps: must be an integer"),
+        (["inner.lr_mode=magic"], r"inner\.lr_mode: must be one of"),
+        (["inner.lr=20"], r"inner\.lr: initial alpha 20.0 is outside"),
+        (["train.iterations=0"], r"train\.iterations: must be >= 1"),
+        (["inner.first_order=maybe"], r"inner\.first_order: must be true or false"),
+        (["hidden=[40, 0]"], r"hidden: must be >= 1"),
+        (["inner=3"], r"inner: must be a mapping"),
+        (["noequals"], r"expected KEY=VALUE"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_file(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_experiment_config(CONFIGS / "sinusoid.yaml", overrides)
+    if overrides != ["noequals"]:
+        assert "sinusoid.yaml" in str(info.value)
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_experiment_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_experiment_config(write(tmp_path, "kind: [sinusoid"))
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
+        load_experiment_config(write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(ConfigError, match=r"exp\.yaml: kind: must be one of"):
+        load_experiment_config(write(tmp_path, "kind: chess\n"))
+    with pytest.raises(ConfigError, match=r"exp\.yaml: train\.itertions: unknown key"):
+        load_experiment_config(write(tmp_path, "kind: sinusoid\ntrain: {itertions: 5}\n"))
+
+
+def test_resolved_config_round_trips(tmp_path: Path) -> None:
+    config, _ = load_experiment_config(CONFIGS / "sinusoid_alpha.yaml", ["inner.steps=3"])
+    save_config(config, tmp_path / "config.yaml")
+    again, _ = load_experiment_config(tmp_path / "config.yaml")
+    assert again == config
