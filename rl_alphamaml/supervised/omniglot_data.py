@@ -559,7 +559,14 @@ def load_omniglot(
     if loaded is None:
         t0 = time.perf_counter()
         log.info("Preprocessing Omniglot from %s to %dx%d (once; then cached)", root_path, image_size, image_size)
-        parts = [_read_set(s, image_size, _RESAMPLE[resample], progress) for s in sources]
+        try:
+            parts = [_read_set(s, image_size, _RESAMPLE[resample], progress) for s in sources]
+        except OmniglotDataError as exc:
+            shadowed = [s.path for s in sources if s.kind == "folder" and s.path.with_suffix(".zip").is_file()]
+            if not shadowed:
+                raise
+            note = "; ".join(f"the folder {p} is read instead of {p.name}.zip next to it" for p in shadowed)
+            raise OmniglotDataError(f"{exc}\nNote: {note}. Remove or rename the folder to use the zip.") from None
         ids = [c for p in parts for c in p[0]]
         images = np.concatenate([p[1] for p in parts], axis=0)
         log.info("Preprocessed %d characters in %.1f s", len(ids), time.perf_counter() - t0)

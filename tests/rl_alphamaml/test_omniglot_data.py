@@ -246,6 +246,10 @@ def _damage(root: Path, how: str) -> Path:
     elif how == "bad_zip":
         shutil.rmtree(root / "images_evaluation")
         (root / "images_evaluation.zip").write_bytes(b"PK\x03\x04 truncated")
+    elif how == "folder_shadows_zip":  # an empty folder next to the zip: the folder is read, and said so
+        shutil.rmtree(root / "images_evaluation")
+        (root / "images_evaluation").mkdir()
+        (root / "images_evaluation.zip").write_bytes(b"")
     elif how == "doubly_nested":
         tmp = root / "tmp"
         bg.rename(tmp)
@@ -269,6 +273,7 @@ def _damage(root: Path, how: str) -> Path:
         ("empty_alphabet", "alphabet Klingon has no character folders"),
         ("bad_zip", "not a readable zip file"),
         ("doubly_nested", "doubly nested"),
+        ("folder_shadows_zip", "(?s)no alphabet folders.*read instead of images_evaluation.zip"),
     ],
 )
 def test_bad_data_fails_with_one_clear_error(tiny_root: Path, tmp_path: Path, how: str, message: str) -> None:
