@@ -1,0 +1,452 @@
+"""Environment steps per second of the batched sampler backend against two references.
+
+For each family (default HalfCheetahVel and AntVel) at meta-batch × episodes slots (default
+40 × 20 = 800), horizon 200, uniformly random actions, measured in one run on one machine:
+
+  (a) ``envs.BatchedEnv``: closed loop, one ``step`` per control step for all slots (reset
+      included), with fresh random actions every step as a policy would give;
+  (b) gymnasium's ``AsyncVectorEnv`` over the registered env (``--async-envs`` worker
+      processes, one env each), run for as many episodes as there are slots;
+  (c) the raw limit: one open-loop ``mujoco.rollout`` call over all slots and the whole horizon
+      (``horizon × frame_skip`` substeps, controls repeated over each control step's substeps)
+      on all cores, with a persistent thread pool and the family's own model.
+
+It prints a table with the ratios (a)/(c) and (a)/(b) and writes them, with every repeat and the
+machine's load average, to ``benchmarks/results/sampler.json``. ``--designs`` also measures the
+backends that were considered for (a): ``mujoco.batch`` in persistent mode, one ``MjData`` per
+slot stepped by a Python loop (one thread, or one Python thread per core: MuJoCo releases the
+GIL), a closed-loop ``mujoco.rollout`` call per control step, and worker processes that each own
+a share of the slots. Each measurement is repeated ``--repeats`` times, interleaved; the table
+shows the best repeat (the one least disturbed by other processes).
+
+Usage::
+
+    python benchmarks/sampler.py                         # the full benchmark (a few minutes)
+    python benchmarks/sampler.py --quick                 # 8 x 5 slots, horizon 50, 1 repeat
+    python benchmarks/sampler.py --designs --repeats 3   # with the alternative designs
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing import shared_memory
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+import gymnasium  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+from mujoco import rollout as mjrollout  # noqa: E402
+
+import envs  # noqa: E402
+from envs.batched import default_threads  # noqa: E402
+from envs.locomotion import SimViews  # noqa: E402
+
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "sampler.json"
+
+
+# --------------------------------------------------------------------------------------------
+# (a) the batched stepper
+# --------------------------------------------------------------------------------------------
+def bench_stepper(env_id: str, n: int, horizon: int, threads: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    with envs.BatchedEnv(env_id, n, horizon=horizon, n_threads=threads) as benv:
+        tasks = benv.sample_tasks(n, rng)
+        low, high = benv.action_space.low, benv.action_space.high
+        start = time.perf_counter()
+        benv.reset(tasks, seeds=seed)
+        while not benv.done:
+            benv.step(rng.uniform(low, high, size=(n, benv.act_dim)))
+        elapsed = time.perf_counter() - start
+    return n * horizon / elapsed
+
+
+# --------------------------------------------------------------------------------------------
+# (b) gymnasium AsyncVectorEnv over the registered environment
+# --------------------------------------------------------------------------------------------
+def _make_env(env_id: str, task: dict[str, Any]) -> Callable[[], gymnasium.Env]:
+    def thunk() -> gymnasium.Env:
+        import envs as _envs  # the worker process registers the families itself
+
+        return _envs.make(env_id, task=task)
+
+    return thunk
+
+
+def bench_async(env_id: str, n: int, horizon: int, workers: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    probe = envs.make_unwrapped(env_id)
+    tasks = [t.to_dict() for t in probe.sample_tasks(workers, rng)]
+    probe.close()
+    vec = gymnasium.vector.AsyncVectorEnv([_make_env(env_id, t) for t in tasks], context="spawn")
+    try:
+        vec.reset(seed=seed)  # start-up (process spawn, model compile) is not timed
+        rounds = -(-n // workers)
+        low, high = vec.single_action_space.low, vec.single_action_space.high
+        start = time.perf_counter()
+        for r in range(rounds):
+            vec.reset(seed=seed + r * workers)
+            for _ in range(horizon):
+                vec.step(rng.uniform(low, high, size=(workers, len(low))))
+        elapsed = time.perf_counter() - start
+    finally:
+        vec.close()
+    return rounds * workers * horizon / elapsed
+
+
+# --------------------------------------------------------------------------------------------
+# (c) the raw limit: open-loop mujoco.rollout over all slots
+# --------------------------------------------------------------------------------------------
+def _initial_states(family: Any, n: int, seed: int) -> np.ndarray:
+    model = family.model
+    data = mujoco.MjData(model)
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    states = np.empty((n, mujoco.mj_stateSize(model, spec)))
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        mujoco.mj_resetData(model, data)
+        data.qpos[:], data.qvel[:] = family.sample_initial_state(rng)
+        mujoco.mj_getState(model, data, states[i], spec)
+    return states
+
+
+def bench_rollout(env_id: str, n: int, horizon: int, threads: int, seed: int) -> float:
+    family = envs.make_unwrapped(env_id)
+    model, fs = family.model, family.frame_skip
+    rng = np.random.default_rng(seed)
+    state0 = _initial_states(family, n, seed)
+    control = np.repeat(rng.uniform(-1, 1, size=(n, horizon, model.nu)), fs, axis=1)
+    datas = [mujoco.MjData(model) for _ in range(threads)]
+    out = np.empty((n, horizon * fs, state0.shape[1]))
+    sensors = np.empty((n, horizon * fs, model.nsensordata))
+    mjrollout.rollout(model, datas, state0[:2], control[:2, :fs], persistent_pool=True)  # warm up
+    start = time.perf_counter()
+    mjrollout.rollout(model, datas, state0, control, state=out, sensordata=sensors, persistent_pool=True)
+    elapsed = time.perf_counter() - start
+    mjrollout.shutdown_persistent_pool()
+    family.close()
+    return n * horizon / elapsed
+
+
+# --------------------------------------------------------------------------------------------
+# alternative designs for (a), measured with --designs
+# --------------------------------------------------------------------------------------------
+def bench_batch_persistent(env_id: str, n: int, horizon: int, threads: int, seed: int) -> float:
+    """(a) with ``mujoco.batch.Batch(persistent=True)``: one MjData per slot inside MuJoCo."""
+    from mujoco import batch as mjbatch
+
+    rng = np.random.default_rng(seed)
+    with envs.BatchedEnv(env_id, n, horizon=horizon, n_threads=threads) as benv:
+        backend: Any = benv._backend
+        backend.batch = mjbatch.Batch(benv.family.model, n, nthread=threads, persistent=True)
+        benv.family.batch_setup(backend.batch)
+        b = backend.batch
+        needs = benv.family._contact_forces
+        backend.views = SimViews(
+            b.bind("qpos"),
+            b.bind("qvel"),
+            b.bind("xpos") if needs else backend.views.xpos,
+            b.bind("cfrc_ext") if needs else backend.views.cfrc_ext,
+        )
+        backend.ctrl = b.bind("ctrl")
+        tasks = benv.sample_tasks(n, rng)
+        start = time.perf_counter()
+        benv.reset(tasks, seeds=seed)
+        while not benv.done:
+            benv.step(rng.uniform(-1, 1, size=(n, benv.act_dim)))
+        elapsed = time.perf_counter() - start
+    return n * horizon / elapsed
+
+
+class _DataLoop:
+    """Closed-loop stepping with one ``MjData`` per slot and a Python loop over slots."""
+
+    def __init__(self, env_id: str, n: int, threads: int) -> None:
+        self.family = envs.make_unwrapped(env_id)
+        self.model = self.family.model
+        self.datas = [mujoco.MjData(self.model) for _ in range(n)]
+        self.n, self.fs = n, self.family.frame_skip
+        m = self.model
+        self.qpos, self.qvel = np.empty((n, m.nq)), np.empty((n, m.nv))
+        self.xpos, self.cfrc = np.empty((n, m.nbody, 3)), np.empty((n, m.nbody, 6))
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        self.chunks = np.array_split(np.arange(n), threads)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        for d in self.datas:
+            mujoco.mj_resetData(self.model, d)
+            d.qpos[:], d.qvel[:] = self.family.sample_initial_state(rng)
+            mujoco.mj_forward(self.model, d)
+        self._gather(np.arange(self.n))
+
+    def _gather(self, ids: np.ndarray) -> None:
+        for i in ids:
+            d = self.datas[i]
+            self.qpos[i], self.qvel[i] = d.qpos, d.qvel
+            self.xpos[i], self.cfrc[i] = d.xpos, d.cfrc_ext
+
+    def _run(self, ids: np.ndarray, actions: np.ndarray) -> None:
+        m, fs = self.model, self.fs
+        for i in ids:
+            d = self.datas[i]
+            d.ctrl[:] = actions[i]
+            mujoco.mj_step(m, d, fs)
+        self._gather(ids)
+
+    def step(self, actions: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        v = SimViews(self.qpos, self.qvel, self.xpos, self.cfrc)
+        before = self.family.pre_step(v)
+        if self.pool is None:
+            self._run(np.arange(self.n), actions)
+        else:
+            list(self.pool.map(lambda ids: self._run(ids, actions), self.chunks))
+        reward, _, _ = self.family.transition(v, before, actions, params)
+        return self.family.observe(v), reward
+
+
+def bench_dataloop(env_id: str, n: int, horizon: int, threads: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    loop = _DataLoop(env_id, n, threads)
+    params = loop.family.task_params(loop.family.sample_tasks(n, rng))
+    start = time.perf_counter()
+    loop.reset(rng)
+    for _ in range(horizon):
+        loop.step(rng.uniform(-1, 1, size=(n, loop.model.nu)), params)
+    elapsed = time.perf_counter() - start
+    if loop.pool is not None:
+        loop.pool.shutdown()
+    return n * horizon / elapsed
+
+
+def bench_rollout_closed(env_id: str, n: int, horizon: int, threads: int, seed: int) -> float:
+    """One ``mujoco.rollout`` call per control step (frame_skip substeps), state carried in numpy.
+
+    Speed reference only: rollout takes a warm start but does not return one (the next call
+    starts cold, so contacts drift from the gymnasium env) and has no ``xpos``/``cfrc_ext``, so
+    the observation is built from ``qpos``/``qvel`` alone.
+    """
+    family = envs.make_unwrapped(env_id)
+    model, fs = family.model, family.frame_skip
+    rng = np.random.default_rng(seed)
+    datas = [mujoco.MjData(model) for _ in range(threads)]
+    nq, nv = model.nq, model.nv
+    start = time.perf_counter()
+    state = _initial_states(family, n, seed)
+    out = np.empty((n, fs, state.shape[1]))
+    sensors = np.empty((n, fs, model.nsensordata))
+    for _ in range(horizon):
+        control = np.repeat(rng.uniform(-1, 1, size=(n, 1, model.nu)), fs, axis=1)
+        x_before = state[:, 1].copy()
+        mjrollout.rollout(model, datas, state, control, state=out, sensordata=sensors, persistent_pool=True)
+        state = out[:, -1].copy()
+        _obs = np.concatenate((state[:, 2 : 1 + nq], state[:, 1 + nq : 1 + nq + nv]), axis=1)
+        _vel = (state[:, 1] - x_before) / family.dt
+    elapsed = time.perf_counter() - start
+    mjrollout.shutdown_persistent_pool()
+    return n * horizon / elapsed
+
+
+def _process_worker(env_id: str, lo: int, hi: int, n: int, names: dict[str, str], conn: Any) -> None:
+    """Worker of the process design: owns slots [lo, hi) as a single-threaded BatchedEnv."""
+    shms = {k: shared_memory.SharedMemory(name=v) for k, v in names.items()}
+    benv = envs.BatchedEnv(env_id, hi - lo, n_threads=1)
+    act = np.ndarray((n, benv.act_dim), np.float64, shms["act"].buf)
+    obs = np.ndarray((n, benv.obs_dim), np.float64, shms["obs"].buf)
+    rew = np.ndarray((n,), np.float64, shms["rew"].buf)
+    conn.send(True)  # ready: start-up is not timed
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            break
+        if msg[0] == "reset":
+            tasks = [envs.task_from_dict(t) for t in msg[1]]
+            obs[lo:hi] = benv.reset(tasks, seeds=msg[2] + lo)
+        else:
+            step = benv.step(act[lo:hi])
+            obs[lo:hi], rew[lo:hi] = step.obs, step.reward
+        conn.send(True)
+    benv.close()
+    for s in shms.values():
+        s.close()
+
+
+def bench_processes(env_id: str, n: int, horizon: int, threads: int, seed: int) -> float:
+    """``threads`` worker processes, each stepping n/threads slots; actions/obs in shared memory."""
+    rng = np.random.default_rng(seed)
+    probe = envs.make_unwrapped(env_id)
+    obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+    tasks = [t.to_dict() for t in probe.sample_tasks(n, rng)]
+    probe.close()
+    sizes = {"act": n * act_dim * 8, "obs": n * obs_dim * 8, "rew": n * 8}
+    shms = {k: shared_memory.SharedMemory(create=True, size=s) for k, s in sizes.items()}
+    names = {k: s.name for k, s in shms.items()}
+    act = np.ndarray((n, act_dim), np.float64, shms["act"].buf)
+    ctx = mp.get_context("spawn")
+    bounds = np.linspace(0, n, threads + 1).astype(int)
+    pipes, procs = [], []
+    for lo, hi in itertools.pairwise(bounds):
+        parent, child = ctx.Pipe()
+        p = ctx.Process(target=_process_worker, args=(env_id, int(lo), int(hi), n, names, child))
+        p.start()
+        pipes.append(parent)
+        procs.append(p)
+    try:
+        for pipe in pipes:
+            pipe.recv()
+        start = time.perf_counter()
+        for (lo, hi), pipe in zip(itertools.pairwise(bounds), pipes):
+            pipe.send(("reset", tasks[lo:hi], seed))
+        for pipe in pipes:
+            pipe.recv()
+        for _ in range(horizon):
+            act[:] = rng.uniform(-1, 1, size=(n, act_dim))
+            for pipe in pipes:
+                pipe.send(("step",))
+            for pipe in pipes:
+                pipe.recv()
+        elapsed = time.perf_counter() - start
+    finally:
+        for pipe in pipes:
+            pipe.send(None)
+        for p in procs:
+            p.join()
+        for s in shms.values():
+            s.close()
+            s.unlink()
+    return n * horizon / elapsed
+
+
+# --------------------------------------------------------------------------------------------
+# driver
+# --------------------------------------------------------------------------------------------
+MAIN = {
+    "a_stepper": ("(a) envs.BatchedEnv", bench_stepper),
+    "b_async_vector_env": ("(b) gymnasium AsyncVectorEnv", bench_async),
+    "c_rollout_raw": ("(c) mujoco.rollout open loop", bench_rollout),
+}
+DESIGNS = {
+    "batch_persistent": ("mujoco.batch, persistent=True", bench_batch_persistent),
+    "mjdata_loop_1thread": ("MjData per slot, Python loop", lambda e, n, h, t, s: bench_dataloop(e, n, h, 1, s)),
+    "mjdata_loop_threads": ("MjData per slot, 1 Python thread/core", bench_dataloop),
+    "rollout_per_step": ("mujoco.rollout per control step", bench_rollout_closed),
+    "worker_processes": ("worker processes (1/core)", bench_processes),
+}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--families", nargs="+", default=["HalfCheetahVel-v0", "AntVel-v0"])
+    parser.add_argument("--meta-batch", type=int, default=40)
+    parser.add_argument("--episodes", type=int, default=20, help="episodes per task")
+    parser.add_argument("--horizon", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=default_threads(), help="cores for (a), (c)")
+    parser.add_argument("--async-envs", type=int, default=None, help="worker processes for (b); default 4 per core")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--designs", action="store_true", help="also measure the alternative designs")
+    parser.add_argument("--skip", nargs="*", default=[], choices=sorted(MAIN), help="measurements to leave out")
+    parser.add_argument("--quick", action="store_true", help="8 x 5 slots, horizon 50, 1 repeat")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output ('-' for none)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.meta_batch, args.episodes, args.horizon, args.repeats = 8, 5, 50, 1
+    n = args.meta_batch * args.episodes
+    async_envs = args.async_envs or 4 * args.threads
+    benches = {k: v for k, v in MAIN.items() if k not in args.skip}
+    if args.designs:
+        benches.update(DESIGNS)
+
+    print(
+        f"{n} slots ({args.meta_batch} x {args.episodes}), horizon {args.horizon}, {args.threads} threads, "
+        f"{async_envs} AsyncVectorEnv workers, {args.repeats} repeat(s); {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    results: dict[str, Any] = {}
+    for fam in args.families:
+        env_id = envs.resolve_id(fam)
+        runs: dict[str, list[float]] = {k: [] for k in benches}
+        loads: list[float] = []
+        for rep in range(args.repeats):
+            for key, (label, fn) in benches.items():
+                loads.append(os.getloadavg()[0])
+                workers = async_envs if key == "b_async_vector_env" else args.threads
+                sps = fn(env_id, n, args.horizon, workers, args.seed + rep)
+                runs[key].append(sps)
+                print(f"  {fam:<20} {label:<40} repeat {rep}: {sps:10.0f} steps/s", flush=True)
+        best = {k: max(v) for k, v in runs.items()}
+        entry: dict[str, Any] = {
+            "steps_per_s": best,
+            "steps_per_s_median": {k: statistics.median(v) for k, v in runs.items()},
+            "steps_per_s_all": runs,
+            "load_average_1min": loads,
+        }
+        if "a_stepper" in best and "c_rollout_raw" in best:
+            entry["ratio_a_over_c"] = best["a_stepper"] / best["c_rollout_raw"]
+        if "a_stepper" in best and "b_async_vector_env" in best:
+            entry["ratio_a_over_b"] = best["a_stepper"] / best["b_async_vector_env"]
+        results[fam] = entry
+
+    labels = {k: v[0] for k, v in benches.items()}
+    print()
+    header = f"| {'measurement':<40} | " + " | ".join(f"{f:>18}" for f in args.families) + " |"
+    print(header)
+    print("|" + "-" * 42 + "|" + "|".join("-" * 20 for _ in args.families) + "|")
+    for key, label in labels.items():
+        cells = " | ".join(f"{results[f]['steps_per_s'][key]:>12.0f} st/s" for f in args.families)
+        print(f"| {label:<40} | {cells} |")
+    for key, label in (("ratio_a_over_c", "(a)/(c)"), ("ratio_a_over_b", "(a)/(b)")):
+        if all(key in results[f] for f in args.families):
+            cells = " | ".join(f"{results[f][key]:>18.2f}" for f in args.families)
+            print(f"| {label:<40} | {cells} |")
+
+    report = {
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "config": {
+            "families": args.families,
+            "slots": n,
+            "meta_batch": args.meta_batch,
+            "episodes_per_task": args.episodes,
+            "horizon": args.horizon,
+            "threads": args.threads,
+            "async_envs": async_envs,
+            "repeats": args.repeats,
+            "seed": args.seed,
+            "statistic": "best of repeats (steps_per_s); median in steps_per_s_median",
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "usable_cpus": default_threads(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "mujoco": mujoco.__version__,
+            "gymnasium": gymnasium.__version__,
+        },
+        "labels": labels,
+        "results": results,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if str(args.out) != "-":
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

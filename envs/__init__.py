@@ -1,0 +1,104 @@
+"""Parametric task families for meta-RL, as Gymnasium environments on the official MuJoCo bindings.
+
+``import envs`` registers the families under the ``rl_alphamaml/`` namespace:
+
+=================================  ==========================  ==============  =======
+id                                 task                        distribution    horizon
+=================================  ==========================  ==============  =======
+rl_alphamaml/HalfCheetahVel-v0     target velocity v*          U[0, 2]         200
+rl_alphamaml/HalfCheetahDir-v0     direction d                 {−1, +1}        200
+rl_alphamaml/HalfCheetahRandParams-v0  mass/damping/friction   log-uniform     200
+rl_alphamaml/AntVel-v0             target velocity v*          U[0, 3]         200
+rl_alphamaml/AntDir-v0             direction d                 {−1, +1}        200
+rl_alphamaml/AntDir2D-v0           direction angle θ           U[0, 2π)        200
+rl_alphamaml/AntGoal-v0            goal position g             U[−3, 3]²       200
+rl_alphamaml/Navigation2D-v0       goal position g             U[−0.5, 0.5]²   100
+rl_alphamaml/Navigation2DSparse-v0 goal position g             U[−0.5, 0.5]²   100
+=================================  ==========================  ==============  =======
+
+The conventions (rewards, distributions, horizons) are those of MAML-RL (Finn et al. 2017) and
+its PyTorch reproduction pytorch-maml-rl; the robots are gymnasium's v5 MuJoCo models. See
+``docs/envs.md``. This package imports only gymnasium, mujoco and numpy.
+
+Example::
+
+    import numpy as np, envs
+    env = envs.make("rl_alphamaml/HalfCheetahVel-v0")          # a gymnasium.Env
+    tasks = env.unwrapped.sample_tasks(40, np.random.default_rng(0))
+    obs, info = env.reset(seed=0, options={"task": tasks[0]})    # info["task"] == tasks[0]
+
+    benv = envs.BatchedEnv("rl_alphamaml/HalfCheetahVel-v0", n_slots=800)
+    obs = benv.reset(tasks, seeds=0)                              # 20 slots per task
+    obs, reward, terminated, truncated = benv.step(np.zeros((800, benv.act_dim)))
+"""
+
+from envs.base import TaskFamily, load_model
+from envs.batched import BatchedEnv, BatchStep
+from envs.locomotion import (
+    AntDir2DEnv,
+    AntDirEnv,
+    AntGoalEnv,
+    AntVelEnv,
+    HalfCheetahDirEnv,
+    HalfCheetahRandParamsEnv,
+    HalfCheetahVelEnv,
+)
+from envs.navigation import Navigation2DEnv, Navigation2DSparseEnv
+from envs.registry import (
+    FAMILY_IDS,
+    NAMESPACE,
+    UnknownEnvError,
+    family_class,
+    horizon_of,
+    make,
+    make_unwrapped,
+    register_families,
+    resolve_id,
+)
+from envs.tasks import (
+    Direction2DTask,
+    DirectionTask,
+    DynamicsTask,
+    GoalTask,
+    Task,
+    TaskError,
+    VelocityTask,
+    task_from_dict,
+    task_from_json,
+)
+
+register_families()
+
+__all__ = [
+    "FAMILY_IDS",
+    "NAMESPACE",
+    "AntDir2DEnv",
+    "AntDirEnv",
+    "AntGoalEnv",
+    "AntVelEnv",
+    "BatchStep",
+    "BatchedEnv",
+    "Direction2DTask",
+    "DirectionTask",
+    "DynamicsTask",
+    "GoalTask",
+    "HalfCheetahDirEnv",
+    "HalfCheetahRandParamsEnv",
+    "HalfCheetahVelEnv",
+    "Navigation2DEnv",
+    "Navigation2DSparseEnv",
+    "Task",
+    "TaskError",
+    "TaskFamily",
+    "UnknownEnvError",
+    "VelocityTask",
+    "family_class",
+    "horizon_of",
+    "load_model",
+    "make",
+    "make_unwrapped",
+    "register_families",
+    "resolve_id",
+    "task_from_dict",
+    "task_from_json",
+]

@@ -1,0 +1,162 @@
+"""Shared machinery of the task families: the task API and MuJoCo model loading.
+
+Every family is a real :class:`gymnasium.Env` that also implements the meta-learning task API of
+the MAML-RL code bases (Finn et al. 2017; pytorch-maml-rl's ``sample_tasks`` / ``reset_task``),
+in the form this project uses:
+
+* ``sample_tasks(n, rng)`` draws ``n`` tasks from the family's task distribution with the numpy
+  ``Generator`` ``rng`` (never a global or hidden RNG, so that one seed drives a run);
+* ``set_task(task)`` / ``get_task()``; ``reset(options={"task": task})`` also sets it, and
+  ``info["task"]`` reports the task on every ``reset`` and ``step``;
+* ``validate_task(task)`` turns a task or its dict form into the family's task type, or raises
+  :class:`~envs.tasks.TaskError` (a ``ValueError``) naming the problem.
+
+Each family also exposes *vectorised kernels* (observation, reward and termination computed for
+a leading batch dimension). The single environment calls them with a batch of one and the
+batched backend (:mod:`envs.batched`) with all its slots, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, Generic, TypeVar
+
+import mujoco
+import numpy as np
+
+from envs.tasks import Task, TaskError, task_from_dict
+
+__all__ = ["TaskFamily", "load_model", "mujoco_warnings_to_python"]
+
+TaskT = TypeVar("TaskT", bound=Task)
+
+
+class TaskFamily(Generic[TaskT]):
+    """Mixin with the task API. Subclasses set ``task_type`` and implement the range checks.
+
+    Subclasses implement :meth:`_check_task` (range checks), :meth:`_sample` (the distribution),
+    :meth:`task_params` (tasks → float array for the kernels) and :meth:`default_task`.
+    """
+
+    task_type: ClassVar[type[Task]]
+    #: the registered id without namespace, for error messages (set by subclasses)
+    family_name: ClassVar[str] = ""
+    _task: TaskT
+    _params: np.ndarray
+
+    # -- the public task API -------------------------------------------------------------------
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[TaskT]:
+        """Draw ``n`` tasks from the family's task distribution using ``rng``."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        return self._sample(int(n), rng)
+
+    def set_task(self, task: TaskT | Mapping[str, Any]) -> None:
+        """Make ``task`` (a task or its dict form) the current task; it applies from the next step."""
+        checked = self.validate_task(task)
+        self._task = checked
+        self._params = self.task_params([checked])[0]
+        self._on_task_set(checked)
+
+    def get_task(self) -> TaskT:
+        """Return the current task."""
+        return self._task
+
+    def validate_task(self, task: Task | Mapping[str, Any]) -> TaskT:
+        """Return ``task`` as this family's task type, or raise :class:`TaskError`."""
+        if isinstance(task, Mapping):
+            task = task_from_dict(task)
+        if not isinstance(task, self.task_type):
+            raise TaskError(
+                f"{self.family_name} takes {self.task_type.__name__} tasks, got {task!r}; "
+                f"use this environment's sample_tasks() to make tasks for it"
+            )
+        self._check_task(task)  # type: ignore[arg-type]
+        return task  # type: ignore[return-value]
+
+    def validate_tasks(self, tasks: Sequence[TaskT | Mapping[str, Any]]) -> list[TaskT]:
+        """:meth:`validate_task` applied to every element of ``tasks``."""
+        return [self.validate_task(t) for t in tasks]
+
+    # -- to implement ---------------------------------------------------------------------------
+    def default_task(self) -> TaskT:
+        """The task an environment starts with when none is given."""
+        raise NotImplementedError
+
+    def task_params(self, tasks: Sequence[TaskT]) -> np.ndarray:
+        """Tasks as a float64 array ``(len(tasks), k)`` for the vectorised reward kernels."""
+        raise NotImplementedError
+
+    def _sample(self, n: int, rng: np.random.Generator) -> list[TaskT]:
+        raise NotImplementedError
+
+    def _check_task(self, task: TaskT) -> None:
+        raise NotImplementedError
+
+    def _on_task_set(self, task: TaskT) -> None:
+        """Hook for families whose task changes the simulator (dynamics families)."""
+
+    # -- helpers for subclasses -----------------------------------------------------------------
+    def _init_task(self, task: TaskT | Mapping[str, Any] | None) -> None:
+        self.set_task(self.default_task() if task is None else task)
+
+    def _range_error(self, what: str, value: Any, low: Any, high: Any) -> TaskError:
+        return TaskError(f"{self.family_name}: {what} {value!r} is outside the family's range [{low}, {high}]")
+
+
+@contextmanager
+def mujoco_warnings_to_python() -> Iterator[None]:
+    """Route MuJoCo's warning handler to :func:`warnings.warn` for the duration of the block.
+
+    MuJoCo's default handler prints compile warnings and appends them to ``MUJOCO_LOG.TXT`` in
+    the current directory; here a message becomes a ``DeprecationWarning`` (or ``RuntimeWarning``)
+    that Python's warning filters control.
+    """
+    previous = mujoco.get_mju_user_warning()
+
+    def _handler(message: str) -> None:
+        category = DeprecationWarning if "deprecated" in message else RuntimeWarning
+        warnings.warn(message, category, stacklevel=2)
+
+    mujoco.set_mju_user_warning(_handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
+
+
+_RNE_SITE = "rl_alphamaml_rne_trigger"
+
+
+def load_model(xml_path: str, *, contact_forces: bool = False) -> mujoco.MjModel:
+    """Compile a gymnasium v5 MuJoCo model, optionally with a force-sensor trigger.
+
+    With ``contact_forces=True`` an accelerometer is attached to a massless site on body 1. Its
+    only purpose is that MuJoCo then runs ``mj_rnePostConstraint`` inside every ``mj_step``
+    (during ``mj_sensorAcc``), so ``cfrc_ext`` holds the external contact forces of the state
+    at the start of the last physics substep — inside the step itself, where the batched
+    backend (``mujoco.batch``) computes exactly the same values. A sensor does not change the
+    dynamics: ``qpos``/``qvel`` trajectories are bit-identical with and without it.
+    """
+    spec = mujoco.MjSpec.from_file(xml_path)
+    if contact_forces:
+        body = spec.bodies[1]
+        body.add_site(name=_RNE_SITE)
+        spec.add_sensor(
+            type=mujoco.mjtSensor.mjSENS_ACCELEROMETER,
+            objtype=mujoco.mjtObj.mjOBJ_SITE,
+            objname=_RNE_SITE,
+            name=_RNE_SITE,
+        )
+    with mujoco_warnings_to_python(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = spec.compile()
+    for w in caught:  # MjSpec.compile reports compiler warnings as UserWarning
+        message = str(w.message)
+        category = DeprecationWarning if "deprecated" in message else w.category
+        warnings.warn(message, category, stacklevel=2)
+    return model

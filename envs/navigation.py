@@ -1,0 +1,188 @@
+"""2-D point navigation (Finn et al. 2017, §5.3) and its sparse-reward variant.
+
+A point agent starts at the origin; its action is a displacement, clipped to ``[−0.1, 0.1]``
+per coordinate, added to its position. The goal is sampled uniformly from ``[−0.5, 0.5]²``
+(cbfinn/maml_rl ``point_env_randgoal.py``; pytorch-maml-rl ``maml_rl/envs/navigation.py``).
+The observation is the position (float32, as in pytorch-maml-rl). Horizon 100.
+
+Episodes end only at the horizon. The MAML-RL code also ends an episode once the agent is within
+0.01 of the goal in both coordinates; here the episode continues (a fixed length for every slot
+of a meta-batch), which changes the return of an agent that reaches the goal by its remaining
+per-step distance, at most 0.01·√2 per step.
+
+The simulation is numpy only; the kernels (:meth:`observe`, :meth:`transition`) are vectorised
+over a leading batch axis and shared with :class:`envs.batched.BatchedEnv`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces, utils
+
+from envs.base import TaskFamily
+from envs.tasks import GoalTask
+
+__all__ = ["Navigation2DEnv", "Navigation2DSparseEnv"]
+
+
+class Navigation2DEnv(TaskFamily[GoalTask], gym.Env, utils.EzPickle):
+    """Navigation2D: reach a goal in the plane; reward ``−‖p − g‖₂`` after the move.
+
+    Task ``g ~ U[low, high]²``, by default U[−0.5, 0.5]². Actions are clipped to ±0.1 (the
+    action space is ``Box(−0.1, 0.1, (2,))``). ``render_mode="rgb_array"`` draws the goal
+    (green), the goal range (grey) and the agent (blue).
+
+    >>> import envs, numpy as np
+    >>> env = envs.make("rl_alphamaml/Navigation2D-v0")
+    >>> task = env.unwrapped.sample_tasks(1, np.random.default_rng(0))[0]
+    >>> obs, info = env.reset(options={"task": task})
+    >>> obs.tolist()
+    [0.0, 0.0]
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}  # type: ignore[misc]
+    task_type = GoalTask
+    family_name = "Navigation2D-v0"
+    max_action: ClassVar[float] = 0.1
+
+    def __init__(
+        self,
+        task: GoalTask | Mapping[str, Any] | None = None,
+        *,
+        low: float = -0.5,
+        high: float = 0.5,
+        render_mode: str | None = None,
+        width: int = 256,
+        height: int = 256,
+    ) -> None:
+        if not low <= high:
+            raise ValueError(f"need low <= high, got low={low}, high={high}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        utils.EzPickle.__init__(self, task, low=low, high=high, render_mode=render_mode, width=width, height=height)
+        self.low, self.high = float(low), float(high)
+        self.render_mode = render_mode
+        self.width, self.height = int(width), int(height)
+        self.observation_space = spaces.Box(low=-np.inf, high=np.inf, shape=(2,), dtype=np.float32)
+        self.action_space = spaces.Box(low=-self.max_action, high=self.max_action, shape=(2,), dtype=np.float32)
+        self._state = self.initial_state(1)
+        self._init_task(task)
+
+    # -- task API --------------------------------------------------------------------------------
+    def default_task(self) -> GoalTask:
+        mid = 0.5 * (self.low + self.high)
+        return GoalTask((mid, mid))
+
+    def _sample(self, n: int, rng: np.random.Generator) -> list[GoalTask]:
+        goals = rng.uniform(self.low, self.high, size=(n, 2))
+        return [GoalTask((float(g[0]), float(g[1]))) for g in goals]
+
+    def _check_task(self, task: GoalTask) -> None:
+        for c in task.goal:
+            if not self.low <= c <= self.high:
+                raise self._range_error("goal coordinate", c, self.low, self.high)
+
+    def task_params(self, tasks: Sequence[GoalTask]) -> np.ndarray:
+        return np.array([t.goal for t in tasks], dtype=np.float64).reshape(len(tasks), 2)
+
+    # -- vectorised kernels ------------------------------------------------------------------
+    def initial_state(self, n: int) -> np.ndarray:
+        """Start positions ``(n, 2)``: the origin."""
+        return np.zeros((n, 2), dtype=np.float64)
+
+    def observe(self, state: np.ndarray) -> np.ndarray:
+        """Observations ``(n, 2)`` (float32) of positions ``state`` ``(n, 2)``."""
+        return state.astype(np.float32)
+
+    def transition(
+        self, state: np.ndarray, actions: np.ndarray, params: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Next positions, rewards ``(n,)`` and reward terms for ``actions`` ``(n, 2)``."""
+        moved = state + np.clip(actions, -self.max_action, self.max_action)
+        delta = moved - params
+        distance = np.sqrt(delta[:, 0] ** 2 + delta[:, 1] ** 2)
+        reward = self._reward(distance)
+        return moved, reward, {"distance": distance}
+
+    def _reward(self, distance: np.ndarray) -> np.ndarray:
+        return -distance
+
+    # -- gymnasium API -------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Put the agent at the origin; ``options={"task": task}`` first sets the task."""
+        super().reset(seed=seed)
+        if options is not None and "task" in options:
+            self.set_task(options["task"])
+        self._state = self.initial_state(1)
+        return self.observe(self._state)[0], {"task": self._task}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (2,):
+            raise ValueError(f"action must have shape (2,), got {a.shape}")
+        self._state, reward, terms = self.transition(self._state, a[None], self._params[None])
+        info: dict[str, Any] = {k: float(v[0]) for k, v in terms.items()}
+        info["task"] = self._task
+        return self.observe(self._state)[0], float(reward[0]), False, False, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+            return None
+        h, w = self.height, self.width
+        img = np.full((h, w, 3), 255, dtype=np.uint8)
+        extent = 1.1 * max(abs(self.low), abs(self.high), float(np.max(np.abs(self._state))), 0.1)
+        scale = min(h, w) / (2.0 * extent)
+
+        def px(p: np.ndarray) -> tuple[float, float]:
+            return w / 2 + p[0] * scale, h / 2 - p[1] * scale
+
+        rows, cols = np.mgrid[0:h, 0:w]
+        (x0, y1), (x1, y0) = px(np.array([self.low, self.low])), px(np.array([self.high, self.high]))
+        img[(cols >= x0) & (cols <= x1) & (rows >= y0) & (rows <= y1)] = (235, 235, 235)
+        gx, gy = px(np.asarray(self._task.goal))
+        radius = max(3.0, self._goal_marker_radius() * scale)
+        img[(cols - gx) ** 2 + (rows - gy) ** 2 <= radius**2] = (40, 170, 60)
+        ax, ay = px(self._state[0])
+        img[(cols - ax) ** 2 + (rows - ay) ** 2 <= 16.0] = (30, 80, 200)
+        return img
+
+    def _goal_marker_radius(self) -> float:
+        return 0.02
+
+
+class Navigation2DSparseEnv(Navigation2DEnv):
+    """Navigation2DSparse: Navigation2D with a sparse reward.
+
+    Reward ``1`` when the agent is within ``goal_radius`` (default 0.2) of the goal after the
+    move, else ``0``. Same task distribution, dynamics, observation and horizon (100) as
+    Navigation2D; the sparse goal disc follows the sparse point-robot tasks of Rakelly et al.
+    2019 (PEARL) and Gupta et al. 2018 (MAESN).
+    """
+
+    family_name = "Navigation2DSparse-v0"
+
+    def __init__(
+        self,
+        task: GoalTask | Mapping[str, Any] | None = None,
+        *,
+        goal_radius: float = 0.2,
+        **kwargs: Any,
+    ) -> None:
+        if not goal_radius > 0.0:
+            raise ValueError(f"goal_radius must be positive, got {goal_radius}")
+        self.goal_radius = float(goal_radius)
+        super().__init__(task, **kwargs)
+        utils.EzPickle.__init__(self, task, goal_radius=goal_radius, **kwargs)
+
+    def _reward(self, distance: np.ndarray) -> np.ndarray:
+        return (distance <= self.goal_radius).astype(np.float64)
+
+    def _goal_marker_radius(self) -> float:
+        return self.goal_radius
