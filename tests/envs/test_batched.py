@@ -1,0 +1,172 @@
+"""The batched stepper: transitions equal to gymnasium's env, episode protocol, seeding, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import envs
+from envs import BatchedEnv, TaskError, VelocityTask
+
+TOL = 1e-6  # the issue's bound; in practice the two are bit-identical
+
+
+def _actions(env_id: str, horizon: int, n: int, act_dim: int, seed: int) -> np.ndarray:
+    # Gaussian like a policy's samples: beyond the control range (MuJoCo clamps, the cost does
+    # not) and, for navigation, beyond the ±0.1 clip
+    scale = 0.1 if "Navigation" in env_id else 1.0
+    return np.random.default_rng(seed).normal(0.0, scale, (horizon, n, act_dim))
+
+
+def _compare_with_gymnasium(env_id: str, n: int = 3, **kwargs: Any) -> dict[str, Any]:
+    """Run n slots batched and the same n episodes one by one in ONE gymnasium env; compare."""
+    benv = BatchedEnv(env_id, n, n_threads=2, **kwargs)
+    tasks = benv.sample_tasks(n, np.random.default_rng(11))
+    seeds = [1000 + 7 * i for i in range(n)]
+    acts = _actions(env_id, benv.horizon, n, benv.act_dim, 5)
+    obs = [benv.reset(tasks, seeds)]
+    steps, infos, active = [], [], []
+    while not benv.done:
+        active.append(benv.active)
+        steps.append(benv.step(acts[len(steps)]))
+        obs.append(steps[-1].obs)
+        infos.append({k: v.copy() for k, v in benv.last_info.items()})
+    assert benv.tasks == tuple(tasks)
+    env = envs.make(env_id, **kwargs)
+    max_diff, lengths = 0.0, []
+    for i in range(n):
+        o, info = env.reset(seed=seeds[i], options={"task": tasks[i]})
+        assert info["task"] == tasks[i]
+        max_diff = max(max_diff, float(np.abs(o - obs[0][i]).max()))
+        for t, step in enumerate(steps):
+            assert active[t][i]
+            o, r, terminated, truncated, info = env.step(acts[t, i])
+            max_diff = max(max_diff, float(np.abs(o - step.obs[i]).max()), abs(r - step.reward[i]))
+            for key, value in infos[t].items():
+                max_diff = max(max_diff, abs(info[key] - value[i]))
+            assert terminated == step.terminated[i] and truncated == step.truncated[i], (i, t)
+            if terminated or truncated:
+                lengths.append(t + 1)
+                # an ended slot is frozen: reward 0, no flags, last observation repeated
+                for later in steps[t + 1 :]:
+                    assert later.reward[i] == 0.0 and not later.terminated[i] and not later.truncated[i]
+                    assert np.array_equal(later.obs[i], step.obs[i])
+                break
+        if isinstance(benv._backend, envs.batched._MujocoBackend):
+            # the solver's warm start travels with each slot's state (an ended slot's is frozen)
+            warm = benv._backend.batch.bind("qacc_warmstart")[i]
+            assert np.any(warm != 0.0)
+            assert np.abs(warm - env.unwrapped.data.qacc_warmstart).max() <= TOL
+    env.close()
+    benv.close()
+    assert max_diff <= TOL, f"{env_id}: batched and gymnasium transitions differ by {max_diff}"
+    return {"lengths": lengths, "max_diff": max_diff}
+
+
+@pytest.mark.parametrize("env_id", envs.FAMILY_IDS)
+def test_batched_transitions_equal_gymnasium_over_full_episodes(env_id: str) -> None:
+    result = _compare_with_gymnasium(env_id)
+    assert result["lengths"] == [envs.horizon_of(env_id)] * 3
+
+
+def test_batched_termination_matches_gymnasium_and_freezes_ended_slots() -> None:
+    # Gaussian actions make the ant jump above z = 1: slots end at different steps
+    result = _compare_with_gymnasium("AntDir-v0", n=4, terminate_when_unhealthy=True)
+    assert min(result["lengths"]) < 200 and len(set(result["lengths"])) > 1
+
+
+def test_seeds_follow_gymnasium_semantics() -> None:
+    benv = BatchedEnv("HalfCheetahVel-v0", 3, horizon=2)
+    env = envs.make("HalfCheetahVel-v0")
+    task = VelocityTask(1.0)
+    first = benv.reset(task, seeds=10)  # slot i seeded with 10 + i
+    second = benv.reset(task)  # no seed: each slot's stream continues
+    explicit = benv.reset(task, seeds=[10, 11, 12])
+    for i in range(3):
+        assert np.array_equal(first[i], env.reset(seed=10 + i, options={"task": task})[0])
+        assert np.array_equal(second[i], env.reset()[0])
+        assert np.array_equal(explicit[i], first[i])
+    assert not np.array_equal(first[0], first[1])
+    unseeded = BatchedEnv("HalfCheetahVel-v0", 2, horizon=2).reset(task)
+    assert not np.array_equal(unseeded[0], unseeded[1])
+    with pytest.raises(ValueError, match="3 seeds for 2 slots"):
+        BatchedEnv("HalfCheetahVel-v0", 2).reset(task, seeds=[1, 2, 3])
+    with pytest.raises(ValueError, match="non-negative"):
+        BatchedEnv("HalfCheetahVel-v0", 2).reset(task, seeds=[1, -2])
+
+
+def test_task_layout_and_task_info() -> None:
+    benv = BatchedEnv("AntGoal-v0", 6, horizon=3)
+    t = benv.sample_tasks(2, np.random.default_rng(0))
+    benv.reset(t, seeds=0)
+    assert benv.tasks == (t[0], t[0], t[0], t[1], t[1], t[1])
+    assert np.array_equal(benv.task_params, np.array([t[0].goal] * 3 + [t[1].goal] * 3))
+    benv.reset([task.to_dict() for task in benv.sample_tasks(6, np.random.default_rng(1))])
+    assert len(set(benv.tasks)) == 6
+    with pytest.raises(ValueError, match="4 tasks for 6 slots"):
+        benv.reset(t * 2)
+    with pytest.raises(TaskError, match="takes GoalTask tasks"):
+        benv.reset(VelocityTask(1.0))
+    with pytest.raises(TaskError, match="outside the family's range"):
+        benv.reset(envs.GoalTask((0.0, 9.0)))
+
+
+def test_episode_protocol_and_errors() -> None:
+    benv = BatchedEnv("Navigation2D-v0", 4, horizon=3)
+    assert benv.obs_dim == 2 and benv.act_dim == 2 and benv.n_threads >= 1
+    with pytest.raises(RuntimeError, match="call reset"):
+        benv.step(np.zeros((4, 2)))
+    with pytest.raises(RuntimeError, match="no tasks yet"):
+        _ = benv.tasks
+    obs = benv.reset(benv.sample_tasks(4, np.random.default_rng(0)), seeds=0)
+    assert obs.shape == (4, 2) and obs.dtype == np.float32
+    with pytest.raises(ValueError, match=r"actions must have shape \(4, 2\)"):
+        benv.step(np.zeros((2, 4)))
+    flags = []
+    for _ in range(3):
+        assert benv.active.all() and not benv.done
+        step = benv.step(np.full((4, 2), 0.05))
+        flags.append(step.truncated.copy())
+        assert step.reward.shape == (4,) and step.reward.dtype == np.float64
+        assert not step.terminated.any()
+    assert [f.all() for f in flags] == [False, False, True] and benv.t == 3 and benv.done
+    assert np.allclose(step.obs, 0.15)
+    with pytest.raises(RuntimeError, match="every slot's episode has ended"):
+        benv.step(np.zeros((4, 2)))
+    benv.reset(benv.tasks)  # a new episode
+    assert benv.t == 0 and benv.active.all()
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError):
+            BatchedEnv("Navigation2D-v0", bad)
+        with pytest.raises(ValueError):
+            BatchedEnv("Navigation2D-v0", 2, horizon=bad)
+    with pytest.raises(ValueError, match="n_threads"):
+        BatchedEnv("AntVel-v0", 2, n_threads=0)
+
+
+def test_horizon_is_explicit_and_env_kwargs_reach_the_family() -> None:
+    with BatchedEnv("HalfCheetahVel-v0", 2, horizon=5, low=1.0, high=1.5) as benv:
+        assert benv.horizon == 5 and benv.family.low == 1.0
+        benv.reset(benv.sample_tasks(2, np.random.default_rng(0)), seeds=0)
+        assert all(1.0 <= t.velocity <= 1.5 for t in benv.tasks)
+        steps = 0
+        while not benv.done:
+            benv.step(np.zeros((2, 6)))
+            steps += 1
+        assert steps == 5
+    assert "HalfCheetahVel-v0" in repr(benv)
+
+
+def test_dynamics_slots_get_their_own_models() -> None:
+    benv = BatchedEnv("HalfCheetahRandParams-v0", 2, horizon=20)
+    light = envs.DynamicsTask((0.5,) * 7, (1.0,) * 6, 1.0)
+    heavy = envs.DynamicsTask((2.0,) * 7, (1.0,) * 6, 1.0)
+    benv.reset([light, heavy], seeds=[3, 3])  # same initial state, different masses
+    masses = benv._backend.batch.expand("body_mass")
+    assert np.allclose(masses[1, 1:], 4.0 * masses[0, 1:])
+    actions = np.repeat(np.random.default_rng(0).normal(size=(20, 1, 6)), 2, axis=1)
+    for a in actions:
+        obs = benv.step(a).obs
+    assert np.abs(obs[0] - obs[1]).max() > 1e-2
