@@ -314,9 +314,10 @@ class GaussianMLPPolicy(nn.Module):
         kl = gaussian_kl(mean_o, log_std_o, mean_n, log_std_n)
         batched = is_batched(self._resolve(params_old)) or is_batched(self._resolve(params_new))
         dims = tuple(range(1, kl.dim())) if batched else tuple(range(kl.dim()))
+        if mask is not None:  # ``where``: the value ignores NaN padding (gradients need finite padding)
+            kl = torch.where(mask.bool(), kl, torch.zeros((), dtype=kl.dtype, device=kl.device))
         if not dims:
-            return kl if mask is None else kl * mask.to(kl.dtype)
+            return kl
         if mask is None:
             return kl.mean(dim=dims)
-        mask = mask.to(kl.dtype)
-        return (kl * mask).sum(dim=dims) / mask.sum(dim=dims).clamp(min=1.0)
+        return kl.sum(dim=dims) / mask.to(kl.dtype).sum(dim=dims).clamp(min=1.0)
