@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rl_alphamaml.meta import expand_params  # the core's: one copy of the task-stacking helper
+
 __all__ = [
     "ACTIVATIONS",
     "GaussianMLPPolicy",
@@ -81,18 +83,6 @@ def num_tasks(params: Mapping[str, Tensor]) -> int:
     if not is_batched(params):
         raise ValueError("params are not batched (log_std has no leading task dim)")
     return int(params["log_std"].shape[0])
-
-
-def expand_params(params: Mapping[str, Tensor], num_tasks: int) -> Params:
-    """Give every tensor a leading task dim of size ``num_tasks`` without copying.
-
-    The result is an ``expand`` view, so it stays in θ's autograd graph: gradients of anything
-    computed from the expanded dict flow back to (and sum over tasks into) ``params``. Arithmetic on
-    it (``fast = {k: v - α g[k]}``) produces ordinary per-task tensors.
-    """
-    if num_tasks < 1:
-        raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
-    return {k: v.unsqueeze(0).expand(num_tasks, *v.shape) for k, v in params.items()}
 
 
 def stack_params(params_list: Sequence[Mapping[str, Tensor]]) -> Params:

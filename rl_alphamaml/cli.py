@@ -30,6 +30,7 @@ from rl_alphamaml.runner import CONFIG_FILE, prepare_run_dir, set_threads, train
 
 KIND_MODULES = {
     "sinusoid": "rl_alphamaml.supervised.sinusoid",
+    "rl": "agents.trainer",
 }
 
 

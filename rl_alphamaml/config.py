@@ -248,9 +248,9 @@ def build_config(
     """Validate raw config ``data`` (from ``source``, for messages) against the class its ``kind`` selects."""
     try:
         data = apply_overrides(dict(data), overrides)
-        kind = data.get("kind")
+        kind = str(data.get("kind"))
         if kind not in kinds:
-            raise ConfigError(f"kind: must be one of {', '.join(sorted(kinds))}, got {kind!r}")
+            raise ConfigError(f"kind: must be one of {', '.join(sorted(kinds))}, got {data.get('kind')!r}")
         return from_dict(kinds[kind], data)
     except ConfigError as err:
         where = f"{source} (with --set {' '.join(overrides)})" if overrides else source

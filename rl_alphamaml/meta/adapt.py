@@ -76,7 +76,12 @@ def adapt(
 
 
 def expand_params(params: Mapping[str, Tensor], tasks: int) -> Params:
-    """Stack ``tasks`` views of each parameter along a new leading task dimension (gradients flow to θ)."""
+    """Stack ``tasks`` views of each parameter along a new leading task dimension (gradients flow to θ).
+
+    No copy is made; gradients of anything computed from the result sum over tasks into ``params``.
+    """
+    if tasks < 1:
+        raise ValueError(f"the number of tasks must be at least 1, got {tasks}")
     return {n: p.unsqueeze(0).expand(tasks, *p.shape) for n, p in params.items()}
 
 

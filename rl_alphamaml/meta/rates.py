@@ -139,10 +139,10 @@ class InnerRate:
         self.names = list(params)
         trainable = config.lr_mode in ("hd", "learned")
         like = next(iter(params.values())) if params else torch.zeros(())
-        opts = {"dtype": like.dtype, "device": like.device}
 
         def make(shape: torch.Size | tuple[int, ...]) -> Tensor:
-            return torch.full(shape, float(config.lr), **opts).requires_grad_(trainable)  # type: ignore[arg-type]
+            t = torch.full(shape, float(config.lr), dtype=like.dtype, device=like.device)
+            return t.requires_grad_(trainable)
 
         if config.lr_shape == "scalar":
             self.tensors = [make(())]

@@ -1,0 +1,156 @@
+"""``kind: rl`` — meta-train a Gaussian MLP policy on a task family with MAML-TRPO or Alpha MAML.
+
+The config (``configs/<family>.yaml`` for MAML-TRPO, ``configs/<family>_alpha.yaml`` for Alpha MAML)
+selects the family (``env.id``), the policy, the sampler, advantages, the inner loop (α) and the outer
+loop (``outer.optimizer``: ``trpo``, or ``sgd``/``adam`` with β). Hyperparameters default to the MAML
+paper's (Finn et al. 2017): a 100×100 tanh policy, α = 0.1, one inner step, 20 episodes per task,
+MAML-TRPO with max-KL 0.01, γ = 0.99, the linear feature baseline.
+
+``rl-alphamaml evaluate RUN_DIR`` adapts the trained policy to new tasks with K inner steps, sampling
+fresh episodes after every step, and reports the mean return after 0…K steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+import envs
+from agents.maml_pg import MAMLPG, AdvantageConfig, TRPOConfig
+from agents.policy import GaussianMLPPolicy
+from agents.sampler import Sampler
+from rl_alphamaml import seeding
+from rl_alphamaml.config import TrainConfig, ranged
+from rl_alphamaml.evaluation import AdaptationResult
+from rl_alphamaml.logging import RunLogger
+from rl_alphamaml.meta import InnerConfig, MetaOptimizer, OuterConfig
+
+
+@dataclasses.dataclass
+class EnvConfig:
+    """The task family: a registered id (``rl_alphamaml/HalfCheetahVel-v0``) and an optional horizon."""
+
+    id: str = "rl_alphamaml/Navigation2D-v0"
+    horizon: int | None = ranged(None, min=1, doc="episode length; null: the family's (MAML-RL's) horizon")
+
+    def validate(self) -> None:
+        try:
+            self.id = envs.resolve_id(self.id)
+        except envs.UnknownEnvError as err:
+            raise ValueError(f"id: {err}") from None
+
+
+@dataclasses.dataclass
+class PolicyConfig:
+    """The Gaussian MLP policy (MAML-RL: two hidden layers of 100, tanh, σ = 1 at the start)."""
+
+    hidden: tuple[int, ...] = ranged((100, 100), min=1)
+    activation: Literal["tanh", "relu"] = "tanh"
+    init_log_std: float = 0.0
+
+
+@dataclasses.dataclass
+class SamplerConfig:
+    """Episodes per task and per phase; ``threads`` for MuJoCo stepping (0: every CPU)."""
+
+    episodes: int = ranged(20, min=1)
+    threads: int = ranged(0, min=0)
+
+
+@dataclasses.dataclass
+class RLOuterConfig(OuterConfig):
+    """The outer loop: ``trpo`` (MAML-TRPO; β unused) or ``sgd``/``adam`` with β (Alpha MAML proper)."""
+
+    optimizer: Literal["trpo", "sgd", "adam"] = "trpo"  # type: ignore[assignment]
+
+    def core(self) -> OuterConfig:
+        """The core's outer config; under TRPO the core's optimizer only carries α's state."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(OuterConfig)}
+        if self.optimizer == "trpo":
+            values["optimizer"] = "sgd"
+        return OuterConfig(**values)
+
+
+@dataclasses.dataclass
+class RLConfig:
+    """A meta-RL experiment (``kind: rl``)."""
+
+    kind: Literal["rl"] = "rl"
+    experiment: str = "rl"
+    seed: int = ranged(0, min=0)
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
+    sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
+    advantage: AdvantageConfig = dataclasses.field(default_factory=AdvantageConfig)
+    inner: InnerConfig = dataclasses.field(default_factory=lambda: InnerConfig(steps=1, lr=0.1))
+    outer: RLOuterConfig = dataclasses.field(default_factory=RLOuterConfig)
+    trpo: TRPOConfig = dataclasses.field(default_factory=TRPOConfig)
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(iterations=500, meta_batch=20, checkpoint_every=50, threads=1)
+    )
+
+    def validate(self) -> None:
+        if self.outer.optimizer == "trpo" and self.outer.lr_mode == "hd":
+            raise ValueError("outer.lr_mode: `hd` adapts β, which a TRPO outer loop does not use; "
+                             "choose outer.optimizer sgd or adam for Alpha MAML's β")
+        if self.outer.optimizer == "trpo" and self.inner.lr_mode == "learned":
+            raise ValueError("inner.lr_mode: `learned` (Meta-SGD) needs outer.optimizer sgd or adam")
+
+
+class RLExperiment:
+    """MAML-PG on one task family; see :class:`agents.maml_pg.MAMLPG`."""
+
+    def __init__(self, config: RLConfig, run_dir: Path | None = None, num_tasks: int | None = None) -> None:
+        self.config = config
+        num_tasks = config.train.meta_batch if num_tasks is None else num_tasks
+        self.sampler = Sampler(config.env.id, num_tasks, config.sampler.episodes,
+                               threads=config.sampler.threads or None, horizon=config.env.horizon)
+        torch.manual_seed(config.seed)
+        self.policy = GaussianMLPPolicy(self.sampler.obs_dim, self.sampler.act_dim, config.policy.hidden,
+                                        config.policy.activation, config.policy.init_log_std)
+        self.meta = MetaOptimizer(self.policy, config.inner, config.outer.core(), config.train.max_nonfinite_steps)
+        self.learner = MAMLPG(self.policy, self.meta, self.sampler, config.outer.optimizer, config.advantage,
+                              config.trpo)
+
+    def train_iteration(self, iteration: int, logger: RunLogger) -> dict[str, float]:
+        cfg = self.config
+        tasks = self.sampler.sample_tasks(seeding.rng(cfg.seed, "tasks", iteration))
+        out = self.learner.iteration(tasks, (cfg.seed, iteration))
+        if cfg.inner.lr_shape != "scalar":
+            logger.histogram("meta/alpha_values", self.meta.alpha.values().numpy(), iteration)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "meta": self.meta.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.meta.load_state_dict(state["meta"])
+
+
+def build(config: RLConfig, run_dir: Path) -> RLExperiment:
+    return RLExperiment(config, run_dir)
+
+
+def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int) -> AdaptationResult:
+    """Mean return of ``tasks`` new tasks after 0…``steps`` inner steps (fresh episodes per step)."""
+    config = experiment.config
+    if tasks != experiment.sampler.num_tasks:
+        fresh = RLExperiment(config, num_tasks=tasks)
+        fresh.load_state_dict(experiment.state_dict())
+        experiment = fresh
+    task_list = experiment.sampler.sample_tasks(seeding.rng(seed, "evaluate"))
+    values = experiment.learner.adaptation_curve(task_list, steps, (seed, 7))
+    return AdaptationResult(
+        "return", values, [t.to_dict() for t in task_list], "", 0, seed, higher_is_better=True,
+        extra={"env": config.env.id, "episodes_per_task": config.sampler.episodes,
+               "alpha": experiment.meta.alpha.mean()},
+    )
+
+
+CONFIG = RLConfig
+EVAL_DEFAULTS = {"tasks": 40, "steps": 3}
