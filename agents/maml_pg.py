@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -59,6 +60,7 @@ class TRPOConfig:
     cg_damping: float = ranged(1e-5, min=0.0)
     ls_max_steps: int = ranged(15, min=1)
     ls_backtrack_ratio: float = ranged(0.8, min=0.0, max=0.999, min_exclusive=True)
+    hvp: Literal["fisher", "direct"] = "fisher"  # Jᵀ F J (fast, exact at θ_old) or third-order autograd
 
 
 def advantages(episodes: Episodes, cfg: AdvantageConfig, baseline: LinearFeatureBaseline) -> Tensor:
@@ -198,7 +200,8 @@ class MAMLPG:
                 kl = self.policy.kl(data.val_params, adapted, data.val.obs, data.val.mask).mean()
             return new_loss, kl
 
-        hvp = self.kl_hvp(theta, data, cfg.cg_damping)
+        make_hvp = self.kl_hvp if cfg.hvp == "fisher" else self.kl_hvp_direct
+        hvp = make_hvp(theta, data, cfg.cg_damping)
         g = flatten_params(grads.theta)
         new_flat, result = trpo_step(
             g, hvp, loss_and_kl, flatten_params(theta).detach(), cfg.max_kl, cg_iters=cfg.cg_iters,

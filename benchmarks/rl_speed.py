@@ -1,0 +1,84 @@
+"""Seconds per meta-iteration of the RL learner, by phase, at the issue's setting: HalfCheetahVel,
+meta-batch 20, 10 episodes per task, horizon 200 (80,000 environment steps per iteration).
+
+Variants, measured in the same run on the same machine:
+  * MAML-TRPO with the Fisher-form Hessian-vector product (this toolkit's default, ``trpo.hvp: fisher``);
+  * MAML-TRPO with the textbook third-order double-backward HVP through the adaptation
+    (``trpo.hvp: direct``, the way pytorch-maml-rl computes it) — the in-run reference;
+  * Alpha MAML (Adam outer loop, α and β by hypergradient) — no conjugate gradient at all.
+
+    python benchmarks/rl_speed.py                       # 4 timed iterations per variant after 1 warm-up
+    python benchmarks/rl_speed.py --iterations 2 --threads 2
+
+Prints a table and writes benchmarks/results/rl_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+from pathlib import Path
+
+import torch
+
+from rl_alphamaml import seeding
+from rl_alphamaml.cli import load_experiment_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTING = ["train.meta_batch=20", "sampler.episodes=10"]
+VARIANTS = [
+    ("MAML-TRPO, Fisher-form HVP (default)", "halfcheetah_vel", ["trpo.hvp=fisher"]),
+    ("MAML-TRPO, double-backward HVP (reference)", "halfcheetah_vel", ["trpo.hvp=direct"]),
+    ("Alpha MAML (Adam-HD outer)", "halfcheetah_vel_alpha", []),
+]
+PHASES = ["time/sampling", "time/adaptation", "time/outer", "time/iteration"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "rl_speed.json")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    for name, config_name, overrides in VARIANTS:
+        config, module = load_experiment_config(ROOT / "configs" / f"{config_name}.yaml", [*SETTING, *overrides])
+        experiment = module.build(config, None)
+        times: dict[str, list[float]] = {k: [] for k in PHASES}
+        steps_per_s = []
+        for it in range(args.iterations + 1):
+            tasks = experiment.sampler.sample_tasks(seeding.rng(0, "tasks", it))
+            out = experiment.learner.iteration(tasks, (0, it))
+            if it == 0:
+                continue  # warm-up
+            for k in PHASES:
+                times[k].append(out[k])
+            steps_per_s.append(out["time/env_steps"] / out["time/iteration"])
+        row = {"variant": name, **{k.split("/")[1]: statistics.median(v) for k, v in times.items()},
+               "env_steps_per_s_overall": statistics.median(steps_per_s)}
+        rows.append(row)
+        print(row, flush=True)
+    ref = rows[1]["iteration"]
+    for r in rows:
+        r["speedup_vs_double_backward"] = ref / r["iteration"]
+    header = ("| variant | s/iteration | sampling | adaptation | outer step | env steps/s overall "
+              "| speed-up vs reference |\n| --- | --- | --- | --- | --- | --- | --- |")
+    lines = [header] + [
+        f"| {r['variant']} | {r['iteration']:.2f} | {r['sampling']:.2f} | {r['adaptation']:.2f} | {r['outer']:.2f} "
+        f"| {r['env_steps_per_s_overall']:,.0f} | {r['speedup_vs_double_backward']:.2f}× |" for r in rows
+    ]
+    note = (f"HalfCheetahVel, meta-batch 20 × 10 episodes × horizon 200; median of {args.iterations} iterations after "
+            f"a warm-up; torch threads {torch.get_num_threads()}; {platform.machine()} with "
+            f"{len(os.sched_getaffinity(0))} CPUs.")
+    print(f"\n{note}\n\n" + "\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"note": note, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
