@@ -159,7 +159,8 @@ class MAMLPG:
             adv = advantages(episodes, self.adv_config, self.baseline)
             if j < k:
                 train.append((episodes, adv))
-                out[f"loss/inner_step{j}"] = float(inner_loss(self.policy, params, episodes, adv).detach()) / T
+                tag = "loss/pre_adapt" if j == 0 else f"loss/inner_step{j}"
+                out[tag] = float(inner_loss(self.policy, params, episodes, adv).detach()) / T
                 params = self.adapt_step(params, episodes, adv)
             timing["adaptation"] += time.perf_counter() - t0
         val_params = {n: p.detach() for n, p in params.items()}
