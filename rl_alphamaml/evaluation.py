@@ -29,10 +29,13 @@ class AdaptationResult:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> list[dict[str, float]]:
+        """Per number of steps: the mean and its 95 % CI half-width, and the paired change from step 0
+        (each task against itself, which removes the task-to-task spread) with its CI."""
         rows = []
         for k, vals in enumerate(self.values):
             mean, half = mean_ci95(vals)
-            rows.append({"steps": k, "mean": mean, "ci95": half})
+            gain, gain_half = mean_ci95([v - v0 for v, v0 in zip(vals, self.values[0])])
+            rows.append({"steps": k, "mean": mean, "ci95": half, "change": gain, "change_ci95": gain_half})
         return rows
 
     def to_json(self) -> dict[str, Any]:
@@ -51,9 +54,10 @@ class AdaptationResult:
 
 
 def format_table(result: AdaptationResult) -> str:
-    lines = [f"{'steps':>5}  {'mean ' + result.metric:>16}  {'95% CI':>10}"]
+    lines = [f"{'steps':>5}  {'mean ' + result.metric:>16}  {'95% CI':>10}  {'change from 0 steps':>22}"]
     for row in result.summary():
-        lines.append(f"{row['steps']:>5}  {row['mean']:>16.4f}  ±{row['ci95']:>9.4f}")
+        lines.append(f"{row['steps']:>5}  {row['mean']:>16.4f}  ±{row['ci95']:>9.4f}  "
+                     f"{row['change']:>+12.4f} ±{row['change_ci95']:>8.4f}")
     return "\n".join(lines)
 
 

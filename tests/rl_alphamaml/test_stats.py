@@ -1,0 +1,40 @@
+"""Confidence intervals and the adaptation report's numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rl_alphamaml.evaluation import AdaptationResult, format_table
+from rl_alphamaml.stats import mean_ci95, t_quantile_975
+
+
+def test_ci_matches_hand_computation() -> None:
+    mean, half = mean_ci95([1.0, 2.0, 3.0, 4.0, 5.0])
+    # sd = sqrt(2.5), se = sd / sqrt(5), t(0.975, df=4) = 2.776
+    assert mean == 3.0
+    assert half == pytest.approx(2.776 * math.sqrt(2.5) / math.sqrt(5), rel=1e-9)
+    assert mean_ci95([7.0]) == (7.0, 0.0)
+    with pytest.raises(ValueError):
+        mean_ci95([])
+
+
+def test_t_quantiles_are_continuous_and_tend_to_the_normal() -> None:
+    assert t_quantile_975(30) == pytest.approx(2.042, abs=1e-3)
+    assert t_quantile_975(31) == pytest.approx(2.040, abs=1e-3)  # series takes over from the table
+    assert t_quantile_975(60) == pytest.approx(2.000, abs=1e-3)
+    assert t_quantile_975(120) == pytest.approx(1.980, abs=1e-3)
+    assert t_quantile_975(10**6) == pytest.approx(1.960, abs=1e-3)
+
+
+def test_report_rows_and_paired_change() -> None:
+    values = [[1.0, 2.0, 3.0], [2.0, 4.0, 3.5]]
+    result = AdaptationResult("return", values, [{}, {}, {}], "ckpt", 3, 0, higher_is_better=True)
+    rows = result.summary()
+    assert rows[1]["mean"] == pytest.approx(9.5 / 3)
+    change, half = mean_ci95([1.0, 2.0, 0.5])
+    assert rows[1]["change"] == pytest.approx(change) and rows[1]["change_ci95"] == pytest.approx(half)
+    table = format_table(result)
+    assert f"{rows[1]['mean']:.4f}" in table and f"{rows[1]['ci95']:.4f}" in table
+    assert result.to_json()["adaptation"] == rows
