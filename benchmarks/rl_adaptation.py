@@ -1,0 +1,93 @@
+"""Held-out adaptation of meta-trained policies versus the MAML paper's numbers.
+
+Trains each listed config with the CLI's training loop for a stated budget, then evaluates on new tasks
+(returns after 0…3 inner steps, fresh episodes after each step) exactly as `rl-alphamaml evaluate` does.
+
+    python benchmarks/rl_adaptation.py navigation2d navigation2d_alpha --iterations 100
+    python benchmarks/rl_adaptation.py halfcheetah_dir --iterations 40 --set train.meta_batch=20 \\
+        --set sampler.episodes=10
+
+Prints a Markdown table and writes benchmarks/results/rl_adaptation_<configs>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
+from rl_alphamaml.cli import load_experiment_config
+from rl_alphamaml.logging import read_metrics
+from rl_alphamaml.runner import prepare_run_dir, set_threads, train
+
+ROOT = Path(__file__).resolve().parents[1]
+# Returns after 0/1/2/3 gradient steps reported by Finn et al. (2017), their figure 5 / appendix.
+PAPER = {
+    "rl_alphamaml/Navigation2D-v0": [-40.41, -11.68, -3.33, -3.23],
+    "rl_alphamaml/HalfCheetahDir-v0": [-50.69, 293.19, 313.48, 315.65],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("configs", nargs="+", help="config names in configs/, e.g. navigation2d")
+    parser.add_argument("--iterations", type=int, required=True, help="meta-iterations per run (the budget)")
+    parser.add_argument("--set", action="append", default=[], help="extra overrides for every run")
+    parser.add_argument("--tasks", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    rows = []
+    for name in args.configs:
+        config, module = load_experiment_config(
+            ROOT / "configs" / f"{name}.yaml",
+            [*args.set, f"train.iterations={args.iterations}", f"train.checkpoint_every={args.iterations}"],
+        )
+        run_dir = prepare_run_dir(config, args.out / "rl_runs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        started = time.perf_counter()
+        train(config, module.build, run_dir)
+        train_seconds = time.perf_counter() - started
+        records = read_metrics(run_dir)
+        set_threads(config)
+        experiment = module.build(config, run_dir)
+        payload = load_checkpoint(latest_checkpoint(run_dir))
+        experiment.load_state_dict(payload["state"])
+        result = module.evaluate(experiment, args.tasks, args.steps, seed=config.seed + 1_000_003)
+        summary = result.summary()
+        first = records[0]
+        last = records[-1]
+        rows.append({
+            "config": name, "env": config.env.id, "iterations": len(records), "train_seconds": round(train_seconds),
+            "env_steps": sum(r["time/env_steps"] for r in records),
+            "first_iteration": {"pre": first["returns/pre_adapt"], "post": first["returns/post_adapt"]},
+            "last_iteration": {"pre": last["returns/pre_adapt"], "post": last["returns/post_adapt"]},
+            "heldout": summary, "final_alpha": last["meta/alpha"], "final_beta": last["meta/beta"],
+            "paper": PAPER.get(config.env.id), "run_dir": str(run_dir),
+        })
+        print(json.dumps(rows[-1]), flush=True)
+    steps = range(args.steps + 1)
+    header = ("| config | iterations (env steps) | " + " | ".join(f"after {k} steps" for k in steps)
+              + " | final α | final β |\n|" + " --- |" * (len(steps) + 4))
+    lines = [header]
+    for r in rows:
+        cells = " | ".join(f"{s['mean']:.2f} ± {s['ci95']:.2f}" for s in r["heldout"])
+        lines.append(f"| {r['config']} | {r['iterations']} ({r['env_steps'] / 1e6:.1f} M) | {cells} "
+                     f"| {r['final_alpha']:.3g} | {r['final_beta']:.3g} |")
+        if r["paper"] and len(r["paper"]) >= len(steps):
+            paper = " | ".join(f"{v:.2f}" for v in r["paper"][: len(steps)])
+            lines.append(f"| MAML paper ({r['env'].split('/')[1]}) | — | {paper} | | |")
+    table = "\n".join(lines)
+    note = (f"{args.tasks} held-out tasks, mean return ± 95% CI after each inner step (fresh episodes per step); "
+            f"overrides {args.set or 'none'}; {platform.machine()} CPU, {time.strftime('%Y-%m-%d')}.")
+    print(f"\n{note}\n\n{table}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "rl_adaptation_" + "_".join(args.configs)
+    (args.out / f"{stem}.json").write_text(json.dumps({"note": note, "rows": rows}, indent=2))
+    (args.out / f"{stem}.md").write_text(f"{note}\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()
