@@ -30,6 +30,7 @@ from rl_alphamaml.runner import CONFIG_FILE, prepare_run_dir, set_threads, train
 
 KIND_MODULES = {
     "sinusoid": "rl_alphamaml.supervised.sinusoid",
+    "omniglot": "rl_alphamaml.supervised.omniglot_trainer",
     "rl": "agents.trainer",
 }
 

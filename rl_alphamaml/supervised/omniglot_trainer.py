@@ -1,0 +1,605 @@
+"""Omniglot few-shot classification meta-trained on the shared core (``kind: omniglot``).
+
+MAML (Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+ICML 2017, §5.2), its first-order variant (FOMAML), Alpha MAML (Behl, Baydin & Torr, "Alpha MAML:
+Adaptive Model-Agnostic Meta-Learning", 2019: α and β adapted by hypergradient descent) and Meta-SGD
+(Li, Zhou, Chen & Li, "Meta-SGD: Learning to Learn Quickly for Few-Shot Learning", 2017: a learned
+per-parameter α) — all through one :class:`~rl_alphamaml.meta.MetaOptimizer`: its ``adapt`` is the
+inner loop, its ``gradients``/``apply`` the outer step. The configuration chooses the method
+(``inner.lr_mode``: ``fixed`` / ``hd`` / ``learned``, ``inner.first_order``, ``outer.lr_mode``).
+
+Tasks are N-way K-shot problems over Omniglot characters (Vinyals et al., "Matching Networks for One
+Shot Learning", NeurIPS 2016; split and sampler in :mod:`rl_alphamaml.supervised.omniglot`), the network
+MAML's 4-block conv net (:class:`~rl_alphamaml.supervised.convnet.ConvNet`) with batch statistics.
+
+All tasks of a pass are evaluated at once by :func:`forward_tasks`: fast weights carry a leading task
+dimension (:func:`~rl_alphamaml.meta.expand_params`) and the convolutions become one grouped convolution
+(``groups = tasks``); batch norm on the ``(batch, tasks × channels, H, W)`` layout normalises each task's
+channels over that task's own examples, exactly as a per-task loop does (tested in float64 against the
+loop, meta-gradient and α hypergradient included). A meta-batch is processed ``tasks_per_pass`` tasks at
+a time and the meta-gradients of the passes are summed: small passes keep the activations in the CPU
+caches, which on a CPU matters more than one big batched call (see ``docs/omniglot.md``, "Speed").
+
+The run folder holds the character split (``omniglot_split.json``), reloaded on resume and evaluation.
+Randomness comes from per-iteration streams of ``seed`` (:mod:`rl_alphamaml.seeding`): iteration *i*
+always meta-trains on the same tasks, so a killed and resumed run logs the same numbers.
+
+Example::
+
+    from rl_alphamaml.cli import load_experiment_config
+    from rl_alphamaml.runner import prepare_run_dir, train
+
+    config, module = load_experiment_config(Path("configs/omniglot_5w1s.yaml"), ["train.iterations=100"])
+    run_dir = prepare_run_dir(config, "runs/omniglot_try")
+    train(config, module.build, run_dir)
+    result = module.evaluate(module.build(config, run_dir), tasks=600, steps=3, seed=1)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from rl_alphamaml import seeding
+from rl_alphamaml.config import TrainConfig, ranged
+from rl_alphamaml.errors import CheckpointError, UserError
+from rl_alphamaml.evaluation import AdaptationResult
+from rl_alphamaml.logging import RunLogger
+from rl_alphamaml.meta import InnerConfig, MetaGradients, MetaOptimizer, OuterConfig, Params, expand_params
+from rl_alphamaml.stats import mean_ci95
+from rl_alphamaml.supervised.convnet import ConvBlock, ConvNet
+from rl_alphamaml.supervised.omniglot import (
+    NUM_DRAWERS,
+    FewShotTask,
+    OmniglotDataError,
+    OmniglotDataset,
+    OmniglotSplit,
+    OmniglotTaskSampler,
+    Part,
+    load_omniglot,
+    make_split,
+)
+
+SPLIT_FILE = "omniglot_split.json"
+ACCURACY_FILE = "accuracy.json"
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+@dataclasses.dataclass
+class OmniglotDataConfig:
+    """Where the images are, how characters are split and what a task looks like."""
+
+    root: str | None = ranged(
+        None, doc="folder with images_background[.zip] and images_evaluation[.zip]; null: $RL_ALPHAMAML_OMNIGLOT"
+    )
+    cache_dir: str | None = ranged(None, doc="preprocessed-array cache; null: $RL_ALPHAMAML_CACHE/omniglot or ~/.cache")
+    protocol: Literal["vinyals", "lake"] = "vinyals"
+    split_seed: int = ranged(0, min=0, doc="seed of the character split (fixed, independent of the run's seed)")
+    num_val: int = ranged(100, min=1, doc="validation characters carved from the meta-training characters")
+    n_way: int = ranged(5, min=2, doc="N: classes per task")
+    k_shot: int = ranged(1, min=1, doc="K: support examples per class")
+    q_query: int = ranged(15, min=1, doc="query examples per class of meta-training tasks")
+
+    def validate(self) -> None:
+        if self.k_shot + self.q_query > NUM_DRAWERS:
+            raise ValueError(f"q_query: k_shot + q_query = {self.k_shot + self.q_query} exceeds the "
+                             f"{NUM_DRAWERS} drawings of an Omniglot character")
+
+
+@dataclasses.dataclass
+class OmniglotModelConfig:
+    """MAML's 4-block conv net (:class:`~rl_alphamaml.supervised.convnet.ConvNet`), batch statistics always."""
+
+    hidden_channels: int = ranged(64, min=1)
+    num_blocks: int = ranged(4, min=1)
+    downsample: Literal["stride", "maxpool"] = "stride"
+    init: Literal["maml", "pytorch"] = "maml"
+
+
+@dataclasses.dataclass
+class OmniglotEvalConfig:
+    """Validation during training and the test-time protocol."""
+
+    val_every: int = ranged(100, min=0, doc="validate every N iterations (and at the last); 0: never")
+    val_tasks: int = ranged(100, min=1, doc="fixed validation tasks (validation characters)")
+    test_steps: int = ranged(3, min=0, doc="inner steps at validation and test time (MAML: 3 for 5-way, 5 for 20-way)")
+    q_query: int = ranged(15, min=1, doc="query examples per class of validation and test tasks")
+
+
+@dataclasses.dataclass
+class OmniglotComputeConfig:
+    """How the work is laid out on the CPU. Speed only: results agree to rounding (docs/omniglot.md, "Speed")."""
+
+    tasks_per_pass: int = ranged(8, min=1, doc="tasks adapted together in one batched (grouped-conv) pass")
+    workers: int = ranged(
+        2, min=1, doc="threads that run passes concurrently, each with single-threaded ops; 1: the main thread"
+    )
+    reuse_memory: bool = True  # keep freed memory in the process (glibc mallopt) instead of page-faulting it back
+
+
+@dataclasses.dataclass
+class OmniglotConfig:
+    """An Omniglot meta-training experiment (``kind: omniglot``)."""
+
+    kind: Literal["omniglot"] = "omniglot"
+    experiment: str = "omniglot"
+    seed: int = ranged(0, min=0)
+    data: OmniglotDataConfig = dataclasses.field(default_factory=OmniglotDataConfig)
+    model: OmniglotModelConfig = dataclasses.field(default_factory=OmniglotModelConfig)
+    inner: InnerConfig = dataclasses.field(default_factory=lambda: InnerConfig(steps=1, lr=0.4))
+    outer: OuterConfig = dataclasses.field(default_factory=lambda: OuterConfig(optimizer="adam", lr=1e-3))
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(iterations=3000, meta_batch=32, checkpoint_every=250, threads=1)
+    )
+    eval: OmniglotEvalConfig = dataclasses.field(default_factory=OmniglotEvalConfig)
+    compute: OmniglotComputeConfig = dataclasses.field(default_factory=OmniglotComputeConfig)
+
+    def validate(self) -> None:
+        if self.data.k_shot + self.eval.q_query > NUM_DRAWERS:
+            raise ValueError(f"eval.q_query: data.k_shot + eval.q_query = {self.data.k_shot + self.eval.q_query} "
+                             f"exceeds the {NUM_DRAWERS} drawings of an Omniglot character")
+
+
+# -------------------------------------------------------------------------------- batched forward
+
+
+def forward_tasks(net: ConvNet, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """Logits ``(T, B, n_way)`` of ``T`` tasks at once, each with its own weights.
+
+    ``params`` are ``net``'s parameters with a leading task dimension ``T`` (:func:`expand_params`, or
+    adapted fast weights), ``x`` is ``(T, B, C, H, W)``. The tasks are laid side by side along the
+    channels, ``(B, T·C, H, W)``, so each convolution is one grouped convolution (``groups=T``) and each
+    batch norm one ``F.batch_norm`` whose ``T·C`` channels are normalised over the ``B·H·W`` values of
+    their own task — the statistics a per-task ``functional_call`` computes. Equal to
+    ``torch.func.vmap`` of ``functional_call(net, …)`` and to a loop over tasks (float64 tests), and
+    faster than ``vmap`` on CPU.
+    """
+    if net.track_running_stats:
+        raise ValueError("forward_tasks needs a ConvNet with batch statistics (track_running_stats=False)")
+    T, B = x.shape[:2]
+    h = x.transpose(0, 1).reshape(B, T * x.shape[2], *x.shape[3:])
+    for i, block in enumerate(net.blocks):
+        assert isinstance(block, ConvBlock)
+        conv, norm = block.conv, block.norm
+        w = params[f"blocks.{i}.conv.weight"]
+        b = params.get(f"blocks.{i}.conv.bias")
+        h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), None if b is None else b.reshape(-1),
+                     stride=conv.stride, padding=conv.padding, groups=T)
+        h = F.batch_norm(h, None, None, params[f"blocks.{i}.norm.weight"].reshape(-1),
+                         params[f"blocks.{i}.norm.bias"].reshape(-1), training=True, eps=norm.eps)
+        h = torch.relu(h)
+        if isinstance(block.pool, torch.nn.MaxPool2d):
+            h = F.max_pool2d(h, 2)
+    features = h.mean(dim=(-2, -1)).reshape(B, T, -1).transpose(0, 1)  # (T, B, hidden)
+    return torch.baddbmm(params["head.bias"].unsqueeze(1), features, params["head.weight"].transpose(1, 2))
+
+
+def task_losses(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean cross-entropy of each task: logits ``(T, B, N)``, labels ``(T, B)`` → ``(T,)``."""
+    per_example = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="none")
+    return per_example.view(labels.shape).mean(dim=1)
+
+
+def task_accuracies(logits: Tensor, labels: Tensor) -> Tensor:
+    """Fraction of correct predictions of each task: ``(T,)``."""
+    return (logits.argmax(dim=-1) == labels).to(logits.dtype).mean(dim=1)
+
+
+def stack_tasks(tasks: Iterable[FewShotTask]) -> FewShotTask:
+    """Single tasks stacked into a meta-batch (the layout of ``OmniglotTaskSampler.sample_batch``)."""
+    items = list(tasks)
+    return FewShotTask(
+        torch.stack([t.support_x for t in items]), torch.stack([t.support_y for t in items]),
+        torch.stack([t.query_x for t in items]), torch.stack([t.query_y for t in items]),
+        np.stack([t.classes for t in items]), np.stack([t.drawers for t in items]),
+    )
+
+
+def _sum_gradients(a: MetaGradients | None, b: MetaGradients) -> MetaGradients:
+    if a is None:
+        return b
+    alpha = None if a.alpha is None or b.alpha is None else [x + y for x, y in zip(a.alpha, b.alpha)]
+    return MetaGradients(a.loss + b.loss, {n: g + b.theta[n] for n, g in a.theta.items()}, alpha)
+
+
+# --------------------------------------------------------------------------------------- data, split
+
+
+def _data_error(err: Exception, root: str | None) -> UserError:
+    """One line for the CLI: what is wrong with the data and where it was looked for."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    problems = [ln[2:] for ln in lines[1:] if ln.startswith("- ")]
+    head = lines[0].rstrip(":") if lines else str(err)
+    detail = f": {'; '.join(problems)}" if problems else ""
+    where = "data.root" if root else "RL_ALPHAMAML_OMNIGLOT (data.root is null)"
+    if head.startswith("No Omniglot data root"):
+        head, detail = "no Omniglot data root given", ""
+    return UserError(
+        f"{head}{detail}. Expected images_background and images_evaluation (folders or .zip files) under the "
+        f"folder named by {where}; set data.root in the config (or --set data.root=PATH) or the environment "
+        "variable RL_ALPHAMAML_OMNIGLOT. The official zips: https://github.com/brendenlake/omniglot (python/)"
+    )
+
+
+def load_data(config: OmniglotDataConfig) -> OmniglotDataset:
+    """Load the images named by ``data.root`` (or ``$RL_ALPHAMAML_OMNIGLOT``); a bad path is a one-line UserError."""
+    try:
+        return load_omniglot(config.root, cache_dir=config.cache_dir)
+    except OmniglotDataError as err:
+        raise _data_error(err, config.root) from None
+
+
+def run_split(config: OmniglotConfig, dataset: OmniglotDataset, run_dir: Path | None) -> OmniglotSplit:
+    """The run's character split: read from ``run_dir/omniglot_split.json``, or drawn and saved there."""
+    path = None if run_dir is None else Path(run_dir) / SPLIT_FILE
+    if path is not None and path.is_file():
+        try:
+            split = OmniglotSplit.load(path)
+        except ValueError as err:
+            raise UserError(str(err).replace("\n", " ")) from None
+        if split.protocol != config.data.protocol:
+            raise UserError(f"{path} holds a {split.protocol!r} split but data.protocol is "
+                            f"{config.data.protocol!r}; a run keeps the split it started with")
+        try:
+            split.check(dataset)
+        except OmniglotDataError as err:
+            raise UserError(str(err).replace("\n", " ")) from None
+        return split
+    try:
+        split = make_split(dataset, config.data.protocol, seed=config.data.split_seed, num_val=config.data.num_val)
+    except ValueError as err:
+        raise UserError(f"data: {err}") from None
+    if path is not None:
+        split.save(path)
+    return split
+
+
+# ------------------------------------------------------------------------------------------- compute
+
+_R = TypeVar("_R")
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``workers`` threads whose torch ops run single-threaded.
+
+    Passes of different tasks are independent, so two threads on two cores need no synchronisation
+    inside an op — unlike torch's OpenMP threads, whose spin-waits at every op make small convolutions
+    crawl when another process holds a core (measured in ``benchmarks/omniglot_speed.py``).
+    """
+    with _POOLS_LOCK:
+        if workers not in _POOLS:
+            _POOLS[workers] = ThreadPoolExecutor(
+                workers, thread_name_prefix="omniglot-pass", initializer=torch.set_num_threads, initargs=(1,)
+            )
+        return _POOLS[workers]
+
+
+_MEMORY_REUSED = False
+
+
+def reuse_freed_memory() -> bool:
+    """Ask glibc to keep freed memory in the process: no ``mmap`` for large blocks, no trimming.
+
+    PyTorch's CPU allocator hands large tensors to ``malloc``; glibc serves blocks above its mmap
+    threshold (at most 32 MiB) with fresh ``mmap`` pages and returns them on ``free``, so every pass
+    page-faults its activations back in: about 10^5 faults and 0.2–0.3 s of kernel time per 5-way 1-shot
+    meta-iteration on this CPU, several seconds for a 32-task pass. ``mallopt(M_MMAP_MAX, 0)`` and a huge
+    ``M_TRIM_THRESHOLD`` let freed blocks be reused instead (the resident size then stays at its peak).
+    Process-wide; returns whether it took effect (False off glibc).
+    """
+    global _MEMORY_REUSED
+    if _MEMORY_REUSED:
+        return True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
+        ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
+        libc.mallopt(m_top_pad, 64 << 20)
+    except (OSError, AttributeError):
+        return False
+    _MEMORY_REUSED = bool(ok)
+    return _MEMORY_REUSED
+
+
+# ---------------------------------------------------------------------------------------- experiment
+
+
+class OmniglotExperiment:
+    """MAML / FOMAML / Alpha MAML / Meta-SGD on Omniglot through the shared :class:`MetaOptimizer`.
+
+    One meta-iteration (Finn et al. 2017, Algorithm 2): sample ``train.meta_batch`` tasks from the
+    meta-training characters; for each, adapt θ on the support set with ``inner.steps`` steps of rate α
+    (``MetaOptimizer.adapt``); score the adapted weights on the query set; step θ on the mean query loss
+    with rate β, then α and β by their hypergradients when adapted (Behl, Baydin & Torr 2019).
+
+    Args:
+        config: the experiment.
+        run_dir: the run folder (the split is saved and reloaded there); ``None`` for in-memory use.
+        dataset: the images, if already loaded (tests, benchmarks); default: :func:`load_data`.
+        dtype: floating-point type of the network, α and the images (float64 for gradient checks).
+
+    Example::
+
+        exp = OmniglotExperiment(config, None, dataset=load_omniglot())
+        for it in range(1, 101):
+            scalars = exp.train_iteration(it, logger=None)
+        result = evaluate(exp, tasks=600, steps=3, seed=1)
+    """
+
+    def __init__(
+        self,
+        config: OmniglotConfig,
+        run_dir: Path | None = None,
+        *,
+        dataset: OmniglotDataset | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.config = config
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.dtype = dtype
+        if config.compute.reuse_memory:
+            reuse_freed_memory()
+        self.dataset = load_data(config.data) if dataset is None else dataset
+        self.split = run_split(config, self.dataset, self.run_dir)
+        m = config.model
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.model = ConvNet(config.data.n_way, hidden_channels=m.hidden_channels, num_blocks=m.num_blocks,
+                                 downsample=m.downsample, init=m.init).to(dtype)
+        self.meta = MetaOptimizer(self.model, config.inner, config.outer, config.train.max_nonfinite_steps)
+        self.iteration = 0
+        self._samplers: dict[Part, OmniglotTaskSampler] = {}
+
+    # -- tasks
+
+    def sampler(self, part: Part) -> OmniglotTaskSampler:
+        """The task sampler of a split part (meta-training tasks use ``data.q_query``, others ``eval.q_query``)."""
+        if part not in self._samplers:
+            d = self.config.data
+            q = d.q_query if part == "train" else self.config.eval.q_query
+            try:
+                self._samplers[part] = OmniglotTaskSampler(self.dataset, self.split, part, n_way=d.n_way,
+                                                           k_shot=d.k_shot, q_query=q, dtype=self.dtype)
+            except ValueError as err:
+                raise UserError(f"data: {err}") from None
+        return self._samplers[part]
+
+    def fixed_tasks(self, part: Part, count: int, seed: int, stream: str) -> Iterable[FewShotTask]:
+        """``count`` tasks of ``part``, task ``i`` drawn from the stream ``(seed, stream, i)``."""
+        sampler = self.sampler(part)
+        return (sampler.sample(seeding.rng(seed, stream, i)) for i in range(count))
+
+    # -- the meta-gradient
+
+    def _passes(self, count: int) -> list[slice]:
+        size = self.config.compute.tasks_per_pass
+        return [slice(s, min(s + size, count)) for s in range(0, count, size)]
+
+    def _map(self, fn: Callable[[Any], _R], items: list[Any]) -> list[_R]:
+        """``[fn(x) for x in items]``, on ``compute.workers`` threads when more than one (order kept)."""
+        workers = min(self.config.compute.workers, len(items))
+        if workers <= 1:
+            return [fn(x) for x in items]
+        return list(_pool(self.config.compute.workers).map(fn, items))
+
+    def _support_loss(
+        self, xs: Tensor, ys: Tensor, first: dict[str, Tensor] | None = None
+    ) -> Callable[[Params], Tensor]:
+        """The inner loss: the sum over tasks of each task's mean support loss (each inner gradient its own).
+
+        ``first`` (if given) receives the logits of the first evaluation: the support set before adaptation.
+        """
+
+        def loss(p: Params) -> Tensor:
+            logits = forward_tasks(self.model, p, xs)
+            if first is not None and not first:
+                first["logits"] = logits.detach()
+            return task_losses(logits, ys).sum()
+
+        return loss
+
+    def _pass_gradients(self, batch: FewShotTask, part: slice, total_tasks: int) -> tuple[MetaGradients, list[float]]:
+        xs, ys = batch.support_x[part], batch.support_y[part]
+        xq, yq = batch.query_x[part], batch.query_y[part]
+        params = expand_params(self.meta.params, xs.shape[0])
+        first: dict[str, Tensor] = {}
+        fast = self.meta.adapt(self._support_loss(xs, ys, first), params)
+        if not first:  # inner.steps == 0
+            with torch.no_grad():
+                first["logits"] = forward_tasks(self.model, params, xs)
+        logits = forward_tasks(self.model, fast.params, xq)
+        losses = task_losses(logits, yq)
+        grads = self.meta.gradients(losses.sum() / total_tasks)
+        sums = [float(task_losses(first["logits"], ys).sum()), float(task_accuracies(first["logits"], ys).sum()),
+                float(losses.detach().sum()), float(task_accuracies(logits.detach(), yq).sum())]
+        return grads, sums
+
+    def meta_gradients(self, batch: FewShotTask) -> tuple[MetaGradients, dict[str, float]]:
+        """∇θ (and ∂/∂α) of the mean post-adaptation query loss over ``batch``, and the batch's metrics.
+
+        Tasks go ``compute.tasks_per_pass`` at a time through :meth:`MetaOptimizer.adapt` and
+        :meth:`MetaOptimizer.gradients`; the passes' gradients are summed in order (the loss is a sum
+        over tasks). Metrics: ``pre_adapt`` — the support set before adaptation, as the first inner step
+        sees it (its expected accuracy is 1/N: labels are shuffled per task); ``post_adapt`` — the query
+        set after adaptation.
+        """
+        T = len(batch)
+        results = self._map(lambda part: self._pass_gradients(batch, part, T), self._passes(T))
+        total: MetaGradients | None = None
+        sums = [0.0, 0.0, 0.0, 0.0]
+        for grads, values in results:
+            total = _sum_gradients(total, grads)
+            sums = [a + b for a, b in zip(sums, values)]
+        assert total is not None
+        return total, {
+            "loss/pre_adapt": sums[0] / T, "accuracy/pre_adapt": sums[1] / T,
+            "loss/post_adapt": sums[2] / T, "accuracy/post_adapt": sums[3] / T,
+        }
+
+    # -- training
+
+    def train_iteration(self, iteration: int, logger: RunLogger | None) -> dict[str, float]:
+        """Meta-iteration ``iteration`` (1-based) on the tasks of the stream ``(seed, "train", iteration)``."""
+        cfg = self.config
+        start = time.perf_counter()
+        batch = self.sampler("train").sample_batch(cfg.train.meta_batch, seeding.rng(cfg.seed, "train", iteration))
+        grads, out = self.meta_gradients(batch)
+        info = self.meta.apply(grads)
+        out.update(info.scalars())
+        out["time/iteration_s"] = time.perf_counter() - start
+        self.iteration = iteration
+        if cfg.inner.lr_shape != "scalar" and logger is not None:
+            logger.histogram("meta/alpha_values", self.meta.alpha.values().float().numpy(), iteration)
+        every = cfg.eval.val_every
+        if every and (iteration % every == 0 or iteration == cfg.train.iterations):
+            start = time.perf_counter()
+            acc, loss = self.adaptation_curves(
+                self.fixed_tasks("val", cfg.eval.val_tasks, cfg.seed, "val"), cfg.eval.test_steps)
+            out["accuracy/val_pre_adapt"] = float(np.mean(acc[0]))
+            out["accuracy/val_post_adapt"] = float(np.mean(acc[-1]))
+            out["loss/val_post_adapt"] = float(np.mean(loss[-1]))
+            out["time/validation_s"] = time.perf_counter() - start
+        return out
+
+    # -- adaptation to new tasks
+
+    def adaptation_curves(
+        self, tasks: Iterable[FewShotTask], steps: int
+    ) -> tuple[list[list[float]], list[list[float]]]:
+        """Per-task query accuracy and loss after 0…``steps`` inner steps with the current α (no meta-gradient).
+
+        Returns ``(accuracy, loss)``, each ``[step][task]``. Batch norm uses the statistics of the set at
+        hand — support while adapting, query when scoring — as MAML does at test time.
+        """
+        acc: list[list[float]] = [[] for _ in range(steps + 1)]
+        loss: list[list[float]] = [[] for _ in range(steps + 1)]
+        size = self.config.compute.tasks_per_pass
+        group = size * max(1, self.config.compute.workers)
+
+        def run(chunk: list[FewShotTask]) -> tuple[list[list[float]], list[list[float]]]:
+            batch = stack_tasks(chunk)
+            loss_fn = self._support_loss(batch.support_x, batch.support_y)
+            theta = expand_params(self.meta.params, len(chunk))
+            params = {n: p.detach().requires_grad_(True) for n, p in theta.items()}
+            a: list[list[float]] = []
+            b: list[list[float]] = []
+            for k in range(steps + 1):
+                if k > 0:
+                    with torch.enable_grad():
+                        adapted = self.meta.adapt(loss_fn, params, steps=1, first_order=True).params
+                    params = {n: p.detach().requires_grad_(True) for n, p in adapted.items()}
+                with torch.no_grad():
+                    logits = forward_tasks(self.model, params, batch.query_x)
+                    a.append(task_accuracies(logits, batch.query_y).tolist())
+                    b.append(task_losses(logits, batch.query_y).tolist())
+            return a, b
+
+        def flush(pending: list[FewShotTask]) -> None:
+            chunks = [pending[i:i + size] for i in range(0, len(pending), size)]
+            for a, b in self._map(run, chunks):
+                for k in range(steps + 1):
+                    acc[k] += a[k]
+                    loss[k] += b[k]
+
+        pending: list[FewShotTask] = []
+        for task in tasks:
+            pending.append(task)
+            if len(pending) == group:
+                flush(pending)
+                pending = []
+        if pending:
+            flush(pending)
+        return acc, loss
+
+    # -- state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "meta": self.meta.state_dict(), "iteration": self.iteration}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.meta.load_state_dict(state["meta"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"the checkpoint does not fit this config's network or rates ({first}); "
+                                  "was it written with another data.n_way, model or inner.lr_shape?") from None
+        self.iteration = int(state.get("iteration", 0))
+
+
+# ------------------------------------------------------------------------------ the kind's interface
+
+
+def build(config: OmniglotConfig, run_dir: Path) -> OmniglotExperiment:
+    """The experiment of a run folder (the CLI's entry point; loads the data and the run's split)."""
+    return OmniglotExperiment(config, run_dir)
+
+
+def evaluate(experiment: OmniglotExperiment, tasks: int, steps: int, seed: int) -> AdaptationResult:
+    """Accuracy on ``tasks`` new tasks from the test characters after 0…``steps`` inner steps.
+
+    MAML's protocol (Finn et al. 2017): 600 test tasks; the headline is the mean accuracy after
+    ``eval.test_steps`` steps (3 for 5-way, 5 for 20-way), with its 95 % confidence interval. Task ``i``
+    is drawn from the stream ``(seed, "evaluate", i)``. Besides the adaptation report, writes
+    ``RUN_DIR/eval/accuracy.json`` (mean accuracy, 95 % CI half-width, number of test tasks, protocol).
+    """
+    cfg = experiment.config
+    sampler = experiment.sampler("test")
+    drawn: list[dict[str, list[Any]]] = []
+
+    def recorded(stream: Iterable[FewShotTask]) -> Iterable[FewShotTask]:
+        for task in stream:
+            drawn.append({"characters": [sampler.class_character(int(c)).key for c in task.classes],
+                          "rotations": [int(sampler.class_rotations[c]) for c in task.classes]})
+            yield task
+
+    acc, loss = experiment.adaptation_curves(recorded(experiment.fixed_tasks("test", tasks, seed, "evaluate")), steps)
+    head = min(cfg.eval.test_steps, steps)
+    mean, half = mean_ci95(acc[head])
+    summary = {
+        "metric": "accuracy",
+        "mean": mean,
+        "ci95": half,
+        "steps": head,
+        "num_tasks": tasks,
+        "protocol": cfg.data.protocol,
+        "n_way": cfg.data.n_way,
+        "k_shot": cfg.data.k_shot,
+        "q_query": cfg.eval.q_query,
+        "split_seed": experiment.split.seed,
+        "seed": seed,
+        "checkpoint_iteration": experiment.iteration,
+        "alpha": experiment.meta.alpha.mean(),
+        "by_steps": [{"steps": k, "mean": m, "ci95": h} for k, (m, h) in enumerate(mean_ci95(a) for a in acc)],
+        "loss_by_steps": [float(np.mean(v)) for v in loss],
+    }
+    print(f"{cfg.experiment}: {cfg.data.n_way}-way {cfg.data.k_shot}-shot accuracy after {head} steps on "
+          f"{tasks} test tasks ({cfg.data.protocol} split): {100 * mean:.2f} ± {100 * half:.2f} % (95 % CI)",
+          file=sys.stderr)
+    if experiment.run_dir is not None:
+        out = experiment.run_dir / "eval"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ACCURACY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    return AdaptationResult("accuracy", acc, drawn, "", experiment.iteration, seed, higher_is_better=True,
+                            extra={"accuracy": summary})
+
+
+CONFIG = OmniglotConfig
+EVAL_DEFAULTS = {"tasks": 600, "steps": 5}
