@@ -6,7 +6,8 @@ For each family (default HalfCheetahVel and AntVel) at meta-batch × episodes sl
   (a) ``envs.BatchedEnv``: closed loop, one ``step`` per control step for all slots (reset
       included), with fresh random actions every step as a policy would give;
   (b) gymnasium's ``AsyncVectorEnv`` over the registered env (``--async-envs`` worker
-      processes, one env each), run for as many episodes as there are slots;
+      processes, one env each, default 4 per core), over ``--async-rounds`` rounds of episodes
+      (its steps/s does not depend on the number of slots; ``--async-rounds 0`` runs them all);
   (c) the raw limit: one open-loop ``mujoco.rollout`` call over all slots and the whole horizon
       (``horizon × frame_skip`` substeps, controls repeated over each control step's substeps)
       on all cores, with a persistent thread pool and the family's own model.
@@ -17,7 +18,9 @@ backends that were considered for (a): ``mujoco.batch`` in persistent mode, one 
 slot stepped by a Python loop (one thread, or one Python thread per core: MuJoCo releases the
 GIL), a closed-loop ``mujoco.rollout`` call per control step, and worker processes that each own
 a share of the slots. Each measurement is repeated ``--repeats`` times, interleaved; the table
-shows the best repeat (the one least disturbed by other processes).
+shows the best repeat. On a shared machine other processes steal CPU: every measurement records
+the share of the CPUs they used meanwhile (from /proc/stat), and ``--retries N`` repeats a
+measurement (after ``--retry-wait`` seconds) while that share exceeds ``--max-others``.
 
 Usage::
 
@@ -29,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import multiprocessing as mp
@@ -87,7 +91,15 @@ def _make_env(env_id: str, task: dict[str, Any]) -> Callable[[], gymnasium.Env]:
     return thunk
 
 
+ASYNC_ROUNDS = 2  # set from --async-rounds
+
+
 def bench_async(env_id: str, n: int, horizon: int, workers: int, seed: int) -> float:
+    """Throughput of ``workers`` processes over ``ASYNC_ROUNDS`` rounds of ``workers`` episodes.
+
+    The vector env steps ``workers`` episodes at a time, so its steps/s does not depend on how
+    many slots a meta-batch has; a few rounds measure it (``--async-rounds 0``: ``n`` episodes).
+    """
     rng = np.random.default_rng(seed)
     probe = envs.make_unwrapped(env_id)
     tasks = [t.to_dict() for t in probe.sample_tasks(workers, rng)]
@@ -95,7 +107,7 @@ def bench_async(env_id: str, n: int, horizon: int, workers: int, seed: int) -> f
     vec = gymnasium.vector.AsyncVectorEnv([_make_env(env_id, t) for t in tasks], context="spawn")
     try:
         vec.reset(seed=seed)  # start-up (process spawn, model compile) is not timed
-        rounds = -(-n // workers)
+        rounds = ASYNC_ROUNDS or -(-n // workers)
         low, high = vec.single_action_space.low, vec.single_action_space.high
         start = time.perf_counter()
         for r in range(rounds):
@@ -333,6 +345,35 @@ def bench_processes(env_id: str, n: int, horizon: int, threads: int, seed: int) 
 # --------------------------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------------------------
+def _cpu_ticks() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat (Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return (sum(fields) - idle) / hz, sum(fields) / hz
+
+
+def measure(fn: Callable[[], float]) -> tuple[float, float]:
+    """Run one measurement; return (steps/s, share of the machine other processes used meanwhile).
+
+    The share is the machine's busy CPU time during the call minus this process's own (threads
+    and joined children included), over the call's wall time × CPUs: 0 on an otherwise idle
+    machine, 0.5 when other processes kept one of two cores busy.
+    """
+    busy0, total0 = _cpu_ticks()
+    own0, wall0 = os.times(), time.perf_counter()
+    sps = fn()
+    own1, wall1 = os.times(), time.perf_counter()
+    busy1, total1 = _cpu_ticks()
+    own = sum(own1[:4]) - sum(own0[:4])
+    capacity = total1 - total0 or (wall1 - wall0) * (os.cpu_count() or 1)
+    return sps, max(0.0, (busy1 - busy0) - own) / capacity if capacity else 0.0
+
+
 MAIN = {
     "a_stepper": ("(a) envs.BatchedEnv", bench_stepper),
     "b_async_vector_env": ("(b) gymnasium AsyncVectorEnv", bench_async),
@@ -355,8 +396,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--horizon", type=int, default=200)
     parser.add_argument("--threads", type=int, default=default_threads(), help="cores for (a), (c)")
     parser.add_argument("--async-envs", type=int, default=None, help="worker processes for (b); default 4 per core")
+    parser.add_argument(
+        "--async-rounds", type=int, default=2, help="(b) runs this many rounds of episodes; 0: all slots"
+    )
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-others",
+        type=float,
+        default=0.05,
+        help="repeat a measurement if other processes used more than this share of the CPUs",
+    )
+    parser.add_argument("--retries", type=int, default=0, help="how often to repeat such a measurement")
+    parser.add_argument("--retry-wait", type=float, default=10.0, help="seconds to wait before a retry")
     parser.add_argument("--designs", action="store_true", help="also measure the alternative designs")
     parser.add_argument("--skip", nargs="*", default=[], choices=sorted(MAIN), help="measurements to leave out")
     parser.add_argument("--quick", action="store_true", help="8 x 5 slots, horizon 50, 1 repeat")
@@ -365,6 +417,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         args.meta_batch, args.episodes, args.horizon, args.repeats = 8, 5, 50, 1
     n = args.meta_batch * args.episodes
+    global ASYNC_ROUNDS
+    ASYNC_ROUNDS = args.async_rounds
     async_envs = args.async_envs or 4 * args.threads
     benches = {k: v for k, v in MAIN.items() if k not in args.skip}
     if args.designs:
@@ -380,25 +434,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for fam in args.families:
         env_id = envs.resolve_id(fam)
         runs: dict[str, list[float]] = {k: [] for k in benches}
+        contention: dict[str, list[float]] = {k: [] for k in benches}
         loads: list[float] = []
         for rep in range(args.repeats):
             for key, (label, fn) in benches.items():
-                loads.append(os.getloadavg()[0])
                 workers = async_envs if key == "b_async_vector_env" else args.threads
-                sps = fn(env_id, n, args.horizon, workers, args.seed + rep)
+                for attempt in range(1 + args.retries):
+                    loads.append(os.getloadavg()[0])
+                    sps, others = measure(functools.partial(fn, env_id, n, args.horizon, workers, args.seed + rep))
+                    print(
+                        f"  {fam:<20} {label:<40} repeat {rep}: {sps:10.0f} steps/s"
+                        f"   (other processes used {100 * others:3.0f}% of the CPUs)",
+                        flush=True,
+                    )
+                    if others <= args.max_others or attempt == args.retries:
+                        break
+                    time.sleep(args.retry_wait)
                 runs[key].append(sps)
-                print(f"  {fam:<20} {label:<40} repeat {rep}: {sps:10.0f} steps/s", flush=True)
+                contention[key].append(others)
         best = {k: max(v) for k, v in runs.items()}
         entry: dict[str, Any] = {
             "steps_per_s": best,
             "steps_per_s_median": {k: statistics.median(v) for k, v in runs.items()},
             "steps_per_s_all": runs,
+            "other_processes_cpu_share": contention,
             "load_average_1min": loads,
         }
-        if "a_stepper" in best and "c_rollout_raw" in best:
-            entry["ratio_a_over_c"] = best["a_stepper"] / best["c_rollout_raw"]
-        if "a_stepper" in best and "b_async_vector_env" in best:
-            entry["ratio_a_over_b"] = best["a_stepper"] / best["b_async_vector_env"]
+        for ref, key in (("c_rollout_raw", "ratio_a_over_c"), ("b_async_vector_env", "ratio_a_over_b")):
+            if "a_stepper" in best and ref in best:
+                entry[key] = best["a_stepper"] / best[ref]
+                # measured back to back, so both saw the same load
+                entry[f"{key}_per_repeat"] = [a / r for a, r in zip(runs["a_stepper"], runs[ref])]
         results[fam] = entry
 
     labels = {k: v[0] for k, v in benches.items()}
@@ -424,9 +490,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "horizon": args.horizon,
             "threads": args.threads,
             "async_envs": async_envs,
+            "async_rounds": args.async_rounds,
             "repeats": args.repeats,
             "seed": args.seed,
             "statistic": "best of repeats (steps_per_s); median in steps_per_s_median",
+            "max_others": args.max_others,
+            "retries": args.retries,
         },
         "machine": {
             "cpus": os.cpu_count(),
