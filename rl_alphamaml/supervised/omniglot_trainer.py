@@ -16,9 +16,13 @@ All tasks of a pass are evaluated at once by :func:`forward_tasks`: fast weights
 dimension (:func:`~rl_alphamaml.meta.expand_params`) and the convolutions become one grouped convolution
 (``groups = tasks``); batch norm on the ``(batch, tasks × channels, H, W)`` layout normalises each task's
 channels over that task's own examples, exactly as a per-task loop does (tested in float64 against the
-loop, meta-gradient and α hypergradient included). A meta-batch is processed ``tasks_per_pass`` tasks at
-a time and the meta-gradients of the passes are summed: small passes keep the activations in the CPU
-caches, which on a CPU matters more than one big batched call (see ``docs/omniglot.md``, "Speed").
+loop, meta-gradient and α hypergradient included). A meta-batch is cut into passes of
+``compute.tasks_per_pass`` tasks, ``compute.workers`` threads run the passes concurrently (each with
+single-threaded torch ops), and the passes' meta-gradients are summed in order. Passes of a few tasks
+amortise the per-op cost of the small support-set convolutions yet keep the activations in the CPU
+caches; independent passes on threads use two cores without the
+per-op OpenMP barriers that make small convolutions crawl on a busy machine (``docs/omniglot.md``,
+"Speed"; ``benchmarks/omniglot_speed.py``).
 
 The run folder holds the character split (``omniglot_split.json``), reloaded on resume and evaluation.
 Randomness comes from per-iteration streams of ``seed`` (:mod:`rl_alphamaml.seeding`): iteration *i*
@@ -26,6 +30,7 @@ always meta-trains on the same tasks, so a killed and resumed run logs the same 
 
 Example::
 
+    from pathlib import Path
     from rl_alphamaml.cli import load_experiment_config
     from rl_alphamaml.runner import prepare_run_dir, train
 
