@@ -465,10 +465,14 @@ class OmniglotExperiment:
         cfg = self.config
         start = time.perf_counter()
         batch = self.sampler("train").sample_batch(cfg.train.meta_batch, seeding.rng(cfg.seed, "train", iteration))
-        grads, out = self.meta_gradients(batch)
+        grads, metrics = self.meta_gradients(batch)
         info = self.meta.apply(grads)
-        out.update(info.scalars())
-        out["time/iteration_s"] = time.perf_counter() - start
+        steps = info.scalars()
+        # the first four are what the progress line shows
+        out = {"accuracy/post_adapt": metrics["accuracy/post_adapt"], "meta/alpha": steps["meta/alpha"],
+               "meta/beta": steps["meta/beta"], "time/iteration_s": time.perf_counter() - start}
+        out.update(metrics)
+        out.update(steps)
         self.iteration = iteration
         if cfg.inner.lr_shape != "scalar" and logger is not None:
             logger.histogram("meta/alpha_values", self.meta.alpha.values().float().numpy(), iteration)
