@@ -58,11 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
         config, module = load_experiment_config(run_dir / CONFIG_FILE, args.set)
         latest_checkpoint(run_dir)  # fail early and clearly if there is nothing to resume
-        if args.set:
-            from rl_alphamaml.config import save_config
-
-            save_config(config, run_dir / CONFIG_FILE)
-        return train(config, module.build, run_dir, resume=True)
+        return train(config, module.build, run_dir, resume=True, save_resolved_config=bool(args.set))
     if args.config is None:
         raise UserError("train needs a CONFIG file (e.g. configs/sinusoid.yaml) or --resume RUN_DIR")
     config, module = load_experiment_config(Path(args.config), args.set)

@@ -138,15 +138,29 @@ def train(
     build: Callable[[Any, Path], Experiment],
     run_dir: Path,
     resume: bool = False,
+    save_resolved_config: bool = False,
 ) -> int:
-    """Meta-train ``build(config, run_dir)`` for ``config.train.iterations``; returns the exit status."""
+    """Meta-train ``build(config, run_dir)`` for ``config.train.iterations``; returns the exit status.
+
+    A fresh run whose experiment cannot be built (missing data, say) leaves no ``config.yaml`` behind,
+    so the same ``--run-dir`` can be used again. ``save_resolved_config`` rewrites the run's config once
+    the experiment is built and its checkpoint loaded (a resume with ``--set`` overrides).
+    """
     kind = config.kind
     set_threads(config)
-    experiment = build(config, run_dir)
+    try:
+        experiment = build(config, run_dir)
+        payload = load_checkpoint(latest_checkpoint(run_dir), kind=kind) if resume else None
+        if payload is not None:
+            experiment.load_state_dict(payload["state"])
+    except UserError:
+        if not resume and not list_checkpoints(run_dir):
+            (run_dir / CONFIG_FILE).unlink(missing_ok=True)
+        raise
+    if save_resolved_config:
+        save_config(config, run_dir / CONFIG_FILE)
     start = 1
-    if resume:
-        payload = load_checkpoint(latest_checkpoint(run_dir), kind=kind)
-        experiment.load_state_dict(payload["state"])
+    if payload is not None:
         start = int(payload["iteration"]) + 1
         print(f"resuming {run_dir} after iteration {start - 1}", file=sys.stderr)
     total = config.train.iterations

@@ -146,3 +146,16 @@ def test_sinusoid_tasks_follow_the_maml_distribution() -> None:
     assert batch.xs.shape == (500, 10, 1) and float(batch.xs.abs().max()) <= 5.0
     expected = batch.amplitude[:, None, None] * np.sin(batch.xs.numpy() - batch.phase[:, None, None])
     np.testing.assert_allclose(batch.ys.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_failed_start_leaves_the_run_folder_reusable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rl_alphamaml.errors import UserError
+
+    def broken_build(config: object, run_dir: Path) -> None:
+        raise UserError("data missing")
+
+    monkeypatch.setattr(sinusoid, "build", broken_build)
+    run_dir = tmp_path / "run"
+    assert main(["train", str(CONFIG), "--run-dir", str(run_dir), "--set", "train.iterations=2"]) == 2
+    monkeypatch.undo()
+    assert main(["train", str(CONFIG), "--run-dir", str(run_dir), "--set", "train.iterations=2"]) == 0
