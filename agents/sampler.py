@@ -88,15 +88,28 @@ class Sampler:
         ``seed`` names the random stream (e.g. ``(config_seed, iteration, phase)``): it seeds the
         environments' initial states and the action noise.
         """
-        T, E, H = self.num_tasks, self.episodes, self.horizon
-        if len(tasks) != T:
-            raise ValueError(f"the sampler was built for {T} tasks, got {len(tasks)}")
+        if len(tasks) != self.num_tasks:
+            raise ValueError(f"the sampler was built for {self.num_tasks} tasks, got {len(tasks)}")
         stream = np.random.SeedSequence(list(seed))
         env_seed, noise_seed = stream.generate_state(2, dtype=np.uint64)
         generator = torch.Generator().manual_seed(int(noise_seed) & (2**63 - 1))
         params = {k: v.detach() for k, v in params.items()}
+        # The per-step policy call is tiny; torch's idle OpenMP workers would spin on the cores MuJoCo's
+        # batch threads step on (measured: 0.91 s vs 0.53 s per 40,000 HalfCheetah steps on 2 cores).
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._rollout(policy, params, tasks, int(env_seed), generator)
+        finally:
+            torch.set_num_threads(torch_threads)
+
+    def _rollout(
+        self, policy: GaussianMLPPolicy, params: Mapping[str, Tensor], tasks: Sequence[Task], env_seed: int,
+        generator: torch.Generator,
+    ) -> Episodes:
+        T, E, H = self.num_tasks, self.episodes, self.horizon
         started = time.perf_counter()
-        obs_np = self.env.reset(list(tasks), seeds=int(env_seed) & (2**31 - 1))
+        obs_np = self.env.reset(list(tasks), seeds=env_seed & (2**31 - 1))
         env_time = time.perf_counter() - started
         obs_buf = torch.zeros(T, H, E, self.obs_dim)
         act_buf = torch.zeros(T, H, E, self.act_dim)
