@@ -108,7 +108,7 @@ class _Progress:
             self.bar = tqdm(total=total, initial=start - 1, desc=desc, dynamic_ncols=True, mininterval=0.5)
 
     def update(self, iteration: int, scalars: Mapping[str, float]) -> None:
-        shown = {k.split("/")[-1]: f"{v:.4g}" for k, v in list(scalars.items())[:4]}
+        shown = {k: f"{v:.4g}" for k, v in list(scalars.items())[:4]}
         if self.bar is not None:
             self.bar.set_postfix(shown, refresh=False)
             self.bar.update(1)
