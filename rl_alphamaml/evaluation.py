@@ -68,7 +68,7 @@ def plot_adaptation(results: Sequence[tuple[str, AdaptationResult]], path: str |
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(6, 3.8), dpi=120)
     for label, result in results:
         rows = result.summary()
         ks = [r["steps"] for r in rows]
@@ -78,7 +78,7 @@ def plot_adaptation(results: Sequence[tuple[str, AdaptationResult]], path: str |
     ax.set_xlabel("inner gradient steps")
     ax.set_ylabel(results[0][1].metric)
     ax.set_xticks(range(max(len(r.values) for _, r in results)))
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     if len(results) > 1:
         ax.legend()
