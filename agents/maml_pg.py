@@ -124,14 +124,13 @@ class MAMLPG:
         return self.meta.adapt(lambda p: inner_loss(self.policy, p, episodes, adv), params, steps=1,
                                first_order=first_order).params
 
-    def adapt_from(self, theta: Params, train: Sequence[tuple[Episodes, Tensor]], first_order: bool | None = None
-                   ) -> Params:
-        """θ'ᵢ from θ by replaying the recorded inner steps (differentiable to θ and α)."""
-        params = expand_params(theta, train[0][0].obs.shape[0]) if train else None
+    def adapt_from(self, theta: Params, train: Sequence[tuple[Episodes, Tensor]], num_tasks: int,
+                   first_order: bool | None = None) -> Params:
+        """θ'ᵢ for ``num_tasks`` tasks from θ by replaying the recorded inner steps (differentiable to θ and α)."""
+        params = expand_params(theta, num_tasks)
         for episodes, adv in train:
-            assert params is not None
             params = self.adapt_step(params, episodes, adv, first_order)
-        return params if params is not None else expand_params(theta, 1)
+        return params
 
     def iteration(self, tasks: Sequence[Task], seed: Sequence[int]) -> dict[str, float]:
         """One meta-iteration on ``tasks``; ``seed`` names the random stream. Returns the log scalars."""
@@ -195,7 +194,7 @@ class MAMLPG:
 
         def loss_and_kl(flat: Tensor) -> tuple[Tensor, Tensor]:
             p = {n: v.detach().requires_grad_(True) for n, v in unflatten_params(flat, theta).items()}
-            adapted = self.adapt_from(p, data.train, first_order=True)
+            adapted = self.adapt_from(p, data.train, data.val.obs.shape[0], first_order=True)
             with torch.no_grad():
                 new_loss = surrogate(self.policy, adapted, data.val, data.val_adv, data.val_old_logp)
                 kl = self.policy.kl(data.val_params, adapted, data.val.obs, data.val.mask).mean()
@@ -228,7 +227,7 @@ class MAMLPG:
         """
 
         def kl_fn(p: Mapping[str, Tensor]) -> Tensor:
-            adapted = self.adapt_from(dict(p), data.train)
+            adapted = self.adapt_from(dict(p), data.train, data.val.obs.shape[0])
             return self.policy.kl(data.val_params, adapted, data.val.obs, data.val.mask).mean()
 
         return hessian_vector_product(kl_fn, theta, damping=damping)

@@ -69,7 +69,7 @@ def test_kl_hessian_vector_product_matches_finite_differences() -> None:
 
     def kl_grad(flat: torch.Tensor) -> torch.Tensor:
         p = {n: t.clone().requires_grad_(True) for n, t in unflatten_params(flat, theta).items()}
-        adapted = learner.adapt_from(p, data.train)
+        adapted = learner.adapt_from(p, data.train, data.val.obs.shape[0])
         kl = learner.policy.kl(data.val_params, adapted, data.val.obs, data.val.mask).mean()
         return torch.cat([g.reshape(-1) for g in torch.autograd.grad(kl, list(p.values()))])
 
@@ -98,8 +98,9 @@ def test_fisher_form_hvp_equals_the_double_backward_one(inner: InnerConfig) -> N
         torch.testing.assert_close(fast(v), direct(v), rtol=1e-9, atol=1e-12)
 
 
-def test_a_trpo_meta_step_respects_max_kl() -> None:
-    config, module = load_experiment_config(NAV, [*SMALL, "trpo.max_kl=0.002"])
+@pytest.mark.parametrize("steps", [1, 0])  # 0 inner steps: plain multi-task TRPO (no meta-learning)
+def test_a_trpo_meta_step_respects_max_kl(steps: int) -> None:
+    config, module = load_experiment_config(NAV, [*SMALL, "trpo.max_kl=0.002", f"inner.steps={steps}"])
     experiment = module.build(config, None)
     out = experiment.learner.iteration(experiment.sampler.sample_tasks(np.random.default_rng(0)), (0, 1))
     assert out["trpo/accepted"] == 1.0
