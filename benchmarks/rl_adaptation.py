@@ -76,9 +76,11 @@ def main() -> None:
         cells = " | ".join(f"{s['mean']:.2f} ± {s['ci95']:.2f}" for s in r["heldout"])
         lines.append(f"| {r['config']} | {r['iterations']} ({r['env_steps'] / 1e6:.1f} M) | {cells} "
                      f"| {r['final_alpha']:.3g} | {r['final_beta']:.3g} |")
-        if r["paper"] and len(r["paper"]) >= len(steps):
-            paper = " | ".join(f"{v:.2f}" for v in r["paper"][: len(steps)])
-            lines.append(f"| MAML paper ({r['env'].split('/')[1]}) | — | {paper} | | |")
+    for env in dict.fromkeys(r["env"] for r in rows):  # the paper's numbers once per family, last
+        paper = PAPER.get(env)
+        if paper and len(paper) >= len(steps):
+            lines.append(f"| MAML paper ({env.split('/')[1]}) | — | "
+                         + " | ".join(f"{v:.2f}" for v in paper[: len(steps)]) + " | | |")
     table = "\n".join(lines)
     note = (f"{args.tasks} held-out tasks, mean return ± 95% CI after each inner step (fresh episodes per step); "
             f"overrides {args.set or 'none'}; {platform.machine()} CPU, {time.strftime('%Y-%m-%d')}.")
