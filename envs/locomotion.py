@@ -32,6 +32,7 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
 from envs.base import TaskFamily, load_model
+from envs.navigation import _GoalTasks, _UniformRangeTasks
 from envs.tasks import (
     Direction2DTask,
     DirectionTask,
@@ -172,6 +173,52 @@ class _MujocoFamily(TaskFamily[TaskT]):
 
 
 # ---------------------------------------------------------------------------------------------
+# Task distributions shared by the HalfCheetah and Ant families (goals: envs.navigation._GoalTasks)
+# ---------------------------------------------------------------------------------------------
+
+
+class _VelocityTasks(_UniformRangeTasks[VelocityTask]):
+    """Mixin: target-velocity tasks ``v* ~ U[low, high]``, checked in range; by default the centre."""
+
+    task_type = VelocityTask
+
+    def default_task(self) -> VelocityTask:
+        return VelocityTask(0.5 * (self.low + self.high))
+
+    def _sample(self, n: int, rng: np.random.Generator) -> list[VelocityTask]:
+        return [VelocityTask(float(v)) for v in rng.uniform(self.low, self.high, size=n)]
+
+    def _check_task(self, task: VelocityTask) -> None:
+        if not self.low <= task.velocity <= self.high:
+            raise self._range_error("target velocity", task.velocity, self.low, self.high)
+
+    def task_params(self, tasks: Sequence[VelocityTask]) -> np.ndarray:
+        return np.array([[t.velocity] for t in tasks], dtype=np.float64).reshape(len(tasks), 1)
+
+
+class _DirectionTasks(TaskFamily[DirectionTask]):
+    """Mixin: direction tasks ``d ∈ {−1, +1}`` with probability ½ each; by default forward."""
+
+    task_type = DirectionTask
+
+    def __init__(self, task: DirectionTask | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(task, **kwargs)  # type: ignore[call-arg]
+        utils.EzPickle.__init__(self, task, **kwargs)  # type: ignore[arg-type]
+
+    def default_task(self) -> DirectionTask:
+        return DirectionTask(1)
+
+    def _sample(self, n: int, rng: np.random.Generator) -> list[DirectionTask]:
+        return [DirectionTask(int(d)) for d in 2 * rng.integers(0, 2, size=n) - 1]
+
+    def _check_task(self, task: DirectionTask) -> None:
+        """Any DirectionTask is valid (its constructor enforces ±1)."""
+
+    def task_params(self, tasks: Sequence[DirectionTask]) -> np.ndarray:
+        return np.array([[t.direction] for t in tasks], dtype=np.float64).reshape(len(tasks), 1)
+
+
+# ---------------------------------------------------------------------------------------------
 # HalfCheetah
 # ---------------------------------------------------------------------------------------------
 
@@ -233,7 +280,7 @@ class _HalfCheetahFamily(_MujocoFamily[TaskT], HalfCheetahEnv):  # type: ignore[
         raise NotImplementedError
 
 
-class HalfCheetahVelEnv(_HalfCheetahFamily[VelocityTask]):
+class HalfCheetahVelEnv(_VelocityTasks, _HalfCheetahFamily[VelocityTask]):  # type: ignore[misc]  # see _HalfCheetahFamily
     """HalfCheetahVel (Finn et al. 2017, §5.3): run at a target forward velocity.
 
     Reward ``−|v_x − v*| − 0.05‖a‖²``; task ``v* ~ U[low, high]``, by default U[0, 2]
@@ -245,7 +292,6 @@ class HalfCheetahVelEnv(_HalfCheetahFamily[VelocityTask]):
     >>> obs, info = env.reset(seed=0, options={"task": tasks[0]})
     """
 
-    task_type = VelocityTask
     family_name = "HalfCheetahVel-v0"
 
     def __init__(
@@ -256,54 +302,20 @@ class HalfCheetahVelEnv(_HalfCheetahFamily[VelocityTask]):
         high: float = 2.0,
         **kwargs: Any,
     ) -> None:
-        if not low <= high:
-            raise ValueError(f"need low <= high, got low={low}, high={high}")
-        self.low, self.high = float(low), float(high)
-        super().__init__(task, **kwargs)
-        utils.EzPickle.__init__(self, task, low=low, high=high, **kwargs)
-
-    def default_task(self) -> VelocityTask:
-        return VelocityTask(0.5 * (self.low + self.high))
-
-    def _sample(self, n: int, rng: np.random.Generator) -> list[VelocityTask]:
-        return [VelocityTask(float(v)) for v in rng.uniform(self.low, self.high, size=n)]
-
-    def _check_task(self, task: VelocityTask) -> None:
-        if not self.low <= task.velocity <= self.high:
-            raise self._range_error("target velocity", task.velocity, self.low, self.high)
-
-    def task_params(self, tasks: Sequence[VelocityTask]) -> np.ndarray:
-        return np.array([[t.velocity] for t in tasks], dtype=np.float64).reshape(len(tasks), 1)
+        super().__init__(task, low=low, high=high, **kwargs)
 
     def _task_reward(self, x_velocity: np.ndarray, params: np.ndarray) -> np.ndarray:
         return -np.abs(x_velocity - params[:, 0])
 
 
-class HalfCheetahDirEnv(_HalfCheetahFamily[DirectionTask]):
+class HalfCheetahDirEnv(_DirectionTasks, _HalfCheetahFamily[DirectionTask]):  # type: ignore[misc]  # see _HalfCheetahFamily
     """HalfCheetahDir (Finn et al. 2017, §5.3): run forward or backward.
 
     Reward ``d·v_x − 0.05‖a‖²``; task ``d ∈ {−1, +1}`` with probability ½ each
     (pytorch-maml-rl ``HalfCheetahDirEnv``). Horizon 200.
     """
 
-    task_type = DirectionTask
     family_name = "HalfCheetahDir-v0"
-
-    def __init__(self, task: DirectionTask | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(task, **kwargs)
-        utils.EzPickle.__init__(self, task, **kwargs)
-
-    def default_task(self) -> DirectionTask:
-        return DirectionTask(1)
-
-    def _sample(self, n: int, rng: np.random.Generator) -> list[DirectionTask]:
-        return [DirectionTask(int(d)) for d in 2 * rng.integers(0, 2, size=n) - 1]
-
-    def _check_task(self, task: DirectionTask) -> None:
-        """Any DirectionTask is valid (its constructor enforces ±1)."""
-
-    def task_params(self, tasks: Sequence[DirectionTask]) -> np.ndarray:
-        return np.array([[t.direction] for t in tasks], dtype=np.float64).reshape(len(tasks), 1)
 
     def _task_reward(self, x_velocity: np.ndarray, params: np.ndarray) -> np.ndarray:
         return params[:, 0] * x_velocity
@@ -534,14 +546,13 @@ class _AntFamily(_MujocoFamily[TaskT], AntEnv):  # type: ignore[misc]
         raise NotImplementedError
 
 
-class AntVelEnv(_AntFamily[VelocityTask]):
+class AntVelEnv(_VelocityTasks, _AntFamily[VelocityTask]):  # type: ignore[misc]  # see _HalfCheetahFamily
     """AntVel (Finn et al. 2017, §5.3): run forward at a target velocity.
 
     Task reward ``−|v_x − v*| + 1``; task ``v* ~ U[low, high]``, by default U[0, 3]
     (pytorch-maml-rl ``AntVelEnv``). Horizon 200.
     """
 
-    task_type = VelocityTask
     family_name = "AntVel-v0"
 
     def __init__(
@@ -552,54 +563,20 @@ class AntVelEnv(_AntFamily[VelocityTask]):
         high: float = 3.0,
         **kwargs: Any,
     ) -> None:
-        if not low <= high:
-            raise ValueError(f"need low <= high, got low={low}, high={high}")
-        self.low, self.high = float(low), float(high)
-        super().__init__(task, **kwargs)
-        utils.EzPickle.__init__(self, task, low=low, high=high, **kwargs)
-
-    def default_task(self) -> VelocityTask:
-        return VelocityTask(0.5 * (self.low + self.high))
-
-    def _sample(self, n: int, rng: np.random.Generator) -> list[VelocityTask]:
-        return [VelocityTask(float(v)) for v in rng.uniform(self.low, self.high, size=n)]
-
-    def _check_task(self, task: VelocityTask) -> None:
-        if not self.low <= task.velocity <= self.high:
-            raise self._range_error("target velocity", task.velocity, self.low, self.high)
-
-    def task_params(self, tasks: Sequence[VelocityTask]) -> np.ndarray:
-        return np.array([[t.velocity] for t in tasks], dtype=np.float64).reshape(len(tasks), 1)
+        super().__init__(task, low=low, high=high, **kwargs)
 
     def _task_reward(self, xy_velocity: np.ndarray, xy: np.ndarray, params: np.ndarray) -> np.ndarray:
         return -np.abs(xy_velocity[:, 0] - params[:, 0]) + 1.0
 
 
-class AntDirEnv(_AntFamily[DirectionTask]):
+class AntDirEnv(_DirectionTasks, _AntFamily[DirectionTask]):  # type: ignore[misc]  # see _HalfCheetahFamily
     """AntDir (Finn et al. 2017, §5.3): run forward or backward along x.
 
     Task reward ``d·v_x``; task ``d ∈ {−1, +1}`` with probability ½ each (pytorch-maml-rl
     ``AntDirEnv``). Horizon 200.
     """
 
-    task_type = DirectionTask
     family_name = "AntDir-v0"
-
-    def __init__(self, task: DirectionTask | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(task, **kwargs)
-        utils.EzPickle.__init__(self, task, **kwargs)
-
-    def default_task(self) -> DirectionTask:
-        return DirectionTask(1)
-
-    def _sample(self, n: int, rng: np.random.Generator) -> list[DirectionTask]:
-        return [DirectionTask(int(d)) for d in 2 * rng.integers(0, 2, size=n) - 1]
-
-    def _check_task(self, task: DirectionTask) -> None:
-        """Any DirectionTask is valid (its constructor enforces ±1)."""
-
-    def task_params(self, tasks: Sequence[DirectionTask]) -> np.ndarray:
-        return np.array([[t.direction] for t in tasks], dtype=np.float64).reshape(len(tasks), 1)
 
     def _task_reward(self, xy_velocity: np.ndarray, xy: np.ndarray, params: np.ndarray) -> np.ndarray:
         return params[:, 0] * xy_velocity[:, 0]
@@ -636,7 +613,7 @@ class AntDir2DEnv(_AntFamily[Direction2DTask]):
         return xy_velocity[:, 0] * params[:, 0] + xy_velocity[:, 1] * params[:, 1]
 
 
-class AntGoalEnv(_AntFamily[GoalTask]):
+class AntGoalEnv(_GoalTasks, _AntFamily[GoalTask]):  # type: ignore[misc]  # see _HalfCheetahFamily
     """AntGoal: walk to a goal position in the plane.
 
     Task reward ``−‖p_xy − g‖₁ + 4`` (p the torso position); task ``g ~ U[low, high]²``, by
@@ -645,39 +622,13 @@ class AntGoalEnv(_AntFamily[GoalTask]):
     Horizon 200.
     """
 
-    task_type = GoalTask
     family_name = "AntGoal-v0"
     _exclude_xy = False
 
     def __init__(
-        self,
-        task: GoalTask | Mapping[str, Any] | None = None,
-        *,
-        low: float = -3.0,
-        high: float = 3.0,
-        **kwargs: Any,
+        self, task: GoalTask | Mapping[str, Any] | None = None, *, low: float = -3.0, high: float = 3.0, **kwargs: Any
     ) -> None:
-        if not low <= high:
-            raise ValueError(f"need low <= high, got low={low}, high={high}")
-        self.low, self.high = float(low), float(high)
-        super().__init__(task, **kwargs)
-        utils.EzPickle.__init__(self, task, low=low, high=high, **kwargs)
-
-    def default_task(self) -> GoalTask:
-        mid = 0.5 * (self.low + self.high)
-        return GoalTask((mid, mid))
-
-    def _sample(self, n: int, rng: np.random.Generator) -> list[GoalTask]:
-        goals = rng.uniform(self.low, self.high, size=(n, 2))
-        return [GoalTask((float(g[0]), float(g[1]))) for g in goals]
-
-    def _check_task(self, task: GoalTask) -> None:
-        for c in task.goal:
-            if not self.low <= c <= self.high:
-                raise self._range_error("goal coordinate", c, self.low, self.high)
-
-    def task_params(self, tasks: Sequence[GoalTask]) -> np.ndarray:
-        return np.array([t.goal for t in tasks], dtype=np.float64).reshape(len(tasks), 2)
+        super().__init__(task, low=low, high=high, **kwargs)
 
     def _task_reward(self, xy_velocity: np.ndarray, xy: np.ndarray, params: np.ndarray) -> np.ndarray:
         return -np.sum(np.abs(xy - params), axis=1) + 4.0

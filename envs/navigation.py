@@ -23,56 +23,41 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces, utils
 
-from envs.base import TaskFamily
+from envs.base import TaskFamily, TaskT
 from envs.tasks import GoalTask
 
 __all__ = ["Navigation2DEnv", "Navigation2DSparseEnv"]
 
 
-class Navigation2DEnv(TaskFamily[GoalTask], gym.Env, utils.EzPickle):
-    """Navigation2D: reach a goal in the plane; reward ``−‖p − g‖₂`` after the move.
+class _UniformRangeTasks(TaskFamily[TaskT]):
+    """Mixin for families whose task values are drawn from ``U[low, high]``: the range and its check.
 
-    Task ``g ~ U[low, high]²``, by default U[−0.5, 0.5]². Actions are clipped to ±0.1 (the
-    action space is ``Box(−0.1, 0.1, (2,))``). ``render_mode="rgb_array"`` draws the goal
-    (green), the goal range (grey) and the agent (blue).
-
-    >>> import envs, numpy as np
-    >>> env = envs.make("rl_alphamaml/Navigation2D-v0")
-    >>> task = env.unwrapped.sample_tasks(1, np.random.default_rng(0))[0]
-    >>> obs, info = env.reset(options={"task": task})
-    >>> obs.tolist()
-    [0.0, 0.0]
+    Its constructor is the cooperative one of the MuJoCo families (:mod:`envs.locomotion`), whose
+    next base takes ``(task, **kwargs)``; :class:`Navigation2DEnv` has its own constructor and only
+    calls :meth:`_set_range`.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}  # type: ignore[misc]
-    task_type = GoalTask
-    family_name = "Navigation2D-v0"
-    max_action: ClassVar[float] = 0.1
+    low: float
+    high: float
 
     def __init__(
-        self,
-        task: GoalTask | Mapping[str, Any] | None = None,
-        *,
-        low: float = -0.5,
-        high: float = 0.5,
-        render_mode: str | None = None,
-        width: int = 256,
-        height: int = 256,
+        self, task: TaskT | Mapping[str, Any] | None = None, *, low: float, high: float, **kwargs: Any
     ) -> None:
+        self._set_range(low, high)
+        super().__init__(task, **kwargs)  # type: ignore[call-arg]
+        utils.EzPickle.__init__(self, task, low=low, high=high, **kwargs)  # type: ignore[arg-type]
+
+    def _set_range(self, low: float, high: float) -> None:
         if not low <= high:
             raise ValueError(f"need low <= high, got low={low}, high={high}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        utils.EzPickle.__init__(self, task, low=low, high=high, render_mode=render_mode, width=width, height=height)
         self.low, self.high = float(low), float(high)
-        self.render_mode = render_mode
-        self.width, self.height = int(width), int(height)
-        self.observation_space = spaces.Box(low=-np.inf, high=np.inf, shape=(2,), dtype=np.float32)
-        self.action_space = spaces.Box(low=-self.max_action, high=self.max_action, shape=(2,), dtype=np.float32)
-        self._state = self.initial_state(1)
-        self._init_task(task)
 
-    # -- task API --------------------------------------------------------------------------------
+
+class _GoalTasks(_UniformRangeTasks[GoalTask]):
+    """Mixin: goal tasks ``g ~ U[low, high]²``, each coordinate in range; by default the centre."""
+
+    task_type = GoalTask
+
     def default_task(self) -> GoalTask:
         mid = 0.5 * (self.low + self.high)
         return GoalTask((mid, mid))
@@ -88,6 +73,47 @@ class Navigation2DEnv(TaskFamily[GoalTask], gym.Env, utils.EzPickle):
 
     def task_params(self, tasks: Sequence[GoalTask]) -> np.ndarray:
         return np.array([t.goal for t in tasks], dtype=np.float64).reshape(len(tasks), 2)
+
+
+class Navigation2DEnv(_GoalTasks, gym.Env, utils.EzPickle):
+    """Navigation2D: reach a goal in the plane; reward ``−‖p − g‖₂`` after the move.
+
+    Task ``g ~ U[low, high]²``, by default U[−0.5, 0.5]². Actions are clipped to ±0.1 (the
+    action space is ``Box(−0.1, 0.1, (2,))``). ``render_mode="rgb_array"`` draws the goal
+    (green), the goal range (grey) and the agent (blue).
+
+    >>> import envs, numpy as np
+    >>> env = envs.make("rl_alphamaml/Navigation2D-v0")
+    >>> task = env.unwrapped.sample_tasks(1, np.random.default_rng(0))[0]
+    >>> obs, info = env.reset(options={"task": task})
+    >>> obs.tolist()
+    [0.0, 0.0]
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}  # type: ignore[misc]
+    family_name = "Navigation2D-v0"
+    max_action: ClassVar[float] = 0.1
+
+    def __init__(
+        self,
+        task: GoalTask | Mapping[str, Any] | None = None,
+        *,
+        low: float = -0.5,
+        high: float = 0.5,
+        render_mode: str | None = None,
+        width: int = 256,
+        height: int = 256,
+    ) -> None:
+        self._set_range(low, high)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        utils.EzPickle.__init__(self, task, low=low, high=high, render_mode=render_mode, width=width, height=height)
+        self.render_mode = render_mode
+        self.width, self.height = int(width), int(height)
+        self.observation_space = spaces.Box(low=-np.inf, high=np.inf, shape=(2,), dtype=np.float32)
+        self.action_space = spaces.Box(low=-self.max_action, high=self.max_action, shape=(2,), dtype=np.float32)
+        self._state = self.initial_state(1)
+        self._init_task(task)
 
     # -- vectorised kernels ------------------------------------------------------------------
     def initial_state(self, n: int) -> np.ndarray:
