@@ -261,18 +261,19 @@ class MAMLPG:
         kl_grads = torch.autograd.grad(kl, [adapted[n] for n in names], create_graph=True)
         alphas = [alpha[n].detach() for n in names]
 
+        def inner(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
+            return torch.stack([(x * y).sum() for x, y in zip(a, b)]).sum()
+
         def hessian(j: int, u: list[Tensor]) -> list[Tensor]:
             leaves, grads = steps[j]
-            dot = sum((g * x).sum() for g, x in zip(grads, u))
-            return list(torch.autograd.grad(dot, leaves, retain_graph=True))
+            return list(torch.autograd.grad(inner(grads, u), leaves, retain_graph=True))
 
         def hvp(v_flat: Tensor) -> Tensor:
             v = unflatten_params(v_flat.detach(), theta)
             u = [v[n].unsqueeze(0).expand(T, *v[n].shape) for n in names]
             for j in range(len(steps)):  # J v = J_k … J_1 v, J_j = I − α ⊙ H_j
                 u = [x - a * h for x, a, h in zip(u, alphas, hessian(j, u))]
-            dot = sum((g * x).sum() for g, x in zip(kl_grads, u))
-            u = list(torch.autograd.grad(dot, [adapted[n] for n in names], retain_graph=True))  # F u
+            u = list(torch.autograd.grad(inner(kl_grads, u), [adapted[n] for n in names], retain_graph=True))  # F u
             for j in reversed(range(len(steps))):  # Jᵀ w = J_1ᵀ … J_kᵀ w, J_jᵀ = I − H_j (α ⊙ ·)
                 u = [x - h for x, h in zip(u, hessian(j, [a * x for a, x in zip(alphas, u)]))]
             return torch.cat([x.sum(dim=0).reshape(-1) for x in u]) + damping * v_flat.detach()
