@@ -66,13 +66,6 @@ class RunLogger:
     def histogram(self, tag: str, values: Any, iteration: int) -> None:
         self.writer.add_histogram(tag, np.asarray(values, dtype=np.float64), iteration)
 
-    def figure(self, tag: str, figure: Any, iteration: int) -> None:
-        self.writer.add_figure(tag, figure, iteration)
-
-    def flush(self) -> None:
-        self.writer.flush()
-        self._metrics.flush()
-
     def close(self) -> None:
         self.writer.close()
         self._metrics.close()

@@ -11,10 +11,8 @@ from rl_alphamaml.meta.adapt import (
     adapt,
     call,
     call_batched,
-    detached_params,
     expand_params,
     module_buffers,
-    module_params,
 )
 from rl_alphamaml.meta.optimizer import MetaGradients, MetaOptimizer, StepInfo
 from rl_alphamaml.meta.outer import OuterConfig, OuterOptimizer
@@ -35,8 +33,6 @@ __all__ = [
     "call",
     "call_batched",
     "default_hyper_lr",
-    "detached_params",
     "expand_params",
     "module_buffers",
-    "module_params",
 ]

@@ -85,16 +85,6 @@ def expand_params(params: Mapping[str, Tensor], tasks: int) -> Params:
     return {n: p.unsqueeze(0).expand(tasks, *p.shape) for n, p in params.items()}
 
 
-def detached_params(params: Mapping[str, Tensor]) -> Params:
-    """Leaf copies of ``params`` that require grad: adapt for evaluation without a meta-gradient."""
-    return {n: p.detach().clone().requires_grad_(p.requires_grad) for n, p in params.items()}
-
-
-def module_params(module: nn.Module) -> Params:
-    """θ: the module's own parameters by name (the tensors the outer optimizer updates)."""
-    return dict(module.named_parameters())
-
-
 def module_buffers(module: nn.Module) -> Params:
     """Copies of the module's buffers (e.g. batch-norm running statistics).
 
