@@ -158,9 +158,9 @@ class MAMLPG:
             adv = advantages(episodes, self.adv_config, self.baseline)
             if j < k:
                 train.append((episodes, adv))
-                tag = "loss/pre_adapt" if j == 0 else f"loss/inner_step{j}"
-                out[tag] = float(inner_loss(self.policy, params, episodes, adv).detach()) / T
-                params = self.adapt_step(params, episodes, adv)
+                step = self.meta.adapt(lambda p, e=episodes, a=adv: inner_loss(self.policy, p, e, a), params, steps=1)
+                out["loss/pre_adapt" if j == 0 else f"loss/inner_step{j}"] = step.inner_losses[0] / T
+                params = step.params
             timing["adaptation"] += time.perf_counter() - t0
         val_params = {n: p.detach() for n, p in params.items()}
         with torch.no_grad():
