@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Literal
 
 import torch
@@ -158,7 +159,7 @@ class MAMLPG:
             adv = advantages(episodes, self.adv_config, self.baseline)
             if j < k:
                 train.append((episodes, adv))
-                step = self.meta.adapt(lambda p, e=episodes, a=adv: inner_loss(self.policy, p, e, a), params, steps=1)
+                step = self.meta.adapt(partial(inner_loss, self.policy, episodes=episodes, adv=adv), params, steps=1)
                 out["loss/pre_adapt" if j == 0 else f"loss/inner_step{j}"] = step.inner_losses[0] / T
                 params = step.params
             timing["adaptation"] += time.perf_counter() - t0
@@ -248,15 +249,14 @@ class MAMLPG:
         first_order = self.meta.inner_config.first_order
         steps: list[tuple[list[Tensor], list[Tensor]]] = []  # (θ_j leaves, ∇L_j(θ_j) with graph)
         current = {n: v.detach() for n, v in expand_params(theta, T).items()}
-        for episodes, adv in data.train:
-            leaves = {n: v.detach().clone().requires_grad_(True) for n, v in current.items()}
-            if not first_order:
-                loss = inner_loss(self.policy, leaves, episodes, adv)
-                grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
-                steps.append(([leaves[n] for n in names], list(grads)))
-            with torch.enable_grad():
-                current = {n: v.detach() for n, v in self.adapt_step(leaves, episodes, adv, first_order=True).items()}
-        adapted = {n: v.detach().clone().requires_grad_(True) for n, v in current.items()}
+        for episodes, adv in ([] if first_order else data.train):  # first order: J = I
+            leaves = {n: v.clone().requires_grad_(True) for n, v in current.items()}
+            loss = inner_loss(self.policy, leaves, episodes, adv)
+            grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
+            steps.append(([leaves[n] for n in names], list(grads)))
+            current = {n: (leaves[n] - alpha[n] * g).detach() for n, g in zip(names, grads)}
+        # θ'(θ_old) is what the validation episodes were sampled with.
+        adapted = {n: v.detach().clone().requires_grad_(True) for n, v in data.val_params.items()}
         kl = self.policy.kl(data.val_params, adapted, data.val.obs, data.val.mask).mean()
         kl_grads = torch.autograd.grad(kl, [adapted[n] for n in names], create_graph=True)
         alphas = [alpha[n].detach() for n in names]
