@@ -40,7 +40,7 @@ from agents.sampler import Episodes, Sampler
 from agents.trpo import flatten_params, hessian_vector_product, set_flat_params_, trpo_step, unflatten_params
 from envs.tasks import Task
 from rl_alphamaml.config import ranged
-from rl_alphamaml.meta import MetaOptimizer, Params, expand_params
+from rl_alphamaml.meta import Adapted, MetaOptimizer, Params, expand_params
 
 
 @dataclasses.dataclass
@@ -120,17 +120,17 @@ class MAMLPG:
         self.trpo_config = trpo_config
         self.baseline = LinearFeatureBaseline()
 
-    def adapt_step(self, params: Params, episodes: Episodes, adv: Tensor, first_order: bool | None = None) -> Params:
-        """One inner step θ → θ − α∇L_VPG for every task (batched params)."""
-        return self.meta.adapt(lambda p: inner_loss(self.policy, p, episodes, adv), params, steps=1,
-                               first_order=first_order).params
+    def adapt_step(self, params: Params, episodes: Episodes, adv: Tensor, first_order: bool | None = None) -> Adapted:
+        """One inner step θ → θ − α∇L_VPG for every task (batched params), with the loss it descended."""
+        return self.meta.adapt(partial(inner_loss, self.policy, episodes=episodes, adv=adv), params, steps=1,
+                               first_order=first_order)
 
     def adapt_from(self, theta: Params, train: Sequence[tuple[Episodes, Tensor]], num_tasks: int,
                    first_order: bool | None = None) -> Params:
         """θ'ᵢ for ``num_tasks`` tasks from θ by replaying the recorded inner steps (differentiable to θ and α)."""
         params = expand_params(theta, num_tasks)
         for episodes, adv in train:
-            params = self.adapt_step(params, episodes, adv, first_order)
+            params = self.adapt_step(params, episodes, adv, first_order).params
         return params
 
     def iteration(self, tasks: Sequence[Task], seed: Sequence[int]) -> dict[str, float]:
@@ -140,6 +140,7 @@ class MAMLPG:
         timing = {"sampling": 0.0, "adaptation": 0.0, "outer": 0.0}
         env_steps = 0
         started = time.perf_counter()
+        env_before, policy_before = self.sampler.env_seconds, self.sampler.policy_seconds
         params = expand_params(self.meta.params, T)
         train: list[tuple[Episodes, Tensor]] = []
         out: dict[str, float] = {}
@@ -159,7 +160,7 @@ class MAMLPG:
             adv = advantages(episodes, self.adv_config, self.baseline)
             if j < k:
                 train.append((episodes, adv))
-                step = self.meta.adapt(partial(inner_loss, self.policy, episodes=episodes, adv=adv), params, steps=1)
+                step = self.adapt_step(params, episodes, adv)
                 out["loss/pre_adapt" if j == 0 else f"loss/inner_step{j}"] = step.inner_losses[0] / T
                 params = step.params
             timing["adaptation"] += time.perf_counter() - t0
@@ -179,6 +180,8 @@ class MAMLPG:
         with torch.no_grad():
             out["policy/std"] = float(self.policy.log_std.exp().mean())
         out.update({f"time/{name}": sec for name, sec in timing.items()})
+        out["time/sampling_env"] = self.sampler.env_seconds - env_before
+        out["time/sampling_policy"] = self.sampler.policy_seconds - policy_before
         out["time/iteration"] = total
         out["time/env_steps_per_second"] = env_steps / max(timing["sampling"], 1e-9)
         out["time/env_steps"] = float(env_steps)
@@ -290,6 +293,6 @@ class MAMLPG:
             values.append(episodes.task_returns().tolist())
             if j < steps:
                 adv = advantages(episodes, self.adv_config, self.baseline)
-                adapted = self.adapt_step(params, episodes, adv, first_order=True)
+                adapted = self.adapt_step(params, episodes, adv, first_order=True).params
                 params = {n: p.detach().requires_grad_(True) for n, p in adapted.items()}
         return values

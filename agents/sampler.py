@@ -69,7 +69,7 @@ class Sampler:
         self.obs_dim = int(self.env.obs_dim)
         self.act_dim = int(self.env.act_dim)
         self.horizon = int(self.env.horizon)
-        self.env_seconds = 0.0
+        self.env_seconds = 0.0  # cumulative stepping and policy time, for the time/sampling_* scalars
         self.policy_seconds = 0.0
 
     def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]:

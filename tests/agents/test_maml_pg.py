@@ -43,7 +43,7 @@ def inner_data(learner: MAMLPG, sampler: Sampler, sample_policy: GaussianMLPPoli
         adv = advantages(episodes, learner.adv_config, learner.baseline)
         if j < steps:
             train_data.append((episodes, adv))
-            params = learner.adapt_step(params, episodes, adv)
+            params = learner.adapt_step(params, episodes, adv).params
     val_params = {n: p.detach() for n, p in params.items()}
     old_logp = learner.policy.log_prob(val_params, episodes.obs, episodes.actions).detach()
     return InnerData(train_data, episodes, adv, val_params, old_logp)
