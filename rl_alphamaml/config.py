@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import types
@@ -148,7 +149,7 @@ def _check_range(value: Any, meta: Mapping[str, Any], key: str) -> None:
     values = value if isinstance(value, (list, tuple)) else [value]
     lo, hi = meta.get("min"), meta.get("max")
     for v in values:
-        if not isinstance(v, (int, float)) or v is None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
         if lo is not None and (v < lo or (meta.get("min_exclusive") and v == lo)):
             bound = f"> {lo}" if meta.get("min_exclusive") else f">= {lo}"
@@ -209,8 +210,6 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Return a copy of ``data`` with dotted ``KEY=VALUE`` overrides set (missing sections are created)."""
-    import copy
-
     out = copy.deepcopy(data)
     for text in overrides:
         parts, value = parse_override(text)
