@@ -261,14 +261,20 @@ class GaussianMLPPolicy(nn.Module):
         params: Mapping[str, Tensor] | None,
         obs: Tensor,
         generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
     ) -> Tensor:
-        """Draw actions ``mean + σ ε``, ε ~ N(0, I) from ``generator`` (no autograd).
+        """Draw actions ``mean + σ ε``, ε ~ N(0, I) from ``generator`` (no autograd), or with ε = ``noise``.
 
         The noise is one ``torch.randn(mean.shape, generator=generator)`` call, so a seeded
         generator makes the draw reproducible; in the batched layout task t uses ``ε[t]``.
         """
         mean, log_std = self.forward(obs, params)
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        if noise is not None:
+            if noise.shape != mean.shape:
+                raise ValueError(f"noise shape {tuple(noise.shape)} must equal the action shape {tuple(mean.shape)}")
+            eps = noise.to(mean.dtype)
+        else:
+            eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean + torch.exp(log_std) * eps
 
     def entropy(self, params: Mapping[str, Tensor] | None, obs: Tensor) -> Tensor:

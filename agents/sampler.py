@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -90,51 +90,93 @@ class Sampler:
         """
         if len(tasks) != self.num_tasks:
             raise ValueError(f"the sampler was built for {self.num_tasks} tasks, got {len(tasks)}")
-        stream = np.random.SeedSequence(list(seed))
-        env_seed, noise_seed = stream.generate_state(2, dtype=np.uint64)
-        generator = torch.Generator().manual_seed(int(noise_seed) & (2**63 - 1))
+        env_seed, noise_seed = stream_seeds(seed)
         params = {k: v.detach() for k, v in params.items()}
         # The per-step policy call is tiny; torch's idle OpenMP workers would spin on the cores MuJoCo's
         # batch threads step on (measured: 0.91 s vs 0.53 s per 40,000 HalfCheetah steps on 2 cores).
         torch_threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return self._rollout(policy, params, tasks, int(env_seed), generator)
+            out = rollout(self.env, policy, params, tasks, self.episodes, env_seed, noise_seed)
         finally:
             torch.set_num_threads(torch_threads)
-
-    def _rollout(
-        self, policy: GaussianMLPPolicy, params: Mapping[str, Tensor], tasks: Sequence[Task], env_seed: int,
-        generator: torch.Generator,
-    ) -> Episodes:
-        T, E, H = self.num_tasks, self.episodes, self.horizon
-        started = time.perf_counter()
-        obs_np = self.env.reset(list(tasks), seeds=env_seed & (2**31 - 1))
-        env_time = time.perf_counter() - started
-        obs_buf = torch.zeros(T, H, E, self.obs_dim)
-        act_buf = torch.zeros(T, H, E, self.act_dim)
-        rew_buf = torch.zeros(T, H, E)
-        mask_buf = torch.zeros(T, H, E)
-        policy_time = 0.0
-        for t in range(H):
-            active = torch.from_numpy(self.env.active).view(T, E)
-            obs = torch.from_numpy(np.asarray(obs_np, dtype=np.float32)).view(T, E, self.obs_dim)
-            t0 = time.perf_counter()
-            actions = policy.sample(params, obs, generator)
-            t1 = time.perf_counter()
-            step = self.env.step(actions.reshape(T * E, self.act_dim).numpy().astype(np.float64))
-            env_time += time.perf_counter() - t1
-            policy_time += t1 - t0
-            obs_buf[:, t] = obs
-            act_buf[:, t] = actions
-            rew_buf[:, t] = torch.from_numpy(step.reward.astype(np.float32)).view(T, E)
-            mask_buf[:, t] = active.float()
-            obs_np = step.obs
-            if self.env.done:
-                break
-        self.env_seconds += env_time
-        self.policy_seconds += policy_time
-        return Episodes(obs_buf, act_buf, rew_buf * mask_buf, mask_buf)
+        self.env_seconds += out.env_seconds
+        self.policy_seconds += out.policy_seconds
+        return out.episodes
 
     def close(self) -> None:
         self.env.close()
+
+
+def stream_seeds(seed: Sequence[int]) -> tuple[int, int]:
+    """The environment seed and the action-noise seed of the random stream named by ``seed``."""
+    env_seed, noise_seed = np.random.SeedSequence(list(seed)).generate_state(2, dtype=np.uint64)
+    return int(env_seed) & (2**31 - 1), int(noise_seed) & (2**63 - 1)
+
+
+@dataclasses.dataclass
+class Rollout:
+    """What :func:`rollout` returns: the episodes and the seconds spent stepping and in the policy."""
+
+    episodes: Episodes
+    env_seconds: float
+    policy_seconds: float
+
+
+def rollout(
+    env: envs.BatchedEnv,
+    policy: GaussianMLPPolicy,
+    params: Mapping[str, Tensor],
+    tasks: Sequence[Task],
+    episodes: int,
+    env_seed: int,
+    noise_seed: int,
+    task_offset: int = 0,
+    total_tasks: int | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> Rollout:
+    """Roll out ``tasks`` (task ``i`` with ``params[name][i]``) on ``env``, ``episodes`` slots per task.
+
+    The rollout may be one slice of a larger meta-batch — tasks ``task_offset … task_offset + len(tasks)``
+    of ``total_tasks`` — and then yields exactly the rows that the whole meta-batch would: slot ``s`` of
+    the whole batch starts from seed ``env_seed + s`` and the action noise of every step is drawn for the
+    whole batch from one generator seeded with ``noise_seed`` and sliced. This is what lets a distributed
+    backend split the slots across workers and still return the local backend's trajectories. Observations
+    and actions after an episode ended are zero (their mask is 0), so the result does not depend on which
+    other slots shared the simulator. ``on_step(t)`` is called before every control step.
+    """
+    T, E, H = len(tasks), episodes, env.horizon
+    total = T if total_tasks is None else total_tasks
+    if env.n_slots != T * E:
+        raise ValueError(f"the environment has {env.n_slots} slots, {T} tasks × {E} episodes need {T * E}")
+    generator = torch.Generator().manual_seed(noise_seed)
+    started = time.perf_counter()
+    first = env_seed + task_offset * E
+    obs_np = env.reset(list(tasks), seeds=list(range(first, first + T * E)))
+    env_time = time.perf_counter() - started
+    obs_dim, act_dim = int(env.obs_dim), int(env.act_dim)
+    obs_buf = torch.zeros(T, H, E, obs_dim)
+    act_buf = torch.zeros(T, H, E, act_dim)
+    rew_buf = torch.zeros(T, H, E)
+    mask_buf = torch.zeros(T, H, E)
+    policy_time = 0.0
+    for t in range(H):
+        if on_step is not None:
+            on_step(t)
+        active = torch.from_numpy(env.active).view(T, E, 1).float()
+        obs = torch.from_numpy(np.asarray(obs_np, dtype=np.float32)).view(T, E, obs_dim)
+        t0 = time.perf_counter()
+        noise = torch.randn((total, E, act_dim), generator=generator)[task_offset:task_offset + T]
+        actions = policy.sample(params, obs, noise=noise)
+        t1 = time.perf_counter()
+        step = env.step(actions.reshape(T * E, act_dim).numpy().astype(np.float64))
+        env_time += time.perf_counter() - t1
+        policy_time += t1 - t0
+        obs_buf[:, t] = obs * active
+        act_buf[:, t] = actions * active
+        rew_buf[:, t] = torch.from_numpy(step.reward.astype(np.float32)).view(T, E)
+        mask_buf[:, t] = active.squeeze(-1)
+        obs_np = step.obs
+        if env.done:
+            break
+    return Rollout(Episodes(obs_buf, act_buf, rew_buf * mask_buf, mask_buf), env_time, policy_time)

@@ -55,10 +55,33 @@ class PolicyConfig:
 
 @dataclasses.dataclass
 class SamplerConfig:
-    """Episodes per task and per phase; ``threads`` for MuJoCo stepping (0: every CPU)."""
+    """Episodes per task and per phase, and where the simulators run.
+
+    ``backend: local`` steps every slot in this process (``threads`` MuJoCo threads, 0: every CPU);
+    ``backend: ray`` spreads the tasks over ``workers`` Ray actors (0: one per cluster CPU; ``threads``
+    then counts per actor, 0 meaning 1) on the cluster at ``address`` (``auto`` or ``HOST:PORT``; null
+    starts a local Ray instance), re-sampling a dead worker's slice up to ``max_retries`` times.
+    """
 
     episodes: int = ranged(20, min=1)
     threads: int = ranged(0, min=0)
+    backend: Literal["local", "ray"] = "local"
+    address: str | None = None
+    workers: int = ranged(0, min=0)
+    max_retries: int = ranged(3, min=0)
+
+    def validate(self) -> None:
+        if self.backend == "local" and (self.address is not None or self.workers):
+            raise ValueError("address and workers apply to backend ray; set sampler.backend=ray to use them")
+
+    def build(self, env_id: str, num_tasks: int, horizon: int | None) -> Sampler:
+        """The sampler this config describes (the Ray backend is imported only when chosen)."""
+        if self.backend == "ray":
+            from agents.ray_sampler import RaySampler
+
+            return RaySampler(env_id, num_tasks, self.episodes, horizon=horizon, address=self.address,  # type: ignore[return-value]
+                              workers=self.workers, threads=self.threads or 1, max_retries=self.max_retries)
+        return Sampler(env_id, num_tasks, self.episodes, threads=self.threads or None, horizon=horizon)
 
 
 @dataclasses.dataclass
@@ -107,8 +130,7 @@ class RLExperiment:
     def __init__(self, config: RLConfig, run_dir: Path | None = None, num_tasks: int | None = None) -> None:
         self.config = config
         num_tasks = config.train.meta_batch if num_tasks is None else num_tasks
-        self.sampler = Sampler(config.env.id, num_tasks, config.sampler.episodes,
-                               threads=config.sampler.threads or None, horizon=config.env.horizon)
+        self.sampler = config.sampler.build(config.env.id, num_tasks, config.env.horizon)
         torch.manual_seed(config.seed)
         self.policy = GaussianMLPPolicy(self.sampler.obs_dim, self.sampler.act_dim, config.policy.hidden,
                                         config.policy.activation, config.policy.init_log_std)
@@ -127,6 +149,10 @@ class RLExperiment:
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "meta": self.meta.state_dict()}
 
+    def close(self) -> None:
+        """Release the sampler's simulators (and its Ray workers with ``sampler.backend: ray``)."""
+        self.sampler.close()
+
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
         self.meta.load_state_dict(state["meta"])
@@ -137,12 +163,21 @@ def build(config: RLConfig, run_dir: Path) -> RLExperiment:
 
 
 def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int) -> AdaptationResult:
-    """Mean return of ``tasks`` new tasks after 0…``steps`` inner steps (fresh episodes per step)."""
+    """Mean return of ``tasks`` new tasks after 0…``steps`` inner steps (fresh episodes per step).
+
+    When ``tasks`` differs from the experiment's meta-batch, the experiment's sampler is closed (its Ray
+    workers would otherwise hold the CPUs the new ones need) and a sampler of ``tasks`` tasks is used.
+    """
     config = experiment.config
     if tasks != experiment.sampler.num_tasks:
-        fresh = RLExperiment(config, num_tasks=tasks)
-        fresh.load_state_dict(experiment.state_dict())
-        experiment = fresh
+        state = experiment.state_dict()
+        experiment.close()
+        experiment = RLExperiment(config, num_tasks=tasks)
+        experiment.load_state_dict(state)
+        try:
+            return evaluate(experiment, tasks, steps, seed)
+        finally:
+            experiment.close()
     task_list = experiment.sampler.sample_tasks(seeding.rng(seed, "evaluate"))
     values = experiment.learner.adaptation_curve(task_list, steps, (seed, 7))
     return AdaptationResult(

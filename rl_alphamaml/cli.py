@@ -26,7 +26,7 @@ from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import ConfigError, UserError
 from rl_alphamaml.evaluation import write_report
-from rl_alphamaml.runner import CONFIG_FILE, prepare_run_dir, set_threads, train
+from rl_alphamaml.runner import CONFIG_FILE, close_experiment, prepare_run_dir, set_threads, train
 
 KIND_MODULES = {
     "sinusoid": "rl_alphamaml.supervised.sinusoid",
@@ -82,7 +82,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else config.seed + 1_000_003
     if tasks < 1 or steps < 0:
         raise UserError("--tasks must be at least 1 and --steps at least 0")
-    result = module.evaluate(experiment, tasks, steps, seed)
+    try:
+        result = module.evaluate(experiment, tasks, steps, seed)
+    finally:
+        close_experiment(experiment)
     result.checkpoint = str(path)
     result.checkpoint_iteration = int(payload["iteration"])
     title = f"{config.experiment}: {tasks} held-out tasks, checkpoint iteration {payload['iteration']}"

@@ -201,6 +201,14 @@ def train(
     finally:
         progress.close()
         logger.close()
+        close_experiment(experiment)
     if status == 0:
         print(f"done: {run_dir}", file=sys.stderr)
     return status
+
+
+def close_experiment(experiment: Experiment) -> None:
+    """Release what an experiment holds outside this process (e.g. Ray sampler workers), if it says how."""
+    close = getattr(experiment, "close", None)
+    if callable(close):
+        close()

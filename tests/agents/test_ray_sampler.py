@@ -1,0 +1,144 @@
+"""The Ray sampler backend: same episodes as the local backend, dead workers replaced without loss."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+import rl_alphamaml.config as cfg
+from agents.policy import GaussianMLPPolicy
+from agents.sampler import Episodes, Sampler
+from agents.trainer import RLConfig, RLExperiment
+from rl_alphamaml.errors import UserError
+from rl_alphamaml.meta import expand_params
+
+ray = pytest.importorskip("ray", reason="the Ray backend needs the [distributed] extra (.ci/run installs it)")
+from agents.ray_sampler import RaySampler, SamplerError, slices  # noqa: E402
+
+ENV = "rl_alphamaml/HalfCheetahVel-v0"
+TASKS, EPISODES, HORIZON = 5, 2, 25
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+             configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def policy_and_params(obs_dim: int, act_dim: int) -> tuple[GaussianMLPPolicy, dict[str, torch.Tensor]]:
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy(obs_dim, act_dim, (16, 16))
+    theta = expand_params(policy.params(), TASKS)
+    # Different parameters per task, as after adaptation.
+    params = {k: v + 0.05 * torch.randn(v.shape) for k, v in theta.items()}
+    return policy, params
+
+
+def assert_same(a: Episodes, b: Episodes) -> None:
+    for name in ("obs", "actions", "rewards", "mask"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.shape == y.shape, name
+        assert torch.equal(x, y), f"{name} differs by up to {(x - y).abs().max().item()}"
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[list, dict[str, torch.Tensor], GaussianMLPPolicy, Episodes, Episodes]:
+    local = Sampler(ENV, TASKS, EPISODES, threads=1, horizon=HORIZON)
+    tasks = local.sample_tasks(np.random.default_rng(3))
+    policy, params = policy_and_params(local.obs_dim, local.act_dim)
+    per_task = local.sample(policy, params, tasks, (0, 1, 0))
+    shared = local.sample(policy, expand_params(policy.params(), TASKS), tasks, (0, 1, 1))
+    local.close()
+    return tasks, params, policy, per_task, shared
+
+
+def test_slices_cover_every_task_once() -> None:
+    assert slices(5, 2) == [(0, 2), (2, 5)] or slices(5, 2) == [(0, 3), (3, 5)]
+    for n, w in [(1, 4), (7, 3), (40, 8), (20, 1)]:
+        parts = slices(n, w)
+        assert len(parts) == min(n, w)
+        assert [i for a, b in parts for i in range(a, b)] == list(range(n))
+
+
+def test_same_seed_same_episodes_as_local(reference: tuple) -> None:
+    tasks, params, policy, per_task, shared = reference
+    sampler = RaySampler(ENV, TASKS, EPISODES, horizon=HORIZON, workers=2)
+    try:
+        assert len(sampler.workers) == 2
+        assert_same(sampler.sample(policy, params, tasks, (0, 1, 0)), per_task)
+        sent_per_task = sampler.bytes_sent
+        assert_same(sampler.sample(policy, expand_params(policy.params(), TASKS), tasks, (0, 1, 1)), shared)
+        # θ shared by all tasks travels once per worker, not once per task.
+        assert sampler.bytes_sent - sent_per_task < sent_per_task
+        assert sampler.env_seconds > 0 and sampler.restarts == 0
+    finally:
+        sampler.close()
+
+
+def test_dead_worker_is_replaced_and_its_slice_resampled(reference: tuple) -> None:
+    tasks, params, policy, per_task, _ = reference
+    sampler = RaySampler(ENV, TASKS, EPISODES, horizon=HORIZON, workers=2)
+    try:
+        pids = sampler.worker_pids()
+        ray.get(sampler.workers[1].exit_during_next_sample.remote(10))  # the process exits mid-rollout
+        episodes = sampler.sample(policy, params, tasks, (0, 1, 0))
+        assert sampler.restarts == 1
+        new_pids = sampler.worker_pids()
+        assert new_pids[0] == pids[0] and new_pids[1] != pids[1]
+        assert_same(episodes, per_task)  # nothing lost, nothing sampled twice
+        assert_same(sampler.sample(policy, params, tasks, (0, 1, 0)), per_task)  # and it keeps working
+    finally:
+        sampler.close()
+
+
+def test_worker_that_keeps_dying_fails_the_phase(reference: tuple) -> None:
+    tasks, params, policy, _, _ = reference
+    sampler = RaySampler(ENV, TASKS, EPISODES, horizon=HORIZON, workers=2, max_retries=0)
+    try:
+        ray.get(sampler.workers[0].exit_during_next_sample.remote(3))
+        with pytest.raises(SamplerError, match="worker died 1 times"):
+            sampler.sample(policy, params, tasks, (0, 1, 0))
+    finally:
+        sampler.close()
+
+
+def test_meta_training_iteration_matches_local_backend() -> None:
+    def run(backend: str) -> dict[str, torch.Tensor]:
+        config = cfg.from_dict(RLConfig, {
+            "env": {"id": "rl_alphamaml/Navigation2D-v0"},
+            "policy": {"hidden": [16, 16]},
+            "sampler": {"episodes": 4, "threads": 1, "backend": backend, "workers": 2 if backend == "ray" else 0},
+            "outer": {"optimizer": "adam", "lr": 0.01},
+            "train": {"meta_batch": 4, "iterations": 2},
+        })
+        experiment = RLExperiment(config)
+        try:
+            for iteration in (1, 2):
+                experiment.train_iteration(iteration, None)  # type: ignore[arg-type]
+            return {k: v.clone() for k, v in experiment.policy.state_dict().items()}
+        finally:
+            experiment.close()
+
+    local, distributed = run("local"), run("ray")
+    for name, value in local.items():
+        assert torch.equal(value, distributed[name]), name
+
+
+def test_local_backend_rejects_ray_options() -> None:
+    with pytest.raises(cfg.ConfigError, match="backend ray"):
+        cfg.from_dict(RLConfig, {"sampler": {"workers": 4}})
+
+
+def test_missing_ray_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    monkeypatch.delitem(sys.modules, "agents.ray_sampler")
+    with pytest.raises(UserError, match=r"\[distributed\]"):
+        importlib.import_module("agents.ray_sampler")
