@@ -35,7 +35,7 @@ import envs
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import Episodes, rollout, stream_seeds
 from envs.tasks import Task
-from rl_alphamaml.errors import UserError
+from rl_alphamaml.errors import IterationFailedError, UserError
 
 try:
     import ray
@@ -51,8 +51,9 @@ log = logging.getLogger(__name__)
 WORKER_LOST = (RayActorError, ActorUnavailableError)
 
 
-class SamplerError(RuntimeError):
-    """A slice of the meta-batch could not be sampled: its workers kept failing."""
+class SamplerError(IterationFailedError):
+    """A slice of the meta-batch could not be sampled: its workers kept failing. Sampling happens before
+    any update of the iteration, so the runner checkpoints the previous iteration's state and stops."""
 
 
 class RolloutWorker:

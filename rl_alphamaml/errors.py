@@ -22,3 +22,8 @@ class CheckpointError(UserError):
 
 class NonFiniteError(UserError):
     """Meta-training produced non-finite losses or gradients too many times in a row."""
+
+
+class IterationFailedError(UserError):
+    """A meta-iteration could not finish for a reason outside the learner (e.g. the simulator workers kept
+    dying) and left the experiment as the previous iteration did: the runner saves that state first."""

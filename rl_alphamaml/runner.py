@@ -33,7 +33,7 @@ from rl_alphamaml.checkpoint import (
     save_checkpoint,
 )
 from rl_alphamaml.config import hparam_table, save_config
-from rl_alphamaml.errors import NonFiniteError, UserError
+from rl_alphamaml.errors import IterationFailedError, NonFiniteError, UserError
 from rl_alphamaml.logging import RunLogger
 
 CONFIG_FILE = "config.yaml"
@@ -184,10 +184,10 @@ def train(
             for iteration in range(start, total + 1):
                 try:
                     scalars = experiment.train_iteration(iteration, logger)
-                except NonFiniteError as err:
+                except (NonFiniteError, IterationFailedError) as err:
                     path = checkpoint(iteration - 1) if iteration > 1 else None
                     saved = f"; the last good state is in {path}" if path else ""
-                    raise NonFiniteError(f"iteration {iteration}: {err}{saved}") from None
+                    raise type(err)(f"iteration {iteration}: {err}{saved}") from None
                 logger.scalars(iteration, scalars)
                 progress.update(iteration, scalars)
                 if stop.requested:

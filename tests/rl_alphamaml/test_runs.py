@@ -159,3 +159,26 @@ def test_a_failed_start_leaves_the_run_folder_reusable(tmp_path: Path, monkeypat
     assert main(["train", str(CONFIG), "--run-dir", str(run_dir), "--set", "train.iterations=2"]) == 2
     monkeypatch.undo()
     assert main(["train", str(CONFIG), "--run-dir", str(run_dir), "--set", "train.iterations=2"]) == 0
+
+
+def test_a_failed_iteration_saves_the_previous_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from rl_alphamaml.errors import IterationFailedError
+
+    original = sinusoid.SinusoidExperiment.train_iteration
+
+    def failing(self: sinusoid.SinusoidExperiment, iteration: int, logger: object) -> dict[str, float]:
+        if iteration == 3:  # e.g. the Ray sampler's workers kept dying before any update was made
+            raise IterationFailedError("tasks (0, 10) could not be sampled")
+        return original(self, iteration, logger)
+
+    monkeypatch.setattr(sinusoid.SinusoidExperiment, "train_iteration", failing)
+    run_dir = tmp_path / "run"
+    assert main(["train", str(CONFIG), "--run-dir", str(run_dir), "--set", "train.iterations=5",
+                 "--set", "train.checkpoint_every=100"]) == 2
+    err = capsys.readouterr().err
+    assert "iteration 3: tasks (0, 10) could not be sampled; the last good state is in" in err
+    assert [it for it, _ in list_checkpoints(run_dir)] == [2]
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    assert [r["iteration"] for r in read_metrics(run_dir)] == [1, 2, 3, 4, 5]
