@@ -5,6 +5,7 @@
     rl-alphamaml train CONFIG [--run-dir DIR] [--set KEY=VALUE ...]
     rl-alphamaml train --resume RUN_DIR [--set KEY=VALUE ...]
     rl-alphamaml evaluate RUN_DIR [--checkpoint PATH] [--tasks N] [--steps K] [--seed S]
+    rl-alphamaml compare RUN_DIR [RUN_DIR ...] [--tasks N] [--steps K] [--methods ...] [--ppo-budgets ...]
 
 This is the only module that imports the learners of every kind (``agents`` for ``kind: rl``); each
 kind's module provides ``CONFIG`` (its config dataclass), ``build(config, run_dir)`` (an
@@ -93,6 +94,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from agents import compare  # kind: rl only
+
+    run_dirs = [Path(p) for p in args.run_dirs]
+    first = compare.load_run(run_dirs[0])
+    seed = args.seed if args.seed is not None else first.config.seed + 1_000_003
+    set_threads(first.config)
+    report = compare.compare(run_dirs, args.tasks, args.steps, seed, args.methods, args.ppo_budgets, args.ppo_tasks)
+    out = Path(args.out) if args.out else run_dirs[0] / "eval" / "compare"
+    command = " ".join(["rl-alphamaml compare", *map(str, run_dirs), f"--tasks {args.tasks}", f"--steps {args.steps}",
+                        f"--seed {seed}", "--methods", *args.methods, "--ppo-budgets", *map(str, args.ppo_budgets),
+                        *([f"--ppo-tasks {args.ppo_tasks}"] if args.ppo_tasks else [])])
+    md = compare.write(report, out, command)
+    print(md.read_text())
+    print(f"wrote {md}, {out / 'compare.json'} and {out / 'compare.png'}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rl-alphamaml", description="Meta-train with (Alpha) MAML and evaluate fast adaptation."
@@ -112,6 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--steps", type=int, help="inner gradient steps K")
     ev.add_argument("--seed", type=int, help="seed of the new tasks (default: the run's seed + 1000003)")
     ev.set_defaults(func=cmd_evaluate)
+    cmp = sub.add_parser("compare", help="meta-trained runs against pretrained, random-init and PPO-from-scratch "
+                                         "baselines on the same held-out tasks (kind: rl)")
+    cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                     help="kind: rl runs of one family (MAML, Alpha MAML, pretrained with inner.steps 0)")
+    cmp.add_argument("--tasks", type=int, default=20, help="held-out tasks (default 20)")
+    cmp.add_argument("--steps", type=int, default=3, help="inner gradient steps K (default 3)")
+    cmp.add_argument("--seed", type=int,
+                     help="seed of the tasks (default as evaluate's: the first run's seed + 1000003)")
+    cmp.add_argument("--methods", nargs="+", default=["runs", "random", "ppo"], choices=["runs", "random", "ppo"],
+                     help="which methods to run (default all)")
+    cmp.add_argument("--ppo-budgets", nargs="+", type=float, default=[1.0, 10.0], metavar="X",
+                     help="PPO budgets as multiples of the K-step adaptation's environment steps (default 1 10)")
+    cmp.add_argument("--ppo-tasks", type=int, help="run PPO on the first M tasks only (it is slow; default all)")
+    cmp.add_argument("--out", help="output folder (default RUN_DIR/eval/compare of the first run)")
+    cmp.set_defaults(func=cmd_compare)
     return parser
 
 

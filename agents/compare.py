@@ -1,0 +1,289 @@
+"""Is meta-learning worth it? Meta-trained policies against the obvious alternatives, on the same new tasks.
+
+``rl-alphamaml compare RUN_DIR [OTHER_RUN_DIR …] --tasks N --steps K`` samples N held-out tasks (the
+stream ``evaluate`` uses) and measures on exactly those tasks, with the same seeds:
+
+* every run given — labelled from its config: **MAML** (fixed α), **Alpha MAML** (α and/or β by
+  hypergradient, Behl, Baydin & Torr 2019), **Meta-SGD** (learned α), or **pretrained** (``inner.steps: 0``:
+  one policy trained on the task distribution with the same policy-gradient machinery and no inner loop,
+  e.g. ``configs/halfcheetah_vel_pretrain.yaml``) — adapted with K inner steps, fresh episodes after each;
+* **random init**: the untrained policy (the reference run's architecture and initial weights) adapted the
+  same way;
+* **PPO from scratch** (stable-baselines3, Schulman et al. 2017) trained on each task through its
+  registered Gymnasium id with the environment steps the K-step adaptation used, and with multiples of
+  them (``--ppo-budgets 1 10 100``), then evaluated on the same number of episodes.
+
+The *reference* run is the first meta-trained run (``inner.steps ≥ 1``); its α adapts the pretrained and
+the random-init policies, its ``sampler.episodes`` sets every method's episodes per step (the sample
+budget), and its environment id must be every run's. Returns are per-task means over the episodes;
+intervals are Student-t 95 % over tasks (:func:`rl_alphamaml.stats.mean_ci95`).
+
+Writes ``compare.md`` (tables, the commands that reproduce it), ``compare.json`` (every per-task value)
+and ``compare.png`` (return against environment steps per task) to ``--out`` (default
+``RUN_DIR/eval/compare``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import envs
+from agents.trainer import RLConfig, RLExperiment
+from envs.tasks import Task
+from rl_alphamaml import seeding
+from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
+from rl_alphamaml.config import build_config, read_yaml
+from rl_alphamaml.errors import UserError
+from rl_alphamaml.runner import CONFIG_FILE
+from rl_alphamaml.stats import mean_ci95
+
+METHODS = ("runs", "random", "ppo")
+DEFAULT_PPO_BUDGETS = (1.0, 10.0)
+
+
+@dataclasses.dataclass
+class MethodResult:
+    """One method's returns: ``values[j][i]`` on task ``i`` at point ``j``, after ``env_steps[j]`` steps/task."""
+
+    name: str
+    family: str  # "adaptation" (points = inner steps 0…K) or "from_scratch" (points = PPO budgets)
+    values: list[list[float]]
+    env_steps: list[int]
+    source: str
+    seconds: float
+
+    def rows(self) -> list[dict[str, float]]:
+        out = []
+        for j, vals in enumerate(self.values):
+            mean, half = mean_ci95(vals)
+            out.append({"point": j, "env_steps": self.env_steps[j], "mean": mean, "ci95": half, "tasks": len(vals)})
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.family, "source": self.source, "seconds": self.seconds,
+                "summary": self.rows(), "per_task": self.values}
+
+
+@dataclasses.dataclass
+class Run:
+    path: Path
+    config: RLConfig
+    state: dict[str, Any]
+    iteration: int
+
+    @property
+    def label(self) -> str:
+        inner, outer = self.config.inner, self.config.outer
+        if inner.steps == 0:
+            kind = "pretrained (no meta-learning)"
+        elif inner.lr_mode == "learned":
+            kind = "Meta-SGD"
+        elif inner.lr_mode == "hd" or outer.lr_mode == "hd":
+            kind = "Alpha MAML"
+        else:
+            kind = "MAML"
+        return f"{kind} [{self.path.name}]"
+
+
+def load_run(path: Path) -> Run:
+    """A trained ``kind: rl`` run: its config and newest checkpoint."""
+    if not (path / CONFIG_FILE).is_file():
+        raise UserError(f"{path}: not a run folder (no {CONFIG_FILE})")
+    data = read_yaml(path / CONFIG_FILE)
+    if data.get("kind") != "rl":
+        raise UserError(f"{path}: compare needs kind: rl runs, this one is kind: {data.get('kind')!r}")
+    config = build_config(data, {"rl": RLConfig}, str(path / CONFIG_FILE))
+    checkpoint = latest_checkpoint(path)
+    payload = load_checkpoint(checkpoint, kind="rl")
+    return Run(path, config, payload["state"], int(payload["iteration"]))
+
+
+def _experiment(config: RLConfig, tasks: int, episodes: int) -> RLExperiment:
+    config = dataclasses.replace(config, sampler=dataclasses.replace(config.sampler, episodes=episodes))
+    return RLExperiment(config, num_tasks=tasks)
+
+
+def adaptation_values(experiment: RLExperiment, tasks: Sequence[Task], steps: int, seed: int) -> list[list[float]]:
+    """Per-task returns after 0…``steps`` inner steps — exactly what ``rl-alphamaml evaluate`` measures."""
+    return experiment.learner.adaptation_curve(tasks, steps, (seed, 7))
+
+
+def ppo_returns(env_id: str, task: Task, budget: int, episodes: int, seed: int) -> float:
+    """Mean return of ``episodes`` stochastic episodes after PPO (SB3 defaults, rollouts sized to the budget)
+    trained from scratch on ``task`` for ``budget`` environment steps."""
+    from stable_baselines3 import PPO
+
+    env = envs.make(env_id, task=task)
+    # SB3's defaults, except that a rollout is at most a quarter of a small budget (so PPO updates at least
+    # a few times) and a multiple of the minibatch of 64.
+    n_steps = 64 * min(32, max(1, budget // 256))
+    model = PPO("MlpPolicy", env, n_steps=n_steps, batch_size=64, seed=seed, device="cpu", verbose=0)
+    model.learn(total_timesteps=budget)
+    eval_env = envs.make(env_id, task=task)
+    returns = []
+    for e in range(episodes):
+        obs, _ = eval_env.reset(seed=seed * 1000 + e)
+        total, done = 0.0, False
+        while not done:
+            action, _ = model.predict(obs, deterministic=False)
+            obs, reward, terminated, truncated, _ = eval_env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    eval_env.close()
+    return float(np.mean(returns))
+
+
+def compare(
+    run_dirs: Sequence[Path],
+    tasks: int,
+    steps: int,
+    seed: int,
+    methods: Sequence[str] = METHODS,
+    ppo_budgets: Sequence[float] = DEFAULT_PPO_BUDGETS,
+    ppo_tasks: int | None = None,
+    progress: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
+) -> dict[str, Any]:
+    """Measure every method on the same ``tasks`` held-out tasks; returns the report's data (see module doc)."""
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if tasks < 2 or steps < 1:
+        raise UserError("--tasks must be at least 2 (for a confidence interval) and --steps at least 1")
+    runs = [load_run(Path(p)) for p in run_dirs]
+    if not runs:
+        raise UserError("compare needs at least one run folder")
+    env_ids = {r.config.env.id for r in runs}
+    if len(env_ids) > 1:
+        raise UserError(f"the runs use different task families ({', '.join(sorted(env_ids))}); compare one family")
+    meta_runs = [r for r in runs if r.config.inner.steps >= 1]
+    if not meta_runs:
+        raise UserError("compare needs at least one meta-trained run (inner.steps >= 1) as the reference")
+    ref = meta_runs[0]
+    env_id, episodes = ref.config.env.id, ref.config.sampler.episodes
+    # The held-out tasks: the stream `evaluate` uses for the same seed.
+    probe = _experiment(ref.config, tasks, episodes)
+    task_list = probe.sampler.sample_tasks(seeding.rng(seed, "evaluate"))
+    horizon = probe.sampler.horizon
+    probe.close()
+    per_step = episodes * horizon
+    adapt_steps = [j * per_step for j in range(steps + 1)]
+    results: list[MethodResult] = []
+
+    def adapted(name: str, source: str, config: RLConfig, policy_state: Any, meta_state: Any) -> None:
+        progress(f"compare: {name}: adapting on {tasks} tasks with {steps} steps")
+        started = time.perf_counter()
+        experiment = _experiment(config, tasks, episodes)
+        try:
+            if meta_state is not None:
+                experiment.meta.load_state_dict(meta_state)
+            if policy_state is not None:
+                experiment.policy.load_state_dict(policy_state)
+            values = adaptation_values(experiment, task_list, steps, seed)
+        finally:
+            experiment.close()
+        results.append(MethodResult(name, "adaptation", values, adapt_steps, source, time.perf_counter() - started))
+
+    if "runs" in methods:
+        for run in runs:
+            if run.config.inner.steps >= 1:  # its own (meta-learned or adapted) α
+                adapted(run.label, str(run.path), run.config, run.state["policy"], run.state["meta"])
+            else:  # pretrained: the reference's α, this run's weights
+                adapted(run.label, str(run.path), ref.config, run.state["policy"], ref.state["meta"])
+    if "random" in methods:
+        adapted("random init", f"initial weights of {ref.path}", ref.config, None, None)
+    if "ppo" in methods:
+        n_ppo = min(tasks, ppo_tasks or tasks)
+        for multiple in ppo_budgets:
+            budget = round(multiple * steps * per_step)
+            values, started = [], time.perf_counter()
+            for i, task in enumerate(task_list[:n_ppo]):
+                progress(f"compare: PPO {multiple:g}× ({budget} steps) on task {i + 1}/{n_ppo}")
+                values.append(ppo_returns(env_id, task, budget, episodes, seed + i))
+            results.append(MethodResult(f"PPO from scratch, {multiple:g}× budget", "from_scratch", [values],
+                                        [budget], "stable-baselines3 PPO", time.perf_counter() - started))
+    return {
+        "env": env_id, "tasks": [t.to_dict() for t in task_list], "num_tasks": tasks, "steps": steps, "seed": seed,
+        "episodes_per_step": episodes, "horizon": horizon, "reference": str(ref.path),
+        "runs": {str(r.path): {"label": r.label, "checkpoint_iteration": r.iteration} for r in runs},
+        "methods": [r.to_json() for r in results],
+    }
+
+
+def render_markdown(report: dict[str, Any], command: str) -> str:
+    """The report's Markdown: adaptation table, PPO table, the commands that reproduce it."""
+    k = report["steps"]
+    lines = [
+        f"# Adaptation on {report['num_tasks']} held-out tasks of {report['env']}",
+        "",
+        f"Seed {report['seed']}; {report['episodes_per_step']} episodes of horizon {report['horizon']} per inner "
+        f"step and per measurement, so K = {k} steps use {k * report['episodes_per_step'] * report['horizon']:,} "
+        "environment steps per task. Mean return over tasks ± 95 % confidence interval (Student t).",
+        "",
+        "| method | env steps per task | " + " | ".join(f"after {j} step{'s' if j != 1 else ''}" for j in range(k + 1))
+        + " |",
+        "|---|---|" + "---|" * (k + 1),
+    ]
+    for m in report["methods"]:
+        if m["family"] != "adaptation":
+            continue
+        cells = " | ".join(f"{r['mean']:.1f} ± {r['ci95']:.1f}" for r in m["summary"])
+        lines.append(f"| {m['name']} | {m['summary'][-1]['env_steps']:,} | {cells} |")
+    scratch = [m for m in report["methods"] if m["family"] == "from_scratch"]
+    if scratch:
+        lines += ["", "| baseline | env steps per task | return | tasks |", "|---|---|---|---|"]
+        for m in scratch:
+            r = m["summary"][0]
+            lines.append(f"| {m['name']} | {r['env_steps']:,} | {r['mean']:.1f} ± {r['ci95']:.1f} | {r['tasks']} |")
+    lines += ["", "Reproduce:", "", "```bash"]
+    for path, run in report["runs"].items():
+        lines.append(f"rl-alphamaml train {shlex.quote(str(Path(path) / CONFIG_FILE))} --run-dir NEW_DIR   "
+                     f"# {run['label']}, {run['checkpoint_iteration']} iterations")
+    lines += [command, "```", ""]
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Return against environment steps per task: adaptation curves and PPO points, with 95 % intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for m in report["methods"]:
+        xs = [max(r["env_steps"], 1) for r in m["summary"]]
+        ys = [r["mean"] for r in m["summary"]]
+        err = [r["ci95"] for r in m["summary"]]
+        curve = m["family"] == "adaptation"
+        ax.errorbar(xs, ys, yerr=err, label=m["name"], marker="o" if curve else "s", capsize=3,
+                    linestyle="-" if curve else "none")
+    ax.set_xscale("log")
+    ax.set_xlabel("environment steps per task (step 0 plotted at 1)")
+    ax.set_ylabel("return")
+    ax.set_title(f"{report['env']}: {report['num_tasks']} held-out tasks", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write(report: dict[str, Any], out: Path, command: str) -> Path:
+    """Write ``compare.{md,json,png}`` to ``out``; returns the Markdown file."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(json.dumps({**report, "command": command}, indent=2))
+    plot(report, out / "compare.png")
+    md = out / "compare.md"
+    md.write_text(render_markdown(report, command) + "\n![adaptation curves](compare.png)\n")
+    return md

@@ -1,0 +1,99 @@
+"""``rl-alphamaml compare``: the report's numbers are the measured ones, with correct intervals."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rl_alphamaml.cli import main
+from rl_alphamaml.stats import mean_ci95
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--set", "train.iterations=2", "--set", "train.meta_batch=3", "--set", "sampler.episodes=2",
+        "--set", "policy.hidden=[8]", "--set", "train.checkpoint_every=1"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("compare")
+    dirs = {"maml": base / "maml", "alpha": base / "alpha", "pretrain": base / "pretrain"}
+    assert main(["train", str(ROOT / "configs" / "navigation2d.yaml"), "--run-dir", str(dirs["maml"]), *TINY]) == 0
+    assert main(["train", str(ROOT / "configs" / "navigation2d_alpha.yaml"), "--run-dir", str(dirs["alpha"]),
+                 *TINY]) == 0
+    assert main(["train", str(ROOT / "configs" / "navigation2d_pretrain.yaml"), "--run-dir", str(dirs["pretrain"]),
+                 *TINY]) == 0
+    return dirs
+
+
+def table_rows(markdown: str) -> dict[str, list[tuple[float, float]]]:
+    """Method name -> [(mean, ci95), …] from the report's tables."""
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        pairs = [re.fullmatch(r"(-?[\d.]+) ± ([\d.]+)", c) for c in cells]
+        found = [(float(m.group(1)), float(m.group(2))) for m in pairs if m]
+        if found:
+            rows[cells[0]] = found
+    return rows
+
+
+def test_compare_report_numbers_equal_the_json_and_evaluate(runs: dict[str, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    code = main(["compare", str(runs["maml"]), str(runs["alpha"]), str(runs["pretrain"]), "--tasks", "4",
+                 "--steps", "2", "--seed", "11", "--ppo-budgets", "1", "--ppo-tasks", "2", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "compare.json").read_text())
+    markdown = (out / "compare.md").read_text()
+    assert (out / "compare.png").stat().st_size > 0
+    names = [m["name"] for m in report["methods"]]
+    assert names[0].startswith("MAML [") and names[1].startswith("Alpha MAML [")
+    assert names[2].startswith("pretrained (no meta-learning) [") and names[3] == "random init"
+    assert names[4] == "PPO from scratch, 1× budget"
+    # Every table cell is the JSON's summary, and every summary is mean_ci95 of the per-task values.
+    table = table_rows(markdown)
+    for m in report["methods"]:
+        assert len(m["per_task"]) == len(m["summary"])
+        for row, values in zip(m["summary"], m["per_task"]):
+            mean, half = mean_ci95(values)
+            assert row["mean"] == pytest.approx(mean) and row["ci95"] == pytest.approx(half)
+        cells = table[m["name"]]
+        assert len(cells) == len(m["summary"])
+        for (mean, half), row in zip(cells, m["summary"]):
+            assert mean == pytest.approx(row["mean"], abs=0.051) and half == pytest.approx(row["ci95"], abs=0.051)
+    adapt = [m for m in report["methods"] if m["family"] == "adaptation"]
+    assert all(len(m["per_task"]) == 3 and all(len(v) == 4 for v in m["per_task"]) for m in adapt)
+    per_step = report["episodes_per_step"] * report["horizon"]
+    assert adapt[0]["summary"][-1]["env_steps"] == 2 * per_step
+    ppo = report["methods"][4]
+    assert ppo["summary"][0]["env_steps"] == 2 * per_step and ppo["summary"][0]["tasks"] == 2
+    # Same tasks and seeds as `evaluate`: the MAML row equals what evaluate measures for that seed.
+    assert main(["evaluate", str(runs["maml"]), "--tasks", "4", "--steps", "2", "--seed", "11"]) == 0
+    evaluated = json.loads((runs["maml"] / "eval" / "adaptation.json").read_text())
+    assert evaluated["per_task"] == report["methods"][0]["per_task"]
+    assert evaluated["tasks"] == report["tasks"]
+    assert "rl-alphamaml compare" in markdown and "rl-alphamaml train" in markdown
+
+
+def test_compare_rejects_bad_input(runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", str(runs["pretrain"]), "--methods", "random"]) == 2
+    assert "meta-trained run" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    assert main(["compare", str(runs["maml"]), "--tasks", "1"]) == 2
+    assert "at least 2" in capsys.readouterr().err
+
+
+def test_student_t_interval_matches_tables() -> None:
+    # Known two-sided 95 % t quantiles: df 3 -> 3.182, df 40 -> 2.021, df 120 -> 1.980.
+    values = [1.0, 2.0, 3.0, 4.0]
+    mean, half = mean_ci95(values)
+    assert mean == 2.5 and half == pytest.approx(3.182 * (1.6666666 ** 0.5) / 2, rel=1e-4)
+    for n, t in [(41, 2.021), (121, 1.980)]:
+        vals = [float(i % 2) for i in range(n)]
+        _, h = mean_ci95(vals)
+        sd = (sum((v - sum(vals) / n) ** 2 for v in vals) / (n - 1)) ** 0.5
+        assert h / (sd / n ** 0.5) == pytest.approx(t, abs=1e-3)
