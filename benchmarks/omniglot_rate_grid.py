@@ -25,10 +25,7 @@ saved as they complete; rerunning the same command continues where it stopped (`
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -41,10 +38,10 @@ from rl_alphamaml.errors import NonFiniteError
 from rl_alphamaml.supervised.omniglot import OmniglotDataset, load_omniglot
 from rl_alphamaml.supervised.omniglot_trainer import OmniglotConfig, OmniglotExperiment, evaluate
 
+from rate_grid import GridStore, heatmap, tables
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "omniglot"
-METHODS = ("maml", "alpha_maml")
-LABELS = {"maml": "MAML (fixed α, β)", "alpha_maml": "Alpha MAML (α, β by hypergradient)"}
 ALPHA_BOUNDS = (1e-4, 10.0)
 BETA_BOUNDS = (1e-6, 1.0)
 
@@ -105,82 +102,6 @@ def fmt_accuracy(cell: dict[str, Any] | None) -> str:
     return text + (" (diverged)" if cell["diverged"] else "")
 
 
-def tables(
-    results: dict[str, dict[str, Any]], alphas: list[float], betas: list[float], settings: dict[str, Any]
-) -> str:
-    def cell(method: str, a: float, b: float) -> dict[str, Any] | None:
-        return results.get(key(method, a, b))
-
-    out = [f"5-way 1-shot Omniglot, {settings['iterations']} meta-iterations × {settings['meta_batch']} tasks "
-           f"({settings['queries']} query/class) per run, seed {settings['seed']}; test accuracy (%) after "
-           f"{settings['eval_steps']} steps on {settings['eval_tasks']} tasks of held-out characters, ± 95 % CI.", ""]
-    for method in METHODS:
-        out += [f"**{LABELS[method]}** — rows: initial α, columns: initial β", "",
-                "| α₀ \\ β₀ | " + " | ".join(f"{b:g}" for b in betas) + " |",
-                "| --- |" + " --- |" * len(betas)]
-        for a in alphas:
-            out.append(f"| {a:g} | " + " | ".join(fmt_accuracy(cell(method, a, b)) for b in betas) + " |")
-        out.append("")
-    out += ["**Alpha MAML: final α / β** (started at the row's α₀ and the column's β₀)", "",
-            "| α₀ \\ β₀ | " + " | ".join(f"{b:g}" for b in betas) + " |", "| --- |" + " --- |" * len(betas)]
-    for a in alphas:
-        cells = []
-        for b in betas:
-            c = cell("alpha_maml", a, b)
-            cells.append("—" if c is None else f"{c['final_alpha']:.3g} / {c['final_beta']:.2g}")
-        out.append(f"| {a:g} | " + " | ".join(cells) + " |")
-    summary = []
-    for method in METHODS:
-        accs = [c["accuracy"] or 0.25 for c in results.values() if c["method"] == method]
-        if accs:
-            worst = min(accs)
-            summary.append(f"{LABELS[method]}: mean over cells {100 * sum(accs) / len(accs):.1f} %, "
-                           f"worst cell {100 * worst:.1f} %, cells ≥ 80 %: {sum(a >= 0.8 for a in accs)}/{len(accs)}")
-    out += ["", *summary, "", "(A diverged run's accuracy counts as 25 % in these summaries.)"]
-    return "\n".join(out)
-
-
-def heatmap(results: dict[str, dict[str, Any]], alphas: list[float], betas: list[float], path: Path,
-            title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import numpy as np
-    from matplotlib import pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), dpi=120, constrained_layout=True)
-    image: Any = None
-    for ax, method in zip(axes, METHODS):
-        grid = np.full((len(alphas), len(betas)), np.nan)
-        for i, a in enumerate(alphas):
-            for j, b in enumerate(betas):
-                c = results.get(key(method, a, b))
-                if c is not None and c["accuracy"] is not None:
-                    grid[i, j] = 100 * c["accuracy"]
-        image = ax.imshow(grid, vmin=20, vmax=100, cmap="viridis", origin="lower")
-        for i, a in enumerate(alphas):
-            for j, b in enumerate(betas):
-                c = results.get(key(method, a, b))
-                text = "" if c is None else ("div." if c["accuracy"] is None else f"{100 * c['accuracy']:.0f}")
-                if method == "alpha_maml" and c is not None:
-                    text += f"\nα {c['final_alpha']:.2g}\nβ {c['final_beta']:.1g}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="white" if np.isnan(grid[i, j]) or grid[i, j] < 70 else "black")
-        ax.set_xticks(range(len(betas)), [f"{b:g}" for b in betas])
-        ax.set_yticks(range(len(alphas)), [f"{a:g}" for a in alphas])
-        ax.set_xlabel("initial β (outer rate, Adam)")
-        ax.set_ylabel("initial α (inner rate)")
-        ax.set_title(LABELS[method], fontsize=10)
-    fig.colorbar(image, ax=list(axes), label="test accuracy (%)", shrink=0.9)
-    fig.suptitle(title, fontsize=9)
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def key(method: str, alpha: float, beta: float) -> str:
-    return f"{method}|{alpha:g}|{beta:g}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.004, 0.04, 0.4, 4.0], help="initial α values")
@@ -203,50 +124,37 @@ def main() -> None:
                 "eval_tasks": args.eval_tasks, "eval_steps": args.eval_steps, "seed": args.seed,
                 "alphas": args.alphas, "betas": args.betas, "alpha_bounds": ALPHA_BOUNDS, "beta_bounds": BETA_BOUNDS,
                 "inner_steps": 1, "second_order": True, "outer_optimizer": "adam", "hd_rule": "normalized"}
-    args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "omniglot_rate_grid.json"
-    results: dict[str, dict[str, Any]] = {}
-    if json_path.exists() and not args.fresh:
-        previous = json.loads(json_path.read_text())
-        if previous.get("settings", {}).get("iterations") == args.iterations and \
-                previous["settings"].get("meta_batch") == args.meta_batch and \
-                previous["settings"].get("queries") == args.queries and \
-                previous["settings"].get("eval_tasks") == args.eval_tasks and \
-                previous["settings"].get("seed") == args.seed:
-            results = {key(c["method"], c["alpha0"], c["beta0"]): c for c in previous["cells"]}
-            if results:
-                print(f"continuing: {len(results)} finished cells in {json_path}", file=sys.stderr)
+    store = GridStore(json_path, settings, args.fresh)
 
     root = args.data if args.data is not None else (DEFAULT_DATA if DEFAULT_DATA.exists() else None)
     data = load_omniglot(root)
     started = time.perf_counter()
-    todo = [(m, a, b) for a in args.alphas for b in args.betas for m in METHODS if key(m, a, b) not in results]
-    load_before = os.getloadavg()
-
-    def save() -> None:
-        json_path.write_text(json.dumps({
-            "settings": settings,
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                        "load_average_at_start": load_before},
-            "cells": list(results.values()),
-        }, indent=2) + "\n")
+    todo = store.todo(args.alphas, args.betas)
 
     for n, (method, alpha, beta) in enumerate(todo, 1):
         cell = run_cell(method, alpha, beta, args, data)
-        results[key(method, alpha, beta)] = cell
-        save()
+        store.add(cell)
         elapsed = time.perf_counter() - started
         print(f"[{n}/{len(todo)}] {method:>10} α₀={alpha:g} β₀={beta:g}: {fmt_accuracy(cell)} %, final α "
               f"{cell['final_alpha']:.3g} β {cell['final_beta']:.2g} ({cell['total_seconds']:.0f} s; "
               f"{elapsed / 60:.1f} min so far, ~{elapsed / n * (len(todo) - n) / 60:.0f} min to go)",
               file=sys.stderr, flush=True)
-    save()
-    text = tables(results, args.alphas, args.betas, settings)
+    store.save()
+    header = [f"5-way 1-shot Omniglot, {args.iterations} meta-iterations × {args.meta_batch} tasks "
+              f"({args.queries} query/class) per run, seed {args.seed}; test accuracy (%) after "
+              f"{args.eval_steps} steps on {args.eval_tasks} tasks of held-out characters, ± 95 % CI.", ""]
+    text = tables(store, args.alphas, args.betas, header, fmt_accuracy,
+                  score=lambda c: 100 * c["accuracy"] if c["accuracy"] is not None else 25.0,
+                  summary_note="(Percentages; a diverged run's accuracy counts as 25 % in these summaries.)",
+                  good=lambda v: v >= 80.0, good_text="≥ 80 %")
     print("\n" + text)
     (args.out / "omniglot_rate_grid.md").write_text(text + "\n")
     title = (f"5-way 1-shot Omniglot, {args.iterations} iterations × {args.meta_batch} tasks per run; test accuracy "
              f"(%) after {args.eval_steps} steps on {args.eval_tasks} held-out tasks")
-    heatmap(results, args.alphas, args.betas, args.out / "omniglot_rate_grid.png", title)
+    heatmap(store, args.alphas, args.betas, args.out / "omniglot_rate_grid.png", title,
+            value=lambda c: None if c["accuracy"] is None else 100 * c["accuracy"], label="test accuracy (%)",
+            vmin=20, vmax=100)
     print(f"\nwrote {json_path}, {args.out / 'omniglot_rate_grid.md'}, {args.out / 'omniglot_rate_grid.png'} "
           f"({(time.perf_counter() - started) / 60:.1f} min)")
 
