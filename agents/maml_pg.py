@@ -119,6 +119,8 @@ class MAMLPG:
         self.adv_config = adv_config
         self.trpo_config = trpo_config
         self.baseline = LinearFeatureBaseline()
+        #: each task's mean episode return in the last iteration, by phase (``pre_adapt``, ``post_adapt``, …)
+        self.last_task_returns: dict[str, Tensor] = {}
 
     def adapt_step(self, params: Params, episodes: Episodes, adv: Tensor, first_order: bool | None = None) -> Adapted:
         """One inner step θ → θ − α∇L_VPG for every task (batched params), with the loss it descended."""
@@ -149,7 +151,10 @@ class MAMLPG:
             episodes = self.sampler.sample(self.policy, params, tasks, (*seed, j))
             timing["sampling"] += time.perf_counter() - t0
             env_steps += episodes.num_steps
-            ret = float(episodes.task_returns().mean())
+            task_returns = episodes.task_returns()
+            self.last_task_returns["pre_adapt" if j == 0 else "post_adapt" if j == k else f"post_adapt_step{j}"] = (
+                task_returns)
+            ret = float(task_returns.mean())
             if j == 0:
                 out["returns/pre_adapt"] = ret
             elif j < k:
@@ -296,3 +301,22 @@ class MAMLPG:
                 adapted = self.adapt_step(params, episodes, adv, first_order=True).params
                 params = {n: p.detach().requires_grad_(True) for n, p in adapted.items()}
         return values
+
+    def adapt_params(self, tasks: Sequence[Task], steps: int, seed: Sequence[int]) -> tuple[Params, list[list[float]]]:
+        """θ'ᵢ after ``steps`` inner steps on every task (batched, detached) and the returns along the way.
+
+        The procedure of :meth:`adaptation_curve` (what ``rl-alphamaml evaluate`` measures: fresh episodes
+        from the policy adapted so far before every first-order step, the same random streams), returning
+        the adapted parameters too; its second value is :meth:`adaptation_curve`'s (tested equal).
+        """
+        theta = expand_params(self.meta.params, len(tasks))
+        params = {n: p.detach().clone().requires_grad_(True) for n, p in theta.items()}
+        values: list[list[float]] = []
+        for j in range(steps + 1):
+            episodes = self.sampler.sample(self.policy, params, tasks, (*seed, j))
+            values.append(episodes.task_returns().tolist())
+            if j < steps:
+                adv = advantages(episodes, self.adv_config, self.baseline)
+                adapted = self.adapt_step(params, episodes, adv, first_order=True).params
+                params = {n: p.detach().requires_grad_(True) for n, p in adapted.items()}
+        return {n: p.detach() for n, p in params.items()}, values

@@ -127,6 +127,8 @@ class RLConfig:
 class RLExperiment:
     """MAML-PG on one task family; see :class:`agents.maml_pg.MAMLPG`."""
 
+    hparam_metrics = ("returns/pre_adapt", "returns/post_adapt", "meta/alpha", "meta/beta")
+
     def __init__(self, config: RLConfig, run_dir: Path | None = None, num_tasks: int | None = None) -> None:
         self.config = config
         num_tasks = config.train.meta_batch if num_tasks is None else num_tasks
@@ -138,10 +140,15 @@ class RLExperiment:
         self.learner = MAMLPG(self.policy, self.meta, self.sampler, config.outer.optimizer, config.advantage,
                               config.trpo)
 
-    def train_iteration(self, iteration: int, logger: RunLogger) -> dict[str, float]:
+    def train_iteration(self, iteration: int, logger: RunLogger | None) -> dict[str, float]:
         cfg = self.config
         tasks = self.sampler.sample_tasks(seeding.rng(cfg.seed, "tasks", iteration))
         out = self.learner.iteration(tasks, (cfg.seed, iteration))
+        if logger is None:
+            return out
+        # The distribution over tasks of the mean return before and after adaptation (the scalars are its mean).
+        for phase, values in self.learner.last_task_returns.items():
+            logger.histogram(f"returns/{phase}_per_task", values.numpy(), iteration)
         if cfg.inner.lr_shape != "scalar":
             logger.histogram("meta/alpha_values", self.meta.alpha.values().numpy(), iteration)
         return out

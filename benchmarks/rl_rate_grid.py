@@ -46,13 +46,6 @@ ALPHA_BOUNDS = (1e-4, 10.0)
 BETA_BOUNDS = (1e-6, 1.0)
 
 
-class _NoLogger:
-    """Training without a run folder: histograms are dropped."""
-
-    def histogram(self, *args: Any) -> None:
-        pass
-
-
 def overrides(method: str, alpha: float, beta: float, settings: dict[str, Any]) -> list[str]:
     mode = "hd" if method == "alpha_maml" else "fixed"
     return [
@@ -77,7 +70,7 @@ def run_cell(spec: tuple[str, float, float, dict[str, Any]]) -> dict[str, Any]:
     try:
         for iteration in range(1, settings["iterations"] + 1):
             try:
-                scalars = experiment.train_iteration(iteration, _NoLogger())
+                scalars = experiment.train_iteration(iteration, None)
             except NonFiniteError:
                 diverged = True
                 break

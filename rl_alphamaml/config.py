@@ -268,18 +268,23 @@ def save_config(config: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
-def hparam_table(config: Any) -> str:
-    """The config as a Markdown table of dotted keys and values (for TensorBoard's text tab)."""
-    rows: list[tuple[str, Any]] = []
+def flat_config(config: Any) -> dict[str, Any]:
+    """The config as ``{dotted.key: value}`` (leaves only, in declaration order)."""
+    rows: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
                 walk(v, f"{prefix}{k}.")
         else:
-            rows.append((prefix[:-1], node))
+            rows[prefix[:-1]] = node
 
     walk(to_dict(config), "")
+    return rows
+
+
+def hparam_table(config: Any) -> str:
+    """The config as a Markdown table of dotted keys and values (for TensorBoard's text tab)."""
     lines = ["| key | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in rows]
+    lines += [f"| {k} | {v} |" for k, v in flat_config(config).items()]
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,18 @@ class RunLogger:
 
     def text(self, tag: str, text: str, iteration: int = 0) -> None:
         self.writer.add_text(tag, text, iteration)
+
+    def hparams(self, values: Mapping[str, Any], metrics: Sequence[str]) -> None:
+        """Declare the run's hyperparameters and its key metric tags for TensorBoard's HPARAMS tab, where
+        runs can be compared side by side (the metrics' values are the scalars logged under those tags)."""
+        from torch.utils.tensorboard.summary import hparams
+
+        def plain(value: Any) -> bool | int | float | str:
+            return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+        experiment, start, end = hparams({k: plain(v) for k, v in values.items()}, {tag: 0.0 for tag in metrics})
+        for summary in (experiment, start, end):
+            self.writer.file_writer.add_summary(summary)
 
     def histogram(self, tag: str, values: Any, iteration: int) -> None:
         self.writer.add_histogram(tag, np.asarray(values, dtype=np.float64), iteration)

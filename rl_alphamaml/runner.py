@@ -32,7 +32,7 @@ from rl_alphamaml.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
-from rl_alphamaml.config import hparam_table, save_config
+from rl_alphamaml.config import flat_config, hparam_table, save_config
 from rl_alphamaml.errors import IterationFailedError, NonFiniteError, UserError
 from rl_alphamaml.logging import RunLogger
 
@@ -51,6 +51,12 @@ class Experiment(Protocol):
         ...
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+    # Optional: ``hparam_metrics`` (the scalar tags TensorBoard's HPARAMS tab shows per run, default
+    # DEFAULT_HPARAM_METRICS) and ``close()`` (release workers; called when training ends).
+
+
+DEFAULT_HPARAM_METRICS = ("loss/pre_adapt", "loss/post_adapt", "meta/alpha", "meta/beta")
 
 
 def set_threads(config: Any) -> None:
@@ -171,6 +177,7 @@ def train(
     logger = RunLogger(run_dir, start_iteration=start)
     if start == 1:
         logger.text("hyperparameters", hparam_table(config))
+        logger.hparams(flat_config(config), getattr(experiment, "hparam_metrics", DEFAULT_HPARAM_METRICS))
 
     def checkpoint(iteration: int) -> Path:
         path = save_checkpoint(checkpoint_path(run_dir, iteration), kind, iteration, experiment.state_dict())

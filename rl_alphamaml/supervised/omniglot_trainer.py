@@ -348,6 +348,8 @@ class OmniglotExperiment:
         result = evaluate(exp, tasks=600, steps=3, seed=1)
     """
 
+    hparam_metrics = ("accuracy/val_post_adapt", "accuracy/post_adapt", "loss/post_adapt", "meta/alpha", "meta/beta")
+
     def __init__(
         self,
         config: OmniglotConfig,

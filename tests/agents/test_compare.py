@@ -97,3 +97,17 @@ def test_student_t_interval_matches_tables() -> None:
         _, h = mean_ci95(vals)
         sd = (sum((v - sum(vals) / n) ** 2 for v in vals) / (n - 1)) ** 0.5
         assert h / (sd / n ** 0.5) == pytest.approx(t, abs=1e-3)
+
+
+def test_tensorboard_has_per_task_returns_and_hparams(runs: dict[str, Path]) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(runs["maml"]), size_guidance={"histograms": 0})
+    events.Reload()
+    histograms = events.Tags()["histograms"]
+    assert {"returns/pre_adapt_per_task", "returns/post_adapt_per_task"} <= set(histograms)
+    last = events.Histograms("returns/post_adapt_per_task")[-1]
+    assert last.step == 2 and last.histogram_value.num == 3  # one value per task of the meta-batch
+    records = [json.loads(line) for line in (runs["maml"] / "metrics.jsonl").read_text().splitlines()]
+    assert last.histogram_value.sum / 3 == pytest.approx(records[-1]["returns/post_adapt"], rel=1e-5)
+    assert set(events.PluginTagToContent("hparams")) >= {"_hparams_/experiment", "_hparams_/session_start_info"}

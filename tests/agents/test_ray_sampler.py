@@ -122,7 +122,7 @@ def test_meta_training_iteration_matches_local_backend() -> None:
         experiment = RLExperiment(config)
         try:
             for iteration in (1, 2):
-                experiment.train_iteration(iteration, None)  # type: ignore[arg-type]
+                experiment.train_iteration(iteration, None)
             return {k: v.clone() for k, v in experiment.policy.state_dict().items()}
         finally:
             experiment.close()
