@@ -290,24 +290,13 @@ class MAMLPG:
 
     def adaptation_curve(self, tasks: Sequence[Task], steps: int, seed: Sequence[int]) -> list[list[float]]:
         """Per-task mean return after 0…``steps`` inner steps, sampling fresh episodes after each step."""
-        theta = expand_params(self.meta.params, len(tasks))
-        params = {n: p.detach().clone().requires_grad_(True) for n, p in theta.items()}
-        values: list[list[float]] = []
-        for j in range(steps + 1):
-            episodes = self.sampler.sample(self.policy, params, tasks, (*seed, j))
-            values.append(episodes.task_returns().tolist())
-            if j < steps:
-                adv = advantages(episodes, self.adv_config, self.baseline)
-                adapted = self.adapt_step(params, episodes, adv, first_order=True).params
-                params = {n: p.detach().requires_grad_(True) for n, p in adapted.items()}
-        return values
+        return self.adapt_params(tasks, steps, seed)[1]
 
     def adapt_params(self, tasks: Sequence[Task], steps: int, seed: Sequence[int]) -> tuple[Params, list[list[float]]]:
         """θ'ᵢ after ``steps`` inner steps on every task (batched, detached) and the returns along the way.
 
-        The procedure of :meth:`adaptation_curve` (what ``rl-alphamaml evaluate`` measures: fresh episodes
-        from the policy adapted so far before every first-order step, the same random streams), returning
-        the adapted parameters too; its second value is :meth:`adaptation_curve`'s (tested equal).
+        What ``rl-alphamaml evaluate`` measures (:meth:`adaptation_curve` is its second value): fresh episodes
+        from the policy adapted so far before every first-order step, the stream ``(*seed, j)`` at step j.
         """
         theta = expand_params(self.meta.params, len(tasks))
         params = {n: p.detach().clone().requires_grad_(True) for n, p in theta.items()}

@@ -7,7 +7,8 @@ paper's (Finn et al. 2017): a 100×100 tanh policy, α = 0.1, one inner step, 20
 MAML-TRPO with max-KL 0.01, γ = 0.99, the linear feature baseline.
 
 ``rl-alphamaml evaluate RUN_DIR`` adapts the trained policy to new tasks with K inner steps, sampling
-fresh episodes after every step, and reports the mean return after 0…K steps.
+fresh episodes after every step, and reports the mean return after 0…K steps; with ``--video`` it
+also renders a few of those tasks before and after adaptation (:func:`videos`, :mod:`agents.video`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Literal
 import torch
 
 import envs
+from agents import video
 from agents.maml_pg import MAMLPG, AdvantageConfig, TRPOConfig
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import Sampler
@@ -28,6 +30,7 @@ from rl_alphamaml.config import TrainConfig, ranged
 from rl_alphamaml.evaluation import AdaptationResult
 from rl_alphamaml.logging import RunLogger
 from rl_alphamaml.meta import InnerConfig, MetaOptimizer, OuterConfig
+from rl_alphamaml.rendering import Clip
 
 
 @dataclasses.dataclass
@@ -192,6 +195,27 @@ def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int) -> Ada
         extra={"env": config.env.id, "episodes_per_task": config.sampler.episodes,
                "alpha": experiment.meta.alpha.mean()},
     )
+
+
+def videos(experiment: RLExperiment, tasks: int, steps: int, seed: int, count: int) -> list[Clip]:
+    """Before|after clips of the first ``count`` of the ``tasks`` tasks ``evaluate`` draws with ``seed``.
+
+    Rendering is tried first (:func:`agents.video.check_rendering` raises
+    :class:`~rl_alphamaml.rendering.RenderingUnavailableError` with how to enable it). The tasks are adapted
+    by their own experiment of ``count`` tasks on the local sampler backend (a few tasks need no Ray
+    workers); see :func:`agents.video.adaptation_clips`.
+    """
+    config = experiment.config
+    video.check_rendering(config.env.id)
+    local = dataclasses.replace(config, sampler=dataclasses.replace(config.sampler, backend="local", address=None,
+                                                                   workers=0))
+    small = RLExperiment(local, num_tasks=count)
+    try:
+        small.load_state_dict(experiment.state_dict())
+        task_list = small.sampler.sample_tasks(seeding.rng(seed, "evaluate"), tasks)[:count]
+        return video.adaptation_clips(small.learner, config.env.id, task_list, steps, seed, config.env.horizon)
+    finally:
+        small.close()
 
 
 CONFIG = RLConfig

@@ -4,13 +4,14 @@
 
     rl-alphamaml train CONFIG [--run-dir DIR] [--set KEY=VALUE ...]
     rl-alphamaml train --resume RUN_DIR [--set KEY=VALUE ...]
-    rl-alphamaml evaluate RUN_DIR [--checkpoint PATH] [--tasks N] [--steps K] [--seed S]
+    rl-alphamaml evaluate RUN_DIR [--checkpoint PATH] [--tasks N] [--steps K] [--seed S] [--video [--video-tasks N]]
     rl-alphamaml compare RUN_DIR [RUN_DIR ...] [--tasks N] [--steps K] [--methods ...] [--ppo-budgets ...]
 
 This is the only module that imports the learners of every kind (``agents`` for ``kind: rl``); each
 kind's module provides ``CONFIG`` (its config dataclass), ``build(config, run_dir)`` (an
 :class:`~rl_alphamaml.runner.Experiment`), ``evaluate(experiment, tasks, steps, seed)`` and
-``EVAL_DEFAULTS``.
+``EVAL_DEFAULTS``; a kind that can film its tasks (``kind: rl``) also ``videos(experiment, tasks, steps, seed,
+count)`` (a list of :class:`~rl_alphamaml.rendering.Clip`, for ``evaluate --video``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import ConfigError, UserError
 from rl_alphamaml.evaluation import write_report
+from rl_alphamaml.rendering import RenderingUnavailableError, guard_gl_backend, write_videos
 from rl_alphamaml.runner import CONFIG_FILE, close_experiment, prepare_run_dir, set_threads, train
 
 KIND_MODULES = {
@@ -72,7 +74,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise UserError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
+    if args.video:
+        guard_gl_backend()  # before MuJoCo is imported: a MUJOCO_GL that cannot work must not stop the numbers
     config, module = load_experiment_config(run_dir / CONFIG_FILE)
+    if args.video and not hasattr(module, "videos"):
+        raise UserError(f"--video: a kind: {config.kind} run has no episodes to render; videos are made for kind: rl")
+    if args.video_tasks < 1:
+        raise UserError("--video-tasks must be at least 1")
     path = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(run_dir)
     payload = load_checkpoint(path, kind=config.kind)
     set_threads(config)
@@ -91,6 +99,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result.checkpoint_iteration = int(payload["iteration"])
     title = f"{config.experiment}: {tasks} held-out tasks, checkpoint iteration {payload['iteration']}"
     write_report(run_dir, result, title)
+    if args.video:
+        try:
+            clips = module.videos(experiment, tasks, steps, seed, min(args.video_tasks, tasks))
+        except RenderingUnavailableError as err:  # the numbers are written; say how to get the videos too
+            print(f"rl-alphamaml: warning: no videos: {err}", file=sys.stderr)
+        else:
+            write_videos(run_dir, clips, result.checkpoint_iteration)
     return 0
 
 
@@ -130,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tasks", type=int, help="number of new tasks")
     ev.add_argument("--steps", type=int, help="inner gradient steps K")
     ev.add_argument("--seed", type=int, help="seed of the new tasks (default: the run's seed + 1000003)")
+    ev.add_argument("--video", action="store_true",
+                    help="also render episodes before and after adaptation to RUN_DIR/eval/videos and TensorBoard "
+                         "(kind: rl; MuJoCo families need MUJOCO_GL=egl or osmesa)")
+    ev.add_argument("--video-tasks", type=int, default=3, metavar="N",
+                    help="render the first N of the tasks (default 3)")
     ev.set_defaults(func=cmd_evaluate)
     cmp = sub.add_parser("compare", help="meta-trained runs against pretrained, random-init and PPO-from-scratch "
                                          "baselines on the same held-out tasks (kind: rl)")

@@ -73,7 +73,7 @@ class RunLogger:
 
         experiment, start, end = hparams({k: plain(v) for k, v in values.items()}, {tag: 0.0 for tag in metrics})
         for summary in (experiment, start, end):
-            self.writer.file_writer.add_summary(summary)
+            self.writer._get_file_writer().add_summary(summary)
 
     def histogram(self, tag: str, values: Any, iteration: int) -> None:
         self.writer.add_histogram(tag, np.asarray(values, dtype=np.float64), iteration)
