@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--config", default="navigation2d_alpha", help="a kind: rl config in configs/")
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.01, 0.1, 1.0, 10.0], help="initial α values")
     parser.add_argument("--betas", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2, 1e-1], help="initial β values")
-    parser.add_argument("--iterations", type=int, default=400, help="meta-iterations per run (the budget)")
+    parser.add_argument("--iterations", type=int, default=300, help="meta-iterations per run (the budget)")
     parser.add_argument("--meta-batch", type=int, default=20)
     parser.add_argument("--episodes", type=int, default=20, help="episodes per task and phase")
     parser.add_argument("--eval-tasks", type=int, default=40, help="held-out tasks per run")
