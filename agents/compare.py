@@ -43,6 +43,7 @@ from rl_alphamaml import seeding
 from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import UserError
+from rl_alphamaml.logging import read_metrics
 from rl_alphamaml.runner import CONFIG_FILE
 from rl_alphamaml.stats import mean_ci95
 
@@ -62,10 +63,15 @@ class MethodResult:
     seconds: float
 
     def rows(self) -> list[dict[str, float]]:
+        """Per point: mean and 95 % CI half-width over tasks; for adaptation also the paired change from
+        step 0 (each task against itself, which removes the task-to-task spread) and its CI."""
         out = []
         for j, vals in enumerate(self.values):
             mean, half = mean_ci95(vals)
-            out.append({"point": j, "env_steps": self.env_steps[j], "mean": mean, "ci95": half, "tasks": len(vals)})
+            row = {"point": j, "env_steps": self.env_steps[j], "mean": mean, "ci95": half, "tasks": len(vals)}
+            if self.family == "adaptation":
+                row["change"], row["change_ci95"] = mean_ci95([v - v0 for v, v0 in zip(vals, self.values[0])])
+            out.append(row)
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -92,6 +98,11 @@ class Run:
         else:
             kind = "MAML"
         return f"{kind} [{self.path.name}]"
+
+
+def meta_training_steps(run: Run) -> int:
+    """Environment steps the run's meta-training took up to its checkpoint (``time/env_steps`` in its log)."""
+    return int(sum(r.get("time/env_steps", 0.0) for r in read_metrics(run.path) if r["iteration"] <= run.iteration))
 
 
 def load_run(path: Path) -> Run:
@@ -215,7 +226,8 @@ def compare(
     return {
         "env": env_id, "tasks": [t.to_dict() for t in task_list], "num_tasks": tasks, "steps": steps, "seed": seed,
         "episodes_per_step": episodes, "horizon": horizon, "reference": str(ref.path),
-        "runs": {str(r.path): {"label": r.label, "checkpoint_iteration": r.iteration} for r in runs},
+        "runs": {str(r.path): {"label": r.label, "checkpoint_iteration": r.iteration,
+                               "meta_training_env_steps": meta_training_steps(r)} for r in runs},
         "methods": [r.to_json() for r in results],
     }
 
@@ -231,20 +243,25 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
         "environment steps per task. Mean return over tasks ± 95 % confidence interval (Student t).",
         "",
         "| method | env steps per task | " + " | ".join(f"after {j} step{'s' if j != 1 else ''}" for j in range(k + 1))
-        + " |",
-        "|---|---|" + "---|" * (k + 1),
+        + f" | change 0 → {k} (paired) |",
+        "|---|---|" + "---|" * (k + 2),
     ]
     for m in report["methods"]:
         if m["family"] != "adaptation":
             continue
         cells = " | ".join(f"{r['mean']:.1f} ± {r['ci95']:.1f}" for r in m["summary"])
-        lines.append(f"| {m['name']} | {m['summary'][-1]['env_steps']:,} | {cells} |")
+        last = m["summary"][-1]
+        change = f"{last['change']:+.1f} ± {last['change_ci95']:.1f}"
+        lines.append(f"| {m['name']} | {last['env_steps']:,} | {cells} | {change} |")
     scratch = [m for m in report["methods"] if m["family"] == "from_scratch"]
     if scratch:
         lines += ["", "| baseline | env steps per task | return | tasks |", "|---|---|---|---|"]
         for m in scratch:
             r = m["summary"][0]
             lines.append(f"| {m['name']} | {r['env_steps']:,} | {r['mean']:.1f} ± {r['ci95']:.1f} | {r['tasks']} |")
+    lines += ["", "| run | meta-training iterations | meta-training env steps |", "|---|---|---|"]
+    for run in report["runs"].values():
+        lines.append(f"| {run['label']} | {run['checkpoint_iteration']} | {run['meta_training_env_steps']:,} |")
     lines += ["", "Reproduce:", "", "```bash"]
     for path, run in report["runs"].items():
         lines.append(f"rl-alphamaml train {shlex.quote(str(Path(path) / CONFIG_FILE))} --run-dir NEW_DIR   "

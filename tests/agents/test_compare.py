@@ -33,7 +33,7 @@ def table_rows(markdown: str) -> dict[str, list[tuple[float, float]]]:
     rows: dict[str, list[tuple[float, float]]] = {}
     for line in markdown.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        pairs = [re.fullmatch(r"(-?[\d.]+) ± ([\d.]+)", c) for c in cells]
+        pairs = [re.fullmatch(r"([-+]?[\d.]+) ± ([\d.]+)", c) for c in cells]
         found = [(float(m.group(1)), float(m.group(2))) for m in pairs if m]
         if found:
             rows[cells[0]] = found
@@ -61,9 +61,14 @@ def test_compare_report_numbers_equal_the_json_and_evaluate(runs: dict[str, Path
             mean, half = mean_ci95(values)
             assert row["mean"] == pytest.approx(mean) and row["ci95"] == pytest.approx(half)
         cells = table[m["name"]]
-        assert len(cells) == len(m["summary"])
+        assert len(cells) == len(m["summary"]) + (m["family"] == "adaptation")
         for (mean, half), row in zip(cells, m["summary"]):
             assert mean == pytest.approx(row["mean"], abs=0.051) and half == pytest.approx(row["ci95"], abs=0.051)
+        if m["family"] == "adaptation":  # the last cell: the paired change from step 0 to step K
+            diffs = [v - v0 for v, v0 in zip(m["per_task"][-1], m["per_task"][0])]
+            change, change_half = mean_ci95(diffs)
+            assert cells[-1][0] == pytest.approx(change, abs=0.051)
+            assert cells[-1][1] == pytest.approx(change_half, abs=0.051)
     adapt = [m for m in report["methods"] if m["family"] == "adaptation"]
     assert all(len(m["per_task"]) == 3 and all(len(v) == 4 for v in m["per_task"]) for m in adapt)
     per_step = report["episodes_per_step"] * report["horizon"]
@@ -76,6 +81,10 @@ def test_compare_report_numbers_equal_the_json_and_evaluate(runs: dict[str, Path
     assert evaluated["per_task"] == report["methods"][0]["per_task"]
     assert evaluated["tasks"] == report["tasks"]
     assert "rl-alphamaml compare" in markdown and "rl-alphamaml train" in markdown
+    # Each run's meta-training budget: 2 iterations × (1 + inner steps) phases × 3 tasks × 2 episodes × 100 steps.
+    budgets = {run["label"].split(" [")[0]: run["meta_training_env_steps"] for run in report["runs"].values()}
+    assert budgets == {"MAML": 2 * 2 * 3 * 2 * 100, "Alpha MAML": 2 * 2 * 3 * 2 * 100,
+                       "pretrained (no meta-learning)": 2 * 1 * 3 * 2 * 100}
 
 
 def test_compare_rejects_bad_input(runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
