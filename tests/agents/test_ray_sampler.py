@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from rl_alphamaml.meta import expand_params
 ray = pytest.importorskip("ray", reason="the Ray backend needs the [distributed] extra (.ci/run installs it)")
 from agents.ray_sampler import RaySampler, SamplerError, slices  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[2]
 ENV = "rl_alphamaml/HalfCheetahVel-v0"
 TASKS, EPISODES, HORIZON = 5, 2, 25
 
@@ -142,3 +145,22 @@ def test_missing_ray_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delitem(sys.modules, "agents.ray_sampler")
     with pytest.raises(UserError, match=r"\[distributed\]"):
         importlib.import_module("agents.ray_sampler")
+
+
+def test_cli_train_and_evaluate_with_the_ray_backend(tmp_path: Path) -> None:
+    from agents import trainer
+    from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
+    from rl_alphamaml.cli import load_experiment_config, main
+
+    run_dir = tmp_path / "run"
+    settings = ["sampler.backend=ray", "sampler.workers=2", "sampler.episodes=2", "sampler.threads=1",
+                "train.meta_batch=3", "train.iterations=2", "policy.hidden=[8]"]
+    assert main(["train", str(ROOT / "configs" / "navigation2d_alpha.yaml"), "--run-dir", str(run_dir),
+                 *[x for s in settings for x in ("--set", s)]]) == 0
+    assert main(["evaluate", str(run_dir), "--tasks", "4", "--steps", "1", "--seed", "3"]) == 0
+    measured = json.loads((run_dir / "eval" / "adaptation.json").read_text())["per_task"]
+    # The same checkpoint evaluated on the local backend gives the same numbers.
+    config, _ = load_experiment_config(run_dir / "config.yaml", ["sampler.backend=local", "sampler.workers=0"])
+    experiment = trainer.build(config, run_dir)
+    experiment.load_state_dict(load_checkpoint(latest_checkpoint(run_dir))["state"])
+    assert trainer.evaluate(experiment, 4, 1, 3).values == measured
