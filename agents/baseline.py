@@ -114,7 +114,11 @@ def fit_linear_baseline(
     reg = reg_coeff
     for attempt in range(max_tries):
         reg = reg_coeff * 10.0**attempt
-        sol, info = torch.linalg.solve_ex(XtX[todo] + reg * eye, Xty[todo])
+        # XᵀX + cI is symmetric positive definite when it is well conditioned: Cholesky, whose *_ex form
+        # reports a failure per task. (linalg.solve_ex raised instead, from MKL's pivoting, on the
+        # near-singular systems of Ant, whose observations include constant zero contact forces.)
+        chol, info = torch.linalg.cholesky_ex(XtX[todo] + reg * eye)
+        sol = torch.cholesky_solve(Xty[todo], chol)
         ok = (info == 0) & torch.isfinite(sol).all(dim=(-2, -1))
         coeffs[todo[ok]] = sol[ok].squeeze(-1)
         todo = todo[~ok]

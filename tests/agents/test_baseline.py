@@ -120,18 +120,18 @@ def test_failed_task_is_retried_with_ten_times_the_ridge(monkeypatch: pytest.Mon
     obs = rng.normal(size=(2, 6, 3, 1))
     returns = rng.normal(size=(2, 6, 3))
     lengths = np.full((2, 3), 6)
-    real_solve_ex = torch.linalg.solve_ex
+    real_cholesky_ex = torch.linalg.cholesky_ex
     calls: list[int] = []
 
-    def flaky_solve_ex(A: torch.Tensor, B: torch.Tensor):  # first call: task 0 "fails"
-        sol, info = real_solve_ex(A, B)
+    def flaky_cholesky_ex(A: torch.Tensor):  # first call: task 0 "fails"
+        chol, info = real_cholesky_ex(A)
         if not calls:
             info = info.clone()
             info[0] = 1
         calls.append(A.shape[0])
-        return sol, info
+        return chol, info
 
-    monkeypatch.setattr(baseline_mod.torch.linalg, "solve_ex", flaky_solve_ex)
+    monkeypatch.setattr(baseline_mod.torch.linalg, "cholesky_ex", flaky_cholesky_ex)
     reg = 0.5  # large, so that the ×10 is visible in the coefficients
     coeffs = fit_linear_baseline(torch.tensor(obs), torch.tensor(returns), reg_coeff=reg)
     assert calls == [2, 1]  # both tasks, then only the failed one
@@ -139,3 +139,25 @@ def test_failed_task_is_retried_with_ten_times_the_ridge(monkeypatch: pytest.Mon
     c1, _ = rllab_fit(obs[1], returns[1], lengths[1], reg, 10.0)
     np.testing.assert_allclose(coeffs[0].numpy(), c0, rtol=1e-8)
     np.testing.assert_allclose(coeffs[1].numpy(), c1, rtol=1e-8)
+
+
+def test_fit_on_ant_observations_with_constant_zero_features() -> None:
+    # Regression: Ant's observations carry 24 contact-force dims that stay exactly zero; with them the
+    # batched LU solve raised ("Pivots given to lu_solve must all be greater or equal to 1") instead of
+    # reporting the near-singular system, which crashed the first Ant meta-iteration.
+    from agents.policy import GaussianMLPPolicy
+    from agents.sampler import Sampler
+    from rl_alphamaml.meta import expand_params
+
+    sampler = Sampler("rl_alphamaml/AntVel-v0", 2, 5, threads=1)
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy(sampler.obs_dim, sampler.act_dim, (100, 100))
+    episodes = sampler.sample(policy, expand_params(policy.params(), 2),
+                              sampler.sample_tasks(np.random.default_rng(0)), (0, 0))
+    sampler.close()
+    assert int((episodes.obs.abs().amax(dim=(0, 1, 2)) == 0).sum()) > 0
+    returns = torch.flip(torch.cumsum(torch.flip(episodes.rewards, [1]), 1), [1])
+    coeffs = fit_linear_baseline(episodes.obs, returns, episodes.mask)
+    assert torch.isfinite(coeffs).all()
+    residual = returns - predict_linear_baseline(episodes.obs, coeffs, episodes.mask)
+    assert float(residual.pow(2).mean()) < float((returns - returns.mean()).pow(2).mean())
