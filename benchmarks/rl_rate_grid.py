@@ -150,18 +150,21 @@ def main() -> None:
               f"{' '.join(f'{a:g}' for a in args.alphas)} --betas {' '.join(f'{b:g}' for b in args.betas)} "
               f"--iterations {args.iterations} --meta-batch {args.meta_batch} --episodes {args.episodes}`", ""]
     best = max(scores) if scores else 0.0
-    threshold = floor + 0.8 * (best - floor)
+    threshold = best - 0.2 * abs(best)
     text = tables(store, args.alphas, args.betas, header, fmt,
                   score=lambda c: c["return"] if c["return"] is not None else floor,
-                  summary_note=f"(A diverged run counts as the grid's worst return, {floor:.1f}; 'good' = within 20 % "
-                               f"of the grid's range from its best cell, ≥ {threshold:.1f}.)",
-                  good=lambda v: v >= threshold, good_text="good")
+                  summary_note=f"(A diverged run counts as the grid's worst return, {floor:.1f}; 'near best' = within "
+                               f"20 % of the best cell's return {best:.1f}, i.e. ≥ {threshold:.1f}.)",
+                  good=lambda v: v >= threshold, good_text="near best")
     print("\n" + text)
     (args.out / f"{stem}.md").write_text(text + "\n")
     title = (f"{family}: {args.iterations} its × {args.meta_batch} tasks × {args.episodes} episodes per run; "
              f"return after {args.eval_steps} step(s) on {args.eval_tasks} held-out tasks")
-    heatmap(store, args.alphas, args.betas, args.out / f"{stem}.png", title, value=lambda c: c["return"],
-            label="held-out return after adaptation", vmin=floor, vmax=best if best > floor else floor + 1)
+    # Returns span orders of magnitude (a collapsed policy is 30× worse than a good one): the colour scale
+    # saturates at 5×|best| below the best cell so that differences among working cells stay visible.
+    low = max(floor, best - 5 * abs(best)) if best > floor else floor - 1
+    heatmap(store, args.alphas, args.betas, args.out / f"{stem}.png", title + f"; colour saturates below {low:.0f}",
+            value=lambda c: c["return"], label="held-out return after adaptation", vmin=low, vmax=best)
     print(f"\nwrote {args.out / stem}.{{json,md,png}} ({(time.perf_counter() - started) / 60:.1f} min)")
 
 
