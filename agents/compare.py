@@ -171,6 +171,8 @@ def compare(
         raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     if tasks < 2 or steps < 1:
         raise UserError("--tasks must be at least 2 (for a confidence interval) and --steps at least 1")
+    if any(not multiple > 0 for multiple in ppo_budgets) or (ppo_tasks is not None and ppo_tasks < 1):
+        raise UserError("--ppo-budgets must be positive multiples and --ppo-tasks at least 1")
     runs = [load_run(Path(p)) for p in run_dirs]
     if not runs:
         raise UserError("compare needs at least one run folder")

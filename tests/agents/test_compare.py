@@ -94,6 +94,8 @@ def test_compare_rejects_bad_input(runs: dict[str, Path], tmp_path: Path, capsys
     assert "not a run folder" in capsys.readouterr().err
     assert main(["compare", str(runs["maml"]), "--tasks", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+    assert main(["compare", str(runs["maml"]), "--ppo-budgets", "0"]) == 2
+    assert "positive multiples" in capsys.readouterr().err
 
 
 def test_student_t_interval_matches_tables() -> None:
