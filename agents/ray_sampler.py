@@ -157,10 +157,7 @@ class RaySampler:
     def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]:
         return self._probe.sample_tasks(self.num_tasks if n is None else n, rng)
 
-    def _ensure_policy(self, policy: GaussianMLPPolicy, indices: Sequence[int]) -> None:
-        if policy is not self._policy:
-            self._policy, self._policy_ref = policy, ray.put(policy)
-            indices = range(len(self.workers))
+    def _send_policy(self, indices: Sequence[int]) -> None:
         ray.get([self.workers[i].set_policy.remote(self._policy_ref) for i in indices])
 
     @torch.no_grad()
@@ -170,7 +167,9 @@ class RaySampler:
         if len(tasks) != self.num_tasks:
             raise ValueError(f"the sampler was built for {self.num_tasks} tasks, got {len(tasks)}")
         env_seed, noise_seed = stream_seeds(seed)
-        self._ensure_policy(policy, [])
+        if policy is not self._policy:  # the policy module travels once, not per phase
+            self._policy, self._policy_ref = policy, ray.put(policy)
+            self._send_policy(range(len(self.workers)))
         # θ expanded over the tasks (stride 0 on the task dim) is sent once, not once per task.
         shared = all(v.dim() > 0 and v.stride(0) == 0 for v in params.values())
         payload = {k: v.detach().cpu() for k, v in params.items()}
@@ -205,7 +204,8 @@ class RaySampler:
         self.env_seconds += max(r["env_seconds"] for r in done)
         self.policy_seconds += max(r["policy_seconds"] for r in done)
         self.bytes_received += sum(r[k].nbytes for r in done for k in ("obs", "actions", "rewards", "mask"))
-        return Episodes(*(torch.from_numpy(np.concatenate([r[k] for r in done])).clone()
+        # np.concatenate copies out of Ray's read-only object store into fresh, writable arrays.
+        return Episodes(*(torch.from_numpy(np.concatenate([r[k] for r in done]))
                           for k in ("obs", "actions", "rewards", "mask")))
 
     def _replace(self, index: int) -> None:
@@ -213,7 +213,7 @@ class RaySampler:
             ray.kill(self.workers[index])
         self.workers[index] = self._new_worker(index)
         self.restarts += 1
-        self._ensure_policy(self._policy, [index])  # type: ignore[arg-type]
+        self._send_policy([index])
 
     def close(self) -> None:
         """Stop the workers (and the Ray instance, if this sampler started it)."""
