@@ -37,9 +37,8 @@ from typing import Any
 import numpy as np
 
 import envs
-from agents.trainer import RLConfig, RLExperiment
+from agents.trainer import RLConfig, RLExperiment, evaluate, held_out_tasks
 from envs.tasks import Task
-from rl_alphamaml import seeding
 from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import UserError
@@ -123,11 +122,6 @@ def _experiment(config: RLConfig, tasks: int, episodes: int) -> RLExperiment:
     return RLExperiment(config, num_tasks=tasks)
 
 
-def adaptation_values(experiment: RLExperiment, tasks: Sequence[Task], steps: int, seed: int) -> list[list[float]]:
-    """Per-task returns after 0…``steps`` inner steps — exactly what ``rl-alphamaml evaluate`` measures."""
-    return experiment.learner.adaptation_curve(tasks, steps, (seed, 7))
-
-
 def ppo_returns(env_id: str, task: Task, budget: int, episodes: int, seed: int) -> float:
     """Mean return of ``episodes`` stochastic episodes after PPO (SB3 defaults, rollouts sized to the budget)
     trained from scratch on ``task`` for ``budget`` environment steps."""
@@ -184,9 +178,8 @@ def compare(
         raise UserError("compare needs at least one meta-trained run (inner.steps >= 1) as the reference")
     ref = meta_runs[0]
     env_id, episodes = ref.config.env.id, ref.config.sampler.episodes
-    # The held-out tasks: the stream `evaluate` uses for the same seed.
     probe = _experiment(ref.config, tasks, episodes)
-    task_list = probe.sampler.sample_tasks(seeding.rng(seed, "evaluate"))
+    task_list = held_out_tasks(probe, tasks, seed)  # what `evaluate` draws for this seed
     horizon = probe.sampler.horizon
     probe.close()
     per_step = episodes * horizon
@@ -202,7 +195,7 @@ def compare(
                 experiment.meta.load_state_dict(meta_state)
             if policy_state is not None:
                 experiment.policy.load_state_dict(policy_state)
-            values = adaptation_values(experiment, task_list, steps, seed)
+            values = evaluate(experiment, tasks, steps, seed).values  # on task_list, as `evaluate` measures
         finally:
             experiment.close()
         results.append(MethodResult(name, "adaptation", values, adapt_steps, source, time.perf_counter() - started))

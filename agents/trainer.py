@@ -25,6 +25,7 @@ from agents import video
 from agents.maml_pg import MAMLPG, AdvantageConfig, TRPOConfig
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import Sampler
+from envs.tasks import Task
 from rl_alphamaml import seeding
 from rl_alphamaml.config import TrainConfig, ranged
 from rl_alphamaml.evaluation import AdaptationResult
@@ -172,6 +173,12 @@ def build(config: RLConfig, run_dir: Path) -> RLExperiment:
     return RLExperiment(config, run_dir)
 
 
+def held_out_tasks(experiment: RLExperiment, n: int, seed: int) -> list[Task]:
+    """The ``n`` held-out tasks of ``seed`` — a stream apart from training's — that ``evaluate``, ``compare``
+    and ``evaluate --video`` all use."""
+    return experiment.sampler.sample_tasks(seeding.rng(seed, "evaluate"), n)
+
+
 def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int) -> AdaptationResult:
     """Mean return of ``tasks`` new tasks after 0…``steps`` inner steps (fresh episodes per step).
 
@@ -188,7 +195,7 @@ def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int) -> Ada
             return evaluate(experiment, tasks, steps, seed)
         finally:
             experiment.close()
-    task_list = experiment.sampler.sample_tasks(seeding.rng(seed, "evaluate"))
+    task_list = held_out_tasks(experiment, tasks, seed)
     values = experiment.learner.adaptation_curve(task_list, steps, (seed, 7))
     return AdaptationResult(
         "return", values, [t.to_dict() for t in task_list], "", 0, seed, higher_is_better=True,
@@ -212,7 +219,7 @@ def videos(experiment: RLExperiment, tasks: int, steps: int, seed: int, count: i
     small = RLExperiment(local, num_tasks=count)
     try:
         small.load_state_dict(experiment.state_dict())
-        task_list = small.sampler.sample_tasks(seeding.rng(seed, "evaluate"), tasks)[:count]
+        task_list = held_out_tasks(small, tasks, seed)[:count]
         return video.adaptation_clips(small.learner, config.env.id, task_list, steps, seed, config.env.horizon)
     finally:
         small.close()
