@@ -152,6 +152,17 @@ class GaussianMLPPolicy(nn.Module):
         activation: ``"tanh"`` (MAML-RL) or ``"relu"``.
         init_log_std: initial value of every log σ; 0.0 is σ = 1 as in MAML-RL.
         min_log_std: lower clamp on log σ (``None``: no clamp).
+        action_scale: factor from a sampled action to the control sent to the environment (see
+            :meth:`env_action`); 0.1 is the MAML-RL and ProMP references' convention.
+        action_bounds: ``(low, high)`` of the environment's action space; the scaled action is clipped
+            to them (``None``: sent unclipped, MuJoCo then clamps it while the cost sees the raw value).
+
+    **The action convention.** The policy samples ``a ~ N(μ, σ²)`` in its own units; log-probabilities,
+    KLs and the policy gradient are always taken of ``a``. What reaches the simulator — and what the
+    environment charges its control cost on — is ``env_action(a) = clip(action_scale · a, low, high)``,
+    applied in one place by every path that steps an environment with this policy (the sampler on both
+    backends, ``evaluate``, ``--video``). With σ₀ = 1 and scale 0.1 the initial exploration noise is 0.1 in
+    torque units, as in the references; with scale 1 and no bounds the raw sample is sent as it is.
 
     Example::
 
@@ -169,8 +180,20 @@ class GaussianMLPPolicy(nn.Module):
         activation: str = "tanh",
         init_log_std: float = 0.0,
         min_log_std: float | None = math.log(1e-6),
+        action_scale: float = 1.0,
+        action_bounds: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
         super().__init__()
+        if not (math.isfinite(action_scale) and action_scale > 0):
+            raise ValueError(f"action_scale must be a positive number, got {action_scale!r}")
+        self.action_scale = float(action_scale)
+        self.action_low: Tensor | None = None
+        self.action_high: Tensor | None = None
+        if action_bounds is not None:
+            low, high = (torch.as_tensor(b, dtype=torch.float32).reshape(-1) for b in action_bounds)
+            if low.shape != (act_dim,) or high.shape != (act_dim,) or bool((low > high).any()):
+                raise ValueError(f"action_bounds must be two vectors of {act_dim} values with low <= high")
+            self.action_low, self.action_high = low, high
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         self.obs_dim = int(obs_dim)
@@ -276,6 +299,17 @@ class GaussianMLPPolicy(nn.Module):
         else:
             eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean + torch.exp(log_std) * eps
+
+    def env_action(self, actions: Tensor) -> Tensor:
+        """The control sent to the environment for sampled ``actions``: ``clip(action_scale · a, low, high)``.
+
+        The one place where the policy's units become the simulator's (see the class docstring); the
+        log-probability stays that of ``actions``.
+        """
+        out = actions * self.action_scale if self.action_scale != 1.0 else actions
+        if self.action_low is not None and self.action_high is not None:
+            out = torch.clamp(out, self.action_low.to(out.dtype), self.action_high.to(out.dtype))
+        return out
 
     def entropy(self, params: Mapping[str, Tensor] | None, obs: Tensor) -> Tensor:
         """Entropy of π(· | obs) per observation, shaped ``obs.shape[:-1]``.

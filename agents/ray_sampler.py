@@ -131,6 +131,7 @@ class RaySampler:
         self._probe = envs.BatchedEnv(env_id, n_slots=1, n_threads=1, horizon=horizon)
         self.obs_dim = int(self._probe.obs_dim)
         self.act_dim = int(self._probe.act_dim)
+        self.action_space = self._probe.action_space
         self.horizon = int(self._probe.horizon)
         self._started_ray = False
         if not ray.is_initialized():

@@ -68,6 +68,7 @@ class Sampler:
                                    horizon=horizon)
         self.obs_dim = int(self.env.obs_dim)
         self.act_dim = int(self.env.act_dim)
+        self.action_space = self.env.action_space
         self.horizon = int(self.env.horizon)
         self.env_seconds = 0.0  # cumulative stepping and policy time, for the time/sampling_* scalars
         self.policy_seconds = 0.0
@@ -137,6 +138,9 @@ def rollout(
 ) -> Rollout:
     """Roll out ``tasks`` (task ``i`` with ``params[name][i]``) on ``env``, ``episodes`` slots per task.
 
+    The environment receives :meth:`GaussianMLPPolicy.env_action` of each sample; the episodes record the
+    samples themselves (what the log-probabilities are taken of).
+
     The rollout may be one slice of a larger meta-batch — tasks ``task_offset … task_offset + len(tasks)``
     of ``total_tasks`` — and then yields exactly the rows that the whole meta-batch would: slot ``s`` of
     the whole batch starts from seed ``env_seed + s`` and the action noise of every step is drawn for the
@@ -169,7 +173,7 @@ def rollout(
         noise = torch.randn((total, E, act_dim), generator=generator)[task_offset:task_offset + T]
         actions = policy.sample(params, obs, noise=noise)
         t1 = time.perf_counter()
-        step = env.step(actions.reshape(T * E, act_dim).numpy().astype(np.float64))
+        step = env.step(policy.env_action(actions).reshape(T * E, act_dim).numpy().astype(np.float64))
         env_time += time.perf_counter() - t1
         policy_time += t1 - t0
         obs_buf[:, t] = obs * active

@@ -50,11 +50,23 @@ class EnvConfig:
 
 @dataclasses.dataclass
 class PolicyConfig:
-    """The Gaussian MLP policy (MAML-RL: two hidden layers of 100, tanh, σ = 1 at the start)."""
+    """The Gaussian MLP policy (MAML-RL: two hidden layers of 100, tanh, σ = 1 at the start) and how its
+    samples become the environment's actions.
+
+    The environment receives ``clip(action_scale · a, low, high)`` for a sample ``a`` (``clip_actions``:
+    clipped to the action space; the control cost is charged on that action), while log-probabilities are
+    taken of ``a`` — the convention of the MAML-RL and ProMP reference implementations, whose policies
+    act with exploration noise 0.1 in torque units (:meth:`agents.policy.GaussianMLPPolicy.env_action`).
+    ``action_scale: 1`` with ``clip_actions: false`` sends the raw sample (MuJoCo clamps it, the cost
+    sees it unclipped), the behaviour before this setting existed.
+    """
 
     hidden: tuple[int, ...] = ranged((100, 100), min=1)
     activation: Literal["tanh", "relu"] = "tanh"
     init_log_std: float = 0.0
+    action_scale: float = ranged(0.1, min=0.0, min_exclusive=True, max=1e6,
+                                 doc="environment action = clip(action_scale · sampled action)")
+    clip_actions: bool = True
 
 
 @dataclasses.dataclass
@@ -138,8 +150,11 @@ class RLExperiment:
         num_tasks = config.train.meta_batch if num_tasks is None else num_tasks
         self.sampler = config.sampler.build(config.env.id, num_tasks, config.env.horizon)
         torch.manual_seed(config.seed)
-        self.policy = GaussianMLPPolicy(self.sampler.obs_dim, self.sampler.act_dim, config.policy.hidden,
-                                        config.policy.activation, config.policy.init_log_std)
+        space = self.sampler.action_space
+        self.policy = GaussianMLPPolicy(
+            self.sampler.obs_dim, self.sampler.act_dim, config.policy.hidden, config.policy.activation,
+            config.policy.init_log_std, action_scale=config.policy.action_scale,
+            action_bounds=(space.low, space.high) if config.policy.clip_actions else None)
         self.meta = MetaOptimizer(self.policy, config.inner, config.outer.core(), config.train.max_nonfinite_steps)
         self.learner = MAMLPG(self.policy, self.meta, self.sampler, config.outer.optimizer, config.advantage,
                               config.trpo)

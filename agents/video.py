@@ -116,7 +116,7 @@ def render_episode(
                 a, _ = policy(x, params)
             else:
                 a = policy.sample(params, x, generator)
-            obs, reward, terminated, truncated, _ = env.step(a.numpy().astype(np.float64))
+            obs, reward, terminated, truncated, _ = env.step(policy.env_action(a).numpy().astype(np.float64))
             frames.append(np.asarray(env.render(), dtype=np.uint8))
             total += float(reward)
             done = terminated or truncated

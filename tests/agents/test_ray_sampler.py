@@ -38,7 +38,10 @@ def local_ray() -> Iterator[None]:
 
 def policy_and_params(obs_dim: int, act_dim: int) -> tuple[GaussianMLPPolicy, dict[str, torch.Tensor]]:
     torch.manual_seed(0)
-    policy = GaussianMLPPolicy(obs_dim, act_dim, (16, 16))
+    # The references' action convention with σ large enough that many scaled samples are clipped: the
+    # workers must send the environment what the local backend sends it.
+    policy = GaussianMLPPolicy(obs_dim, act_dim, (16, 16), init_log_std=2.5, action_scale=0.1,
+                               action_bounds=([-1.0] * act_dim, [1.0] * act_dim))
     theta = expand_params(policy.params(), TASKS)
     # Different parameters per task, as after adaptation.
     params = {k: v + 0.05 * torch.randn(v.shape) for k, v in theta.items()}
