@@ -237,9 +237,9 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
         f"step and per measurement, so K = {k} steps use {k * report['episodes_per_step'] * report['horizon']:,} "
         "environment steps per task. Mean return over tasks ± 95 % confidence interval (Student t).",
         "",
-        "| method | env steps per task | " + " | ".join(f"after {j} step{'s' if j != 1 else ''}" for j in range(k + 1))
-        + f" | change 0 → {k} (paired) |",
-        "|---|---|" + "---|" * (k + 2),
+        "| method | meta-training env steps | env steps per task | "
+        + " | ".join(f"after {j} step{'s' if j != 1 else ''}" for j in range(k + 1)) + f" | change 0 → {k} (paired) |",
+        "|---|---|---|" + "---|" * (k + 2),
     ]
     for m in report["methods"]:
         if m["family"] != "adaptation":
@@ -247,7 +247,9 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
         cells = " | ".join(f"{r['mean']:.1f} ± {r['ci95']:.1f}" for r in m["summary"])
         last = m["summary"][-1]
         change = f"{last['change']:+.1f} ± {last['change_ci95']:.1f}"
-        lines.append(f"| {m['name']} | {last['env_steps']:,} | {cells} | {change} |")
+        run = report["runs"].get(m["source"])
+        meta_steps = f"{run['meta_training_env_steps']:,}" if run else "0"
+        lines.append(f"| {m['name']} | {meta_steps} | {last['env_steps']:,} | {cells} | {change} |")
     scratch = [m for m in report["methods"] if m["family"] == "from_scratch"]
     if scratch:
         lines += ["", "| baseline | env steps per task | return | tasks |", "|---|---|---|---|"]

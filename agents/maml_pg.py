@@ -25,6 +25,7 @@ evaluates every task's parameters in one batched call per time step.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -54,7 +55,15 @@ class AdvantageConfig:
 
 @dataclasses.dataclass
 class TRPOConfig:
-    """MAML-TRPO settings (pytorch-maml-rl: max-KL 0.01, 10 CG iterations, damping 1e-5, ratio 0.8)."""
+    """MAML-TRPO settings (pytorch-maml-rl: max-KL 0.01, 10 CG iterations, damping 1e-5, ratio 0.8).
+
+    ``subsample`` < 1 computes the conjugate-gradient curvature products (the KL's Hessian through the
+    adaptation) on the first ``ceil(subsample · episodes)`` episodes of every task — the
+    ``subsample_factor`` of rllab's ``ConjugateGradientOptimizer``, which MAML-RL ran on. The gradient, the
+    step's KL bound and the line search still use every episode, so an accepted step satisfies the same
+    constraint and TRPO's fixed point is unchanged; only the metric that shapes the direction is estimated
+    from fewer samples.
+    """
 
     max_kl: float = ranged(0.01, min=0.0, min_exclusive=True)
     cg_iters: int = ranged(10, min=1)
@@ -62,6 +71,8 @@ class TRPOConfig:
     ls_max_steps: int = ranged(15, min=1)
     ls_backtrack_ratio: float = ranged(0.8, min=0.0, max=0.999, min_exclusive=True)
     hvp: Literal["fisher", "direct"] = "fisher"  # Jᵀ F J (fast, exact at θ_old) or third-order autograd
+    subsample: float = ranged(1.0, min=0.0, max=1.0, min_exclusive=True,
+                              doc="fraction of each task's episodes the curvature products use")
 
 
 def advantages(episodes: Episodes, cfg: AdvantageConfig, baseline: LinearFeatureBaseline) -> Tensor:
@@ -74,10 +85,31 @@ def advantages(episodes: Episodes, cfg: AdvantageConfig, baseline: LinearFeature
     return adv.detach()
 
 
-def inner_loss(policy: GaussianMLPPolicy, params: Params, episodes: Episodes, adv: Tensor) -> Tensor:
-    """The VPG surrogate summed over tasks, Σᵢ −mean log π_θᵢ(a|s)·Â: each task's gradient is its own."""
+Estimator = Literal["vpg", "lvc"]
+
+
+def inner_loss(
+    policy: GaussianMLPPolicy, params: Params, episodes: Episodes, adv: Tensor, estimator: Estimator = "vpg"
+) -> Tensor:
+    """The inner surrogate summed over tasks (each task's gradient is its own).
+
+    * ``vpg`` — Σᵢ −mean log π_θᵢ(a|s)·Â, the REINFORCE surrogate of MAML-RL (Finn et al. 2017). Its
+      second derivative lacks the score-function term E[∇log π ∇log πᵀ Â] of the true objective's Hessian,
+      so the meta-gradient through the adaptation is biased (Rothfuss et al. 2019, §4).
+    * ``lvc`` — the low-variance curvature objective of ProMP (Rothfuss, Lee, Clavera, Asfour & Abbeel,
+      ICLR 2019, §5, eq. 5): per time step π_θ(a|s)/⊥π_θ(a|s)·Â, ⊥ stopping the gradient. Written here as
+      −mean (π/⊥π − 1 + ⊥log π)·Â, so that its value and gradient equal VPG's at the sampling policy while
+      its Hessian, ∇²log π + ∇log π ∇log πᵀ weighted by Â, adds the score-function term.
+    """
     logp = policy.log_prob(params, episodes.obs, episodes.actions)
-    return -masked_mean(logp * adv, episodes.mask, dims=(1, 2)).sum()
+    if estimator == "lvc":
+        fixed = logp.detach()
+        weight = torch.exp(logp - fixed) - 1.0 + fixed
+    elif estimator == "vpg":
+        weight = logp
+    else:
+        raise ValueError(f"unknown estimator {estimator!r}; choose vpg or lvc")
+    return -masked_mean(weight * adv, episodes.mask, dims=(1, 2)).sum()
 
 
 def surrogate(policy: GaussianMLPPolicy, params: Params, episodes: Episodes, adv: Tensor, old_logp: Tensor) -> Tensor:
@@ -96,11 +128,26 @@ class InnerData:
     val_params: Params  # θ'ᵢ at sampling time (detached, batched): π_old of the surrogate and KL
     val_old_logp: Tensor
 
+    def subsample(self, fraction: float) -> InnerData:
+        """The same data restricted to the first ``ceil(fraction · E)`` episodes of every task (E: episodes per
+        task; episodes are i.i.d., so the first ones are a random subset). ``fraction`` 1 returns ``self``."""
+        episodes = self.val.obs.shape[2]
+        keep = max(1, math.ceil(fraction * episodes))
+        if keep >= episodes:
+            return self
+
+        def cut(e: Episodes) -> Episodes:
+            return Episodes(e.obs[:, :, :keep], e.actions[:, :, :keep], e.rewards[:, :, :keep], e.mask[:, :, :keep])
+
+        return InnerData([(cut(e), a[:, :, :keep]) for e, a in self.train], cut(self.val), self.val_adv[:, :, :keep],
+                         self.val_params, self.val_old_logp[:, :, :keep])
+
 
 class MAMLPG:
     """The meta-learner: a Gaussian MLP policy, its :class:`MetaOptimizer`, a sampler and the baseline.
 
-    ``outer`` is ``"trpo"``, ``"sgd"`` or ``"adam"`` (the last two through ``meta``'s outer optimizer).
+    ``outer`` is ``"trpo"``, ``"sgd"`` or ``"adam"`` (the last two through ``meta``'s outer optimizer);
+    ``estimator`` the inner surrogate (:func:`inner_loss`: ``vpg`` or ProMP's ``lvc``).
     """
 
     def __init__(
@@ -111,8 +158,10 @@ class MAMLPG:
         outer: str,
         adv_config: AdvantageConfig,
         trpo_config: TRPOConfig,
+        estimator: Estimator = "vpg",
     ) -> None:
         self.policy = policy
+        self.estimator = estimator
         self.meta = meta
         self.sampler = sampler
         self.outer = outer
@@ -124,8 +173,8 @@ class MAMLPG:
 
     def adapt_step(self, params: Params, episodes: Episodes, adv: Tensor, first_order: bool | None = None) -> Adapted:
         """One inner step θ → θ − α∇L_VPG for every task (batched params), with the loss it descended."""
-        return self.meta.adapt(partial(inner_loss, self.policy, episodes=episodes, adv=adv), params, steps=1,
-                               first_order=first_order)
+        loss = partial(inner_loss, self.policy, episodes=episodes, adv=adv, estimator=self.estimator)
+        return self.meta.adapt(loss, params, steps=1, first_order=first_order)
 
     def adapt_from(self, theta: Params, train: Sequence[tuple[Episodes, Tensor]], num_tasks: int,
                    first_order: bool | None = None) -> Params:
@@ -210,7 +259,7 @@ class MAMLPG:
             return new_loss, kl
 
         make_hvp = self.kl_hvp if cfg.hvp == "fisher" else self.kl_hvp_direct
-        hvp = make_hvp(theta, data, cfg.cg_damping)
+        hvp = make_hvp(theta, data.subsample(cfg.subsample), cfg.cg_damping)
         g = flatten_params(grads.theta)
         new_flat, result = trpo_step(
             g, hvp, loss_and_kl, flatten_params(theta).detach(), cfg.max_kl, cg_iters=cfg.cg_iters,
@@ -259,7 +308,7 @@ class MAMLPG:
         current = {n: v.detach() for n, v in expand_params(theta, T).items()}
         for episodes, adv in ([] if first_order else data.train):  # first order: J = I
             leaves = {n: v.clone().requires_grad_(True) for n, v in current.items()}
-            loss = inner_loss(self.policy, leaves, episodes, adv)
+            loss = inner_loss(self.policy, leaves, episodes, adv, self.estimator)
             grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
             steps.append(([leaves[n] for n in names], list(grads)))
             current = {n: (leaves[n] - alpha[n] * g).detach() for n, g in zip(names, grads)}

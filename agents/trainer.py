@@ -22,7 +22,7 @@ import torch
 
 import envs
 from agents import video
-from agents.maml_pg import MAMLPG, AdvantageConfig, TRPOConfig
+from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator, TRPOConfig
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import Sampler
 from envs.tasks import Task
@@ -101,6 +101,14 @@ class SamplerConfig:
 
 
 @dataclasses.dataclass
+class RLInnerConfig(InnerConfig):
+    """The inner loop (α, steps, …) and the surrogate it descends: ``estimator`` ``vpg`` (MAML-RL's REINFORCE
+    surrogate) or ``lvc`` (ProMP's low-variance curvature objective; see :func:`agents.maml_pg.inner_loss`)."""
+
+    estimator: Estimator = "vpg"
+
+
+@dataclasses.dataclass
 class RLOuterConfig(OuterConfig):
     """The outer loop: ``trpo`` (MAML-TRPO; β unused) or ``sgd``/``adam`` with β (Alpha MAML proper)."""
 
@@ -125,7 +133,7 @@ class RLConfig:
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
     sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
     advantage: AdvantageConfig = dataclasses.field(default_factory=AdvantageConfig)
-    inner: InnerConfig = dataclasses.field(default_factory=lambda: InnerConfig(steps=1, lr=0.1))
+    inner: RLInnerConfig = dataclasses.field(default_factory=lambda: RLInnerConfig(steps=1, lr=0.1))
     outer: RLOuterConfig = dataclasses.field(default_factory=RLOuterConfig)
     trpo: TRPOConfig = dataclasses.field(default_factory=TRPOConfig)
     train: TrainConfig = dataclasses.field(
@@ -157,7 +165,7 @@ class RLExperiment:
             action_bounds=(space.low, space.high) if config.policy.clip_actions else None)
         self.meta = MetaOptimizer(self.policy, config.inner, config.outer.core(), config.train.max_nonfinite_steps)
         self.learner = MAMLPG(self.policy, self.meta, self.sampler, config.outer.optimizer, config.advantage,
-                              config.trpo)
+                              config.trpo, estimator=config.inner.estimator)
 
     def train_iteration(self, iteration: int, logger: RunLogger | None) -> dict[str, float]:
         cfg = self.config

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rl_alphamaml.cli import main
+from rl_alphamaml.cli import load_experiment_config, main
 from rl_alphamaml.stats import mean_ci95
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,3 +122,14 @@ def test_tensorboard_has_per_task_returns_and_hparams(runs: dict[str, Path]) -> 
     records = [json.loads(line) for line in (runs["maml"] / "metrics.jsonl").read_text().splitlines()]
     assert last.histogram_value.sum / 3 == pytest.approx(records[-1]["returns/post_adapt"], rel=1e-5)
     assert set(events.PluginTagToContent("hparams")) >= {"_hparams_/experiment", "_hparams_/session_start_info"}
+
+
+@pytest.mark.parametrize(("pretrain", "meta"), [("navigation2d_pretrain", "navigation2d"),
+                                                ("halfcheetah_vel_pretrain", "halfcheetah_vel")])
+def test_a_pretrained_config_spends_its_meta_runs_environment_steps(pretrain: str, meta: str) -> None:
+    def steps_per_iteration(name: str) -> tuple[int, int]:
+        config, _ = load_experiment_config(ROOT / "configs" / f"{name}.yaml")
+        per_phase = config.train.meta_batch * config.sampler.episodes
+        return per_phase * (config.inner.steps + 1), config.train.iterations
+
+    assert steps_per_iteration(pretrain) == steps_per_iteration(meta)

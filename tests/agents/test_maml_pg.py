@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.maml_pg import MAMLPG, AdvantageConfig, InnerData, TRPOConfig, advantages
+from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator, InnerData, TRPOConfig, advantages
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import Episodes, Sampler
 from agents.trpo import flatten_params, unflatten_params
@@ -49,14 +49,16 @@ def inner_data(learner: MAMLPG, sampler: Sampler, sample_policy: GaussianMLPPoli
     return InnerData(train_data, episodes, adv, val_params, old_logp)
 
 
-def make_learner(inner: InnerConfig, dtype: torch.dtype = torch.float32) -> tuple[MAMLPG, Sampler, GaussianMLPPolicy]:
+def make_learner(inner: InnerConfig, dtype: torch.dtype = torch.float32,
+                 estimator: Estimator = "vpg") -> tuple[MAMLPG, Sampler, GaussianMLPPolicy]:
     sampler = Sampler("rl_alphamaml/Navigation2D-v0", num_tasks=3, episodes=4, horizon=20)
     torch.manual_seed(0)
     policy = GaussianMLPPolicy(2, 2, hidden_sizes=(16, 16)).to(dtype)
     meta = MetaOptimizer(policy, inner, OuterConfig())
     sample_policy = GaussianMLPPolicy(2, 2, hidden_sizes=(16, 16))
     sample_policy.load_state_dict({k: v.float() for k, v in policy.state_dict().items()})
-    return MAMLPG(policy, meta, sampler, "trpo", AdvantageConfig(), TRPOConfig()), sampler, sample_policy
+    learner = MAMLPG(policy, meta, sampler, "trpo", AdvantageConfig(), TRPOConfig(), estimator=estimator)
+    return learner, sampler, sample_policy
 
 
 def test_kl_hessian_vector_product_matches_finite_differences() -> None:
@@ -81,10 +83,13 @@ def test_kl_hessian_vector_product_matches_finite_differences() -> None:
     torch.testing.assert_close(analytic, numeric, rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize("inner", [InnerConfig(lr=0.5),
-                                   InnerConfig(steps=2, lr=0.3, lr_shape="per_parameter", lr_mode="hd")])
-def test_fisher_form_hvp_equals_the_double_backward_one(inner: InnerConfig) -> None:
-    learner, sampler, sample_policy = make_learner(inner, torch.float64)
+@pytest.mark.parametrize(("inner", "estimator"), [
+    (InnerConfig(lr=0.5), "vpg"),
+    (InnerConfig(steps=2, lr=0.3, lr_shape="per_parameter", lr_mode="hd"), "vpg"),
+    (InnerConfig(steps=2, lr=0.3), "lvc"),
+])
+def test_fisher_form_hvp_equals_the_double_backward_one(inner: InnerConfig, estimator: Estimator) -> None:
+    learner, sampler, sample_policy = make_learner(inner, torch.float64, estimator)
     if inner.lr_shape == "per_parameter":  # make α differ per weight so J is not symmetric
         with torch.no_grad():
             for t in learner.meta.alpha.tensors:
@@ -98,9 +103,12 @@ def test_fisher_form_hvp_equals_the_double_backward_one(inner: InnerConfig) -> N
         torch.testing.assert_close(fast(v), direct(v), rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("steps", [1, 0])  # 0 inner steps: plain multi-task TRPO (no meta-learning)
-def test_a_trpo_meta_step_respects_max_kl(steps: int) -> None:
-    config, module = load_experiment_config(NAV, [*SMALL, "trpo.max_kl=0.002", f"inner.steps={steps}"])
+# 0 inner steps: plain multi-task TRPO (no meta-learning); subsample: curvature from a fifth of the episodes,
+# LVC: ProMP's inner surrogate. The line search checks the KL on every episode in each case.
+@pytest.mark.parametrize(("steps", "extra"), [(1, []), (0, []), (1, ["trpo.subsample=0.2"]),
+                                              (1, ["inner.estimator=lvc"])])
+def test_a_trpo_meta_step_respects_max_kl(steps: int, extra: list[str]) -> None:
+    config, module = load_experiment_config(NAV, [*SMALL, "trpo.max_kl=0.002", f"inner.steps={steps}", *extra])
     experiment = module.build(config, None)
     out = experiment.learner.iteration(experiment.sampler.sample_tasks(np.random.default_rng(0)), (0, 1))
     assert out["trpo/accepted"] == 1.0
