@@ -30,7 +30,7 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,18 +122,20 @@ def _experiment(config: RLConfig, tasks: int, episodes: int) -> RLExperiment:
     return RLExperiment(config, num_tasks=tasks)
 
 
-def ppo_returns(env_id: str, task: Task, budget: int, episodes: int, seed: int) -> float:
+def ppo_returns(env_id: str, task: Task, budget: int, episodes: int, seed: int,
+                env_kwargs: Mapping[str, Any] | None = None) -> float:
     """Mean return of ``episodes`` stochastic episodes after PPO (SB3 defaults, rollouts sized to the budget)
-    trained from scratch on ``task`` for ``budget`` environment steps."""
+    trained from scratch on ``task`` for ``budget`` environment steps (``env_kwargs``: the family's
+    constructor arguments, as the meta-trained runs used them)."""
     from stable_baselines3 import PPO
 
-    env = envs.make(env_id, task=task)
+    env = envs.make(env_id, task=task, **dict(env_kwargs or {}))
     # SB3's defaults, except that a rollout is at most a quarter of a small budget (so PPO updates at least
     # a few times) and a multiple of the minibatch of 64.
     n_steps = 64 * min(32, max(1, budget // 256))
     model = PPO("MlpPolicy", env, n_steps=n_steps, batch_size=64, seed=seed, device="cpu", verbose=0)
     model.learn(total_timesteps=budget)
-    eval_env = envs.make(env_id, task=task)
+    eval_env = envs.make(env_id, task=task, **dict(env_kwargs or {}))
     returns = []
     for e in range(episodes):
         obs, _ = eval_env.reset(seed=seed * 1000 + e)
@@ -215,7 +217,7 @@ def compare(
             values, started = [], time.perf_counter()
             for i, task in enumerate(task_list[:n_ppo]):
                 progress(f"compare: PPO {multiple:g}× ({budget} steps) on task {i + 1}/{n_ppo}")
-                values.append(ppo_returns(env_id, task, budget, episodes, seed + i))
+                values.append(ppo_returns(env_id, task, budget, episodes, seed + i, ref.config.env.kwargs()))
             results.append(MethodResult(f"PPO from scratch, {multiple:g}× budget", "from_scratch", [values],
                                         [budget], "stable-baselines3 PPO", time.perf_counter() - started))
     return {

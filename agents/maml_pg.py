@@ -41,7 +41,7 @@ from agents.sampler import Episodes, Sampler
 from agents.trpo import flatten_params, hessian_vector_product, set_flat_params_, trpo_step, unflatten_params
 from envs.tasks import Task
 from rl_alphamaml.config import ranged
-from rl_alphamaml.meta import Adapted, MetaOptimizer, Params, expand_params
+from rl_alphamaml.meta import Adapted, MetaOptimizer, Params, adapt, expand_params
 
 
 @dataclasses.dataclass
@@ -337,16 +337,22 @@ class MAMLPG:
 
         return hvp
 
-    def adaptation_curve(self, tasks: Sequence[Task], steps: int, seed: Sequence[int]) -> list[list[float]]:
+    def adaptation_curve(self, tasks: Sequence[Task], steps: int, seed: Sequence[int],
+                         inner_lrs: Sequence[float] | None = None) -> list[list[float]]:
         """Per-task mean return after 0…``steps`` inner steps, sampling fresh episodes after each step."""
-        return self.adapt_params(tasks, steps, seed)[1]
+        return self.adapt_params(tasks, steps, seed, inner_lrs)[1]
 
-    def adapt_params(self, tasks: Sequence[Task], steps: int, seed: Sequence[int]) -> tuple[Params, list[list[float]]]:
+    def adapt_params(self, tasks: Sequence[Task], steps: int, seed: Sequence[int],
+                     inner_lrs: Sequence[float] | None = None) -> tuple[Params, list[list[float]]]:
         """θ'ᵢ after ``steps`` inner steps on every task (batched, detached) and the returns along the way.
 
         What ``rl-alphamaml evaluate`` measures (:meth:`adaptation_curve` is its second value): fresh episodes
         from the policy adapted so far before every first-order step, the stream ``(*seed, j)`` at step j.
+        Step j uses the meta-learned α, or with ``inner_lrs`` the scalar rate ``inner_lrs[j]`` (the last one
+        for every later step) — e.g. ``(0.5, 0.25)``, the MAML paper's navigation evaluation.
         """
+        if inner_lrs is not None and (not inner_lrs or any(not lr > 0 for lr in inner_lrs)):
+            raise ValueError(f"inner_lrs must be positive rates, got {list(inner_lrs)}")
         theta = expand_params(self.meta.params, len(tasks))
         params = {n: p.detach().clone().requires_grad_(True) for n, p in theta.items()}
         values: list[list[float]] = []
@@ -355,6 +361,11 @@ class MAMLPG:
             values.append(episodes.task_returns().tolist())
             if j < steps:
                 adv = advantages(episodes, self.adv_config, self.baseline)
-                adapted = self.adapt_step(params, episodes, adv, first_order=True).params
+                if inner_lrs is None:
+                    adapted = self.adapt_step(params, episodes, adv, first_order=True).params
+                else:
+                    lr = torch.tensor(float(inner_lrs[min(j, len(inner_lrs) - 1)]))
+                    loss = partial(inner_loss, self.policy, episodes=episodes, adv=adv, estimator=self.estimator)
+                    adapted = adapt(params, loss, dict.fromkeys(params, lr), 1, first_order=True).params
                 params = {n: p.detach().requires_grad_(True) for n, p in adapted.items()}
         return {n: p.detach() for n, p in params.items()}, values

@@ -60,9 +60,10 @@ class RolloutWorker:
     """A Ray actor: one :class:`envs.BatchedEnv` for tasks ``task_offset … task_offset + num_tasks``."""
 
     def __init__(self, env_id: str, num_tasks: int, episodes: int, horizon: int | None, task_offset: int,
-                 threads: int) -> None:
+                 threads: int, env_kwargs: Mapping[str, Any] | None = None) -> None:
         torch.set_num_threads(1)
-        self.env = envs.BatchedEnv(env_id, n_slots=num_tasks * episodes, n_threads=threads, horizon=horizon)
+        self.env = envs.BatchedEnv(env_id, n_slots=num_tasks * episodes, n_threads=threads, horizon=horizon,
+                                   **dict(env_kwargs or {}))
         self.episodes = episodes
         self.task_offset = task_offset
         self.policy: GaussianMLPPolicy | None = None
@@ -111,7 +112,7 @@ class RaySampler:
     """Drop-in for :class:`agents.sampler.Sampler` that steps the slots on Ray actors.
 
     Args:
-        env_id, num_tasks, episodes, horizon: as for :class:`agents.sampler.Sampler`.
+        env_id, num_tasks, episodes, horizon, env_kwargs: as for :class:`agents.sampler.Sampler`.
         address: an existing cluster (``"auto"`` or ``"HOST:PORT"``, as for ``ray.init``); ``None``
             starts a local Ray instance (or joins the one this process already started).
         workers: actors; ``0`` means one per CPU of the cluster. Never more than ``num_tasks``.
@@ -120,7 +121,8 @@ class RaySampler:
     """
 
     def __init__(self, env_id: str, num_tasks: int, episodes: int, horizon: int | None = None,
-                 address: str | None = None, workers: int = 0, threads: int = 1, max_retries: int = 3) -> None:
+                 address: str | None = None, workers: int = 0, threads: int = 1, max_retries: int = 3,
+                 env_kwargs: Mapping[str, Any] | None = None) -> None:
         self.env_id = env_id
         self.num_tasks = num_tasks
         self.episodes = episodes
@@ -128,7 +130,8 @@ class RaySampler:
         self.threads = max(1, threads)
         self.max_retries = max_retries
         # A one-slot environment here gives the spaces, the horizon and the task distribution.
-        self._probe = envs.BatchedEnv(env_id, n_slots=1, n_threads=1, horizon=horizon)
+        self.env_kwargs = dict(env_kwargs or {})
+        self._probe = envs.BatchedEnv(env_id, n_slots=1, n_threads=1, horizon=horizon, **self.env_kwargs)
         self.obs_dim = int(self._probe.obs_dim)
         self.act_dim = int(self._probe.act_dim)
         self.action_space = self._probe.action_space
@@ -153,7 +156,7 @@ class RaySampler:
     def _new_worker(self, index: int) -> Any:
         start, stop = self.slices[index]
         return self._actor_cls.remote(self.env_id, stop - start, self.episodes, self.horizon_arg, start,
-                                      self.threads)
+                                      self.threads, self.env_kwargs)
 
     def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]:
         return self._probe.sample_tasks(self.num_tasks if n is None else n, rng)

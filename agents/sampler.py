@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,13 +60,14 @@ class Sampler:
     """
 
     def __init__(
-        self, env_id: str, num_tasks: int, episodes: int, threads: int | None = None, horizon: int | None = None
+        self, env_id: str, num_tasks: int, episodes: int, threads: int | None = None, horizon: int | None = None,
+        env_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.env_id = env_id
         self.num_tasks = num_tasks
         self.episodes = episodes
         self.env = envs.BatchedEnv(env_id, n_slots=num_tasks * episodes, n_threads=threads or None,
-                                   horizon=horizon)
+                                   horizon=horizon, **dict(env_kwargs or {}))
         self.obs_dim = int(self.env.obs_dim)
         self.act_dim = int(self.env.act_dim)
         self.action_space = self.env.action_space

@@ -14,7 +14,7 @@ also renders a few of those tasks before and after adaptation (:func:`videos`, :
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,16 +36,25 @@ from rl_alphamaml.rendering import Clip
 
 @dataclasses.dataclass
 class EnvConfig:
-    """The task family: a registered id (``rl_alphamaml/HalfCheetahVel-v0``) and an optional horizon."""
+    """The task family: a registered id (``rl_alphamaml/HalfCheetahVel-v0``), an optional horizon, and for the
+    navigation families an optional ``goal_tolerance`` that ends an episode at the goal (the references' 0.01)."""
 
     id: str = "rl_alphamaml/Navigation2D-v0"
     horizon: int | None = ranged(None, min=1, doc="episode length; null: the family's (MAML-RL's) horizon")
+    goal_tolerance: float | None = ranged(None, min=0.0, min_exclusive=True,
+                                          doc="navigation: end an episode within this distance of the goal")
 
     def validate(self) -> None:
         try:
             self.id = envs.resolve_id(self.id)
         except envs.UnknownEnvError as err:
             raise ValueError(f"id: {err}") from None
+        if self.goal_tolerance is not None and not issubclass(envs.family_class(self.id), envs.Navigation2DEnv):
+            raise ValueError(f"goal_tolerance: applies to the navigation families, not {self.id}")
+
+    def kwargs(self) -> dict[str, Any]:
+        """The family's constructor arguments this config sets (for ``envs.make`` and ``envs.BatchedEnv``)."""
+        return {} if self.goal_tolerance is None else {"goal_tolerance": self.goal_tolerance}
 
 
 @dataclasses.dataclass
@@ -90,14 +99,17 @@ class SamplerConfig:
         if self.backend == "local" and (self.address is not None or self.workers):
             raise ValueError("address and workers apply to backend ray; set sampler.backend=ray to use them")
 
-    def build(self, env_id: str, num_tasks: int, horizon: int | None) -> Sampler:
+    def build(self, env_id: str, num_tasks: int, horizon: int | None,
+              env_kwargs: Mapping[str, Any] | None = None) -> Sampler:
         """The sampler this config describes (the Ray backend is imported only when chosen)."""
         if self.backend == "ray":
             from agents.ray_sampler import RaySampler
 
             return RaySampler(env_id, num_tasks, self.episodes, horizon=horizon, address=self.address,  # type: ignore[return-value]
-                              workers=self.workers, threads=self.threads or 1, max_retries=self.max_retries)
-        return Sampler(env_id, num_tasks, self.episodes, threads=self.threads or None, horizon=horizon)
+                              workers=self.workers, threads=self.threads or 1, max_retries=self.max_retries,
+                              env_kwargs=env_kwargs)
+        return Sampler(env_id, num_tasks, self.episodes, threads=self.threads or None, horizon=horizon,
+                       env_kwargs=env_kwargs)
 
 
 @dataclasses.dataclass
@@ -156,7 +168,7 @@ class RLExperiment:
     def __init__(self, config: RLConfig, run_dir: Path | None = None, num_tasks: int | None = None) -> None:
         self.config = config
         num_tasks = config.train.meta_batch if num_tasks is None else num_tasks
-        self.sampler = config.sampler.build(config.env.id, num_tasks, config.env.horizon)
+        self.sampler = config.sampler.build(config.env.id, num_tasks, config.env.horizon, config.env.kwargs())
         torch.manual_seed(config.seed)
         space = self.sampler.action_space
         self.policy = GaussianMLPPolicy(
@@ -202,32 +214,39 @@ def held_out_tasks(experiment: RLExperiment, n: int, seed: int) -> list[Task]:
     return experiment.sampler.sample_tasks(seeding.rng(seed, "evaluate"), n)
 
 
-def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int) -> AdaptationResult:
+def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int, episodes: int | None = None,
+             inner_lrs: Sequence[float] | None = None) -> AdaptationResult:
     """Mean return of ``tasks`` new tasks after 0…``steps`` inner steps (fresh episodes per step).
 
-    When ``tasks`` differs from the experiment's meta-batch, the experiment's sampler is closed (its Ray
-    workers would otherwise hold the CPUs the new ones need) and a sampler of ``tasks`` tasks is used.
+    ``episodes`` per task and per step defaults to the run's ``sampler.episodes``; ``inner_lrs`` replaces the
+    meta-learned α step by step (see :meth:`agents.maml_pg.MAMLPG.adapt_params`). When ``tasks`` or
+    ``episodes`` differ from the experiment's sampler, that sampler is closed (its Ray workers would
+    otherwise hold the CPUs the new ones need) and one of the requested size is used.
     """
     config = experiment.config
-    if tasks != experiment.sampler.num_tasks:
+    episodes = config.sampler.episodes if episodes is None else episodes
+    if tasks != experiment.sampler.num_tasks or episodes != experiment.sampler.episodes:
         state = experiment.state_dict()
         experiment.close()
-        experiment = RLExperiment(config, num_tasks=tasks)
+        resized = dataclasses.replace(config, sampler=dataclasses.replace(config.sampler, episodes=episodes))
+        experiment = RLExperiment(resized, num_tasks=tasks)
         experiment.load_state_dict(state)
         try:
-            return evaluate(experiment, tasks, steps, seed)
+            return evaluate(experiment, tasks, steps, seed, episodes, inner_lrs)
         finally:
             experiment.close()
     task_list = held_out_tasks(experiment, tasks, seed)
-    values = experiment.learner.adaptation_curve(task_list, steps, (seed, 7))
-    return AdaptationResult(
-        "return", values, [t.to_dict() for t in task_list], "", 0, seed, higher_is_better=True,
-        extra={"env": config.env.id, "episodes_per_task": config.sampler.episodes,
-               "alpha": experiment.meta.alpha.mean()},
-    )
+    values = experiment.learner.adaptation_curve(task_list, steps, (seed, 7), inner_lrs)
+    extra: dict[str, Any] = {"env": config.env.id, "episodes_per_task": episodes,
+                             "alpha": experiment.meta.alpha.mean()}
+    if inner_lrs is not None:
+        extra["inner_lrs"] = list(inner_lrs)
+    return AdaptationResult("return", values, [t.to_dict() for t in task_list], "", 0, seed, higher_is_better=True,
+                            extra=extra)
 
 
-def videos(experiment: RLExperiment, tasks: int, steps: int, seed: int, count: int) -> list[Clip]:
+def videos(experiment: RLExperiment, tasks: int, steps: int, seed: int, count: int,
+           inner_lrs: Sequence[float] | None = None) -> list[Clip]:
     """Before|after clips of the first ``count`` of the ``tasks`` tasks ``evaluate`` draws with ``seed``.
 
     Rendering is tried first (:func:`agents.video.check_rendering` raises
@@ -243,7 +262,8 @@ def videos(experiment: RLExperiment, tasks: int, steps: int, seed: int, count: i
     try:
         small.load_state_dict(experiment.state_dict())
         task_list = held_out_tasks(small, tasks, seed)[:count]
-        return video.adaptation_clips(small.learner, config.env.id, task_list, steps, seed, config.env.horizon)
+        return video.adaptation_clips(small.learner, config.env.id, task_list, steps, seed, config.env.horizon,
+                                      env_kwargs=config.env.kwargs(), inner_lrs=inner_lrs)
     finally:
         small.close()
 

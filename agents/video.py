@@ -98,13 +98,17 @@ def render_episode(
     height: int = HEIGHT,
     action: Action = "mean",
     generator: torch.Generator | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[list[np.ndarray], float, float]:
     """One episode of the unbatched ``params`` on ``task``: its frames, its return and the env's frame rate.
 
-    The frames are the initial state and the state after every step (horizon + 1 of them); ``horizon``
-    ``None`` is the family's. ``action`` is ``"mean"`` (deterministic) or ``"sample"`` (from ``generator``).
+    The frames are the initial state and the state after every step (horizon + 1 of them, fewer when the
+    episode ends early); ``horizon`` ``None`` is the family's, ``env_kwargs`` the family's constructor
+    arguments (e.g. ``goal_tolerance``). ``action`` is ``"mean"`` (deterministic) or ``"sample"`` (from
+    ``generator``); the environment gets :meth:`GaussianMLPPolicy.env_action` of it.
     """
-    env = envs.make(env_id, task=task, max_episode_steps=horizon, **render_kwargs(env_id, width, height))
+    env = envs.make(env_id, task=task, max_episode_steps=horizon, **dict(env_kwargs or {}),
+                    **render_kwargs(env_id, width, height))
     try:
         obs, _ = env.reset(seed=seed)
         frames = [np.asarray(env.render(), dtype=np.uint8)]
@@ -149,6 +153,8 @@ def adaptation_clips(
     width: int = WIDTH,
     height: int = HEIGHT,
     action: Action = "mean",
+    env_kwargs: Mapping[str, Any] | None = None,
+    inner_lrs: Sequence[float] | None = None,
 ) -> list[Clip]:
     """One before|after clip per task: θ on the left, θ'ᵢ after ``steps`` inner steps on the right.
 
@@ -157,7 +163,7 @@ def adaptation_clips(
     Clip ``i`` is named ``task<i>_before_after``; its caption gives the task, the returns of the two rendered
     episodes and the mean returns of the sampled episodes the adaptation saw before and after.
     """
-    adapted, curve = learner.adapt_params(tasks, steps, (seed, 7))
+    adapted, curve = learner.adapt_params(tasks, steps, (seed, 7), inner_lrs)
     theta = {n: p.detach() for n, p in learner.meta.params.items()}
     generator = seeding.torch_generator(seed, "video-actions")
     clips = []
@@ -166,7 +172,7 @@ def adaptation_clips(
         episodes = {}
         for phase, params in (("before", theta), ("after", task_params(adapted, i))):
             episodes[phase] = render_episode(learner.policy, params, env_id, task, reset_seed, horizon, width,
-                                             height, action, generator)
+                                             height, action, generator, env_kwargs)
         (before, ret0, fps), (after, ret1, _) = episodes["before"], episodes["after"]
         after_label = f"after {steps} step{'s' if steps != 1 else ''}"
         frames = side_by_side([label_frame(f, "before") for f in before], [label_frame(f, after_label) for f in after])

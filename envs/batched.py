@@ -136,7 +136,7 @@ class _NavigationBackend:
             self.state = state
         else:
             self.state[ids] = state[ids]
-        return self.family.observe(self.state), reward, np.zeros(self.n, dtype=bool), terms
+        return self.family.observe(self.state), reward, self.family.terminated(state, params), terms
 
 
 class BatchedEnv:

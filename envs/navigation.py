@@ -82,6 +82,11 @@ class Navigation2DEnv(_GoalTasks, gym.Env, utils.EzPickle):
     action space is ``Box(−0.1, 0.1, (2,))``). ``render_mode="rgb_array"`` draws the goal
     (green), the goal range (grey) and the agent (blue).
 
+    ``goal_tolerance`` (default ``None``: episodes never end early) ends an episode once the agent is within
+    that distance of the goal in each coordinate after a move, as the MAML-RL references do with 0.01
+    (pytorch-maml-rl's ``Navigation2DEnv``: ``done = |x − g_x| < 0.01 and |y − g_y| < 0.01``); the MAML
+    paper's navigation returns were measured that way.
+
     >>> import envs, numpy as np
     >>> env = envs.make("rl_alphamaml/Navigation2D-v0")
     >>> task = env.unwrapped.sample_tasks(1, np.random.default_rng(0))[0]
@@ -100,14 +105,19 @@ class Navigation2DEnv(_GoalTasks, gym.Env, utils.EzPickle):
         *,
         low: float = -0.5,
         high: float = 0.5,
+        goal_tolerance: float | None = None,
         render_mode: str | None = None,
         width: int = 256,
         height: int = 256,
     ) -> None:
         self._set_range(low, high)
+        if goal_tolerance is not None and not (np.isfinite(goal_tolerance) and goal_tolerance > 0):
+            raise ValueError(f"goal_tolerance must be a positive number or None, got {goal_tolerance!r}")
+        self.goal_tolerance = None if goal_tolerance is None else float(goal_tolerance)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        utils.EzPickle.__init__(self, task, low=low, high=high, render_mode=render_mode, width=width, height=height)
+        utils.EzPickle.__init__(self, task, low=low, high=high, goal_tolerance=goal_tolerance,
+                                render_mode=render_mode, width=width, height=height)
         self.render_mode = render_mode
         self.width, self.height = int(width), int(height)
         self.observation_space = spaces.Box(low=-np.inf, high=np.inf, shape=(2,), dtype=np.float32)
@@ -137,6 +147,13 @@ class Navigation2DEnv(_GoalTasks, gym.Env, utils.EzPickle):
     def _reward(self, distance: np.ndarray) -> np.ndarray:
         return -distance
 
+    def terminated(self, state: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """Whether each of the positions ``state`` ``(n, 2)`` ends its episode (within ``goal_tolerance`` of
+        its goal ``params`` in each coordinate); all ``False`` without a tolerance."""
+        if self.goal_tolerance is None:
+            return np.zeros(len(state), dtype=bool)
+        return np.max(np.abs(state - params), axis=1) < self.goal_tolerance
+
     # -- gymnasium API -------------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -155,7 +172,8 @@ class Navigation2DEnv(_GoalTasks, gym.Env, utils.EzPickle):
         self._state, reward, terms = self.transition(self._state, a[None], self._params[None])
         info: dict[str, Any] = {k: float(v[0]) for k, v in terms.items()}
         info["task"] = self._task
-        return self.observe(self._state)[0], float(reward[0]), False, False, info
+        terminated = bool(self.terminated(self._state, self._params[None])[0])
+        return self.observe(self._state)[0], float(reward[0]), terminated, False, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:

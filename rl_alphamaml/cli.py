@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,6 +82,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UserError(f"--video: a kind: {config.kind} run has no episodes to render; videos are made for kind: rl")
     if args.video_tasks < 1:
         raise UserError("--video-tasks must be at least 1")
+    if (args.episodes is not None or args.inner_lr is not None) and config.kind != "rl":
+        raise UserError(f"--episodes and --inner-lr apply to kind: rl runs, this one is kind: {config.kind}")
+    if args.episodes is not None and args.episodes < 1:
+        raise UserError("--episodes must be at least 1")
+    if args.inner_lr is not None and any(not (lr > 0 and math.isfinite(lr)) for lr in args.inner_lr):
+        raise UserError("--inner-lr takes positive rates, e.g. --inner-lr 0.5 0.25")
     path = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(run_dir)
     payload = load_checkpoint(path, kind=config.kind)
     set_threads(config)
@@ -91,8 +98,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else config.seed + 1_000_003
     if tasks < 1 or steps < 0:
         raise UserError("--tasks must be at least 1 and --steps at least 0")
+    rl_options: dict[str, Any] = {}
+    if args.episodes is not None:
+        rl_options["episodes"] = args.episodes
+    if args.inner_lr is not None:
+        rl_options["inner_lrs"] = args.inner_lr
     try:
-        result = module.evaluate(experiment, tasks, steps, seed)
+        result = module.evaluate(experiment, tasks, steps, seed, **rl_options)
     finally:
         close_experiment(experiment)
     result.checkpoint = str(path)
@@ -101,7 +113,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     write_report(run_dir, result, title)
     if args.video:
         try:
-            clips = module.videos(experiment, tasks, steps, seed, min(args.video_tasks, tasks))
+            clips = module.videos(experiment, tasks, steps, seed, min(args.video_tasks, tasks),
+                                  inner_lrs=rl_options.get("inner_lrs"))
         except RenderingUnavailableError as err:  # the numbers are written; say how to get the videos too
             print(f"rl-alphamaml: warning: no videos: {err}", file=sys.stderr)
         else:
@@ -145,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tasks", type=int, help="number of new tasks")
     ev.add_argument("--steps", type=int, help="inner gradient steps K")
     ev.add_argument("--seed", type=int, help="seed of the new tasks (default: the run's seed + 1000003)")
+    ev.add_argument("--episodes", type=int, metavar="N",
+                    help="kind: rl: episodes per task and per step (default: the run's sampler.episodes)")
+    ev.add_argument("--inner-lr", type=float, nargs="+", metavar="ALPHA",
+                    help="kind: rl: α of each inner step instead of the run's, the last for every later step "
+                         "(the MAML paper's navigation evaluation: --inner-lr 0.5 0.25)")
     ev.add_argument("--video", action="store_true",
                     help="also render episodes before and after adaptation to RUN_DIR/eval/videos and TensorBoard "
                          "(kind: rl; MuJoCo families need MUJOCO_GL=egl or osmesa)")

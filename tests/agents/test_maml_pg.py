@@ -168,6 +168,10 @@ def test_rl_config_errors_are_clear() -> None:
         load_experiment_config(NAV, ["outer.lr_mode=hd"])
     with pytest.raises(ConfigError, match="Meta-SGD"):
         load_experiment_config(NAV, ["inner.lr_mode=learned"])
+    with pytest.raises(ConfigError, match="goal_tolerance: applies to the navigation families"):
+        load_experiment_config(NAV, ["env.id=rl_alphamaml/HalfCheetahDir-v0", "env.goal_tolerance=0.01"])
+    with pytest.raises(ConfigError, match=r"inner\.estimator"):
+        load_experiment_config(NAV, ["inner.estimator=dice"])
 
 
 def test_evaluate_cli_reports_returns_after_each_step(tmp_path: Path) -> None:
@@ -180,3 +184,24 @@ def test_evaluate_cli_reports_returns_after_each_step(tmp_path: Path) -> None:
     assert [r["steps"] for r in report["adaptation"]] == [0, 1, 2]
     assert all(len(v) == 5 for v in report["per_task"])
     assert all("goal" in t for t in report["tasks"])
+
+
+def test_evaluate_with_the_papers_navigation_protocol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    assert main(["train", str(NAV), "--run-dir", str(run_dir), "--set", "train.iterations=1", "--set",
+                 "train.meta_batch=2", "--set", "sampler.episodes=2", "--set", "env.goal_tolerance=0.01"]) == 0
+
+    def evaluate(*extra: str) -> dict:
+        assert main(["evaluate", str(run_dir), "--tasks", "3", "--steps", "2", *extra]) == 0
+        return json.loads((run_dir / "eval" / "adaptation.json").read_text())
+
+    default = evaluate()
+    assert default["episodes_per_task"] == 2 and "inner_lrs" not in default
+    # The run's own α given explicitly is the default evaluation, number for number.
+    assert evaluate("--inner-lr", "0.1")["per_task"] == default["per_task"]
+    paper = evaluate("--episodes", "4", "--inner-lr", "0.5", "0.25")
+    assert paper["episodes_per_task"] == 4 and paper["inner_lrs"] == [0.5, 0.25]
+    assert paper["per_task"] != default["per_task"]
+    for bad in (["--inner-lr", "0"], ["--episodes", "0"]):
+        assert main(["evaluate", str(run_dir), *bad]) == 2
+        assert "rl-alphamaml: error:" in capsys.readouterr().err

@@ -313,3 +313,16 @@ def test_envs_imports_only_gymnasium_mujoco_numpy() -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_navigation_goal_tolerance_ends_the_episode_at_the_goal() -> None:
+    # The references' convention: done once |x − g_x| < tol and |y − g_y| < tol after a move.
+    env = envs.make("Navigation2D-v0", goal_tolerance=0.01)
+    env.reset(options={"task": GoalTask((0.2, 0.005))})
+    flags = [env.step(np.array([0.1, 0.0]))[2] for _ in range(2)]
+    assert flags == [False, True]  # x = 0.1 (0.1 away), then x = 0.2 (0.005 off in y)
+    plain = envs.make("Navigation2D-v0")
+    plain.reset(options={"task": GoalTask((0.2, 0.005))})
+    assert not any(plain.step(np.array([0.1, 0.0]))[2] for _ in range(3))
+    with pytest.raises(ValueError, match="goal_tolerance"):
+        envs.make("Navigation2D-v0", goal_tolerance=0.0)
