@@ -1,0 +1,97 @@
+"""Train, evaluate and ship the meta-trained policies in ``zoo/`` (one small run folder per family).
+
+Each entry is trained through the CLI from a shipped config with the overrides below, evaluated with
+``rl-alphamaml evaluate`` on 40 held-out tasks, and copied to ``zoo/<name>/``: the resolved ``config.yaml``,
+the final checkpoint only, ``metrics.jsonl``, ``eval/`` and ``COMMAND`` (the commands that made it). The
+training runs live in ``benchmarks/results/zoo_runs/`` and the script is resumable (an interrupted run
+continues with ``rl-alphamaml train --resume``).
+
+    python benchmarks/build_zoo.py                      # every entry (about 45 min on 2 CPU cores)
+    python benchmarks/build_zoo.py halfcheetah_dir      # one entry
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "benchmarks" / "results" / "zoo_runs"
+ZOO = ROOT / "zoo"
+
+# name -> (config, overrides, extra evaluate arguments)
+ENTRIES: dict[str, tuple[str, list[str], list[str]]] = {
+    "halfcheetah_dir": ("halfcheetah_dir", ["train.iterations=200", "train.meta_batch=20", "sampler.episodes=10",
+                                            "trpo.max_kl=0.02", "trpo.subsample=0.1"], []),
+    "halfcheetah_vel": ("halfcheetah_vel", ["train.iterations=300", "train.meta_batch=20", "sampler.episodes=10",
+                                            "trpo.max_kl=0.02", "trpo.subsample=0.1"], []),
+    "navigation2d": ("navigation2d", ["train.iterations=200"], ["--episodes", "40", "--inner-lr", "0.5", "0.25"]),
+}
+
+
+def run(args: list[str]) -> None:
+    print("$ rl-alphamaml " + " ".join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "rl_alphamaml", *args], cwd=ROOT, check=True)
+
+
+def final_checkpoint(run_dir: Path) -> Path | None:
+    found = sorted((run_dir / "checkpoints").glob("iter_*.pt"))
+    return found[-1] if found else None
+
+
+def build(name: str) -> None:
+    config, overrides, eval_args = ENTRIES[name]
+    iterations = int(next(o for o in overrides if o.startswith("train.iterations=")).split("=")[1])
+    run_dir = RUNS / name
+    sets = [x for o in [*overrides, f"train.checkpoint_every={min(25, iterations)}"] for x in ("--set", o)]
+    last = final_checkpoint(run_dir)
+    done = int(last.stem.split("_")[1]) if last else 0
+    if 0 < done < iterations:
+        run(["train", "--resume", str(run_dir)])
+    elif done == 0:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
+        run(["train", f"configs/{config}.yaml", "--run-dir", str(run_dir), *sets])
+    evaluate = ["evaluate", str(run_dir), "--tasks", "40", "--steps", "3", *eval_args]
+    run(evaluate)
+    out = ZOO / name
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "checkpoints").mkdir(parents=True)
+    last = final_checkpoint(run_dir)
+    assert last is not None
+    shutil.copy2(last, out / "checkpoints" / last.name)
+    shutil.copy2(run_dir / "config.yaml", out / "config.yaml")
+    shutil.copy2(run_dir / "metrics.jsonl", out / "metrics.jsonl")
+    (out / "eval").mkdir()
+    for f in ("adaptation.json", "adaptation.png"):
+        shutil.copy2(run_dir / "eval" / f, out / "eval" / f)
+    summary = json.loads((run_dir / "eval" / "adaptation.json").read_text())["adaptation"]
+    table = "\n".join(f"#   after {r['steps']} steps: {r['mean']:.1f} ± {r['ci95']:.1f}" for r in summary)
+    (out / "COMMAND").write_text(
+        "# How this folder was made (python benchmarks/build_zoo.py " + name + "):\n"
+        "rl-alphamaml " + " ".join(["train", f"configs/{config}.yaml", "--run-dir", f"runs/{name}", *sets]) + "\n"
+        "rl-alphamaml " + " ".join(["evaluate", f"runs/{name}", *evaluate[2:]]) + "\n"
+        "# then the final checkpoint, config.yaml, metrics.jsonl and eval/adaptation.{json,png} were copied here.\n"
+        "# Held-out return (40 tasks, ± 95 % CI):\n" + table + "\n"
+    )
+    print(f"wrote {out}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", default=list(ENTRIES), help=f"entries (default all: {', '.join(ENTRIES)})")
+    args = parser.parse_args()
+    unknown = sorted(set(args.names) - set(ENTRIES))
+    if unknown:
+        parser.error(f"unknown entries {unknown}; choose from {list(ENTRIES)}")
+    for name in args.names:
+        build(name)
+
+
+if __name__ == "__main__":
+    main()
