@@ -187,13 +187,17 @@ class GaussianMLPPolicy(nn.Module):
         if not (math.isfinite(action_scale) and action_scale > 0):
             raise ValueError(f"action_scale must be a positive number, got {action_scale!r}")
         self.action_scale = float(action_scale)
-        self.action_low: Tensor | None = None
-        self.action_high: Tensor | None = None
+        low: Tensor | None = None
+        high: Tensor | None = None
         if action_bounds is not None:
             low, high = (torch.as_tensor(b, dtype=torch.float32).reshape(-1) for b in action_bounds)
             if low.shape != (act_dim,) or high.shape != (act_dim,) or bool((low > high).any()):
                 raise ValueError(f"action_bounds must be two vectors of {act_dim} values with low <= high")
-            self.action_low, self.action_high = low, high
+        # Buffers follow .to()/.double() but stay out of the state dict: the bounds come from the config.
+        self.action_low: Tensor | None
+        self.action_high: Tensor | None
+        self.register_buffer("action_low", low, persistent=False)
+        self.register_buffer("action_high", high, persistent=False)
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         self.obs_dim = int(obs_dim)
@@ -308,7 +312,7 @@ class GaussianMLPPolicy(nn.Module):
         """
         out = actions * self.action_scale if self.action_scale != 1.0 else actions
         if self.action_low is not None and self.action_high is not None:
-            out = torch.clamp(out, self.action_low.to(out.dtype), self.action_high.to(out.dtype))
+            out = torch.clamp(out, self.action_low.to(out), self.action_high.to(out))
         return out
 
     def entropy(self, params: Mapping[str, Tensor] | None, obs: Tensor) -> Tensor:
