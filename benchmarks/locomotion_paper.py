@@ -111,10 +111,20 @@ def family_runs(family: str, seeds: list[int], runs_root: Path) -> list[dict[str
 
 
 def compare(family: str, runs: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """``rl-alphamaml compare`` on the family's runs (reused when it already measured exactly these runs)."""
     dirs = [str(r["run_dir"]) for r in runs]
-    cli("compare", *dirs, "--tasks", str(TASKS), "--steps", str(STEPS), "--methods", "runs", "random",
-        "--out", str(out))
-    return json.loads((out / "compare.json").read_text())
+    done = out / "compare.json"
+    if not (done.is_file() and list(json.loads(done.read_text())["runs"]) == dirs
+            and all(json.loads(done.read_text())["runs"][d]["checkpoint_iteration"] == checkpoint_iteration(Path(d))
+                    for d in dirs)):
+        cli("compare", *dirs, "--tasks", str(TASKS), "--steps", str(STEPS), "--methods", "runs", "random",
+            "--out", str(out))
+    return json.loads(done.read_text())
+
+
+def relative(text: str) -> str:
+    """``text`` with this checkout's absolute path removed (commands in the results work from any clone)."""
+    return text.replace(str(ROOT) + "/", "")
 
 
 def fmt(mean: float, half: float) -> str:
@@ -131,10 +141,10 @@ def summarise(family: str, runs: list[dict[str, Any]], report: dict[str, Any]) -
             "name": m["name"], "method": source["method"] if source else "random",
             "seed": source["seed"] if source else None,
             "env_steps": steps, "wall_seconds": source["wall_seconds"] if source else 0.0,
-            "summary": m["summary"], "command": source["command"] if source else None,
+            "summary": m["summary"], "per_task": m["per_task"], "command": source["command"] if source else None,
         })
     return {"family": family, "env": report["env"], "rows": rows, "paper": PAPER[family],
-            "compare_command": report.get("command"), "iterations": FAMILIES[family]["iterations"]}
+            "compare_command": relative(str(report.get("command"))), "iterations": FAMILIES[family]["iterations"]}
 
 
 def markdown(results: list[dict[str, Any]], note: str) -> str:
@@ -175,7 +185,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
             ys = [r["mean"] for r in row["summary"]]
             ax.errorbar(range(len(ys)), ys, yerr=[r["ci95"] for r in row["summary"]], marker="o", capsize=3,
                         label=f"{row['name'].split(' [')[0]}" + (f" s{row['seed']}" if row["seed"] is not None else ""))
-        ax.plot(range(4), res["paper"]["maml"], "k--", marker="x", label="MAML paper (16–20× the env steps)")
+        ours = max(row["env_steps"] for row in res["rows"])
+        ax.plot(range(4), res["paper"]["maml"], "k--", marker="x",
+                label=f"MAML paper ({res['paper']['env_steps'] / ours:.0f}× these runs' env steps)")
         ax.axhline(res["paper"]["oracle"], color="grey", linestyle=":", label="paper's oracle")
         ax.set_xticks(range(4))
         ax.set_xlabel("inner gradient steps on the new task")
@@ -215,7 +227,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "locomotion_paper.md").write_text(md + "\n![adaptation](locomotion_paper.png)\n")
     payload = {"note": note, "results": results}
-    (args.out / "locomotion_paper.json").write_text(json.dumps(payload, indent=2, default=str))
+    (args.out / "locomotion_paper.json").write_text(relative(json.dumps(payload, indent=2, default=str)))
     plot(results, args.out / "locomotion_paper.png")
     print(f"wrote {args.out / 'locomotion_paper.md'} ({(time.perf_counter() - started) / 60:.1f} min)", file=sys.stderr)
 
