@@ -29,7 +29,8 @@ ENTRIES: dict[str, tuple[str, list[str], list[str]]] = {
                                             "trpo.max_kl=0.02", "trpo.subsample=0.1"], []),
     "halfcheetah_vel": ("halfcheetah_vel", ["train.iterations=300", "train.meta_batch=20", "sampler.episodes=10",
                                             "trpo.max_kl=0.02", "trpo.subsample=0.1"], []),
-    "navigation2d": ("navigation2d", ["train.iterations=200"], ["--episodes", "40", "--inner-lr", "0.5", "0.25"]),
+    "navigation2d": ("navigation2d", ["train.iterations=200", "trpo.subsample=0.1", "inner.lr=0.5"],
+                     ["--episodes", "40", "--inner-lr", "0.5", "0.25"]),
 }
 
 
@@ -57,20 +58,24 @@ def build(name: str) -> None:
             shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
         run(["train", f"configs/{config}.yaml", "--run-dir", str(run_dir), *sets])
     evaluate = ["evaluate", str(run_dir), "--tasks", "40", "--steps", "3", *eval_args]
-    run(evaluate)
+    report = run_dir / "eval" / "adaptation.json"
+    last = final_checkpoint(run_dir)
+    if not (report.is_file() and json.loads(report.read_text())["checkpoint"] == str(last)):
+        run(evaluate)
     out = ZOO / name
     if out.exists():
         shutil.rmtree(out)
     (out / "checkpoints").mkdir(parents=True)
-    last = final_checkpoint(run_dir)
     assert last is not None
     shutil.copy2(last, out / "checkpoints" / last.name)
     shutil.copy2(run_dir / "config.yaml", out / "config.yaml")
     shutil.copy2(run_dir / "metrics.jsonl", out / "metrics.jsonl")
     (out / "eval").mkdir()
-    for f in ("adaptation.json", "adaptation.png"):
-        shutil.copy2(run_dir / "eval" / f, out / "eval" / f)
-    summary = json.loads((run_dir / "eval" / "adaptation.json").read_text())["adaptation"]
+    shutil.copy2(run_dir / "eval" / "adaptation.png", out / "eval" / "adaptation.png")
+    data = json.loads(report.read_text())
+    data["checkpoint"] = f"checkpoints/{last.name}"  # relative to the shipped folder, not this machine's path
+    (out / "eval" / "adaptation.json").write_text(json.dumps(data, indent=2))
+    summary = data["adaptation"]
     table = "\n".join(f"#   after {r['steps']} steps: {r['mean']:.1f} ± {r['ci95']:.1f}" for r in summary)
     (out / "COMMAND").write_text(
         "# How this folder was made (python benchmarks/build_zoo.py " + name + "):\n"

@@ -12,8 +12,9 @@ from rl_alphamaml.cli import load_experiment_config, main
 from rl_alphamaml.stats import mean_ci95
 
 ROOT = Path(__file__).resolve().parents[2]
+# Episodes of fixed length (no goal tolerance), so that every budget below is exact.
 TINY = ["--set", "train.iterations=2", "--set", "train.meta_batch=3", "--set", "sampler.episodes=2",
-        "--set", "policy.hidden=[8]", "--set", "train.checkpoint_every=1"]
+        "--set", "policy.hidden=[8]", "--set", "train.checkpoint_every=1", "--set", "env.goal_tolerance=null"]
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,8 @@ def nav_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cheetah_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_run(tmp_path_factory.mktemp("cheetah") / "run", "env.id=rl_alphamaml/HalfCheetahVel-v0")
+    return tiny_run(tmp_path_factory.mktemp("cheetah") / "run", "env.id=rl_alphamaml/HalfCheetahVel-v0",
+                    "env.goal_tolerance=null")
 
 
 def copy_run(run_dir: Path, tmp_path: Path) -> Path:
