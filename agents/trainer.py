@@ -245,19 +245,21 @@ def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int, episod
                             extra=extra)
 
 
-def videos(experiment: RLExperiment, tasks: int, steps: int, seed: int, count: int,
+def videos(experiment: RLExperiment, tasks: int, steps: int, seed: int, count: int, episodes: int | None = None,
            inner_lrs: Sequence[float] | None = None) -> list[Clip]:
     """Before|after clips of the first ``count`` of the ``tasks`` tasks ``evaluate`` draws with ``seed``.
 
     Rendering is tried first (:func:`agents.video.check_rendering` raises
     :class:`~rl_alphamaml.rendering.RenderingUnavailableError` with how to enable it). The tasks are adapted
     by their own experiment of ``count`` tasks on the local sampler backend (a few tasks need no Ray
-    workers); see :func:`agents.video.adaptation_clips`.
+    workers), with ``episodes`` and ``inner_lrs`` as :func:`evaluate` takes them; see
+    :func:`agents.video.adaptation_clips`.
     """
     config = experiment.config
     video.check_rendering(config.env.id)
-    local = dataclasses.replace(config, sampler=dataclasses.replace(config.sampler, backend="local", address=None,
-                                                                   workers=0))
+    local = dataclasses.replace(config, sampler=dataclasses.replace(
+        config.sampler, backend="local", address=None, workers=0,
+        episodes=config.sampler.episodes if episodes is None else episodes))
     small = RLExperiment(local, num_tasks=count)
     try:
         small.load_state_dict(experiment.state_dict())

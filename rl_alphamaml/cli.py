@@ -114,7 +114,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.video:
         try:
             clips = module.videos(experiment, tasks, steps, seed, min(args.video_tasks, tasks),
-                                  inner_lrs=rl_options.get("inner_lrs"))
+                                  **rl_options)
         except RenderingUnavailableError as err:  # the numbers are written; say how to get the videos too
             print(f"rl-alphamaml: warning: no videos: {err}", file=sys.stderr)
         else:
