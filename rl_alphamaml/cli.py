@@ -194,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"rl-alphamaml: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started: stop without a traceback
+        print("rl-alphamaml: interrupted (no checkpoint written for the unfinished iteration)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -78,25 +78,37 @@ def default_run_dir(experiment: str, root: str | Path = "runs") -> Path:
 
 
 class _StopFlag:
-    """Turns the first SIGINT into a request to stop after the current iteration."""
+    """Turns the first SIGINT (Ctrl-C) or SIGTERM (what Slurm, Kubernetes and ``timeout`` send) into a request
+    to stop after the current iteration with a checkpoint; a second one stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.signum = 0
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopFlag:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:  # a second Ctrl-C stops at once
+        if self.requested:  # a second signal stops at once
             raise KeyboardInterrupt
         self.requested = True
-        print("\ninterrupt: finishing this iteration and saving a checkpoint (Ctrl-C again to abort)",
+        self.signum = signum
+        name = "interrupt" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{name}: finishing this iteration and saving a checkpoint (Ctrl-C again to abort)",
               file=sys.stderr, flush=True)
 
+    @property
+    def exit_status(self) -> int:
+        """The shell's status for the signal that stopped the run: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + int(self.signum)
+
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 class _Progress:
@@ -201,7 +213,7 @@ def train(
                     path = checkpoint(iteration)
                     print(f"stopped after iteration {iteration}; checkpoint {path}\n"
                           f"continue with: rl-alphamaml train --resume {run_dir}", file=sys.stderr)
-                    status = 130
+                    status = stop.exit_status
                     break
                 if iteration % config.train.checkpoint_every == 0 or iteration == total:
                     checkpoint(iteration)

@@ -74,19 +74,33 @@ def test_a_killed_and_resumed_run_logs_the_same_numbers(tmp_path: Path) -> None:
     assert read_metrics(killed) == read_metrics(reference)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path, signum: int, status: int) -> None:
     run_dir = tmp_path / "run"
     proc = cli("train", str(CONFIG), "--run-dir", str(run_dir), "--set", "train.iterations=100000",
                *[x for s in FAST for x in ("--set", s)])
     wait_for_lines(run_dir, 20, proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
+    assert "Traceback" not in err
     last_logged = read_metrics(run_dir)[-1]["iteration"]
     assert list_checkpoints(run_dir)[-1][0] == last_logged
     assert f"--resume {run_dir}" in err
     assert main(["train", "--resume", str(run_dir), "--set", f"train.iterations={last_logged + 5}"]) == 0
     assert read_metrics(run_dir)[-1]["iteration"] == last_logged + 5
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = cli("train", str(CONFIG), "--run-dir", str(run_dir), "--set", "train.iterations=100000",
+               *[x for s in FAST for x in ("--set", s)])
+    wait_for_lines(run_dir, 5, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
 
 
 def test_evaluate_writes_the_adaptation_report(tmp_path: Path) -> None:
