@@ -40,7 +40,7 @@ KIND_MODULES = {
 
 
 def kind_module(kind: Any, source: str) -> ModuleType:
-    if kind not in KIND_MODULES:
+    if not isinstance(kind, str) or kind not in KIND_MODULES:
         raise ConfigError(f"{source}: kind: must be one of {', '.join(sorted(KIND_MODULES))}, got {kind!r}")
     return importlib.import_module(KIND_MODULES[kind])
 
@@ -96,6 +96,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     tasks = args.tasks if args.tasks is not None else module.EVAL_DEFAULTS["tasks"]
     steps = args.steps if args.steps is not None else module.EVAL_DEFAULTS["steps"]
     seed = args.seed if args.seed is not None else config.seed + 1_000_003
+    if seed < 0:
+        raise UserError(f"--seed must be at least 0, got {seed}")
     if tasks < 1 or steps < 0:
         raise UserError("--tasks must be at least 1 and --steps at least 0")
     rl_options: dict[str, Any] = {}
@@ -128,6 +130,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     run_dirs = [Path(p) for p in args.run_dirs]
     first = compare.load_run(run_dirs[0])
     seed = args.seed if args.seed is not None else first.config.seed + 1_000_003
+    if seed < 0:
+        raise UserError(f"--seed must be at least 0, got {seed}")
     set_threads(first.config)
     report = compare.compare(run_dirs, args.tasks, args.steps, seed, args.methods, args.ppo_budgets, args.ppo_tasks)
     out = Path(args.out) if args.out else run_dirs[0] / "eval" / "compare"

@@ -143,10 +143,15 @@ class _Progress:
 def prepare_run_dir(config: Any, run_dir: str | Path | None) -> Path:
     """Create a fresh run folder and save the resolved config in it."""
     path = Path(run_dir) if run_dir is not None else default_run_dir(config.experiment)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--run-dir {path} is a file, not a folder; choose another --run-dir")
     if list_checkpoints(path) or (path / CONFIG_FILE).exists():
         raise UserError(f"{path} already holds a run; continue it with `rl-alphamaml train --resume {path}` "
                         "or choose another --run-dir")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the run folder {path}: {err.strerror or err}") from None
     save_config(config, path / CONFIG_FILE)
     return path
 

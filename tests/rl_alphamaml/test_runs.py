@@ -127,9 +127,31 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["train", str(CONFIG), "--run-dir", str(run_dir), "--set", "train.iterations=2"]) == 0
     assert main(["train", str(CONFIG), "--run-dir", str(run_dir)]) == 2
     assert "already holds a run" in capsys.readouterr().err
+    assert main(["evaluate", str(run_dir), "--seed", "-1"]) == 2
+    assert "--seed must be at least 0" in capsys.readouterr().err
     (run_dir / "checkpoints" / "iter_000002.pt").write_bytes(b"junk")
     assert main(["evaluate", str(run_dir)]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["kind_not_a_string", "not_utf8", "run_dir_is_a_file", "run_dir_under_a_file"])
+def test_more_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
+    config, args = tmp_path / "c.yaml", []
+    config.write_text(CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    if case == "kind_not_a_string":
+        config.write_text("kind: [rl]\n")
+        expected = "kind: must be one of"
+    elif case == "not_utf8":
+        config.write_bytes(b"kind: sinusoid\nexperiment: caf\xe9\n")
+        expected = "not a UTF-8 text file"
+    else:
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        args = ["--run-dir", str(blocker if case == "run_dir_is_a_file" else blocker / "run")]
+        expected = "is a file, not a folder" if case == "run_dir_is_a_file" else "cannot create the run folder"
+    assert main(["train", str(config), *args]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and err.startswith("rl-alphamaml: error:")
 
 
 def test_a_diverging_run_stops_with_its_last_good_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
