@@ -186,6 +186,9 @@ def compare(
     probe.close()
     per_step = episodes * horizon
     adapt_steps = [j * per_step for j in range(steps + 1)]
+    if "ppo" in methods and any(round(m * steps * per_step) < 1 for m in ppo_budgets):
+        raise UserError(f"--ppo-budgets: each multiple must give PPO at least one environment step "
+                        f"(1× is {steps * per_step} steps here)")
     results: list[MethodResult] = []
 
     def adapted(name: str, source: str, config: RLConfig, policy_state: Any, meta_state: Any) -> None:

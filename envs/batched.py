@@ -294,6 +294,9 @@ class BatchedEnv:
         a = np.asarray(actions, dtype=np.float64)
         if a.shape != (self.n_slots, self.act_dim):
             raise ValueError(f"actions must have shape ({self.n_slots}, {self.act_dim}), got {a.shape}")
+        if not np.isfinite(a[self._active]).all():
+            bad = np.flatnonzero(~np.isfinite(a).all(axis=1) & self._active)
+            raise ValueError(f"actions must be finite; slots {bad.tolist()[:10]} are not")
         all_active = bool(self._active.all())
         ids = None if all_active else np.flatnonzero(self._active).astype(np.int32)
         obs, reward, terminated, terms = self._backend.step(a, self._params, ids)

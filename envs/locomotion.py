@@ -138,6 +138,8 @@ class _MujocoFamily(TaskFamily[TaskT]):
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (self.model.nu,):
             raise ValueError(f"action must have shape ({self.model.nu},), got {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"action must be finite, got {a.tolist()}")
         v = self.views()
         before = self.pre_step(v)
         self._step_mujoco_simulation(a, self.frame_skip)

@@ -169,6 +169,8 @@ class Navigation2DEnv(_GoalTasks, gym.Env, utils.EzPickle):
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (2,):
             raise ValueError(f"action must have shape (2,), got {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"action must be finite, got {a.tolist()}")
         self._state, reward, terms = self.transition(self._state, a[None], self._params[None])
         info: dict[str, Any] = {k: float(v[0]) for k, v in terms.items()}
         info["task"] = self._task

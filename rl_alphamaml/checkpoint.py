@@ -32,6 +32,16 @@ def checkpoint_path(run_dir: str | Path, iteration: int) -> Path:
     return checkpoint_dir(run_dir) / f"iter_{iteration:06d}.pt"
 
 
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete the ``.iter_*.pt.tmp-PID`` files that a checkpoint write killed mid-way (SIGKILL, power loss) left
+    in ``run_dir``'s checkpoint folder; returns them. Call only when no other process writes to the run."""
+    folder = checkpoint_dir(run_dir)
+    stale = sorted(folder.glob(".iter_*.pt.tmp-*")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def save_checkpoint(path: str | Path, kind: str, iteration: int, state: dict[str, Any]) -> Path:
     """Atomically write ``state`` (tensors and Python scalars only) for ``iteration`` to ``path``."""
     path = Path(path)

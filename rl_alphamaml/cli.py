@@ -132,9 +132,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else first.config.seed + 1_000_003
     if seed < 0:
         raise UserError(f"--seed must be at least 0, got {seed}")
+    out = Path(args.out) if args.out else run_dirs[0] / "eval" / "compare"
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # checked before the (long) measurements, not after
+        raise UserError(f"--out {out}: {blocking} is a file, not a folder")
     set_threads(first.config)
     report = compare.compare(run_dirs, args.tasks, args.steps, seed, args.methods, args.ppo_budgets, args.ppo_tasks)
-    out = Path(args.out) if args.out else run_dirs[0] / "eval" / "compare"
     command = " ".join(["rl-alphamaml compare", *map(str, run_dirs), f"--tasks {args.tasks}", f"--steps {args.steps}",
                         f"--seed {seed}", "--methods", *args.methods, "--ppo-budgets", *map(str, args.ppo_budgets),
                         *([f"--ppo-tasks {args.ppo_tasks}"] if args.ppo_tasks else [])])

@@ -30,6 +30,7 @@ from rl_alphamaml.checkpoint import (
     list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
+    remove_stale_temporaries,
     save_checkpoint,
 )
 from rl_alphamaml.config import flat_config, hparam_table, save_config
@@ -68,6 +69,10 @@ def set_threads(config: Any) -> None:
 
 
 def default_run_dir(experiment: str, root: str | Path = "runs") -> Path:
+    """``root/<experiment>-<timestamp>``; ``experiment`` must be a plain name, so the run stays inside ``root``."""
+    if not experiment or Path(experiment).name != experiment or experiment in (".", ".."):
+        raise UserError(f"experiment: {experiment!r} must be a plain name (no folders); "
+                        "use --run-dir to put the run elsewhere")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path(root) / f"{experiment}-{stamp}"
     n = 1
@@ -171,6 +176,9 @@ def train(
     """
     kind = config.kind
     set_threads(config)
+    if resume:
+        for stale in remove_stale_temporaries(run_dir):
+            print(f"removed {stale}, left by a checkpoint write that was killed", file=sys.stderr)
     try:
         experiment = build(config, run_dir)
         payload = load_checkpoint(latest_checkpoint(run_dir), kind=kind) if resume else None

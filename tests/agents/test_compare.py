@@ -97,6 +97,13 @@ def test_compare_rejects_bad_input(runs: dict[str, Path], tmp_path: Path, capsys
     assert "at least 2" in capsys.readouterr().err
     assert main(["compare", str(runs["maml"]), "--ppo-budgets", "0"]) == 2
     assert "positive multiples" in capsys.readouterr().err
+    assert main(["compare", str(runs["maml"]), "--tasks", "2", "--ppo-budgets", "0.0001"]) == 2
+    assert "at least one environment step" in capsys.readouterr().err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(["compare", str(runs["maml"]), "--out", str(blocker / "report")]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "compare:" not in err  # refused before measuring anything
 
 
 def test_student_t_interval_matches_tables() -> None:

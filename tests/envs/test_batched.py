@@ -176,3 +176,21 @@ def test_batched_navigation_goal_tolerance_matches_gymnasium() -> None:
     # Noisy actions towards nowhere in particular reach a 0.15-wide goal box in some slots only.
     result = _compare_with_gymnasium("Navigation2D-v0", n=6, goal_tolerance=0.15)
     assert min(result["lengths"]) < 100 and max(result["lengths"]) == 100
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetahVel-v0", "Navigation2D-v0"])
+def test_non_finite_actions_are_refused(env_id: str) -> None:
+    env = envs.make(env_id)
+    env.reset(seed=0)
+    bad = np.zeros(env.action_space.shape)
+    bad[0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        env.unwrapped.step(bad)
+    env.close()
+    benv = BatchedEnv(env_id, 3, n_threads=1)
+    benv.reset(benv.sample_tasks(3, np.random.default_rng(0)), seeds=[0, 1, 2])
+    actions = np.zeros((3, benv.act_dim))
+    actions[1, 0] = np.inf
+    with pytest.raises(ValueError, match=r"slots \[1\]"):
+        benv.step(actions)
+    benv.close()

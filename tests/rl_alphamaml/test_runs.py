@@ -87,8 +87,12 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path
     last_logged = read_metrics(run_dir)[-1]["iteration"]
     assert list_checkpoints(run_dir)[-1][0] == last_logged
     assert f"--resume {run_dir}" in err
+    # A checkpoint write killed mid-way leaves a temporary file; resuming removes it.
+    stale = run_dir / "checkpoints" / f".iter_{last_logged + 1:06d}.pt.tmp-12345"
+    stale.write_bytes(b"half a checkpoint")
     assert main(["train", "--resume", str(run_dir), "--set", f"train.iterations={last_logged + 5}"]) == 0
     assert read_metrics(run_dir)[-1]["iteration"] == last_logged + 5
+    assert not stale.exists()
 
 
 def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path: Path) -> None:
@@ -134,13 +138,17 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "not a readable checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case", ["kind_not_a_string", "not_utf8", "run_dir_is_a_file", "run_dir_under_a_file"])
+@pytest.mark.parametrize("case", ["kind_not_a_string", "not_utf8", "run_dir_is_a_file", "run_dir_under_a_file",
+                                  "experiment_outside_runs"])
 def test_more_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
     config, args = tmp_path / "c.yaml", []
     config.write_text(CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
     if case == "kind_not_a_string":
         config.write_text("kind: [rl]\n")
         expected = "kind: must be one of"
+    elif case == "experiment_outside_runs":
+        config.write_text(CONFIG.read_text(encoding="utf-8") + "\nexperiment: ../../escaped\n", encoding="utf-8")
+        expected = "must be a plain name"
     elif case == "not_utf8":
         config.write_bytes(b"kind: sinusoid\nexperiment: caf\xe9\n")
         expected = "not a UTF-8 text file"
