@@ -23,6 +23,7 @@ from torch import Tensor
 import envs
 from agents.policy import GaussianMLPPolicy
 from envs.tasks import Task
+from rl_alphamaml.errors import IterationFailedError
 
 
 @dataclasses.dataclass
@@ -174,6 +175,9 @@ def rollout(
         t0 = time.perf_counter()
         noise = torch.randn((total, E, act_dim), generator=generator)[task_offset:task_offset + T]
         actions = policy.sample(params, obs, noise=noise)
+        if not bool(torch.isfinite(actions).all()):
+            raise IterationFailedError(f"the policy produced non-finite actions at step {t} (non-finite parameters "
+                                       "or observations); the simulators refuse them")
         t1 = time.perf_counter()
         step = env.step(policy.env_action(actions).reshape(T * E, act_dim).numpy().astype(np.float64))
         env_time += time.perf_counter() - t1
