@@ -171,10 +171,15 @@ class MAMLPG:
         #: each task's mean episode return in the last iteration, by phase (``pre_adapt``, ``post_adapt``, …)
         self.last_task_returns: dict[str, Tensor] = {}
 
-    def adapt_step(self, params: Params, episodes: Episodes, adv: Tensor, first_order: bool | None = None) -> Adapted:
-        """One inner step θ → θ − α∇L_VPG for every task (batched params), with the loss it descended."""
+    def adapt_step(self, params: Params, episodes: Episodes, adv: Tensor, first_order: bool | None = None,
+                   lr: float | None = None) -> Adapted:
+        """One inner step θ → θ − α∇L for every task (batched params), with the loss it descended; α is the
+        meta-optimizer's, or the scalar ``lr`` when given (an evaluation schedule, see :meth:`adapt_params`)."""
         loss = partial(inner_loss, self.policy, episodes=episodes, adv=adv, estimator=self.estimator)
-        return self.meta.adapt(loss, params, steps=1, first_order=first_order)
+        if lr is None:
+            return self.meta.adapt(loss, params, steps=1, first_order=first_order)
+        fo = self.meta.inner_config.first_order if first_order is None else first_order
+        return adapt(params, loss, dict.fromkeys(params, torch.tensor(float(lr))), 1, first_order=fo)
 
     def adapt_from(self, theta: Params, train: Sequence[tuple[Episodes, Tensor]], num_tasks: int,
                    first_order: bool | None = None) -> Params:
@@ -361,11 +366,7 @@ class MAMLPG:
             values.append(episodes.task_returns().tolist())
             if j < steps:
                 adv = advantages(episodes, self.adv_config, self.baseline)
-                if inner_lrs is None:
-                    adapted = self.adapt_step(params, episodes, adv, first_order=True).params
-                else:
-                    lr = torch.tensor(float(inner_lrs[min(j, len(inner_lrs) - 1)]))
-                    loss = partial(inner_loss, self.policy, episodes=episodes, adv=adv, estimator=self.estimator)
-                    adapted = adapt(params, loss, dict.fromkeys(params, lr), 1, first_order=True).params
+                lr = None if inner_lrs is None else inner_lrs[min(j, len(inner_lrs) - 1)]
+                adapted = self.adapt_step(params, episodes, adv, first_order=True, lr=lr).params
                 params = {n: p.detach().requires_grad_(True) for n, p in adapted.items()}
         return {n: p.detach() for n, p in params.items()}, values
