@@ -156,6 +156,9 @@ def rollout(
     total = T if total_tasks is None else total_tasks
     if env.n_slots != T * E:
         raise ValueError(f"the environment has {env.n_slots} slots, {T} tasks × {E} episodes need {T * E}")
+    bad = [name for name, value in params.items() if not bool(torch.isfinite(value).all())]
+    if bad:  # checked once here, not per step: the simulators refuse non-finite actions with a ValueError
+        raise IterationFailedError(f"the policy's parameters {', '.join(bad)} are not finite: no episodes sampled")
     generator = torch.Generator().manual_seed(noise_seed)
     started = time.perf_counter()
     first = env_seed + task_offset * E
@@ -175,9 +178,6 @@ def rollout(
         t0 = time.perf_counter()
         noise = torch.randn((total, E, act_dim), generator=generator)[task_offset:task_offset + T]
         actions = policy.sample(params, obs, noise=noise)
-        if not bool(torch.isfinite(actions).all()):
-            raise IterationFailedError(f"the policy produced non-finite actions at step {t} (non-finite parameters "
-                                       "or observations); the simulators refuse them")
         t1 = time.perf_counter()
         step = env.step(policy.env_action(actions).reshape(T * E, act_dim).numpy().astype(np.float64))
         env_time += time.perf_counter() - t1

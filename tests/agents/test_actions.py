@@ -157,7 +157,7 @@ def test_a_policy_without_bounds_sends_the_scaled_sample() -> None:
     np.testing.assert_allclose(np.stack(recorder.actions), 0.5 * sampled, rtol=1e-6, atol=1e-7)
 
 
-def test_non_finite_policy_actions_fail_the_iteration_not_the_simulator() -> None:
+def test_non_finite_policy_parameters_fail_the_iteration_not_the_simulator() -> None:
     from rl_alphamaml.errors import IterationFailedError
 
     exp = experiment()
@@ -165,7 +165,7 @@ def test_non_finite_policy_actions_fail_the_iteration_not_the_simulator() -> Non
         tasks = exp.sampler.sample_tasks(np.random.default_rng(0))
         params = {k: v.detach().unsqueeze(0).expand(2, *v.shape).clone() for k, v in exp.policy.params().items()}
         params["mean.bias"][1, 0] = float("nan")
-        with pytest.raises(IterationFailedError, match="non-finite actions"):
+        with pytest.raises(IterationFailedError, match=r"mean\.bias are not finite"):
             exp.sampler.sample(exp.policy, params, tasks, (0, 1))
     finally:
         exp.close()
