@@ -32,11 +32,16 @@ def checkpoint_path(run_dir: str | Path, iteration: int) -> Path:
     return checkpoint_dir(run_dir) / f"iter_{iteration:06d}.pt"
 
 
+def _temporary(path: Path, owner: str) -> Path:
+    """Where :func:`save_checkpoint` writes ``path`` before renaming it (``owner``: the writer's PID, or ``*``)."""
+    return path.with_name(f".{path.name}.tmp-{owner}")
+
+
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
-    """Delete the ``.iter_*.pt.tmp-PID`` files that a checkpoint write killed mid-way (SIGKILL, power loss) left
-    in ``run_dir``'s checkpoint folder; returns them. Call only when no other process writes to the run."""
+    """Delete the temporaries that a checkpoint write killed mid-way (SIGKILL, power loss) left in ``run_dir``'s
+    checkpoint folder; returns them. Call only when no other process writes to the run."""
     folder = checkpoint_dir(run_dir)
-    stale = sorted(folder.glob(".iter_*.pt.tmp-*")) if folder.is_dir() else []
+    stale = sorted(folder.glob(_temporary(folder / "iter_*.pt", "*").name)) if folder.is_dir() else []
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
@@ -47,7 +52,7 @@ def save_checkpoint(path: str | Path, kind: str, iteration: int, state: dict[str
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "kind": kind, "iteration": iteration, "state": state}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temporary(path, str(os.getpid()))
     try:
         with open(tmp, "wb") as f:
             torch.save(payload, f)
