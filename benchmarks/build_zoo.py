@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from rl_alphamaml.checkpoint import checkpoint_path
+
+from cli_runs import ROOT, cli, last_iteration, train_to
+
 RUNS = ROOT / "benchmarks" / "results" / "zoo_runs"
 ZOO = ROOT / "zoo"
 
@@ -34,39 +34,22 @@ ENTRIES: dict[str, tuple[str, list[str], list[str]]] = {
 }
 
 
-def run(args: list[str]) -> None:
-    print("$ rl-alphamaml " + " ".join(args), flush=True)
-    subprocess.run([sys.executable, "-m", "rl_alphamaml", *args], cwd=ROOT, check=True)
-
-
-def final_checkpoint(run_dir: Path) -> Path | None:
-    found = sorted((run_dir / "checkpoints").glob("iter_*.pt"))
-    return found[-1] if found else None
-
-
 def build(name: str) -> None:
     config, overrides, eval_args = ENTRIES[name]
     iterations = int(next(o for o in overrides if o.startswith("train.iterations=")).split("=")[1])
     run_dir = RUNS / name
-    sets = [x for o in [*overrides, f"train.checkpoint_every={min(25, iterations)}"] for x in ("--set", o)]
-    last = final_checkpoint(run_dir)
-    done = int(last.stem.split("_")[1]) if last else 0
-    if 0 < done < iterations:
-        run(["train", "--resume", str(run_dir)])
-    elif done == 0:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
-        run(["train", f"configs/{config}.yaml", "--run-dir", str(run_dir), *sets])
+    overrides = [*overrides, f"train.checkpoint_every={min(25, iterations)}"]
+    sets = [x for o in overrides for x in ("--set", o)]
+    train_to(run_dir, config, overrides, iterations)
     evaluate = ["evaluate", str(run_dir), "--tasks", "40", "--steps", "3", *eval_args]
     report = run_dir / "eval" / "adaptation.json"
-    last = final_checkpoint(run_dir)
+    last = checkpoint_path(run_dir, last_iteration(run_dir))
     if not (report.is_file() and json.loads(report.read_text())["checkpoint"] == str(last)):
-        run(evaluate)
+        cli(*evaluate)
     out = ZOO / name
     if out.exists():
         shutil.rmtree(out)
     (out / "checkpoints").mkdir(parents=True)
-    assert last is not None
     shutil.copy2(last, out / "checkpoints" / last.name)
     shutil.copy2(run_dir / "config.yaml", out / "config.yaml")
     shutil.copy2(run_dir / "metrics.jsonl", out / "metrics.jsonl")

@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from cli_runs import ROOT, cli, last_iteration, train_to
+
 RESULTS = ROOT / "benchmarks" / "results"
 
 # Returns after 0/1/2/3 steps on 40 held-out tasks, read from the MAML authors' result files, with the settings
@@ -58,31 +57,11 @@ FAMILIES: dict[str, dict[str, Any]] = {
 META_BATCH, EPISODES, TASKS, STEPS = 20, 10, 40, 3
 
 
-def cli(*args: str) -> None:
-    command = [sys.executable, "-m", "rl_alphamaml", *args]
-    print("$ rl-alphamaml " + " ".join(args), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)
-
-
-def checkpoint_iteration(run_dir: Path) -> int:
-    found = sorted((run_dir / "checkpoints").glob("iter_*.pt"))
-    return int(found[-1].stem.split("_")[1]) if found else 0
-
-
 def train(run_dir: Path, config: str, overrides: list[str], iterations: int) -> list[str]:
     """Train (or finish) one run; returns the command that trains it from scratch."""
+    train_to(run_dir, config, overrides, iterations)
     sets = [x for s in overrides for x in ("--set", s)]
-    command = ["train", f"configs/{config}.yaml", "--run-dir", str(run_dir.relative_to(ROOT)), *sets]
-    done = checkpoint_iteration(run_dir)
-    if done >= iterations:
-        print(f"{run_dir.name}: done ({done} iterations)", flush=True)
-    elif done > 0:
-        cli("train", "--resume", str(run_dir))
-    else:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
-        cli(*command)
-    return command
+    return ["train", f"configs/{config}.yaml", "--run-dir", str(run_dir.relative_to(ROOT)), *sets]
 
 
 def wall_seconds(run_dir: Path) -> float:
@@ -115,7 +94,7 @@ def compare(family: str, runs: list[dict[str, Any]], out: Path) -> dict[str, Any
     dirs = [str(r["run_dir"]) for r in runs]
     done = out / "compare.json"
     if not (done.is_file() and list(json.loads(done.read_text())["runs"]) == dirs
-            and all(json.loads(done.read_text())["runs"][d]["checkpoint_iteration"] == checkpoint_iteration(Path(d))
+            and all(json.loads(done.read_text())["runs"][d]["checkpoint_iteration"] == last_iteration(Path(d))
                     for d in dirs)):
         cli("compare", *dirs, "--tasks", str(TASKS), "--steps", str(STEPS), "--methods", "runs", "random",
             "--out", str(out))
