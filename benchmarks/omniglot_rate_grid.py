@@ -25,8 +25,8 @@ saved as they complete; rerunning the same command continues where it stopped (`
 from __future__ import annotations
 
 import argparse
-import os
 import math
+import os
 import sys
 import time
 from pathlib import Path
