@@ -92,6 +92,8 @@ class Run:
             kind = "pretrained (no meta-learning)"
         elif inner.lr_mode == "learned":
             kind = "Meta-SGD"
+        elif outer.optimizer == "promp":
+            kind = "Alpha-ProMP" if inner.lr_mode == "hd" or outer.lr_mode == "hd" else "ProMP"
         elif inner.lr_mode == "hd" or outer.lr_mode == "hd":
             kind = "Alpha MAML"
         else:

@@ -176,7 +176,7 @@ class RaySampler:
             self._send_policy(range(len(self.workers)))
         # θ expanded over the tasks (stride 0 on the task dim) is sent once, not once per task.
         shared = all(v.dim() > 0 and v.stride(0) == 0 for v in params.values())
-        payload = {k: v.detach().cpu() for k, v in params.items()}
+        payload = {k: v.detach().to("cpu", torch.float32) for k, v in params.items()}
 
         def submit(i: int) -> Any:
             start, stop = self.slices[i]

@@ -2,9 +2,9 @@
 
 The config (``configs/<family>.yaml`` for MAML-TRPO, ``configs/<family>_alpha.yaml`` for Alpha MAML)
 selects the family (``env.id``), the policy, the sampler, advantages, the inner loop (α) and the outer
-loop (``outer.optimizer``: ``trpo``, or ``sgd``/``adam`` with β). Hyperparameters default to the MAML
-paper's (Finn et al. 2017): a 100×100 tanh policy, α = 0.1, one inner step, 20 episodes per task,
-MAML-TRPO with max-KL 0.01, γ = 0.99, the linear feature baseline.
+loop (``outer.optimizer``: ``trpo``, ``sgd``/``adam`` with β, or ``promp``; see :mod:`agents.outer_steps`).
+Hyperparameters default to the MAML paper's (Finn et al. 2017): a 100×100 tanh policy, α = 0.1, one inner
+step, 20 episodes per task, MAML-TRPO with max-KL 0.01, γ = 0.99, the linear feature baseline.
 
 ``rl-alphamaml evaluate RUN_DIR`` adapts the trained policy to new tasks with K inner steps, sampling
 fresh episodes after every step, and reports the mean return after 0…K steps; with ``--video`` it
@@ -22,7 +22,8 @@ import torch
 
 import envs
 from agents import video
-from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator, TRPOConfig
+from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator
+from agents.outer_steps import OUTER_STEPS, ProMPConfig, TRPOConfig
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import Sampler
 from envs.tasks import Task
@@ -122,15 +123,26 @@ class RLInnerConfig(InnerConfig):
 
 @dataclasses.dataclass
 class RLOuterConfig(OuterConfig):
-    """The outer loop: ``trpo`` (MAML-TRPO; β unused) or ``sgd``/``adam`` with β (Alpha MAML proper)."""
+    """The outer loop, one of :data:`agents.outer_steps.OUTER_STEPS`: ``trpo`` (MAML-TRPO; β unused),
+    ``sgd``/``adam`` with β (Alpha MAML proper) or ``promp`` (ProMP: Adam with β, settings under ``promp``)."""
 
-    optimizer: Literal["trpo", "sgd", "adam"] = "trpo"  # type: ignore[assignment]
+    optimizer: str = ranged("trpo", doc="outer step: " + ", ".join(OUTER_STEPS))  # type: ignore[assignment]
+
+    def validate(self) -> None:
+        if self.optimizer not in OUTER_STEPS:
+            raise ValueError(f"optimizer: must be one of {', '.join(OUTER_STEPS)}, got {self.optimizer!r}")
+        super().validate()
+
+    @property
+    def uses_beta(self) -> bool:
+        """Whether the outer step updates θ with the core's optimizer and its rate β."""
+        return OUTER_STEPS[self.optimizer].core_optimizer(self.optimizer) is not None
 
     def core(self) -> OuterConfig:
-        """The core's outer config; under TRPO the core's optimizer only carries α's state."""
+        """The core's outer config; for a step that uses no β (TRPO) the core's optimizer only carries α's
+        state."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(OuterConfig)}
-        if self.optimizer == "trpo":
-            values["optimizer"] = "sgd"
+        values["optimizer"] = OUTER_STEPS[self.optimizer].core_optimizer(self.optimizer) or "sgd"
         return OuterConfig(**values)
 
 
@@ -148,16 +160,18 @@ class RLConfig:
     inner: RLInnerConfig = dataclasses.field(default_factory=lambda: RLInnerConfig(steps=1, lr=0.1))
     outer: RLOuterConfig = dataclasses.field(default_factory=RLOuterConfig)
     trpo: TRPOConfig = dataclasses.field(default_factory=TRPOConfig)
+    promp: ProMPConfig = dataclasses.field(default_factory=ProMPConfig)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(iterations=500, meta_batch=20, checkpoint_every=50, threads=1)
     )
 
     def validate(self) -> None:
-        if self.outer.optimizer == "trpo" and self.outer.lr_mode == "hd":
-            raise ValueError("outer.lr_mode: `hd` adapts β, which a TRPO outer loop does not use; "
-                             "choose outer.optimizer sgd or adam for Alpha MAML's β")
-        if self.outer.optimizer == "trpo" and self.inner.lr_mode == "learned":
-            raise ValueError("inner.lr_mode: `learned` (Meta-SGD) needs outer.optimizer sgd or adam")
+        with_beta = ", ".join(name for name, step in OUTER_STEPS.items() if step.core_optimizer(name))
+        if not self.outer.uses_beta and self.outer.lr_mode == "hd":
+            raise ValueError(f"outer.lr_mode: `hd` adapts β, which a {self.outer.optimizer.upper()} outer loop does "
+                             f"not use; choose outer.optimizer {with_beta} for Alpha MAML's β")
+        if not self.outer.uses_beta and self.inner.lr_mode == "learned":
+            raise ValueError(f"inner.lr_mode: `learned` (Meta-SGD) needs an outer optimizer with β: {with_beta}")
 
 
 class RLExperiment:
@@ -176,8 +190,9 @@ class RLExperiment:
             config.policy.init_log_std, action_scale=config.policy.action_scale,
             action_bounds=(space.low, space.high) if config.policy.clip_actions else None)
         self.meta = MetaOptimizer(self.policy, config.inner, config.outer.core(), config.train.max_nonfinite_steps)
-        self.learner = MAMLPG(self.policy, self.meta, self.sampler, config.outer.optimizer, config.advantage,
-                              config.trpo, estimator=config.inner.estimator)
+        outer_step = OUTER_STEPS[config.outer.optimizer].from_config(config)
+        self.learner = MAMLPG(self.policy, self.meta, self.sampler, outer_step, config.advantage,
+                              estimator=config.inner.estimator)
 
     def train_iteration(self, iteration: int, logger: RunLogger | None) -> dict[str, float]:
         cfg = self.config
@@ -193,7 +208,8 @@ class RLExperiment:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict(), "meta": self.meta.state_dict()}
+        return {"policy": self.policy.state_dict(), "meta": self.meta.state_dict(),
+                "outer_step": self.learner.outer_step.state_dict()}
 
     def close(self) -> None:
         """Release the sampler's simulators (and its Ray workers with ``sampler.backend: ray``)."""
@@ -202,6 +218,7 @@ class RLExperiment:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
         self.meta.load_state_dict(state["meta"])
+        self.learner.outer_step.load_state_dict(state.get("outer_step", {}))
 
 
 def build(config: RLConfig, run_dir: Path) -> RLExperiment:

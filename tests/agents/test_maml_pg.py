@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator, InnerData, TRPOConfig, advantages
+from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator, MetaBatch
+from agents.outer_steps import TRPOConfig, TRPOStep, kl_hvp, kl_hvp_direct
 from agents.policy import GaussianMLPPolicy
-from agents.sampler import Episodes, Sampler
+from agents.sampler import Sampler
 from agents.trpo import flatten_params, unflatten_params
 from rl_alphamaml.cli import load_experiment_config, main
 from rl_alphamaml.errors import ConfigError
@@ -25,54 +26,32 @@ NAV = ROOT / "configs" / "navigation2d.yaml"
 SMALL = ["train.meta_batch=10", "sampler.episodes=10"]
 
 
-def double(e: Episodes) -> Episodes:
-    return Episodes(*(t.double() for t in (e.obs, e.actions, e.rewards, e.mask)))
-
-
-def inner_data(learner: MAMLPG, sampler: Sampler, sample_policy: GaussianMLPPolicy, steps: int) -> InnerData:
-    """Sample and adapt like an iteration does, in the learner's dtype (episodes from ``sample_policy``)."""
-    tasks = sampler.sample_tasks(np.random.default_rng(3))
-    dtype = next(learner.policy.parameters()).dtype
-    params = expand_params(learner.meta.params, len(tasks))
-    train_data = []
-    for j in range(steps + 1):
-        sample_params = {n: p.detach().float() for n, p in params.items()}
-        episodes = sampler.sample(sample_policy, sample_params, tasks, (0, j))
-        if dtype == torch.float64:
-            episodes = double(episodes)
-        adv = advantages(episodes, learner.adv_config, learner.baseline)
-        if j < steps:
-            train_data.append((episodes, adv))
-            params = learner.adapt_step(params, episodes, adv).params
-    val_params = {n: p.detach() for n, p in params.items()}
-    old_logp = learner.policy.log_prob(val_params, episodes.obs, episodes.actions).detach()
-    return InnerData(train_data, episodes, adv, val_params, old_logp)
+def collect(learner: MAMLPG, sampler: Sampler) -> MetaBatch:
+    """A meta-batch as an iteration collects it (sampling runs in float32; the learner may be float64)."""
+    return learner.collect(sampler.sample_tasks(np.random.default_rng(3)), (0, 0))
 
 
 def make_learner(inner: InnerConfig, dtype: torch.dtype = torch.float32,
-                 estimator: Estimator = "vpg") -> tuple[MAMLPG, Sampler, GaussianMLPPolicy]:
+                 estimator: Estimator = "vpg") -> tuple[MAMLPG, Sampler]:
     sampler = Sampler("rl_alphamaml/Navigation2D-v0", num_tasks=3, episodes=4, horizon=20)
     torch.manual_seed(0)
     policy = GaussianMLPPolicy(2, 2, hidden_sizes=(16, 16)).to(dtype)
     meta = MetaOptimizer(policy, inner, OuterConfig())
-    sample_policy = GaussianMLPPolicy(2, 2, hidden_sizes=(16, 16))
-    sample_policy.load_state_dict({k: v.float() for k, v in policy.state_dict().items()})
-    learner = MAMLPG(policy, meta, sampler, "trpo", AdvantageConfig(), TRPOConfig(), estimator=estimator)
-    return learner, sampler, sample_policy
+    return MAMLPG(policy, meta, sampler, TRPOStep(TRPOConfig()), AdvantageConfig(), estimator=estimator), sampler
 
 
 def test_kl_hessian_vector_product_matches_finite_differences() -> None:
-    learner, sampler, sample_policy = make_learner(InnerConfig(lr=0.5), torch.float64)
-    data = inner_data(learner, sampler, sample_policy, steps=1)
+    learner, sampler = make_learner(InnerConfig(lr=0.5), torch.float64)
+    batch = collect(learner, sampler)
     theta = learner.meta.params
-    hvp = learner.kl_hvp_direct(theta, data, damping=0.0)
+    hvp = kl_hvp_direct(learner, theta, batch, damping=0.0)
     v = torch.randn(sum(p.numel() for p in theta.values()), generator=torch.Generator().manual_seed(1),
                     dtype=torch.float64)
 
     def kl_grad(flat: torch.Tensor) -> torch.Tensor:
         p = {n: t.clone().requires_grad_(True) for n, t in unflatten_params(flat, theta).items()}
-        adapted = learner.adapt_from(p, data.train, data.val.obs.shape[0])
-        kl = learner.policy.kl(data.val_params, adapted, data.val.obs, data.val.mask).mean()
+        adapted = learner.adapt(batch, p)
+        kl = learner.policy.kl(batch.val.params, adapted, batch.val.episodes.obs, batch.val.episodes.mask).mean()
         return torch.cat([g.reshape(-1) for g in torch.autograd.grad(kl, list(p.values()))])
 
     flat = flatten_params(theta).detach()
@@ -89,14 +68,15 @@ def test_kl_hessian_vector_product_matches_finite_differences() -> None:
     (InnerConfig(steps=2, lr=0.3), "lvc"),
 ])
 def test_fisher_form_hvp_equals_the_double_backward_one(inner: InnerConfig, estimator: Estimator) -> None:
-    learner, sampler, sample_policy = make_learner(inner, torch.float64, estimator)
+    learner, sampler = make_learner(inner, torch.float64, estimator)
     if inner.lr_shape == "per_parameter":  # make α differ per weight so J is not symmetric
         with torch.no_grad():
             for t in learner.meta.alpha.tensors:
                 t.mul_(1 + torch.rand(t.shape, generator=torch.Generator().manual_seed(2), dtype=t.dtype))
-    data = inner_data(learner, sampler, sample_policy, steps=inner.steps)
+    batch = collect(learner, sampler)
+    assert len(batch.train) == inner.steps and batch.val.episodes.obs.dtype == torch.float64
     theta = learner.meta.params
-    fast, direct = learner.kl_hvp(theta, data, 1e-3), learner.kl_hvp_direct(theta, data, 1e-3)
+    fast, direct = kl_hvp(learner, theta, batch, 1e-3), kl_hvp_direct(learner, theta, batch, 1e-3)
     for seed in range(3):
         v = torch.randn(sum(p.numel() for p in theta.values()), generator=torch.Generator().manual_seed(seed),
                         dtype=torch.float64)
@@ -143,9 +123,12 @@ def test_navigation_meta_training_learns_to_adapt(tmp_path: Path) -> None:
     assert post > pre + 8
 
 
-def test_resume_reproduces_an_uninterrupted_rl_run(tmp_path: Path) -> None:
+# Alpha MAML with Adam; Alpha-ProMP with the adaptive KL coefficient (outer-step state in the checkpoint).
+@pytest.mark.parametrize("outer", [["outer.optimizer=adam"],
+                                   ["outer.optimizer=promp", "inner.estimator=lvc", "promp.adaptive_kl=true"]])
+def test_resume_reproduces_an_uninterrupted_rl_run(tmp_path: Path, outer: list[str]) -> None:
     overrides = ["train.meta_batch=4", "sampler.episodes=4", "env.horizon=30", "train.iterations=4",
-                 "train.checkpoint_every=2", "outer.optimizer=adam", "outer.lr_mode=hd", "inner.lr_mode=hd"]
+                 "train.checkpoint_every=2", *outer, "outer.lr_mode=hd", "inner.lr_mode=hd"]
     config, module = load_experiment_config(NAV, overrides)
     straight = prepare_run_dir(config, tmp_path / "straight")
     train(config, module.build, straight)

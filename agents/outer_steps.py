@@ -1,0 +1,367 @@
+"""Outer (meta) steps: how one collected :class:`~agents.maml_pg.MetaBatch` updates θ (and α, β).
+
+Every step has one interface, :meth:`OuterStep.step` ``(learner, batch) -> scalars``, and is chosen by
+``outer.optimizer`` through :data:`OUTER_STEPS`; adding one is a class and a registry line.
+
+* :class:`GradientStep` (``sgd``, ``adam``) — one step of the core's outer optimizer with rate β on the
+  post-adaptation surrogate: MAML with a first-order outer optimizer, or Alpha MAML when β and α follow
+  their hypergradients (Behl, Baydin & Torr 2019).
+* :class:`TRPOStep` (``trpo``) — MAML-TRPO (Finn, Abbeel & Levine 2017, §5.3): conjugate gradient with
+  Hessian-vector products of the KL taken *through the inner adaptation*, a step to the max-KL boundary
+  and a backtracking line search (Schulman et al. 2015).
+* :class:`ProMPStep` (``promp``) — Proximal Meta-Policy Search (Rothfuss, Lee, Clavera, Asfour & Abbeel,
+  ICLR 2019): several Adam steps per batch on the clipped likelihood-ratio meta-objective plus a KL
+  penalty on the pre-update policy; with ``lr_mode: hd`` on α and β, Alpha-ProMP.
+
+References: [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning", ICML 2017, arXiv:1703.03400.
+[2] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015,
+arXiv:1502.05477. [3] Rothfuss et al., "ProMP: Proximal Meta-Policy Search", ICLR 2019, arXiv:1810.06784.
+[4] Schulman et al., "Proximal Policy Optimization Algorithms", 2017, arXiv:1707.06347. [5] Behl, Baydin
+& Torr, "Alpha MAML", 2019, arXiv:1905.07435.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import Tensor
+
+from agents.maml_pg import MAMLPG, MetaBatch, Phase, inner_loss, surrogate
+from agents.returns import masked_mean
+from agents.trpo import flatten_params, hessian_vector_product, set_flat_params_, trpo_step, unflatten_params
+from rl_alphamaml.config import ranged
+from rl_alphamaml.meta import Params, expand_params
+
+if TYPE_CHECKING:
+    from agents.trainer import RLConfig
+
+CoreOptimizer = Literal["sgd", "adam"]
+
+
+class OuterStep(abc.ABC):
+    """One outer update from a collected meta-batch; built from the run's config by :meth:`from_config`."""
+
+    @classmethod
+    @abc.abstractmethod
+    def core_optimizer(cls, name: str) -> CoreOptimizer | None:
+        """The core's outer optimizer (rate β) this step updates θ with, or ``None`` when the step updates
+        θ itself and uses no β (the core then only carries α's state)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, config: RLConfig) -> OuterStep:
+        """The step the run's config describes."""
+
+    @abc.abstractmethod
+    def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
+        """Update ``learner.meta`` (θ, α, β) from ``batch``; returns the log scalars, ``loss/post_adapt``
+        (the post-adaptation objective before the update) among them."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep of this step between iterations (nothing by default)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027 (stateless steps keep nothing)
+        """Restore :meth:`state_dict`."""
+
+
+class GradientStep(OuterStep):
+    """SGD or Adam with rate β on the post-adaptation surrogate, through the core's
+    :meth:`~rl_alphamaml.meta.MetaOptimizer.step` (α and β by hypergradient when adapted) [1, 5]."""
+
+    @classmethod
+    def core_optimizer(cls, name: str) -> CoreOptimizer | None:
+        if name not in ("sgd", "adam"):
+            raise ValueError(f"GradientStep drives sgd or adam, not {name!r}")
+        return "sgd" if name == "sgd" else "adam"
+
+    @classmethod
+    def from_config(cls, config: RLConfig) -> GradientStep:
+        return cls()
+
+    def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
+        loss = surrogate(learner.policy, learner.adapt(batch), batch.val)
+        info = learner.meta.step(loss)
+        return {**info.scalars(), "loss/post_adapt": float(loss.detach())}
+
+
+# ------------------------------------------------------------------------------------------------
+# MAML-TRPO
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TRPOConfig:
+    """MAML-TRPO settings (pytorch-maml-rl: max-KL 0.01, 10 CG iterations, damping 1e-5, ratio 0.8).
+
+    ``subsample`` < 1 computes the conjugate-gradient curvature products (the KL's Hessian through the
+    adaptation) on the first ``ceil(subsample · episodes)`` episodes of every task — the
+    ``subsample_factor`` of rllab's ``ConjugateGradientOptimizer``, which MAML-RL ran on. The gradient, the
+    step's KL bound and the line search still use every episode, so an accepted step satisfies the same
+    constraint and TRPO's fixed point is unchanged; only the metric that shapes the direction is estimated
+    from fewer samples.
+    """
+
+    max_kl: float = ranged(0.01, min=0.0, min_exclusive=True)
+    cg_iters: int = ranged(10, min=1)
+    cg_damping: float = ranged(1e-5, min=0.0)
+    ls_max_steps: int = ranged(15, min=1)
+    ls_backtrack_ratio: float = ranged(0.8, min=0.0, max=0.999, min_exclusive=True)
+    hvp: Literal["fisher", "direct"] = "fisher"  # Jᵀ F J (fast, exact at θ_old) or third-order autograd
+    subsample: float = ranged(1.0, min=0.0, max=1.0, min_exclusive=True,
+                              doc="fraction of each task's episodes the curvature products use")
+
+
+class TRPOStep(OuterStep):
+    """MAML-TRPO on θ (in place) [1, 2]; α follows its hypergradient from the same meta-gradient."""
+
+    def __init__(self, config: TRPOConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def core_optimizer(cls, name: str) -> CoreOptimizer | None:
+        return None
+
+    @classmethod
+    def from_config(cls, config: RLConfig) -> TRPOStep:
+        return cls(config.trpo)
+
+    def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
+        cfg = self.config
+        meta, policy = learner.meta, learner.policy
+        theta = meta.params
+        loss = surrogate(policy, learner.adapt(batch), batch.val)
+        grads = meta.gradients(loss)
+        if not grads.is_finite():
+            info = meta.apply(grads, update_theta=False)
+            return {"trpo/accepted": 0.0, **info.scalars(), "loss/post_adapt": grads.loss}
+
+        def loss_and_kl(flat: Tensor) -> tuple[Tensor, Tensor]:
+            p = {n: v.detach().requires_grad_(True) for n, v in unflatten_params(flat, theta).items()}
+            adapted = learner.adapt(batch, p, first_order=True)
+            with torch.no_grad():
+                new_loss = surrogate(policy, adapted, batch.val)
+                kl = policy.kl(batch.val.params, adapted, batch.val.episodes.obs, batch.val.episodes.mask).mean()
+            return new_loss, kl
+
+        make_hvp = kl_hvp if cfg.hvp == "fisher" else kl_hvp_direct
+        hvp = make_hvp(learner, theta, batch.subsample(cfg.subsample), cfg.cg_damping)
+        new_flat, result = trpo_step(
+            flatten_params(grads.theta), hvp, loss_and_kl, flatten_params(theta).detach(), cfg.max_kl,
+            cg_iters=cfg.cg_iters, max_backtracks=cfg.ls_max_steps, ratio=cfg.ls_backtrack_ratio,
+            old_loss=grads.loss,
+        )
+        set_flat_params_(theta, new_flat)
+        info = meta.apply(grads, update_theta=False)
+        return {
+            **info.scalars(),
+            "trpo/accepted": float(result.accepted),
+            "trpo/kl": result.kl,
+            "trpo/step_fraction": result.step_frac,
+            "trpo/backtracks": float(result.backtracks),
+            "trpo/improvement": result.improvement,
+            "trpo/expected_improvement": result.expected_improvement,
+            "loss/post_adapt": grads.loss,
+        }
+
+
+def _post_adaptation_kl(learner: MAMLPG, batch: MetaBatch, adapted: Params) -> Tensor:
+    val = batch.val
+    return learner.policy.kl(val.params, adapted, val.episodes.obs, val.episodes.mask).mean()
+
+
+def kl_hvp_direct(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> Callable[[Tensor], Tensor]:
+    """v ↦ (∇²_θ KL(π_old ‖ π_θ'(θ)) + damping·I) v by double backward through the adaptation.
+
+    The textbook form (and pytorch-maml-rl's): third-order autograd through the inner steps. :func:`kl_hvp`
+    gives the same product at θ_old much faster; this one is kept as its reference.
+    """
+    return hessian_vector_product(lambda p: _post_adaptation_kl(learner, batch, learner.adapt(batch, dict(p))),
+                                  theta, damping=damping)
+
+
+def kl_hvp(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> Callable[[Tensor], Tensor]:
+    """v ↦ (H + damping·I) v with H the Hessian of the mean post-adaptation KL at θ = θ_old.
+
+    At θ_old the KL's gradient with respect to the adapted parameters θ' vanishes (KL(p‖q) is smallest at
+    q = p), so the curvature of the adaptation drops out and H = Jᵀ F J exactly: F the Fisher matrix of
+    each task's policy at θ'ᵢ and J = ∂θ'/∂θ = Π_j (I − α ⊙ ∇²L_j(θ_j)). Each product then costs two
+    Hessian-vector products of the inner loss per inner step and one Fisher-vector product —
+    second-order autograd instead of the third-order double backward of :func:`kl_hvp_direct` (tested
+    equal).
+    """
+    T = batch.num_tasks
+    alpha = learner.meta.alpha.for_params()
+    names = list(theta)
+    steps: list[tuple[list[Tensor], list[Tensor]]] = []  # (θ_j leaves, ∇L_j(θ_j) with graph)
+    current = {n: v.detach() for n, v in expand_params(theta, T).items()}
+    for phase in ([] if learner.meta.inner_config.first_order else batch.train):  # first order: J = I
+        leaves = {n: v.clone().requires_grad_(True) for n, v in current.items()}
+        loss = inner_loss(learner.policy, leaves, phase.episodes, phase.adv, learner.estimator, phase.logp)
+        grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
+        steps.append(([leaves[n] for n in names], list(grads)))
+        current = {n: (leaves[n] - alpha[n] * g).detach() for n, g in zip(names, grads)}
+    # θ'(θ_old) is what the validation episodes were sampled with.
+    adapted = {n: v.detach().clone().requires_grad_(True) for n, v in batch.val.params.items()}
+    kl_grads = torch.autograd.grad(_post_adaptation_kl(learner, batch, adapted), [adapted[n] for n in names],
+                                   create_graph=True)
+    alphas = [alpha[n].detach() for n in names]
+
+    def inner(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
+        return torch.stack([(x * y).sum() for x, y in zip(a, b)]).sum()
+
+    def hessian(j: int, u: list[Tensor]) -> list[Tensor]:
+        leaves, grads = steps[j]
+        return list(torch.autograd.grad(inner(grads, u), leaves, retain_graph=True))
+
+    def hvp(v_flat: Tensor) -> Tensor:
+        v = unflatten_params(v_flat.detach(), theta)
+        u = [v[n].unsqueeze(0).expand(T, *v[n].shape) for n in names]
+        for j in range(len(steps)):  # J v = J_k … J_1 v, J_j = I − α ⊙ H_j
+            u = [x - a * h for x, a, h in zip(u, alphas, hessian(j, u))]
+        u = list(torch.autograd.grad(inner(kl_grads, u), [adapted[n] for n in names], retain_graph=True))  # F u
+        for j in reversed(range(len(steps))):  # Jᵀ w = J_1ᵀ … J_kᵀ w, J_jᵀ = I − H_j (α ⊙ ·)
+            u = [x - h for x, h in zip(u, hessian(j, [a * x for a, x in zip(alphas, u)]))]
+        return torch.cat([x.sum(dim=0).reshape(-1) for x in u]) + damping * v_flat.detach()
+
+    return hvp
+
+
+# ------------------------------------------------------------------------------------------------
+# ProMP
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ProMPConfig:
+    """ProMP's outer loop [3]; β (the Adam rate) is ``outer.lr``. Where the paper leaves a value open the
+    defaults are its authors' (``run_scripts/pro-mp_run_mujoco.py`` of jonasrothfuss/ProMP): 5 Adam steps
+    per batch, clip range ε = 0.3, a fixed inner-KL penalty coefficient η = 5·10⁻⁴ (adaptive: halved
+    below target/1.5, doubled above 1.5·target, target 0.01)."""
+
+    epochs: int = ranged(5, min=1, doc="Adam steps on each batch of samples (ProMP steps without re-sampling)")
+    clip_eps: float = ranged(0.3, min=0.0, max=1.0, min_exclusive=True, doc="clip range of the likelihood ratio")
+    kl_penalty: float = ranged(5e-4, min=0.0, doc="initial coefficient of the inner KL penalty")
+    adaptive_kl: bool = False
+    kl_target: float = ranged(0.01, min=0.0, min_exclusive=True,
+                              doc="inner KL the adaptive coefficient steers towards")
+
+
+def clipped_surrogate(policy: Any, params: Params, phase: Phase, clip_eps: float) -> Tensor:
+    """J^CLIP to minimise: mean over tasks of −mean min(r·Â, clip(r, 1−ε, 1+ε)·Â), r = π_params/π_old [3, eq. 6; 4].
+
+    At the sampling policy (r = 1) its value and gradient equal :func:`~agents.maml_pg.surrogate`'s.
+    """
+    logp = policy.log_prob(params, phase.episodes.obs, phase.episodes.actions)
+    ratio = torch.exp(logp - phase.logp)
+    objective = torch.min(ratio * phase.adv, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * phase.adv)
+    return -masked_mean(objective, phase.episodes.mask, dims=(1, 2)).mean()
+
+
+def adapt_kl_coefficient(coefficient: float, kl: float, target: float) -> float:
+    """ProMP's adaptive penalty [3, §5; as in PPO's adaptive KL, 4, §4]: halve the coefficient when the KL
+    is below target/1.5, double it above 1.5·target."""
+    if kl < target / 1.5:
+        return coefficient / 2.0
+    if kl > target * 1.5:
+        return coefficient * 2.0
+    return coefficient
+
+
+@dataclasses.dataclass
+class ProMPObjective:
+    """The ProMP meta-objective at the current θ and its parts."""
+
+    loss: Tensor  # J^CLIP of the adapted policies plus the KL penalty, to minimise
+    clipped: Tensor
+    inner_kls: Tensor  # (k,): per inner step, the mean over tasks of KL(π_θj_old ‖ π_θj) on that step's data
+    clip_fraction: float  # share of validation samples whose ratio is outside [1 − ε, 1 + ε]
+
+
+class ProMPStep(OuterStep):
+    """Proximal Meta-Policy Search [3, Alg. 1]: ``epochs`` Adam steps on one batch of samples of
+
+        J^ProMP(θ) = J^CLIP(θ'(θ)) + mean_j η_j · KL(π_θj_old ‖ π_θj(θ)),
+
+    θ' re-adapted from the current θ at every step with the LVC inner objective (set ``inner.estimator:
+    lvc``; importance-weighted to the sampling policy, eq. 5), J^CLIP the clipped likelihood ratio of the
+    adapted policies to the ones that sampled the validation episodes (eq. 6), and the penalty keeping the
+    pre-update policy near the one whose samples the inner step uses (eq. 7; η fixed or adapted after each
+    batch). Each Adam step is one :meth:`~rl_alphamaml.meta.MetaOptimizer.step` of the core, so α may be
+    fixed, learned (Meta-SGD) or adapted by its hypergradient, and β by Adam-HD — Alpha-ProMP.
+    """
+
+    def __init__(self, config: ProMPConfig, inner_steps: int) -> None:
+        self.config = config
+        self.kl_coefficients = [config.kl_penalty] * inner_steps
+
+    @classmethod
+    def core_optimizer(cls, name: str) -> CoreOptimizer | None:
+        return "adam"
+
+    @classmethod
+    def from_config(cls, config: RLConfig) -> ProMPStep:
+        return cls(config.promp, config.inner.steps)
+
+    def objective(self, learner: MAMLPG, batch: MetaBatch, first_order: bool | None = None) -> ProMPObjective:
+        """J^ProMP at the meta-parameters, differentiable to θ and α."""
+        params = expand_params(learner.meta.params, batch.num_tasks)
+        kls = []
+        for phase in batch.train:
+            kls.append(learner.policy.kl(phase.params, params, phase.episodes.obs, phase.episodes.mask).mean())
+            params = learner.adapt_step(params, phase, first_order).params
+        clipped = clipped_surrogate(learner.policy, params, batch.val, self.config.clip_eps)
+        inner_kls = torch.stack(kls) if kls else torch.zeros(0)
+        coefficients = torch.tensor(self.kl_coefficients, dtype=clipped.dtype)
+        loss = clipped + (coefficients * inner_kls).mean() if kls else clipped
+        with torch.no_grad():
+            logp = learner.policy.log_prob(params, batch.val.episodes.obs, batch.val.episodes.actions)
+            outside = ((logp - batch.val.logp).exp() - 1.0).abs() > self.config.clip_eps
+            clip_fraction = float(masked_mean(outside.to(logp.dtype), batch.val.episodes.mask, dims=(0, 1, 2)))
+        return ProMPObjective(loss, clipped, inner_kls, clip_fraction)
+
+    def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
+        infos = []
+        for epoch in range(self.config.epochs):
+            objective = self.objective(learner, batch)
+            if epoch == 0:
+                before = objective
+            infos.append(learner.meta.step(objective.loss))
+        after = self.objective(learner, batch, first_order=True)
+        inner_kls = after.inner_kls.detach().tolist()
+        coefficients = list(self.kl_coefficients)
+        if self.config.adaptive_kl:
+            self.kl_coefficients = [adapt_kl_coefficient(c, kl, self.config.kl_target)
+                                    for c, kl in zip(self.kl_coefficients, inner_kls)]
+        out = {
+            **infos[-1].scalars(),
+            "meta/skipped": float(any(info.skipped for info in infos)),
+            "loss/post_adapt": float(before.clipped.detach()),
+            "promp/loss_before": float(before.loss.detach()),
+            "promp/loss_after": float(after.loss.detach()),
+            "promp/clip_fraction": after.clip_fraction,
+        }
+        if inner_kls:
+            out["promp/inner_kl"] = sum(inner_kls) / len(inner_kls)
+            out["promp/kl_coefficient"] = sum(coefficients) / len(coefficients)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kl_coefficients": list(self.kl_coefficients)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if "kl_coefficients" in state:
+            self.kl_coefficients = [float(c) for c in state["kl_coefficients"]]
+
+
+#: ``outer.optimizer`` → its step. One line per outer loop.
+OUTER_STEPS: dict[str, type[OuterStep]] = {
+    "trpo": TRPOStep,
+    "sgd": GradientStep,
+    "adam": GradientStep,
+    "promp": ProMPStep,
+}
