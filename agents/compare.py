@@ -39,12 +39,12 @@ import numpy as np
 import envs
 from agents.trainer import RLConfig, RLExperiment, evaluate, held_out_tasks
 from envs.tasks import Task
-from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
+from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_state
 from rl_alphamaml.config import build_config, read_yaml
-from rl_alphamaml.errors import UserError
+from rl_alphamaml.errors import CheckpointError, UserError
 from rl_alphamaml.logging import read_metrics
 from rl_alphamaml.runner import CONFIG_FILE
-from rl_alphamaml.stats import mean_ci95
+from rl_alphamaml.stats import format_ci, json_safe, mean_ci95
 
 METHODS = ("runs", "random", "ppo")
 DEFAULT_PPO_BUDGETS = (1.0, 10.0)
@@ -116,6 +116,9 @@ def load_run(path: Path) -> Run:
     config = build_config(data, {"rl": RLConfig}, str(path / CONFIG_FILE))
     checkpoint = latest_checkpoint(path)
     payload = load_checkpoint(checkpoint, kind="rl")
+    if not isinstance(payload["state"], dict) or not {"policy", "meta"} <= set(payload["state"]):
+        raise CheckpointError(f"{checkpoint}: this checkpoint does not match the run's config (no policy and "
+                              "meta-optimizer state)")
     return Run(path, config, payload["state"], int(payload["iteration"]))
 
 
@@ -198,10 +201,9 @@ def compare(
         started = time.perf_counter()
         experiment = _experiment(config, tasks, episodes)
         try:
-            if meta_state is not None:
-                experiment.meta.load_state_dict(meta_state)
-            if policy_state is not None:
-                experiment.policy.load_state_dict(policy_state)
+            state = {"policy": policy_state or experiment.policy.state_dict(),
+                     "meta": meta_state or experiment.meta.state_dict()}
+            restore_state(experiment, {"state": state}, source)
             values = evaluate(experiment, tasks, steps, seed).values  # on task_list, as `evaluate` measures
         finally:
             experiment.close()
@@ -251,9 +253,9 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
     for m in report["methods"]:
         if m["family"] != "adaptation":
             continue
-        cells = " | ".join(f"{r['mean']:.1f} ± {r['ci95']:.1f}" for r in m["summary"])
+        cells = " | ".join(f"{r['mean']:.1f} ± {format_ci(r['ci95'])}" for r in m["summary"])
         last = m["summary"][-1]
-        change = f"{last['change']:+.1f} ± {last['change_ci95']:.1f}"
+        change = f"{last['change']:+.1f} ± {format_ci(last['change_ci95'])}"
         run = report["runs"].get(m["source"])
         meta_steps = f"{run['meta_training_env_steps']:,}" if run else "0"
         lines.append(f"| {m['name']} | {meta_steps} | {last['env_steps']:,} | {cells} | {change} |")
@@ -262,7 +264,8 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
         lines += ["", "| baseline | env steps per task | return | tasks |", "|---|---|---|---|"]
         for m in scratch:
             r = m["summary"][0]
-            lines.append(f"| {m['name']} | {r['env_steps']:,} | {r['mean']:.1f} ± {r['ci95']:.1f} | {r['tasks']} |")
+            cell = f"{r['mean']:.1f} ± {format_ci(r['ci95'])}"
+            lines.append(f"| {m['name']} | {r['env_steps']:,} | {cell} | {r['tasks']} |")
     lines += ["", "| run | meta-training iterations | meta-training env steps |", "|---|---|---|"]
     for run in report["runs"].values():
         lines.append(f"| {run['label']} | {run['checkpoint_iteration']} | {run['meta_training_env_steps']:,} |")
@@ -303,7 +306,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 def write(report: dict[str, Any], out: Path, command: str) -> Path:
     """Write ``compare.{md,json,png}`` to ``out``; returns the Markdown file."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps({**report, "command": command}, indent=2))
+    (out / "compare.json").write_text(json.dumps(json_safe({**report, "command": command}), indent=2))
     plot(report, out / "compare.png")
     md = out / "compare.md"
     md.write_text(render_markdown(report, command) + "\n![adaptation curves](compare.png)\n")

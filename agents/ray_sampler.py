@@ -75,6 +75,10 @@ class RolloutWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def node_id(self) -> str:
+        """The Ray node this worker runs on (for tests and diagnostics)."""
+        return str(ray.get_runtime_context().get_node_id())
+
     def exit_during_next_sample(self, step: int) -> None:
         """Fault injection for tests: the process exits (as a crash would) at control step ``step``."""
         self._exit_at_step = step

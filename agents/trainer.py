@@ -152,7 +152,7 @@ class RLConfig:
 
     kind: Literal["rl"] = "rl"
     experiment: str = "rl"
-    seed: int = ranged(0, min=0)
+    seed: int = ranged(0, min=0, max=seeding.MAX_SEED)
     env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
     sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)

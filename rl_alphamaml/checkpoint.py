@@ -95,6 +95,18 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
     return payload
 
 
+def restore_state(target: Any, payload: dict[str, Any], path: str | Path) -> None:
+    """``target.load_state_dict(payload["state"])``; a state that does not fit ``target`` (another model size,
+    another task family, no model at all) raises :class:`CheckpointError` instead of a traceback."""
+    try:
+        target.load_state_dict(payload["state"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        text = str(err).strip()
+        reason = text.splitlines()[0] if text else type(err).__name__
+        raise CheckpointError(f"{path}: this checkpoint does not match the run's config (a different model, task "
+                              f"family or kind of experiment?): {type(err).__name__}: {reason}") from None
+
+
 def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     """``(iteration, path)`` of every checkpoint in the run, oldest first."""
     folder = checkpoint_dir(run_dir)

@@ -25,12 +25,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
+from rl_alphamaml import resume
+from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_state
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import ConfigError, UserError
-from rl_alphamaml.evaluation import write_report
+from rl_alphamaml.evaluation import check_writable, write_report
 from rl_alphamaml.rendering import RenderingUnavailableError, guard_gl_backend, write_videos
 from rl_alphamaml.runner import CONFIG_FILE, close_experiment, prepare_run_dir, set_threads, train
+from rl_alphamaml.seeding import MAX_SEED
 
 KIND_MODULES = {
     "sinusoid": "rl_alphamaml.supervised.sinusoid",
@@ -50,7 +52,16 @@ def load_experiment_config(path: Path, overrides: Sequence[str] = ()) -> tuple[A
     data = read_yaml(path)
     data.setdefault("experiment", path.stem)
     module = kind_module(data.get("kind"), str(path))
+    if any(text.split("=", 1)[0].strip() == "kind" for text in overrides):
+        raise ConfigError(f"{path}: --set kind: a config's kind cannot be overridden (its sections are a "
+                          f"kind: {data['kind']}'s); start from a config of the kind you want, e.g. configs/")
     return build_config(data, {data["kind"]: module.CONFIG}, str(path), overrides), module
+
+
+def check_seed(seed: int) -> None:
+    """``--seed`` of evaluate and compare: a seed numpy and torch both take."""
+    if not 0 <= seed <= MAX_SEED + 1_000_003:
+        raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -61,8 +72,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not (run_dir / CONFIG_FILE).is_file():
             raise UserError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
         config, module = load_experiment_config(run_dir / CONFIG_FILE, args.set)
-        latest_checkpoint(run_dir)  # fail early and clearly if there is nothing to resume
-        return train(config, module.build, run_dir, resume=True, save_resolved_config=bool(args.set))
+        payload = load_checkpoint(latest_checkpoint(run_dir), kind=config.kind)  # fail early if nothing to resume
+        saved, _ = load_experiment_config(run_dir / CONFIG_FILE)
+        changes = resume.changes(saved, config, int(payload["iteration"]))
+        return train(config, module.build, run_dir, resume=True, changes=changes)
     if args.config is None:
         raise UserError("train needs a CONFIG file (e.g. configs/sinusoid.yaml) or --resume RUN_DIR")
     config, module = load_experiment_config(Path(args.config), args.set)
@@ -88,18 +101,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UserError("--episodes must be at least 1")
     if args.inner_lr is not None and any(not (lr > 0 and math.isfinite(lr)) for lr in args.inner_lr):
         raise UserError("--inner-lr takes positive rates, e.g. --inner-lr 0.5 0.25")
+    tasks = args.tasks if args.tasks is not None else module.EVAL_DEFAULTS["tasks"]
+    steps = args.steps if args.steps is not None else module.EVAL_DEFAULTS["steps"]
+    seed = args.seed if args.seed is not None else config.seed + 1_000_003
+    check_seed(seed)
+    if tasks < 1 or steps < 0:
+        raise UserError("--tasks must be at least 1 and --steps at least 0")
+    check_writable(run_dir / "eval")  # before the (long) evaluation, not after it
     path = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(run_dir)
     payload = load_checkpoint(path, kind=config.kind)
     set_threads(config)
     experiment = module.build(config, run_dir)
-    experiment.load_state_dict(payload["state"])
-    tasks = args.tasks if args.tasks is not None else module.EVAL_DEFAULTS["tasks"]
-    steps = args.steps if args.steps is not None else module.EVAL_DEFAULTS["steps"]
-    seed = args.seed if args.seed is not None else config.seed + 1_000_003
-    if seed < 0:
-        raise UserError(f"--seed must be at least 0, got {seed}")
-    if tasks < 1 or steps < 0:
-        raise UserError("--tasks must be at least 1 and --steps at least 0")
+    try:
+        restore_state(experiment, payload, path)
+    except UserError:
+        close_experiment(experiment)
+        raise
     rl_options: dict[str, Any] = {}
     if args.episodes is not None:
         rl_options["episodes"] = args.episodes
@@ -130,12 +147,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     run_dirs = [Path(p) for p in args.run_dirs]
     first = compare.load_run(run_dirs[0])
     seed = args.seed if args.seed is not None else first.config.seed + 1_000_003
-    if seed < 0:
-        raise UserError(f"--seed must be at least 0, got {seed}")
+    check_seed(seed)
     out = Path(args.out) if args.out else run_dirs[0] / "eval" / "compare"
-    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if blocking is not None:  # checked before the (long) measurements, not after
-        raise UserError(f"--out {out}: {blocking} is a file, not a folder")
+    check_writable(out)  # before the (long) measurements, not after
     set_threads(first.config)
     report = compare.compare(run_dirs, args.tasks, args.steps, seed, args.methods, args.ppo_budgets, args.ppo_tasks)
     command = " ".join(["rl-alphamaml compare", *map(str, run_dirs), f"--tasks {args.tasks}", f"--steps {args.steps}",
@@ -198,8 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except UserError as err:
-        print(f"rl-alphamaml: error: {err}", file=sys.stderr)
+    except UserError as err:  # one line, whatever the message quotes (a --set value may hold a newline)
+        message = str(err).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"rl-alphamaml: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C, or one before training started: stop without a traceback
         print("rl-alphamaml: interrupted (no checkpoint written for the unfinished iteration)", file=sys.stderr)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rl_alphamaml.stats import mean_ci95
+from rl_alphamaml.errors import UserError
+from rl_alphamaml.stats import format_ci, json_safe, mean_ci95
 
 
 @dataclasses.dataclass
@@ -56,8 +58,8 @@ class AdaptationResult:
 def format_table(result: AdaptationResult) -> str:
     lines = [f"{'steps':>5}  {'mean ' + result.metric:>16}  {'95% CI':>10}  {'change from 0 steps':>22}"]
     for row in result.summary():
-        lines.append(f"{row['steps']:>5}  {row['mean']:>16.4f}  ±{row['ci95']:>9.4f}  "
-                     f"{row['change']:>+12.4f} ±{row['change_ci95']:>8.4f}")
+        lines.append(f"{row['steps']:>5}  {row['mean']:>16.4f}  ±{format_ci(row['ci95'], 4):>9}  "
+                     f"{row['change']:>+12.4f} ±{format_ci(row['change_ci95'], 4):>8}")
     return "\n".join(lines)
 
 
@@ -87,19 +89,36 @@ def plot_adaptation(results: Sequence[tuple[str, AdaptationResult]], path: str |
     plt.close(fig)
 
 
+def check_writable(folder: str | Path) -> None:
+    """Fail now, with one clear message, if results cannot be written to ``folder`` (created if missing): a
+    read-only run folder, a path under a file, a full disk. Evaluations call it before computing anything."""
+    folder = Path(folder)
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"cannot write results to {folder}: {blocking} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write results to {folder}: {err.strerror or err} (make it writable, or copy the "
+                        "run folder somewhere writable)") from None
+
+
 def write_report(run_dir: str | Path, result: AdaptationResult, title: str) -> Path:
     """Write ``eval/adaptation.json`` and ``eval/adaptation.png``, log to TensorBoard, print the table."""
     from torch.utils.tensorboard import SummaryWriter
 
     out = Path(run_dir) / "eval"
+    print(f"{title}\n{format_table(result)}", flush=True)  # the numbers first: a failed write cannot lose them
     out.mkdir(parents=True, exist_ok=True)
     path = out / "adaptation.json"
-    path.write_text(json.dumps(result.to_json(), indent=2))
+    path.write_text(json.dumps(json_safe(result.to_json()), indent=2))
     plot_adaptation([("", result)], out / "adaptation.png", title)
     writer = SummaryWriter(log_dir=str(out))
     for row in result.summary():
         writer.add_scalar(f"eval/{result.metric}_mean", row["mean"], row["steps"])
         writer.add_scalar(f"eval/{result.metric}_ci95", row["ci95"], row["steps"])
     writer.close()
-    print(f"{title}\n{format_table(result)}\nwrote {path} and {out / 'adaptation.png'}")
+    print(f"wrote {path} and {out / 'adaptation.png'}")
     return path

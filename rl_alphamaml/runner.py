@@ -19,7 +19,7 @@ import datetime as dt
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -31,17 +31,22 @@ from rl_alphamaml.checkpoint import (
     load_checkpoint,
     prune_checkpoints,
     remove_stale_temporaries,
+    restore_state,
     save_checkpoint,
 )
 from rl_alphamaml.config import flat_config, hparam_table, save_config
-from rl_alphamaml.errors import IterationFailedError, NonFiniteError, UserError
-from rl_alphamaml.logging import RunLogger
+from rl_alphamaml.errors import CheckpointError, IterationFailedError, NonFiniteError, UserError
+from rl_alphamaml.logging import METRICS_FILE, RunLogger
+from rl_alphamaml.meta import MetaOptimizer
+from rl_alphamaml.resume import Change, apply_changes
 
 CONFIG_FILE = "config.yaml"
 
 
 class Experiment(Protocol):
     """What :func:`train` needs from an experiment kind."""
+
+    meta: MetaOptimizer  # θ, α and β (a resume's rate changes are applied to it)
 
     def train_iteration(self, iteration: int, logger: RunLogger) -> dict[str, float]:
         """Run meta-iteration ``iteration`` (1-based) and return the scalars to log."""
@@ -145,19 +150,39 @@ class _Progress:
             self.bar.close()
 
 
+def _run_files(path: Path) -> list[Path]:
+    """The files a run writes at its start (its config, metrics and TensorBoard events) that are in ``path``."""
+    return [p for p in (path / CONFIG_FILE, path / METRICS_FILE) if p.exists()] + sorted(
+        path.glob("events.out.tfevents.*"))
+
+
+def _discard_unstarted_run(path: Path) -> None:
+    """Remove what a fresh run wrote before it failed to start, so that the folder can be used again."""
+    if not list_checkpoints(path):
+        for p in _run_files(path):
+            p.unlink(missing_ok=True)
+
+
 def prepare_run_dir(config: Any, run_dir: str | Path | None) -> Path:
     """Create a fresh run folder and save the resolved config in it."""
     path = Path(run_dir) if run_dir is not None else default_run_dir(config.experiment)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--run-dir {path} is a file, not a folder; choose another --run-dir")
+    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"--run-dir {path}: {blocking} is a file, not a folder; choose another --run-dir")
     if list_checkpoints(path) or (path / CONFIG_FILE).exists():
         raise UserError(f"{path} already holds a run; continue it with `rl-alphamaml train --resume {path}` "
                         "or choose another --run-dir")
+    stray = _run_files(path)
+    if stray:  # e.g. metrics.jsonl of a run whose config was deleted: a fresh run would overwrite it
+        raise UserError(f"{path} holds files of another run ({', '.join(p.name for p in stray)}); "
+                        "choose another --run-dir or move them away")
     try:
         path.mkdir(parents=True, exist_ok=True)
+        save_config(config, path / CONFIG_FILE)
     except OSError as err:
-        raise UserError(f"cannot create the run folder {path}: {err.strerror or err}") from None
-    save_config(config, path / CONFIG_FILE)
+        if path.is_dir():
+            (path / CONFIG_FILE).unlink(missing_ok=True)
+        raise UserError(f"cannot write the run folder {path}: {err.strerror or err}") from None
     return path
 
 
@@ -166,13 +191,14 @@ def train(
     build: Callable[[Any, Path], Experiment],
     run_dir: Path,
     resume: bool = False,
-    save_resolved_config: bool = False,
+    changes: Sequence[Change] = (),
 ) -> int:
     """Meta-train ``build(config, run_dir)`` for ``config.train.iterations``; returns the exit status.
 
-    A fresh run whose experiment cannot be built (missing data, say) leaves no ``config.yaml`` behind,
-    so the same ``--run-dir`` can be used again. ``save_resolved_config`` rewrites the run's config once
-    the experiment is built and its checkpoint loaded (a resume with ``--set`` overrides).
+    A fresh run that cannot start (missing data, a full disk) leaves no ``config.yaml``, metrics or events
+    behind, so the same ``--run-dir`` can be used again. ``changes`` are a resume's ``--set`` values
+    (:func:`rl_alphamaml.resume.changes`): once the checkpoint is loaded they are put into effect and recorded
+    (:func:`rl_alphamaml.resume.apply_changes`) and the run's config is rewritten.
     """
     kind = config.kind
     set_threads(config)
@@ -181,31 +207,55 @@ def train(
             print(f"removed {stale}, left by a checkpoint write that was killed", file=sys.stderr)
     try:
         experiment = build(config, run_dir)
-        payload = load_checkpoint(latest_checkpoint(run_dir), kind=kind) if resume else None
-        if payload is not None:
-            experiment.load_state_dict(payload["state"])
     except UserError:
-        if not resume and not list_checkpoints(run_dir):
-            (run_dir / CONFIG_FILE).unlink(missing_ok=True)
+        if not resume:
+            _discard_unstarted_run(run_dir)
         raise
-    if save_resolved_config:
-        save_config(config, run_dir / CONFIG_FILE)
+    payload = None
+    if resume:
+        try:
+            latest = latest_checkpoint(run_dir)
+            payload = load_checkpoint(latest, kind=kind)
+            restore_state(experiment, payload, latest)
+        except UserError:
+            close_experiment(experiment)
+            raise
     start = 1
     if payload is not None:
         start = int(payload["iteration"]) + 1
         print(f"resuming {run_dir} after iteration {start - 1}", file=sys.stderr)
-    total = config.train.iterations
-    if start > total:
-        print(f"{run_dir} already finished its {total} iterations (raise train.iterations to continue)",
-              file=sys.stderr)
-        return 0
-    logger = RunLogger(run_dir, start_iteration=start)
+    try:
+        changed = apply_changes(changes, experiment.meta, run_dir, start) if changes else []
+        if changes:
+            save_config(config, run_dir / CONFIG_FILE)
+        for line in changed:
+            print(f"resume: {line}", file=sys.stderr)
+        total = config.train.iterations
+        if start > total:
+            print(f"{run_dir} already finished its {total} iterations (raise train.iterations to continue)",
+                  file=sys.stderr)
+            close_experiment(experiment)
+            return 0
+        logger = RunLogger(run_dir, start_iteration=start)
+    except OSError as err:
+        close_experiment(experiment)
+        if not resume:
+            _discard_unstarted_run(run_dir)
+        raise UserError(f"cannot write to the run folder {run_dir}: {err.strerror or err}") from None
     if start == 1:
         logger.text("hyperparameters", hparam_table(config))
         logger.hparams(flat_config(config), getattr(experiment, "hparam_metrics", DEFAULT_HPARAM_METRICS))
+    if changed:
+        logger.text("config changes", "\n\n".join(changed), start)
 
     def checkpoint(iteration: int) -> Path:
-        path = save_checkpoint(checkpoint_path(run_dir, iteration), kind, iteration, experiment.state_dict())
+        try:
+            path = save_checkpoint(checkpoint_path(run_dir, iteration), kind, iteration, experiment.state_dict())
+        except OSError as err:
+            found = list_checkpoints(run_dir)
+            last = f"the newest checkpoint is {found[-1][1]}" if found else "no checkpoint was written"
+            raise CheckpointError(f"cannot write the checkpoint of iteration {iteration} in {run_dir}: "
+                                  f"{err.strerror or err}; {last}") from None
         prune_checkpoints(run_dir, config.train.keep_checkpoints)
         return path
 

@@ -13,6 +13,9 @@ import zlib
 import numpy as np
 import torch
 
+#: the largest config or evaluation seed (numpy's and torch's seeds both take any value up to it)
+MAX_SEED = 2**32 - 1
+
 
 def _key(part: int | str) -> int:
     if isinstance(part, str):

@@ -124,6 +124,18 @@ class MetaOptimizer:
             self.inner_config.first_order if first_order is None else first_order,
         )
 
+    @torch.no_grad()
+    def set_rates(self, alpha: float | None = None, beta: float | None = None) -> None:
+        """Set every α value and/or β (e.g. lower rates after a divergence, on ``train --resume --set``), then
+        clamp both to their configured bounds; the hypergradient rules' running moments are kept."""
+        if alpha is not None:
+            for t in self.alpha.tensors:
+                t.fill_(float(alpha))
+        if beta is not None:
+            self.outer.beta = float(beta)
+        self.alpha.clamp_()
+        self.outer.beta = min(max(self.outer.beta, self.outer_config.lr_min), self.outer_config.lr_max)
+
     def gradients(self, meta_loss: Tensor, retain_graph: bool = False) -> MetaGradients:
         """∇θ and ∂/∂α of the meta-loss (α only in modes ``hd`` and ``learned``)."""
         names = list(self.params)

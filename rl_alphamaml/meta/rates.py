@@ -48,7 +48,7 @@ class InnerConfig:
     """
 
     steps: int = ranged(1, min=0, doc="inner gradient steps per task")
-    lr: float = ranged(0.01, min=0.0, min_exclusive=True, doc="initial inner rate alpha")
+    lr: float = ranged(0.01, min=0.0, min_exclusive=True, max=1e6, doc="initial inner rate alpha")
     lr_shape: RateShape = "scalar"
     lr_mode: RateMode = "fixed"
     first_order: bool = False
@@ -57,7 +57,7 @@ class InnerConfig:
         None, min=0.0, doc="hyper-rate of alpha's update; null: the rule's default (default_hyper_lr)"
     )
     lr_min: float = ranged(1e-6, min=0.0, doc="lower bound of alpha")
-    lr_max: float = ranged(10.0, min=0.0, min_exclusive=True, doc="upper bound of alpha")
+    lr_max: float = ranged(10.0, min=0.0, min_exclusive=True, max=1e6, doc="upper bound of alpha")
 
     def validate(self) -> None:
         if not self.lr_min <= self.lr <= self.lr_max:

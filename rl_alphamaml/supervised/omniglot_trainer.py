@@ -64,7 +64,7 @@ from rl_alphamaml.errors import CheckpointError, UserError
 from rl_alphamaml.evaluation import AdaptationResult
 from rl_alphamaml.logging import RunLogger
 from rl_alphamaml.meta import InnerConfig, MetaGradients, MetaOptimizer, OuterConfig, Params, expand_params
-from rl_alphamaml.stats import mean_ci95
+from rl_alphamaml.stats import format_ci, json_safe, mean_ci95
 from rl_alphamaml.supervised.convnet import ConvBlock, ConvNet
 from rl_alphamaml.supervised.omniglot import (
     NUM_DRAWERS,
@@ -94,7 +94,8 @@ class OmniglotDataConfig:
     )
     cache_dir: str | None = ranged(None, doc="preprocessed-array cache; null: $RL_ALPHAMAML_CACHE/omniglot or ~/.cache")
     protocol: Literal["vinyals", "lake"] = "vinyals"
-    split_seed: int = ranged(0, min=0, doc="seed of the character split (fixed, independent of the run's seed)")
+    split_seed: int = ranged(0, min=0, max=seeding.MAX_SEED,
+                             doc="seed of the character split (fixed, independent of the run's seed)")
     num_val: int = ranged(100, min=1, doc="validation characters carved from the meta-training characters")
     n_way: int = ranged(5, min=2, doc="N: classes per task")
     k_shot: int = ranged(1, min=1, doc="K: support examples per class")
@@ -143,7 +144,7 @@ class OmniglotConfig:
 
     kind: Literal["omniglot"] = "omniglot"
     experiment: str = "omniglot"
-    seed: int = ranged(0, min=0)
+    seed: int = ranged(0, min=0, max=seeding.MAX_SEED)
     data: OmniglotDataConfig = dataclasses.field(default_factory=OmniglotDataConfig)
     model: OmniglotModelConfig = dataclasses.field(default_factory=OmniglotModelConfig)
     inner: InnerConfig = dataclasses.field(default_factory=lambda: InnerConfig(steps=1, lr=0.4))
@@ -602,12 +603,12 @@ def evaluate(experiment: OmniglotExperiment, tasks: int, steps: int, seed: int) 
         "loss_by_steps": [float(np.mean(v)) for v in loss],
     }
     print(f"{cfg.experiment}: {cfg.data.n_way}-way {cfg.data.k_shot}-shot accuracy after {head} steps on "
-          f"{tasks} test tasks ({cfg.data.protocol} split): {100 * mean:.2f} ± {100 * half:.2f} % (95 % CI)",
+          f"{tasks} test tasks ({cfg.data.protocol} split): {100 * mean:.2f} ± {format_ci(100 * half, 2)} % (95 % CI)",
           file=sys.stderr)
     if experiment.run_dir is not None:
         out = experiment.run_dir / "eval"
         out.mkdir(parents=True, exist_ok=True)
-        (out / ACCURACY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        (out / ACCURACY_FILE).write_text(json.dumps(json_safe(summary), indent=2) + "\n")
     return AdaptationResult("accuracy", acc, drawn, "", experiment.iteration, seed, higher_is_better=True,
                             extra={"accuracy": summary})
 

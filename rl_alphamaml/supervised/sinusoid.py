@@ -59,7 +59,7 @@ class SinusoidConfig:
 
     kind: Literal["sinusoid"] = "sinusoid"
     experiment: str = "sinusoid"
-    seed: int = ranged(0, min=0)
+    seed: int = ranged(0, min=0, max=seeding.MAX_SEED)
     hidden: tuple[int, ...] = ranged((40, 40), min=1)
     task: SinusoidTaskConfig = dataclasses.field(default_factory=SinusoidTaskConfig)
     inner: InnerConfig = dataclasses.field(default_factory=lambda: InnerConfig(steps=1, lr=0.01))

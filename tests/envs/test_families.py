@@ -97,6 +97,18 @@ def test_task_api_set_get_reset_options_and_info(env_id: str) -> None:
 
 
 @pytest.mark.parametrize("env_id", envs.FAMILY_IDS)
+def test_an_invalid_task_is_a_value_error_and_the_env_stays_usable(env_id: str) -> None:
+    env = envs.make(env_id)  # a fresh env: the invalid task is its very first reset
+    with pytest.raises(ValueError):
+        env.reset(options={"task": {"no_such_field": 1}})
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    obs, reward, _, _, _ = env.step(env.action_space.sample())
+    assert env.observation_space.contains(obs) and np.isfinite(reward)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", envs.FAMILY_IDS)
 def test_fixed_horizon_without_early_termination(env_id: str) -> None:
     env = envs.make(env_id)
     env.reset(seed=0, options={"task": env.unwrapped.sample_tasks(1, np.random.default_rng(0))[0]})

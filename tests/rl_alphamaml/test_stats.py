@@ -7,7 +7,7 @@ import math
 import pytest
 
 from rl_alphamaml.evaluation import AdaptationResult, format_table
-from rl_alphamaml.stats import mean_ci95, t_quantile_975
+from rl_alphamaml.stats import format_ci, json_safe, mean_ci95, t_quantile_975
 
 
 def test_ci_matches_hand_computation() -> None:
@@ -15,7 +15,10 @@ def test_ci_matches_hand_computation() -> None:
     # sd = sqrt(2.5), se = sd / sqrt(5), t(0.975, df=4) = 2.776
     assert mean == 3.0
     assert half == pytest.approx(2.776 * math.sqrt(2.5) / math.sqrt(5), rel=1e-9)
-    assert mean_ci95([7.0]) == (7.0, 0.0)
+    mean, half = mean_ci95([7.0])  # one value: no interval, shown as n/a, written as null
+    assert mean == 7.0 and math.isnan(half)
+    assert format_ci(half) == "n/a" and format_ci(1.234, 2) == "1.23"
+    assert json_safe({"ci95": half, "rows": [1.0, float("inf")]}) == {"ci95": None, "rows": [1.0, None]}
     with pytest.raises(ValueError):
         mean_ci95([])
 

@@ -1,0 +1,91 @@
+"""What ``rl-alphamaml train --resume RUN_DIR --set KEY=VALUE`` may change, and how the change takes effect.
+
+A resumed run must stay the run its folder describes: ``config.yaml`` never claims a value that is not in
+effect. So every key is in one of three groups:
+
+* **how the run executes** (:data:`EXECUTION_KEYS`, :data:`EXECUTION_SECTIONS`) — iterations, checkpoint
+  cadence, threads, the sampler backend and its cluster, validation cadence, compute layout, where the data
+  is: applied as written. ``train.iterations`` may not fall below the checkpoint's iteration.
+* **the rates** (:data:`RATE_KEYS`) — α and β live in the checkpoint, so a new ``inner.lr`` / ``outer.lr``
+  *sets* them to the new value at the resumed iteration (e.g. lower rates after a divergence); new bounds
+  clamp them and hold from then on; a new hyper-rate drives their next hypergradient steps.
+* **everything else** (the seed, the model, the task family, the algorithm) — refused with a message: it
+  would make the rest of the run a different experiment than its first part. Start a new run instead.
+
+Each applied change is printed, logged to TensorBoard's text tab and appended to ``RUN_DIR/changes.log``
+with the iteration it took effect at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rl_alphamaml.config import flat_config
+from rl_alphamaml.errors import UserError
+from rl_alphamaml.meta import MetaOptimizer
+
+EXECUTION_KEYS = frozenset({
+    "train.iterations", "train.checkpoint_every", "train.keep_checkpoints", "train.threads",
+    "train.max_nonfinite_steps", "data.root", "data.cache_dir",
+})
+EXECUTION_SECTIONS = ("sampler.", "compute.", "eval.")  # kind: rl's sampler; omniglot's compute and eval
+RATE_KEYS = frozenset({
+    "inner.lr", "outer.lr", "inner.lr_min", "inner.lr_max", "outer.lr_min", "outer.lr_max", "inner.hyper_lr",
+    "outer.hyper_lr",
+})
+CHANGES_FILE = "changes.log"
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One config value a resume changes."""
+
+    key: str
+    old: Any
+    new: Any
+
+
+def changes(saved: Any, requested: Any, checkpoint_iteration: int) -> list[Change]:
+    """The changes from the run's ``saved`` config to the ``requested`` one (its ``--set`` values applied),
+    refusing what a resume cannot change (:class:`~rl_alphamaml.errors.UserError`, every refused key named)."""
+    before, after = flat_config(saved), flat_config(requested)
+    found = [Change(k, before.get(k), v) for k, v in after.items() if before.get(k) != v]
+    refused = [c.key for c in found
+               if c.key not in EXECUTION_KEYS and c.key not in RATE_KEYS and not c.key.startswith(EXECUTION_SECTIONS)]
+    if refused:
+        raise UserError(
+            f"--set {', '.join(refused)}: cannot change when resuming (the checkpoint was trained with "
+            f"{', '.join(f'{k}={before.get(k)!r}' for k in refused)}); start a new run with `rl-alphamaml train "
+            "CONFIG --set …`. A resume may change the rates (inner.lr, outer.lr and their bounds), "
+            "train.iterations and how the run executes (threads, checkpoints, sampler backend, data location)")
+    for c in found:
+        if c.key == "train.iterations" and c.new < checkpoint_iteration:
+            raise UserError(f"--set train.iterations={c.new}: the run's newest checkpoint is already at iteration "
+                            f"{checkpoint_iteration}")
+    return found
+
+
+def apply_changes(changes: Sequence[Change], meta: MetaOptimizer, run_dir: Path, iteration: int) -> list[str]:
+    """Put the rate changes into effect on the resumed ``meta`` (α, β) and record every change as taking effect
+    at ``iteration``; returns the lines written to ``RUN_DIR/changes.log``."""
+    keys = {c.key: c.new for c in changes}
+    alpha_before, beta_before = meta.alpha.mean(), meta.beta
+    meta.set_rates(alpha=keys.get("inner.lr"), beta=keys.get("outer.lr"))
+    lines = []
+    for c in changes:
+        line = f"iteration {iteration}: {c.key} {c.old!r} -> {c.new!r}"
+        if c.key == "inner.lr":
+            line += f" (alpha was {alpha_before:.6g}, now {meta.alpha.mean():.6g})"
+        elif c.key == "outer.lr":
+            line += f" (beta was {beta_before:.6g}, now {meta.beta:.6g})"
+        elif c.key in RATE_KEYS:
+            line += f" (alpha now {meta.alpha.mean():.6g}, beta {meta.beta:.6g})"
+        lines.append(line)
+    if lines:
+        with open(run_dir / CHANGES_FILE, "a") as f:
+            f.write("".join(line + "\n" for line in lines))
+    return lines
+
