@@ -9,10 +9,13 @@ each task's θ'ᵢ after adaptation) and gets back batched trajectories, which a
 order. Both backends run :func:`agents.sampler.rollout`, which gives every slot the seed and the action
 noise it has in the whole meta-batch, so the same seed gives the same episodes as the local backend.
 
-A worker that dies (its process or its node) is replaced by a new actor and its slice is sampled again
-from the same seeds, so the phase's data is exactly what it would have been: nothing lost, nothing
-sampled twice. After ``max_retries`` failed attempts of one slice the phase fails with
-:class:`SamplerError`.
+A worker that dies (its process or its node) leaves the pool and its slice is sampled again, from the same
+seeds, by a surviving worker, so the phase's data is exactly what it would have been: nothing lost, nothing
+sampled twice, and no waiting for a replacement that a smaller cluster may have no CPU for. Before each
+phase the pool is brought back to its size with new actors as far as the cluster has free CPUs, and the
+tasks are sliced over the workers there are. After ``max_retries`` failed attempts of one slice, or with
+no worker left, the phase fails with :class:`SamplerError` (the runner then checkpoints the previous
+iteration and stops); so does losing the connection to the cluster (its head node).
 
 This is the only module that imports Ray; the learner sees the interface of
 :class:`agents.sampler.Sampler` (``sample_tasks``, ``sample``, ``close`` and the size attributes).
@@ -24,6 +27,7 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,17 +61,24 @@ class SamplerError(IterationFailedError):
 
 
 class RolloutWorker:
-    """A Ray actor: one :class:`envs.BatchedEnv` for tasks ``task_offset … task_offset + num_tasks``."""
+    """A Ray actor that rolls out any slice of the meta-batch it is given, with one :class:`envs.BatchedEnv` per
+    slice size (made on first use: a worker takes over a dead one's slice without a new actor)."""
 
-    def __init__(self, env_id: str, num_tasks: int, episodes: int, horizon: int | None, task_offset: int,
-                 threads: int, env_kwargs: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, env_id: str, episodes: int, horizon: int | None, threads: int,
+                 env_kwargs: Mapping[str, Any] | None = None) -> None:
         torch.set_num_threads(1)
-        self.env = envs.BatchedEnv(env_id, n_slots=num_tasks * episodes, n_threads=threads, horizon=horizon,
-                                   **dict(env_kwargs or {}))
+        self.env_id, self.horizon, self.threads = env_id, horizon, threads
+        self.env_kwargs = dict(env_kwargs or {})
+        self.envs: dict[int, envs.BatchedEnv] = {}
         self.episodes = episodes
-        self.task_offset = task_offset
         self.policy: GaussianMLPPolicy | None = None
         self._exit_at_step: int | None = None
+
+    def _env(self, num_tasks: int) -> envs.BatchedEnv:
+        if num_tasks not in self.envs:
+            self.envs[num_tasks] = envs.BatchedEnv(self.env_id, n_slots=num_tasks * self.episodes,
+                                                   n_threads=self.threads, horizon=self.horizon, **self.env_kwargs)
+        return self.envs[num_tasks]
 
     def set_policy(self, policy: GaussianMLPPolicy) -> None:
         self.policy = policy
@@ -85,7 +96,8 @@ class RolloutWorker:
 
     @torch.no_grad()
     def sample(self, params: Mapping[str, np.ndarray], shared: bool, tasks: Sequence[Task], env_seed: int,
-               noise_seed: int, total_tasks: int) -> dict[str, Any]:
+               noise_seed: int, total_tasks: int, task_offset: int) -> dict[str, Any]:
+        """Roll out tasks ``task_offset … task_offset + len(tasks)`` of a meta-batch of ``total_tasks``."""
         if self.policy is None:
             raise RuntimeError("set_policy() must come before sample()")
         T = len(tasks)
@@ -98,8 +110,8 @@ class RolloutWorker:
             if t == exit_at:
                 os._exit(1)
 
-        out = rollout(self.env, self.policy, tensors, tasks, self.episodes, env_seed, noise_seed,
-                      task_offset=self.task_offset, total_tasks=total_tasks, on_step=on_step)
+        out = rollout(self._env(T), self.policy, tensors, tasks, self.episodes, env_seed, noise_seed,
+                      task_offset=task_offset, total_tasks=total_tasks, on_step=on_step)
         ep = out.episodes
         return {"obs": ep.obs.numpy(), "actions": ep.actions.numpy(), "rewards": ep.rewards.numpy(),
                 "mask": ep.mask.numpy(), "env_seconds": out.env_seconds, "policy_seconds": out.policy_seconds}
@@ -145,28 +157,50 @@ class RaySampler:
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=False, configure_logging=False)
             self._started_ray = True  # a local instance, or this process's connection to a cluster
+        self.gcs_address = str(ray.get_runtime_context().gcs_address)
+        self.cluster_lost = False
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.slices = slices(num_tasks, workers or max(1, cpus // self.threads))
+        #: the pool's size: the workers asked for, never more than the tasks
+        self.target = len(slices(num_tasks, workers or max(1, cpus // self.threads)))
         self._actor_cls = ray.remote(num_cpus=self.threads, max_restarts=0)(RolloutWorker)
-        self.workers = [self._new_worker(i) for i in range(len(self.slices))]
+        self.workers = [self._new_worker() for _ in range(self.target)]
         self._policy: GaussianMLPPolicy | None = None
         self._policy_ref: Any = None
         self.env_seconds = 0.0  # summed over phases: the slowest worker's stepping and policy time
         self.policy_seconds = 0.0
-        self.restarts = 0  # workers replaced after a failure
+        self.restarts = 0  # workers started after a failure to bring the pool back to its size
+        self.lost = 0  # workers lost
         self.bytes_sent = 0  # parameters sent to workers (numpy payload), for the scaling estimate
         self.bytes_received = 0  # trajectories received
 
-    def _new_worker(self, index: int) -> Any:
-        start, stop = self.slices[index]
-        return self._actor_cls.remote(self.env_id, stop - start, self.episodes, self.horizon_arg, start,
-                                      self.threads, self.env_kwargs)
+    @property
+    def slices(self) -> list[tuple[int, int]]:
+        """The task range of each worker of the pool."""
+        return slices(self.num_tasks, len(self.workers))
+
+    def _new_worker(self) -> Any:
+        return self._actor_cls.remote(self.env_id, self.episodes, self.horizon_arg, self.threads, self.env_kwargs)
 
     def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]:
         return self._probe.sample_tasks(self.num_tasks if n is None else n, rng)
 
-    def _send_policy(self, indices: Sequence[int]) -> None:
-        ray.get([self.workers[i].set_policy.remote(self._policy_ref) for i in indices])
+    def _send_policy(self, workers: Sequence[Any]) -> None:
+        ray.get([w.set_policy.remote(self._policy_ref) for w in workers])
+
+    def _refill(self) -> None:
+        """Bring the pool back to its size with new workers, as far as the cluster has free CPUs now."""
+        missing = self.target - len(self.workers)
+        if missing <= 0:
+            return
+        free = int(ray.available_resources().get("CPU", 0) // self.threads)
+        new = [self._new_worker() for _ in range(min(missing, free))]
+        if new:
+            self.restarts += len(new)
+            if self._policy_ref is not None:
+                self._send_policy(new)
+            self.workers += new
+        if not self.workers:
+            raise SamplerError("no sampler workers left and no free CPU in the cluster to start one")
 
     @torch.no_grad()
     def sample(self, policy: GaussianMLPPolicy, params: Mapping[str, Tensor], tasks: Sequence[Task],
@@ -174,40 +208,68 @@ class RaySampler:
         """As :meth:`agents.sampler.Sampler.sample`, with the slots stepped on the workers."""
         if len(tasks) != self.num_tasks:
             raise ValueError(f"the sampler was built for {self.num_tasks} tasks, got {len(tasks)}")
+        self._check_cluster()
+        return self._sample(policy, params, tasks, seed)
+
+    def _check_cluster(self) -> None:
+        """Fail the phase at once when the cluster's head (its GCS) is gone. Ray itself would keep the workers
+        stepping and, a minute later, end this process from its C++ core with no checkpoint."""
+        host, _, port = self.gcs_address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=5):
+                pass
+        except OSError as err:
+            self.cluster_lost = True
+            raise SamplerError(f"lost the Ray cluster: its head node ({self.gcs_address}) does not answer "
+                               f"({err.strerror or err})") from None
+
+    def _sample(self, policy: GaussianMLPPolicy, params: Mapping[str, Tensor], tasks: Sequence[Task],
+                seed: Sequence[int]) -> Episodes:
         env_seed, noise_seed = stream_seeds(seed)
+        self._refill()
         if policy is not self._policy:  # the policy module travels once, not per phase
             self._policy, self._policy_ref = policy, ray.put(policy)
-            self._send_policy(range(len(self.workers)))
+            self._send_policy(self.workers)
         # θ expanded over the tasks (stride 0 on the task dim) is sent once, not once per task.
         shared = all(v.dim() > 0 and v.stride(0) == 0 for v in params.values())
         payload = {k: v.detach().to("cpu", torch.float32) for k, v in params.items()}
+        parts = self.slices
 
-        def submit(i: int) -> Any:
-            start, stop = self.slices[i]
+        def submit(worker: Any, index: int) -> Any:
+            start, stop = parts[index]
             part = {k: (v[0] if shared else v[start:stop]).contiguous().numpy() for k, v in payload.items()}
             self.bytes_sent += sum(a.nbytes for a in part.values())
-            return self.workers[i].sample.remote(part, shared, list(tasks[start:stop]), env_seed, noise_seed,
-                                                 self.num_tasks)
+            return worker.sample.remote(part, shared, list(tasks[start:stop]), env_seed, noise_seed,
+                                        self.num_tasks, start)
 
-        pending = {submit(i): i for i in range(len(self.workers))}
-        attempts = [0] * len(self.workers)
-        results: list[dict[str, Any] | None] = [None] * len(self.workers)
+        pending = {submit(w, i): (w, i) for i, w in enumerate(self.workers)}
+        attempts = [0] * len(parts)
+        results: list[dict[str, Any] | None] = [None] * len(parts)
+        handed = 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            index = pending.pop(ready[0])
+            worker, index = pending.pop(ready[0])
             try:
                 results[index] = ray.get(ready[0])
             except WORKER_LOST as err:
                 attempts[index] += 1
+                if worker in self.workers:
+                    self.workers.remove(worker)
+                    self.lost += 1
+                    with contextlib.suppress(Exception):  # the actor is already gone
+                        ray.kill(worker)
                 if attempts[index] > self.max_retries:
                     raise SamplerError(
-                        f"tasks {self.slices[index]} could not be sampled: their worker died "
+                        f"tasks {parts[index]} could not be sampled: their worker died "
                         f"{attempts[index]} times (last error: {type(err).__name__})"
                     ) from err
-                log.warning("sampler worker %d died (%s); restarting it and sampling its tasks again",
-                            index, type(err).__name__)
-                self._replace(index)
-                pending[submit(index)] = index
+                if not self.workers:
+                    self._refill()  # raises when no worker can be started
+                survivor = self.workers[handed % len(self.workers)]
+                handed += 1
+                log.warning("sampler worker died (%s); a surviving worker samples its tasks %s again",
+                            type(err).__name__, parts[index])
+                pending[submit(survivor, index)] = (survivor, index)
         done = [r for r in results if r is not None]
         self.env_seconds += max(r["env_seconds"] for r in done)
         self.policy_seconds += max(r["policy_seconds"] for r in done)
@@ -216,16 +278,9 @@ class RaySampler:
         return Episodes(*(torch.from_numpy(np.concatenate([r[k] for r in done]))
                           for k in ("obs", "actions", "rewards", "mask")))
 
-    def _replace(self, index: int) -> None:
-        with contextlib.suppress(Exception):  # the actor is already gone
-            ray.kill(self.workers[index])
-        self.workers[index] = self._new_worker(index)
-        self.restarts += 1
-        self._send_policy([index])
-
     def close(self) -> None:
         """Stop the workers (and the Ray instance, if this sampler started it)."""
-        for worker in self.workers:
+        for worker in [] if self.cluster_lost else self.workers:  # with the head gone, killing would hang
             with contextlib.suppress(Exception):  # already gone
                 ray.kill(worker)
         self.workers = []
