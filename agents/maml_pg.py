@@ -47,9 +47,9 @@ if TYPE_CHECKING:
 class AdvantageConfig:
     """Returns and advantages: discount γ, GAE λ (1.0 = Monte-Carlo return minus baseline, as MAML-RL)."""
 
-    gamma: float = ranged(0.99, min=0.0, max=1.0)
-    gae_lambda: float = ranged(1.0, min=0.0, max=1.0)
-    normalize: bool = True
+    gamma: float = ranged(0.99, min=0.0, max=1.0, doc="discount")
+    gae_lambda: float = ranged(1.0, min=0.0, max=1.0, doc="GAE lambda (1: return minus baseline)")
+    normalize: bool = ranged(True, doc="normalise advantages per task")
 
 
 def advantages(episodes: Episodes, cfg: AdvantageConfig, baseline: LinearFeatureBaseline) -> Tensor:

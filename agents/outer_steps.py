@@ -106,12 +106,14 @@ class TRPOConfig:
     from fewer samples.
     """
 
-    max_kl: float = ranged(0.01, min=0.0, min_exclusive=True)
-    cg_iters: int = ranged(10, min=1)
-    cg_damping: float = ranged(1e-5, min=0.0)
-    ls_max_steps: int = ranged(15, min=1)
-    ls_backtrack_ratio: float = ranged(0.8, min=0.0, max=0.999, min_exclusive=True)
-    hvp: Literal["fisher", "direct"] = "fisher"  # Jᵀ F J (fast, exact at θ_old) or third-order autograd
+    max_kl: float = ranged(0.01, min=0.0, min_exclusive=True, doc="trust region: mean KL of a step")
+    cg_iters: int = ranged(10, min=1, doc="conjugate-gradient iterations")
+    cg_damping: float = ranged(1e-5, min=0.0, doc="damping added to the curvature products")
+    ls_max_steps: int = ranged(15, min=1, doc="line-search step sizes tried")
+    ls_backtrack_ratio: float = ranged(0.8, min=0.0, max=0.999, min_exclusive=True,
+                                       doc="line-search shrink factor")
+    hvp: Literal["fisher", "direct"] = ranged(
+        "fisher", doc="curvature products: J^T F J (fast, exact at theta_old) or third-order autograd")
     subsample: float = ranged(1.0, min=0.0, max=1.0, min_exclusive=True,
                               doc="fraction of each task's episodes the curvature products use")
 
@@ -246,7 +248,7 @@ class ProMPConfig:
     epochs: int = ranged(5, min=1, doc="Adam steps on each batch of samples (ProMP steps without re-sampling)")
     clip_eps: float = ranged(0.3, min=0.0, max=1.0, min_exclusive=True, doc="clip range of the likelihood ratio")
     kl_penalty: float = ranged(5e-4, min=0.0, doc="initial coefficient of the inner KL penalty")
-    adaptive_kl: bool = False
+    adaptive_kl: bool = ranged(False, doc="halve or double the KL coefficient towards kl_target after each batch")
     kl_target: float = ranged(0.01, min=0.0, min_exclusive=True,
                               doc="inner KL the adaptive coefficient steers towards")
 

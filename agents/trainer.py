@@ -40,7 +40,7 @@ class EnvConfig:
     """The task family: a registered id (``rl_alphamaml/HalfCheetahVel-v0``), an optional horizon, and for the
     navigation families an optional ``goal_tolerance`` that ends an episode at the goal (the references' 0.01)."""
 
-    id: str = "rl_alphamaml/Navigation2D-v0"
+    id: str = ranged("rl_alphamaml/Navigation2D-v0", doc="the task family: a registered id, full or short")
     horizon: int | None = ranged(None, min=1, doc="episode length; null: the family's (MAML-RL's) horizon")
     goal_tolerance: float | None = ranged(None, min=0.0, min_exclusive=True,
                                           doc="navigation: end an episode within this distance of the goal")
@@ -71,12 +71,12 @@ class PolicyConfig:
     sees it unclipped), the behaviour before this setting existed.
     """
 
-    hidden: tuple[int, ...] = ranged((100, 100), min=1)
-    activation: Literal["tanh", "relu"] = "tanh"
-    init_log_std: float = 0.0
+    hidden: tuple[int, ...] = ranged((100, 100), min=1, doc="hidden layer widths of the policy MLP")
+    activation: Literal["tanh", "relu"] = ranged("tanh", doc="hidden-layer nonlinearity")
+    init_log_std: float = ranged(0.0, doc="initial log standard deviation of the Gaussian (0: sigma = 1)")
     action_scale: float = ranged(0.1, min=0.0, min_exclusive=True, max=1e6,
                                  doc="environment action = clip(action_scale · sampled action)")
-    clip_actions: bool = True
+    clip_actions: bool = ranged(True, doc="clip the environment action to the action space")
 
 
 @dataclasses.dataclass
@@ -89,12 +89,12 @@ class SamplerConfig:
     starts a local Ray instance), re-sampling a dead worker's slice up to ``max_retries`` times.
     """
 
-    episodes: int = ranged(20, min=1)
-    threads: int = ranged(0, min=0)
-    backend: Literal["local", "ray"] = "local"
-    address: str | None = None
-    workers: int = ranged(0, min=0)
-    max_retries: int = ranged(3, min=0)
+    episodes: int = ranged(20, min=1, doc="episodes per task and per sampling phase")
+    threads: int = ranged(0, min=0, doc="MuJoCo threads (per Ray actor with backend ray); 0: every CPU (1 per actor)")
+    backend: Literal["local", "ray"] = ranged("local", doc="where the simulators run: this process or Ray actors")
+    address: str | None = ranged(None, doc="Ray cluster: auto or HOST:PORT; null starts a local Ray instance")
+    workers: int = ranged(0, min=0, doc="Ray actors; 0: one per cluster CPU")
+    max_retries: int = ranged(3, min=0, doc="re-samples of a slice whose Ray worker died, per phase")
 
     def validate(self) -> None:
         if self.backend == "local" and (self.address is not None or self.workers):
@@ -118,7 +118,7 @@ class RLInnerConfig(InnerConfig):
     """The inner loop (α, steps, …) and the surrogate it descends: ``estimator`` ``vpg`` (MAML-RL's REINFORCE
     surrogate) or ``lvc`` (ProMP's low-variance curvature objective; see :func:`agents.maml_pg.inner_loss`)."""
 
-    estimator: Estimator = "vpg"
+    estimator: Estimator = ranged("vpg", doc="inner surrogate: vpg (MAML-RL) or lvc (ProMP's low-variance curvature)")
 
 
 @dataclasses.dataclass
@@ -150,9 +150,9 @@ class RLOuterConfig(OuterConfig):
 class RLConfig:
     """A meta-RL experiment (``kind: rl``)."""
 
-    kind: Literal["rl"] = "rl"
-    experiment: str = "rl"
-    seed: int = ranged(0, min=0, max=seeding.MAX_SEED)
+    kind: Literal["rl"] = ranged("rl", doc="the experiment kind")
+    experiment: str = ranged("rl", doc="name and run-folder prefix (default: the config file's name)")
+    seed: int = ranged(0, min=0, max=seeding.MAX_SEED, doc="seed of every random stream of the run")
     env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
     sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)

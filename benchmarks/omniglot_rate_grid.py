@@ -114,8 +114,9 @@ def main() -> None:
     parser.add_argument("--eval-steps", type=int, default=3, help="inner steps at test time (MAML: 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="compute.workers of each run")
-    parser.add_argument("--data", type=Path, default=None, help="Omniglot root (default: $RL_ALPHAMAML_OMNIGLOT; "
-                        "how to get the data: docs/omniglot.md)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="Omniglot root (default: $RL_ALPHAMAML_OMNIGLOT, else the user data folder that "
+                             "`rl-alphamaml data omniglot` fills; docs/omniglot.md)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="output folder")
     parser.add_argument("--fresh", action="store_true", help="ignore finished cells from an earlier run")
     args = parser.parse_args()
@@ -128,7 +129,8 @@ def main() -> None:
     json_path = args.out / "omniglot_rate_grid.json"
     store = GridStore(json_path, settings, args.fresh)
 
-    # --data, else $RL_ALPHAMAML_OMNIGLOT (root None), else the development machines' copy beside the checkout.
+    # --data, else $RL_ALPHAMAML_OMNIGLOT, else the project machines' copy beside the checkout, else (root None)
+    # the user data folder.
     fallback = DEFAULT_DATA if DEFAULT_DATA.exists() and not os.environ.get("RL_ALPHAMAML_OMNIGLOT") else None
     root = args.data if args.data is not None else fallback
     data = load_omniglot(root)

@@ -148,8 +148,9 @@ def local(fn: Callable[[int], Any], threads: int) -> Callable[[int], float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None, help="Omniglot root (default: $RL_ALPHAMAML_OMNIGLOT; "
-                        "how to get the data: docs/omniglot.md)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="Omniglot root (default: $RL_ALPHAMAML_OMNIGLOT, else the user data folder that "
+                             "`rl-alphamaml data omniglot` fills; docs/omniglot.md)")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--rounds", type=int, default=5, help="timed iterations of each method (after 1 warm-up)")
     parser.add_argument("--meta-batch", type=int, default=32)
@@ -158,7 +159,8 @@ def main() -> None:
     args = parser.parse_args()
 
     default_threads = torch.get_num_threads()
-    # --data, else $RL_ALPHAMAML_OMNIGLOT (root None), else the development machines' copy beside the checkout.
+    # --data, else $RL_ALPHAMAML_OMNIGLOT, else the project machines' copy beside the checkout, else (root None)
+    # the user data folder.
     fallback = DEFAULT_DATA if DEFAULT_DATA.exists() and not os.environ.get("RL_ALPHAMAML_OMNIGLOT") else None
     root = args.data if args.data is not None else fallback
     data = load_omniglot(root)

@@ -6,6 +6,8 @@
     rl-alphamaml train --resume RUN_DIR [--set KEY=VALUE ...]
     rl-alphamaml evaluate RUN_DIR [--checkpoint PATH] [--tasks N] [--steps K] [--seed S] [--video [--video-tasks N]]
     rl-alphamaml compare RUN_DIR [RUN_DIR ...] [--tasks N] [--steps K] [--methods ...] [--ppo-budgets ...]
+    rl-alphamaml data omniglot [--root DIR]
+    rl-alphamaml config KIND [--markdown]
 
 This is the only module that imports the learners of every kind (``agents`` for ``kind: rl``); each
 kind's module provides ``CONFIG`` (its config dataclass), ``build(config, run_dir)`` (an
@@ -161,6 +163,31 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from rl_alphamaml.config import describe
+
+    rows = describe(kind_module(args.kind, "config").CONFIG)
+    if args.markdown:
+        print("| key | type | default | range | meaning |\n| --- | --- | --- | --- | --- |")
+        for r in rows:
+            print(f"| `{r.key}` | {r.type} | {r.default!r} | {r.range} | {r.doc} |")
+        return 0
+    width = max(len(r.key) for r in rows)
+    for r in rows:
+        print(f"{r.key:<{width}}  {r.type}  (default {r.default!r}{', ' + r.range if r.range else ''})")
+        if r.doc:
+            print(f"{'':<{width}}  {r.doc}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from rl_alphamaml.supervised.omniglot_download import BASE_URL, download_omniglot
+
+    folder = download_omniglot(args.root, args.url or BASE_URL)
+    print(f"Omniglot is in {folder}" + ("" if args.root else " (found there without data.root)"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rl-alphamaml", description="Meta-train with (Alpha) MAML and evaluate fast adaptation."
@@ -205,6 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--ppo-tasks", type=int, help="run PPO on the first M tasks only (it is slow; default all)")
     cmp.add_argument("--out", help="output folder (default RUN_DIR/eval/compare of the first run)")
     cmp.set_defaults(func=cmd_compare)
+    cf = sub.add_parser("config", help="every config key of a kind: type, default, range and meaning")
+    cf.add_argument("kind", choices=sorted(KIND_MODULES))
+    cf.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    cf.set_defaults(func=cmd_config)
+    data = sub.add_parser("data", help="download a data set: Omniglot's official zips, checksummed")
+    data.add_argument("dataset", choices=["omniglot"])
+    data.add_argument("--root", help="folder to put it in (default: $RL_ALPHAMAML_OMNIGLOT, else the user data "
+                                     "folder ~/.local/share/rl_alphamaml/omniglot, where runs find it)")
+    data.add_argument("--url", help="a mirror of github.com/brendenlake/omniglot's python/ folder")
+    data.set_defaults(func=cmd_data)
     return parser
 
 

@@ -290,3 +290,49 @@ def hparam_table(config: Any) -> str:
     lines = ["| key | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in flat_config(config).items()]
     return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldInfo:
+    """One config key as ``rl-alphamaml config KIND`` shows it."""
+
+    key: str
+    type: str
+    default: Any
+    range: str
+    doc: str
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e12 else f"{x:g}"
+
+
+def _range_text(meta: Mapping[str, Any]) -> str:
+    lo: float | None = meta.get("min")
+    hi: float | None = meta.get("max")
+    if hi is not None and lo is None:
+        return f"<= {_number(hi)}"
+    if lo is None:
+        return ""
+    if hi is None:
+        return f"> {_number(lo)}" if meta.get("min_exclusive") else f">= {_number(lo)}"
+    return ("(" if meta.get("min_exclusive") else "[") + f"{_number(lo)}, {_number(hi)}]"
+
+
+def describe(cls: type) -> list[FieldInfo]:
+    """Every key of the config dataclass ``cls`` (dotted, leaves only, in declaration order) with its type,
+    default, range and the ``doc`` text of :func:`ranged`."""
+    rows: list[FieldInfo] = []
+
+    def walk(klass: type, instance: Any, prefix: str) -> None:
+        hints = typing.get_type_hints(klass)
+        for f in dataclasses.fields(klass):
+            value = getattr(instance, f.name)
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], value, f"{prefix}{f.name}.")
+                continue
+            rows.append(FieldInfo(f"{prefix}{f.name}", _type_name(hints[f.name]), value,
+                                  _range_text(f.metadata), str(f.metadata.get("doc", ""))))
+
+    walk(cls, cls(), "")
+    return rows

@@ -31,17 +31,17 @@ from rl_alphamaml.meta.rates import HDRule, HypergradientRule, default_hyper_lr
 class OuterConfig:
     """The outer (meta) update of θ: ``sgd`` or ``adam`` with rate β, ``fixed`` or ``hd`` (Alpha MAML)."""
 
-    optimizer: Literal["sgd", "adam"] = "adam"
+    optimizer: Literal["sgd", "adam"] = ranged("adam", doc="the outer optimizer of theta")
     lr: float = ranged(1e-3, min=0.0, min_exclusive=True, max=1e6, doc="initial outer rate beta")
-    lr_mode: Literal["fixed", "hd"] = "fixed"
-    hd_rule: HDRule = "normalized"
+    lr_mode: Literal["fixed", "hd"] = ranged("fixed", doc="beta fixed, or adapted by hypergradient (Alpha MAML)")
+    hd_rule: HDRule = ranged("normalized", doc="beta's hypergradient rule: scale-free normalized, or additive")
     hyper_lr: float | None = ranged(
         None, min=0.0, doc="hyper-rate of beta's update; null: the rule's default (default_hyper_lr)"
     )
     lr_min: float = ranged(1e-7, min=0.0, doc="lower bound of beta")
     lr_max: float = ranged(1.0, min=0.0, min_exclusive=True, max=1e6, doc="upper bound of beta")
-    adam_betas: tuple[float, float] = ranged((0.9, 0.999), min=0.0, max=0.999999)
-    adam_eps: float = ranged(1e-8, min=0.0, min_exclusive=True)
+    adam_betas: tuple[float, float] = ranged((0.9, 0.999), min=0.0, max=0.999999, doc="Adam's moment decays")
+    adam_eps: float = ranged(1e-8, min=0.0, min_exclusive=True, doc="Adam's epsilon")
     max_grad_norm: float | None = ranged(None, min=0.0, min_exclusive=True, doc="clip the meta-gradient norm")
 
     def validate(self) -> None:

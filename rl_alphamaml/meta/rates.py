@@ -49,10 +49,10 @@ class InnerConfig:
 
     steps: int = ranged(1, min=0, doc="inner gradient steps per task")
     lr: float = ranged(0.01, min=0.0, min_exclusive=True, max=1e6, doc="initial inner rate alpha")
-    lr_shape: RateShape = "scalar"
-    lr_mode: RateMode = "fixed"
-    first_order: bool = False
-    hd_rule: HDRule = "normalized"
+    lr_shape: RateShape = ranged("scalar", doc="one alpha, one per parameter tensor, or one per weight")
+    lr_mode: RateMode = ranged("fixed", doc="fixed (MAML), hd (Alpha MAML) or learned (Meta-SGD)")
+    first_order: bool = ranged(False, doc="first-order meta-gradient (FOMAML)")
+    hd_rule: HDRule = ranged("normalized", doc="alpha's hypergradient rule: scale-free normalized, or additive")
     hyper_lr: float | None = ranged(
         None, min=0.0, doc="hyper-rate of alpha's update; null: the rule's default (default_hyper_lr)"
     )

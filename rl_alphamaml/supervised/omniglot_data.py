@@ -57,6 +57,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from rl_alphamaml.supervised.omniglot_download import default_data_dir
+
 __all__ = [
     "ENV_CACHE",
     "ENV_ROOT",
@@ -99,8 +101,9 @@ Expected Omniglot layout (Lake et al. 2015) under the root folder:
     <root>/images_evaluation/  or  <root>/images_evaluation.zip
 each holding images_<set>/<Alphabet>/<characterNN>/<NNNN_DD>.png (105x105 PNG, drawers DD = 01..20,
 20 images per character); the full set has 964 background and 659 evaluation characters.
-Give the root as data.root in the config or in the environment variable RL_ALPHAMAML_OMNIGLOT.
-The zips are at https://github.com/brendenlake/omniglot (python/images_*.zip)."""
+Give the root as data.root in the config or in the environment variable RL_ALPHAMAML_OMNIGLOT, or run
+`rl-alphamaml data omniglot` to download the official zips (github.com/brendenlake/omniglot, python/) to the
+user data folder, which is then found without either."""
 
 
 class OmniglotDataError(ValueError):
@@ -238,18 +241,23 @@ class OmniglotDataset:
 
 
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """The Omniglot root: ``root`` if given, else the environment variable ``RL_ALPHAMAML_OMNIGLOT``.
+    """The Omniglot root: ``root`` if given, else the environment variable ``RL_ALPHAMAML_OMNIGLOT``, else the
+    user data folder that ``rl-alphamaml data omniglot`` fills (:func:`~.omniglot_download.default_data_dir`).
 
     Only resolves the path; :func:`load_omniglot` checks the layout.
     """
     if root is None or str(root) == "":
         env = os.environ.get(ENV_ROOT, "")
-        if not env:
-            raise OmniglotDataError(
-                "No Omniglot data root given: set data.root in the config, pass root=..., or set the "
-                f"environment variable {ENV_ROOT}=/path/to/omniglot.\n{EXPECTED_LAYOUT}"
-            )
-        root = env
+        if env:
+            root = env
+        else:
+            root = default_data_dir()
+            if not any((root / f"images_{s}{ext}").exists() for s in SETS for ext in ("", ".zip")):
+                raise OmniglotDataError(
+                    f"No Omniglot data: run `rl-alphamaml data omniglot` (downloads it to {root}), or give a "
+                    f"folder holding it as data.root in the config or as {ENV_ROOT}=/path/to/omniglot.\n"
+                    f"{EXPECTED_LAYOUT}"
+                )
     return Path(root).expanduser().absolute()
 
 

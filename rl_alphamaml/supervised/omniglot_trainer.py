@@ -93,7 +93,8 @@ class OmniglotDataConfig:
         None, doc="folder with images_background[.zip] and images_evaluation[.zip]; null: $RL_ALPHAMAML_OMNIGLOT"
     )
     cache_dir: str | None = ranged(None, doc="preprocessed-array cache; null: $RL_ALPHAMAML_CACHE/omniglot or ~/.cache")
-    protocol: Literal["vinyals", "lake"] = "vinyals"
+    protocol: Literal["vinyals", "lake"] = ranged(
+        "vinyals", doc="character split: MAML/Vinyals (1200/423 with rotations) or Lake's alphabets")
     split_seed: int = ranged(0, min=0, max=seeding.MAX_SEED,
                              doc="seed of the character split (fixed, independent of the run's seed)")
     num_val: int = ranged(100, min=1, doc="validation characters carved from the meta-training characters")
@@ -111,10 +112,10 @@ class OmniglotDataConfig:
 class OmniglotModelConfig:
     """MAML's 4-block conv net (:class:`~rl_alphamaml.supervised.convnet.ConvNet`), batch statistics always."""
 
-    hidden_channels: int = ranged(64, min=1)
-    num_blocks: int = ranged(4, min=1)
-    downsample: Literal["stride", "maxpool"] = "stride"
-    init: Literal["maml", "pytorch"] = "maml"
+    hidden_channels: int = ranged(64, min=1, doc="filters per conv block")
+    num_blocks: int = ranged(4, min=1, doc="conv blocks")
+    downsample: Literal["stride", "maxpool"] = ranged("stride", doc="stride-2 convs (MAML Omniglot) or max pooling")
+    init: Literal["maml", "pytorch"] = ranged("maml", doc="weight initialisation")
 
 
 @dataclasses.dataclass
@@ -135,16 +136,17 @@ class OmniglotComputeConfig:
     workers: int = ranged(
         2, min=1, doc="threads that run passes concurrently, each with single-threaded ops; 1: the main thread"
     )
-    reuse_memory: bool = True  # keep freed memory in the process (glibc mallopt) instead of page-faulting it back
+    reuse_memory: bool = ranged(
+        True, doc="keep freed memory in the process (glibc mallopt) instead of page-faulting it back")
 
 
 @dataclasses.dataclass
 class OmniglotConfig:
     """An Omniglot meta-training experiment (``kind: omniglot``)."""
 
-    kind: Literal["omniglot"] = "omniglot"
-    experiment: str = "omniglot"
-    seed: int = ranged(0, min=0, max=seeding.MAX_SEED)
+    kind: Literal["omniglot"] = ranged("omniglot", doc="the experiment kind")
+    experiment: str = ranged("omniglot", doc="name and run-folder prefix (default: the config file's name)")
+    seed: int = ranged(0, min=0, max=seeding.MAX_SEED, doc="seed of every random stream of the run")
     data: OmniglotDataConfig = dataclasses.field(default_factory=OmniglotDataConfig)
     model: OmniglotModelConfig = dataclasses.field(default_factory=OmniglotModelConfig)
     inner: InnerConfig = dataclasses.field(default_factory=lambda: InnerConfig(steps=1, lr=0.4))

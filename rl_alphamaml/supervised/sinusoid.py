@@ -32,9 +32,9 @@ from rl_alphamaml.meta import InnerConfig, MetaOptimizer, OuterConfig, call_batc
 class SinusoidTaskConfig:
     """The task distribution (Finn et al. 2017): amplitude, phase and input ranges, support/query sizes."""
 
-    amplitude: tuple[float, float] = (0.1, 5.0)
-    phase: tuple[float, float] = (0.0, math.pi)
-    x_range: tuple[float, float] = (-5.0, 5.0)
+    amplitude: tuple[float, float] = ranged((0.1, 5.0), doc="amplitude range, uniform")
+    phase: tuple[float, float] = ranged((0.0, math.pi), doc="phase range, uniform")
+    x_range: tuple[float, float] = ranged((-5.0, 5.0), doc="input range, uniform")
     support: int = ranged(10, min=1, doc="K: support points per task")
     query: int = ranged(10, min=1, doc="query points per task")
 
@@ -49,7 +49,7 @@ class SinusoidTaskConfig:
 class SinusoidEvalConfig:
     """Held-out tasks scored every iteration (``loss/pre_adapt``, ``loss/post_adapt``)."""
 
-    tasks: int = ranged(100, min=1)
+    tasks: int = ranged(100, min=1, doc="tasks of the evaluation after training")
     query: int = ranged(100, min=1, doc="query points per held-out task")
 
 
@@ -57,10 +57,10 @@ class SinusoidEvalConfig:
 class SinusoidConfig:
     """A sinusoid meta-training experiment (``kind: sinusoid``)."""
 
-    kind: Literal["sinusoid"] = "sinusoid"
-    experiment: str = "sinusoid"
-    seed: int = ranged(0, min=0, max=seeding.MAX_SEED)
-    hidden: tuple[int, ...] = ranged((40, 40), min=1)
+    kind: Literal["sinusoid"] = ranged("sinusoid", doc="the experiment kind")
+    experiment: str = ranged("sinusoid", doc="name and run-folder prefix (default: the config file's name)")
+    seed: int = ranged(0, min=0, max=seeding.MAX_SEED, doc="seed of every random stream of the run")
+    hidden: tuple[int, ...] = ranged((40, 40), min=1, doc="hidden layer widths of the regression MLP")
     task: SinusoidTaskConfig = dataclasses.field(default_factory=SinusoidTaskConfig)
     inner: InnerConfig = dataclasses.field(default_factory=lambda: InnerConfig(steps=1, lr=0.01))
     outer: OuterConfig = dataclasses.field(default_factory=lambda: OuterConfig(optimizer="adam", lr=1e-3))

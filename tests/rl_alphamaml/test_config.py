@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from rl_alphamaml.cli import load_experiment_config
-from rl_alphamaml.config import save_config
+from rl_alphamaml.cli import KIND_MODULES, kind_module, load_experiment_config, main
+from rl_alphamaml.config import FieldInfo, describe, save_config
 from rl_alphamaml.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -75,3 +76,38 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     save_config(config, tmp_path / "config.yaml")
     again, _ = load_experiment_config(tmp_path / "config.yaml")
     assert again == config
+
+
+def described(kind: str) -> dict[str, FieldInfo]:
+    return {r.key: r for r in describe(kind_module(kind, "test").CONFIG)}
+
+
+def test_config_command_shows_every_key_with_its_meaning(capsys: pytest.CaptureFixture[str]) -> None:
+    for kind in KIND_MODULES:
+        rows = described(kind)
+        assert all(r.doc for r in rows.values()), [k for k, r in rows.items() if not r.doc]  # every key explained
+        assert main(["config", kind]) == 0
+        out = capsys.readouterr().out
+        assert all(key in out for key in rows)
+    promp = described("rl")["promp.clip_eps"]
+    assert (promp.type, promp.default, promp.range) == ("float", 0.3, "(0, 1]")
+    assert main(["config", "rl", "--markdown"]) == 0
+    assert "| `promp.clip_eps` | float | 0.3 | (0, 1] | clip range of the likelihood ratio |" in capsys.readouterr().out
+
+
+def test_the_readme_config_table_matches_the_configs() -> None:
+    """The README's table names no key that does not exist and leaves out no RL key or key every kind shares."""
+    readme = (CONFIGS.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configs\n", 1)[1].split("\n## ", 1)[0]
+    kinds = {kind: set(described(kind)) for kind in KIND_MODULES}
+    shared = set.intersection(*kinds.values())
+    listed: set[str] = set()
+    for line in section.splitlines():
+        if not line.startswith("| ") or line.startswith("| key") or line.startswith("| ---"):
+            continue
+        cell = line.split("|")[1].strip()
+        for key in re.findall(r"`([a-z_.]+)`", cell):
+            assert key in (kinds["rl"] if cell.startswith("RL:") else shared), f"README names unknown key {key}"
+            listed.add(key)
+    unlisted = sorted(k for k in kinds["rl"] | shared if k not in listed and k not in ("kind", "experiment", "seed"))
+    assert not unlisted, f"keys missing from the README's config table: {unlisted}"

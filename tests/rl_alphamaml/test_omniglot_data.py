@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import shutil
 import time
 import zipfile
@@ -21,7 +22,7 @@ import torch
 from PIL import Image
 from torch.func import functional_call
 
-from rl_alphamaml.supervised import omniglot_data
+from rl_alphamaml.supervised import omniglot_data, omniglot_download
 from rl_alphamaml.supervised.convnet import ConvNet
 from rl_alphamaml.supervised.omniglot import (
     ENV_CACHE,
@@ -36,7 +37,10 @@ from rl_alphamaml.supervised.omniglot import (
     make_split,
 )
 
-OMNIGLOT_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "omniglot"
+# $RL_ALPHAMAML_OMNIGLOT, else the copy beside the checkout on the project's machines, else the user data folder.
+_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "omniglot"
+OMNIGLOT_ROOT = Path(os.environ.get("RL_ALPHAMAML_OMNIGLOT")
+                     or (_SHARED if _SHARED.is_dir() else omniglot_download.default_data_dir()))
 SMALL_ALPHABETS = {"background": ["Blackfoot_(Canadian_Aboriginal_Syllabics)", "Tagalog"],
                    "evaluation": ["Angelic"]}  # 14 + 17 and 20 characters
 

@@ -7,6 +7,7 @@ per session into a temporary cache.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from rl_alphamaml.cli import main
 from rl_alphamaml.config import from_dict
 from rl_alphamaml.logging import read_metrics
 from rl_alphamaml.meta import adapt, call, call_batched, expand_params
+from rl_alphamaml.supervised import omniglot_download
 from rl_alphamaml.supervised.convnet import ConvNet
 from rl_alphamaml.supervised.omniglot import ENV_ROOT, SETS, OmniglotDataset, OmniglotSplit, load_omniglot, make_split
 from rl_alphamaml.supervised.omniglot_trainer import (
@@ -31,7 +33,10 @@ from rl_alphamaml.supervised.omniglot_trainer import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-OMNIGLOT_ROOT = ROOT.parent / "shared" / "omniglot"
+# $RL_ALPHAMAML_OMNIGLOT, else the copy beside the checkout on the project's machines, else the user data folder.
+_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "omniglot"
+OMNIGLOT_ROOT = Path(os.environ.get("RL_ALPHAMAML_OMNIGLOT")
+                     or (_SHARED if _SHARED.is_dir() else omniglot_download.default_data_dir()))
 CONFIG = ROOT / "configs" / "omniglot_5w1s.yaml"
 
 
