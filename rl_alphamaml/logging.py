@@ -1,6 +1,6 @@
 """Run logging: TensorBoard events plus a ``metrics.jsonl`` record of every logged scalar.
 
-Scalars are grouped by prefix as DESIGN.md lists them (``meta/alpha``, ``loss/post_adapt``,
+Scalars are grouped by prefix (README, "TensorBoard": ``meta/alpha``, ``loss/post_adapt``,
 ``returns/pre_adapt``, ``time/…``). The JSON-lines file holds the same numbers, one line per
 iteration, for scripts and tests. On resume both are cut back to the checkpoint's iteration, so a
 resumed run's log reads as if it had never stopped.
