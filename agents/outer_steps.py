@@ -317,8 +317,8 @@ class ProMPStep(OuterStep):
             kls.append(learner.policy.kl(phase.params, params, phase.episodes.obs, phase.episodes.mask).mean())
             params = learner.adapt_step(params, phase, first_order).params
         clipped = clipped_surrogate(learner.policy, params, batch.val, self.config.clip_eps)
-        inner_kls = torch.stack(kls) if kls else torch.zeros(0)
-        coefficients = torch.tensor(self.kl_coefficients, dtype=clipped.dtype)
+        inner_kls = torch.stack(kls) if kls else torch.zeros(0, device=clipped.device)
+        coefficients = torch.tensor(self.kl_coefficients, dtype=clipped.dtype, device=clipped.device)
         loss = clipped + (coefficients * inner_kls).mean() if kls else clipped
         with torch.no_grad():
             logp = learner.policy.log_prob(params, batch.val.episodes.obs, batch.val.episodes.actions)

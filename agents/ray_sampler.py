@@ -24,6 +24,7 @@ This is the only module that imports Ray; the learner sees the interface of
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import logging
 import os
@@ -227,8 +228,9 @@ class RaySampler:
                 seed: Sequence[int]) -> Episodes:
         env_seed, noise_seed = stream_seeds(seed)
         self._refill()
-        if policy is not self._policy:  # the policy module travels once, not per phase
-            self._policy, self._policy_ref = policy, ray.put(policy)
+        if policy is not self._policy:  # the policy module travels once, not per phase (as a CPU copy)
+            on_cpu = all(t.device.type == "cpu" for t in itertools.chain(policy.parameters(), policy.buffers()))
+            self._policy, self._policy_ref = policy, ray.put(policy if on_cpu else copy.deepcopy(policy).cpu())
             self._send_policy(self.workers)
         # θ expanded over the tasks (stride 0 on the task dim) is sent once, not once per task.
         shared = all(v.dim() > 0 and v.stride(0) == 0 for v in params.values())

@@ -28,6 +28,7 @@ from agents.policy import GaussianMLPPolicy
 from agents.sampler import Sampler
 from envs.tasks import Task
 from rl_alphamaml import seeding
+from rl_alphamaml.compute import resolve_device
 from rl_alphamaml.config import TrainConfig, ranged
 from rl_alphamaml.evaluation import AdaptationResult
 from rl_alphamaml.logging import RunLogger
@@ -185,10 +186,11 @@ class RLExperiment:
         self.sampler = config.sampler.build(config.env.id, num_tasks, config.env.horizon, config.env.kwargs())
         torch.manual_seed(config.seed)
         space = self.sampler.action_space
+        self.device = resolve_device(config.train.device)
         self.policy = GaussianMLPPolicy(
             self.sampler.obs_dim, self.sampler.act_dim, config.policy.hidden, config.policy.activation,
             config.policy.init_log_std, action_scale=config.policy.action_scale,
-            action_bounds=(space.low, space.high) if config.policy.clip_actions else None)
+            action_bounds=(space.low, space.high) if config.policy.clip_actions else None).to(self.device)
         self.meta = MetaOptimizer(self.policy, config.inner, config.outer.core(), config.train.max_nonfinite_steps)
         outer_step = OUTER_STEPS[config.outer.optimizer].from_config(config)
         self.learner = MAMLPG(self.policy, self.meta, self.sampler, outer_step, config.advantage,
@@ -202,9 +204,9 @@ class RLExperiment:
             return out
         # The distribution over tasks of the mean return before and after adaptation (the scalars are its mean).
         for phase, values in self.learner.last_task_returns.items():
-            logger.histogram(f"returns/{phase}_per_task", values.numpy(), iteration)
+            logger.histogram(f"returns/{phase}_per_task", values.cpu().numpy(), iteration)
         if cfg.inner.lr_shape != "scalar":
-            logger.histogram("meta/alpha_values", self.meta.alpha.values().numpy(), iteration)
+            logger.histogram("meta/alpha_values", self.meta.alpha.values().cpu().numpy(), iteration)
         return out
 
     def state_dict(self) -> dict[str, Any]:

@@ -164,7 +164,9 @@ def adaptation_clips(
     episodes and the mean returns of the sampled episodes the adaptation saw before and after.
     """
     adapted, curve = learner.adapt_params(tasks, steps, (seed, 7), inner_lrs)
-    theta = {n: p.detach() for n, p in learner.meta.params.items()}
+    # Rendering steps one simulator on the CPU: the parameters come over from the learner's device.
+    adapted = {n: p.to("cpu", torch.float32) for n, p in adapted.items()}
+    theta = {n: p.detach().to("cpu", torch.float32) for n, p in learner.meta.params.items()}
     generator = seeding.torch_generator(seed, "video-actions")
     clips = []
     for i, task in enumerate(tasks):

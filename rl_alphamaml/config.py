@@ -61,6 +61,9 @@ class TrainConfig:
     max_nonfinite_steps: int = ranged(
         10, min=1, doc="end the run after this many consecutive non-finite meta-steps"
     )
+    device: Literal["auto", "cpu", "cuda"] = ranged(
+        "auto", doc="where the learner computes: auto = cuda when torch sees a GPU (RL sampling stays on the CPU)"
+    )
 
 
 def _type_name(tp: Any) -> str:

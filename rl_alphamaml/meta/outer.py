@@ -54,7 +54,7 @@ class OuterConfig:
 
 
 def _dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
-    return sum((torch.sum(x * y) for x, y in zip(a, b)), torch.zeros((), dtype=a[0].dtype))
+    return sum((torch.sum(x * y) for x, y in zip(a, b)), torch.zeros((), dtype=a[0].dtype, device=a[0].device))
 
 
 class OuterOptimizer:
@@ -97,7 +97,7 @@ class OuterOptimizer:
             h = -_dot(grads, self.prev_direction)
             self.last_hypergrad = float(h)
             beta = torch.tensor(self.beta, dtype=torch.float64)
-            self.rule.update([beta], [h.to(torch.float64)])
+            self.rule.update([beta], [h.to("cpu", torch.float64)])
             self.beta = float(beta)
         self.t += 1
         if self.config.optimizer == "sgd":
@@ -132,9 +132,10 @@ class OuterOptimizer:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.beta = float(state["beta"])
         self.t = int(state["t"])
-        self.m = [x.clone() for x in state["m"]]
-        self.v = [x.clone() for x in state["v"]]
+        on = self.params  # the state may come from a checkpoint of another device
+        self.m = [x.to(p.device, copy=True) for x, p in zip(state["m"], on)]
+        self.v = [x.to(p.device, copy=True) for x, p in zip(state["v"], on)]
         prev = state["prev_direction"]
-        self.prev_direction = None if prev is None else [x.clone() for x in prev]
+        self.prev_direction = None if prev is None else [x.to(p.device, copy=True) for x, p in zip(prev, on)]
         if self.rule is not None and state.get("rule") is not None:
             self.rule.load_state_dict(state["rule"])

@@ -101,6 +101,8 @@ class HypergradientRule:
         """One hypergradient step on each rate tensor (in place), then clamp to the bounds."""
         if self.rule == "normalized" and not self.second_moment:
             self.second_moment = [torch.zeros_like(r) for r in rates]
+        elif self.second_moment and self.second_moment[0].device != rates[0].device:  # loaded on another device
+            self.second_moment = [v.to(r.device) for v, r in zip(self.second_moment, rates)]
         self.steps += 1
         for i, (rate, h) in enumerate(zip(rates, hypergrads)):
             if self.rule == "additive":

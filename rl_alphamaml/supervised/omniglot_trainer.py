@@ -59,6 +59,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rl_alphamaml import seeding
+from rl_alphamaml.compute import resolve_device
 from rl_alphamaml.config import TrainConfig, ranged
 from rl_alphamaml.errors import CheckpointError, UserError
 from rl_alphamaml.evaluation import AdaptationResult
@@ -373,6 +374,8 @@ class OmniglotExperiment:
             torch.manual_seed(config.seed)
             self.model = ConvNet(config.data.n_way, hidden_channels=m.hidden_channels, num_blocks=m.num_blocks,
                                  downsample=m.downsample, init=m.init).to(dtype)
+        self.device = resolve_device(config.train.device)
+        self.model.to(self.device)
         self.meta = MetaOptimizer(self.model, config.inner, config.outer, config.train.max_nonfinite_steps)
         self.iteration = 0
         self._samplers: dict[Part, OmniglotTaskSampler] = {}
@@ -470,6 +473,7 @@ class OmniglotExperiment:
         cfg = self.config
         start = time.perf_counter()
         batch = self.sampler("train").sample_batch(cfg.train.meta_batch, seeding.rng(cfg.seed, "train", iteration))
+        batch = batch.to(self.device)
         grads, metrics = self.meta_gradients(batch)
         info = self.meta.apply(grads)
         steps = info.scalars()
@@ -480,7 +484,7 @@ class OmniglotExperiment:
         out.update(steps)
         self.iteration = iteration
         if cfg.inner.lr_shape != "scalar" and logger is not None:
-            logger.histogram("meta/alpha_values", self.meta.alpha.values().float().numpy(), iteration)
+            logger.histogram("meta/alpha_values", self.meta.alpha.values().float().cpu().numpy(), iteration)
         every = cfg.eval.val_every
         if every and (iteration % every == 0 or iteration == cfg.train.iterations):
             start = time.perf_counter()
@@ -508,7 +512,7 @@ class OmniglotExperiment:
         group = size * max(1, self.config.compute.workers)
 
         def run(chunk: list[FewShotTask]) -> tuple[list[list[float]], list[list[float]]]:
-            batch = stack_tasks(chunk)
+            batch = stack_tasks(chunk).to(self.device)
             loss_fn = self._support_loss(batch.support_x, batch.support_y)
             theta = expand_params(self.meta.params, len(chunk))
             params = {n: p.detach().requires_grad_(True) for n, p in theta.items()}

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from rl_alphamaml import seeding
+from rl_alphamaml.compute import resolve_device
 from rl_alphamaml.config import TrainConfig, ranged
 from rl_alphamaml.evaluation import AdaptationResult
 from rl_alphamaml.logging import RunLogger
@@ -96,6 +97,11 @@ class SinusoidBatch:
     def tasks(self) -> list[dict[str, float]]:
         return [{"amplitude": float(a), "phase": float(p)} for a, p in zip(self.amplitude, self.phase)]
 
+    def to(self, device: torch.device) -> SinusoidBatch:
+        """The batch with its points on ``device``."""
+        return dataclasses.replace(self, xs=self.xs.to(device), ys=self.ys.to(device), xq=self.xq.to(device),
+                                   yq=self.yq.to(device))
+
 
 def sample_batch(task: SinusoidTaskConfig, n: int, rng: np.random.Generator, query: int | None = None) -> SinusoidBatch:
     """``n`` sinusoid tasks with their support and query points."""
@@ -123,10 +129,11 @@ class SinusoidExperiment:
 
     def __init__(self, config: SinusoidConfig, run_dir: Path | None = None) -> None:
         self.config = config
-        self.model = make_model(config.hidden, config.seed)
+        self.device = resolve_device(config.train.device)
+        self.model = make_model(config.hidden, config.seed).to(self.device)
         self.meta = MetaOptimizer(self.model, config.inner, config.outer, config.train.max_nonfinite_steps)
         self.eval_batch = sample_batch(config.task, config.eval.tasks, seeding.rng(config.seed, "heldout"),
-                                       query=config.eval.query)
+                                       query=config.eval.query).to(self.device)
 
     def _support_loss(self, xs: Tensor, ys: Tensor) -> Any:
         # Sum over tasks of each task's mean: every task's inner gradient is its own.
@@ -134,7 +141,7 @@ class SinusoidExperiment:
 
     def train_iteration(self, iteration: int, logger: RunLogger) -> dict[str, float]:
         cfg = self.config
-        batch = sample_batch(cfg.task, cfg.train.meta_batch, seeding.rng(cfg.seed, "train", iteration))
+        batch = sample_batch(cfg.task, cfg.train.meta_batch, seeding.rng(cfg.seed, "train", iteration)).to(self.device)
         params = expand_params(self.meta.params, cfg.train.meta_batch)
         fast = self.meta.adapt(self._support_loss(batch.xs, batch.ys), params)
         query_loss = _task_mse(call_batched(self.model, fast.params, {}, batch.xq), batch.yq).mean()
@@ -145,7 +152,7 @@ class SinusoidExperiment:
             out["train/loss_pre_adapt"] = fast.inner_losses[0] / cfg.train.meta_batch
         out.update(info.scalars())
         if cfg.inner.lr_shape != "scalar":
-            logger.histogram("meta/alpha_values", self.meta.alpha.values().numpy(), iteration)
+            logger.histogram("meta/alpha_values", self.meta.alpha.values().cpu().numpy(), iteration)
         return out
 
     def losses_after_steps(self, batch: SinusoidBatch, steps: int) -> list[list[float]]:
@@ -181,7 +188,7 @@ def build(config: SinusoidConfig, run_dir: Path) -> SinusoidExperiment:
 def evaluate(experiment: SinusoidExperiment, tasks: int, steps: int, seed: int) -> AdaptationResult:
     """Query MSE on ``tasks`` new sinusoids after 0…``steps`` inner steps with the learned α."""
     batch = sample_batch(experiment.config.task, tasks, seeding.rng(seed, "evaluate"),
-                         query=experiment.config.eval.query)
+                         query=experiment.config.eval.query).to(experiment.device)
     values = experiment.losses_after_steps(batch, steps)
     return AdaptationResult("mse", values, batch.tasks(), "", 0, seed, higher_is_better=False)
 
