@@ -34,7 +34,7 @@ from rl_alphamaml.errors import ConfigError, UserError
 from rl_alphamaml.evaluation import check_writable, write_report
 from rl_alphamaml.rendering import RenderingUnavailableError, guard_gl_backend, write_videos
 from rl_alphamaml.runner import CONFIG_FILE, close_experiment, prepare_run_dir, set_threads, train
-from rl_alphamaml.seeding import MAX_SEED
+from rl_alphamaml.seeding import MAX_STREAM_SEED
 
 KIND_MODULES = {
     "sinusoid": "rl_alphamaml.supervised.sinusoid",
@@ -61,9 +61,9 @@ def load_experiment_config(path: Path, overrides: Sequence[str] = ()) -> tuple[A
 
 
 def check_seed(seed: int) -> None:
-    """``--seed`` of evaluate and compare: a seed numpy and torch both take."""
-    if not 0 <= seed <= MAX_SEED + 1_000_003:
-        raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+    """``--seed`` of evaluate and compare (it names random streams, :mod:`rl_alphamaml.seeding`)."""
+    if not 0 <= seed <= MAX_STREAM_SEED:
+        raise UserError(f"--seed must be between 0 and {MAX_STREAM_SEED}, got {seed}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

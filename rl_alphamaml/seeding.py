@@ -13,8 +13,10 @@ import zlib
 import numpy as np
 import torch
 
-#: the largest config or evaluation seed (numpy's and torch's seeds both take any value up to it)
+#: the largest config seed (it also seeds torch's global generator)
 MAX_SEED = 2**32 - 1
+#: the largest seed of an evaluation's streams (``evaluate --seed``; by default the config seed + 1000003)
+MAX_STREAM_SEED = 2**63 - 1
 
 
 def _key(part: int | str) -> int:
