@@ -43,7 +43,7 @@ from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import CheckpointError, UserError
 from rl_alphamaml.logging import read_metrics
-from rl_alphamaml.runner import CONFIG_FILE
+from rl_alphamaml.rundir import CONFIG_FILE, config_path
 from rl_alphamaml.stats import format_ci, json_safe, mean_ci95
 
 METHODS = ("runs", "random", "ppo")
@@ -108,9 +108,7 @@ def meta_training_steps(run: Run) -> int:
 
 def load_run(path: Path) -> Run:
     """A trained ``kind: rl`` run: its config and newest checkpoint."""
-    if not (path / CONFIG_FILE).is_file():
-        raise UserError(f"{path}: not a run folder (no {CONFIG_FILE})")
-    data = read_yaml(path / CONFIG_FILE)
+    data = read_yaml(config_path(path))
     if data.get("kind") != "rl":
         raise UserError(f"{path}: compare needs kind: rl runs, this one is kind: {data.get('kind')!r}")
     config = build_config(data, {"rl": RLConfig}, str(path / CONFIG_FILE))

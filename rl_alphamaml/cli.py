@@ -33,7 +33,8 @@ from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import ConfigError, UserError
 from rl_alphamaml.evaluation import check_writable, write_report
 from rl_alphamaml.rendering import RenderingUnavailableError, guard_gl_backend, write_videos
-from rl_alphamaml.runner import CONFIG_FILE, close_experiment, prepare_run_dir, set_threads, train
+from rl_alphamaml.rundir import config_path
+from rl_alphamaml.runner import close_experiment, prepare_run_dir, set_threads, train
 from rl_alphamaml.seeding import MAX_STREAM_SEED
 
 KIND_MODULES = {
@@ -71,11 +72,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config is not None or args.run_dir is not None:
             raise UserError("--resume RUN_DIR takes no CONFIG and no --run-dir: the run folder holds both")
         run_dir = Path(args.resume)
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise UserError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
-        config, module = load_experiment_config(run_dir / CONFIG_FILE, args.set)
+        config, module = load_experiment_config(config_path(run_dir), args.set)
         payload = load_checkpoint(latest_checkpoint(run_dir), kind=config.kind)  # fail early if nothing to resume
-        saved, _ = load_experiment_config(run_dir / CONFIG_FILE)
+        saved, _ = load_experiment_config(config_path(run_dir))
         changes = resume.changes(saved, config, int(payload["iteration"]))
         return train(config, module.build, run_dir, resume=True, changes=changes)
     if args.config is None:
@@ -88,11 +87,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise UserError(f"{run_dir}: not a run folder (no {CONFIG_FILE})")
+    path = config_path(run_dir)
     if args.video:
         guard_gl_backend()  # before MuJoCo is imported: a MUJOCO_GL that cannot work must not stop the numbers
-    config, module = load_experiment_config(run_dir / CONFIG_FILE)
+    config, module = load_experiment_config(path)
     if args.video and not hasattr(module, "videos"):
         raise UserError(f"--video: a kind: {config.kind} run has no episodes to render; videos are made for kind: rl")
     if args.video_tasks < 1:

@@ -28,23 +28,9 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 
 from rl_alphamaml.errors import ConfigError
+from rl_alphamaml.fields import ranged
 
 T = TypeVar("T")
-
-
-def ranged(
-    default: Any,
-    *,
-    min: float | None = None,
-    max: float | None = None,
-    min_exclusive: bool = False,
-    doc: str = "",
-) -> Any:
-    """A dataclass field with an allowed numeric range ``[min, max]`` (``(min, max]`` if ``min_exclusive``)."""
-    meta = {"min": min, "max": max, "min_exclusive": min_exclusive, "doc": doc}
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclasses.dataclass

@@ -39,8 +39,7 @@ from rl_alphamaml.errors import CheckpointError, IterationFailedError, NonFinite
 from rl_alphamaml.logging import METRICS_FILE, RunLogger
 from rl_alphamaml.meta import MetaOptimizer
 from rl_alphamaml.resume import Change, apply_changes
-
-CONFIG_FILE = "config.yaml"
+from rl_alphamaml.rundir import CONFIG_FILE
 
 
 class Experiment(Protocol):

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from rl_alphamaml.config import ranged
+from rl_alphamaml.fields import ranged
 from rl_alphamaml.meta.rates import HDRule, HypergradientRule, default_hyper_lr
 
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from rl_alphamaml.config import ranged
+from rl_alphamaml.fields import ranged
 
 RateMode = Literal["fixed", "hd", "learned"]
 RateShape = Literal["scalar", "per_layer", "per_parameter"]
