@@ -34,7 +34,7 @@ from torch import Tensor
 from agents.baseline import LinearFeatureBaseline
 from agents.policy import GaussianMLPPolicy
 from agents.returns import discounted_returns, gae, masked_mean, normalize_advantages
-from agents.sampler import Episodes, Sampler
+from agents.sampler import Episodes, EpisodeSampler
 from envs.tasks import Task
 from rl_alphamaml.config import ranged
 from rl_alphamaml.meta import Adapted, MetaOptimizer, Params, adapt, expand_params
@@ -189,7 +189,7 @@ class MAMLPG:
         self,
         policy: GaussianMLPPolicy,
         meta: MetaOptimizer,
-        sampler: Sampler,
+        sampler: EpisodeSampler,
         outer_step: OuterStep,
         adv_config: AdvantageConfig,
         estimator: Estimator = "vpg",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -53,6 +53,27 @@ class Episodes:
         """The episodes in the dtype and on the device of ``like`` (the learner's parameters); no copy when
         they already are. Sampling always runs in float32 on the CPU."""
         return Episodes(*(t.to(like) for t in (self.obs, self.actions, self.rewards, self.mask)))
+
+
+class EpisodeSampler(Protocol):
+    """What the learner needs of a sampler: the local :class:`Sampler` and :class:`agents.ray_sampler.RaySampler`
+    both provide it."""
+
+    num_tasks: int
+    episodes: int
+    obs_dim: int
+    act_dim: int
+    horizon: int
+    action_space: Any
+    env_seconds: float
+    policy_seconds: float
+
+    def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]: ...
+
+    def sample(self, policy: GaussianMLPPolicy, params: Mapping[str, Tensor], tasks: Sequence[Task],
+               seed: Sequence[int]) -> Episodes: ...
+
+    def close(self) -> None: ...
 
 
 class Sampler:

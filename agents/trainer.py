@@ -25,7 +25,7 @@ from agents import video
 from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator
 from agents.outer_steps import OUTER_STEPS, ProMPConfig, TRPOConfig
 from agents.policy import GaussianMLPPolicy
-from agents.sampler import Sampler
+from agents.sampler import EpisodeSampler, Sampler
 from envs.tasks import Task
 from rl_alphamaml import seeding
 from rl_alphamaml.compute import resolve_device
@@ -102,12 +102,12 @@ class SamplerConfig:
             raise ValueError("address and workers apply to backend ray; set sampler.backend=ray to use them")
 
     def build(self, env_id: str, num_tasks: int, horizon: int | None,
-              env_kwargs: Mapping[str, Any] | None = None) -> Sampler:
+              env_kwargs: Mapping[str, Any] | None = None) -> EpisodeSampler:
         """The sampler this config describes (the Ray backend is imported only when chosen)."""
         if self.backend == "ray":
             from agents.ray_sampler import RaySampler
 
-            return RaySampler(env_id, num_tasks, self.episodes, horizon=horizon, address=self.address,  # type: ignore[return-value]
+            return RaySampler(env_id, num_tasks, self.episodes, horizon=horizon, address=self.address,
                               workers=self.workers, threads=self.threads or 1, max_retries=self.max_retries,
                               env_kwargs=env_kwargs)
         return Sampler(env_id, num_tasks, self.episodes, threads=self.threads or None, horizon=horizon,
@@ -255,7 +255,7 @@ def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int, episod
         finally:
             experiment.close()
     task_list = held_out_tasks(experiment, tasks, seed)
-    values = experiment.learner.adaptation_curve(task_list, steps, (seed, 7), inner_lrs)
+    values = experiment.learner.adaptation_curve(task_list, steps, (seed, seeding.EVALUATION_SAMPLING), inner_lrs)
     extra: dict[str, Any] = {"env": config.env.id, "episodes_per_task": episodes,
                              "alpha": experiment.meta.alpha.mean()}
     if inner_lrs is not None:

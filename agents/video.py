@@ -158,12 +158,13 @@ def adaptation_clips(
 ) -> list[Clip]:
     """One before|after clip per task: θ on the left, θ'ᵢ after ``steps`` inner steps on the right.
 
-    ``learner``'s sampler must hold ``len(tasks)`` tasks; the adaptation uses the stream ``(seed, 7)`` as
-    ``evaluate`` does, the episodes of task ``i`` the initial state seeded from ``(seed, "video", i)``.
+    ``learner``'s sampler must hold ``len(tasks)`` tasks; the adaptation uses the stream
+    ``(seed, EVALUATION_SAMPLING)`` as ``evaluate`` does, the episodes of task ``i`` the initial state seeded
+    from ``(seed, "video", i)``.
     Clip ``i`` is named ``task<i>_before_after``; its caption gives the task, the returns of the two rendered
     episodes and the mean returns of the sampled episodes the adaptation saw before and after.
     """
-    adapted, curve = learner.adapt_params(tasks, steps, (seed, 7), inner_lrs)
+    adapted, curve = learner.adapt_params(tasks, steps, (seed, seeding.EVALUATION_SAMPLING), inner_lrs)
     # Rendering steps one simulator on the CPU: the parameters come over from the learner's device.
     adapted = {n: p.to("cpu", torch.float32) for n, p in adapted.items()}
     theta = {n: p.detach().to("cpu", torch.float32) for n, p in learner.meta.params.items()}

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from rl_alphamaml import seeding
 from rl_alphamaml.config import from_dict
 from rl_alphamaml.errors import NonFiniteError
 from rl_alphamaml.supervised.omniglot import OmniglotDataset, load_omniglot
@@ -79,7 +80,7 @@ def run_cell(method: str, alpha: float, beta: float, args: argparse.Namespace, d
         if not scalars["meta/skipped"]:
             recent = ([*recent, scalars["accuracy/post_adapt"]])[-50:]
     train_seconds = time.perf_counter() - started
-    result = evaluate(exp, args.eval_tasks, args.eval_steps, args.seed + 1_000_003)
+    result = evaluate(exp, args.eval_tasks, args.eval_steps, seeding.evaluation_seed(args.seed))
     rows = result.summary()
     accuracy, half = rows[args.eval_steps]["mean"], rows[args.eval_steps]["ci95"]
     finite = math.isfinite(accuracy)

@@ -18,6 +18,7 @@ import platform
 import time
 from pathlib import Path
 
+from rl_alphamaml import seeding
 from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
 from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.logging import read_metrics
@@ -55,7 +56,7 @@ def main() -> None:
         experiment = module.build(config, run_dir)
         payload = load_checkpoint(latest_checkpoint(run_dir))
         experiment.load_state_dict(payload["state"])
-        result = module.evaluate(experiment, args.tasks, args.steps, seed=config.seed + 1_000_003)
+        result = module.evaluate(experiment, args.tasks, args.steps, seed=seeding.evaluation_seed(config.seed))
         summary = result.summary()
         first = records[0]
         last = records[-1]

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from rl_alphamaml import seeding
 from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.errors import NonFiniteError
 
@@ -78,7 +79,7 @@ def run_cell(spec: tuple[str, float, float, dict[str, Any]]) -> dict[str, Any]:
             recent = [*recent, scalars["returns/post_adapt"]][-20:]
         train_seconds = time.perf_counter() - started
         result = module.evaluate(experiment, settings["eval_tasks"], settings["eval_steps"],
-                                 settings["seed"] + 1_000_003)
+                                 seeding.evaluation_seed(settings["seed"]))
     finally:
         experiment.close()
     rows = result.summary()

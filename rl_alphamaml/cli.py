@@ -35,7 +35,7 @@ from rl_alphamaml.evaluation import check_writable, write_report
 from rl_alphamaml.rendering import RenderingUnavailableError, guard_gl_backend, write_videos
 from rl_alphamaml.rundir import config_path
 from rl_alphamaml.runner import close_experiment, prepare_run_dir, set_threads, train
-from rl_alphamaml.seeding import MAX_STREAM_SEED
+from rl_alphamaml.seeding import MAX_STREAM_SEED, evaluation_seed
 
 KIND_MODULES = {
     "sinusoid": "rl_alphamaml.supervised.sinusoid",
@@ -103,7 +103,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UserError("--inner-lr takes positive rates, e.g. --inner-lr 0.5 0.25")
     tasks = args.tasks if args.tasks is not None else module.EVAL_DEFAULTS["tasks"]
     steps = args.steps if args.steps is not None else module.EVAL_DEFAULTS["steps"]
-    seed = args.seed if args.seed is not None else config.seed + 1_000_003
+    seed = args.seed if args.seed is not None else evaluation_seed(config.seed)
     check_seed(seed)
     if tasks < 1 or steps < 0:
         raise UserError("--tasks must be at least 1 and --steps at least 0")
@@ -146,7 +146,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     run_dirs = [Path(p) for p in args.run_dirs]
     first = compare.load_run(run_dirs[0])
-    seed = args.seed if args.seed is not None else first.config.seed + 1_000_003
+    seed = args.seed if args.seed is not None else evaluation_seed(first.config.seed)
     check_seed(seed)
     out = Path(args.out) if args.out else run_dirs[0] / "eval" / "compare"
     check_writable(out)  # before the (long) measurements, not after

@@ -15,8 +15,17 @@ import torch
 
 #: the largest config seed (it also seeds torch's global generator)
 MAX_SEED = 2**32 - 1
-#: the largest seed of an evaluation's streams (``evaluate --seed``; by default the config seed + 1000003)
+#: the largest seed of an evaluation's streams (``evaluate --seed``; by default :func:`evaluation_seed`)
 MAX_STREAM_SEED = 2**63 - 1
+#: how far the default evaluation seed is from the config seed: held-out tasks never meet training's streams
+EVALUATION_OFFSET = 1_000_003
+#: the stream key of the sampling phases of an RL evaluation, ``(seed, EVALUATION_SAMPLING, j)`` at step j
+EVALUATION_SAMPLING = 7
+
+
+def evaluation_seed(config_seed: int) -> int:
+    """The default seed of ``evaluate`` and ``compare`` for a run of ``config_seed``."""
+    return config_seed + EVALUATION_OFFSET
 
 
 def _key(part: int | str) -> int:
