@@ -37,7 +37,7 @@ from agents.returns import discounted_returns, gae, masked_mean, normalize_advan
 from agents.sampler import Episodes, EpisodeSampler
 from envs.tasks import Task
 from rl_alphamaml.config import ranged
-from rl_alphamaml.meta import Adapted, MetaOptimizer, Params, adapt, expand_params
+from rl_alphamaml.meta import Adapted, MetaOptimizer, Params, adapt, adaptation_curve, expand_params
 
 if TYPE_CHECKING:
     from agents.outer_steps import OuterStep
@@ -284,17 +284,17 @@ class MAMLPG:
         """
         if inner_lrs is not None and (not inner_lrs or any(not lr > 0 for lr in inner_lrs)):
             raise ValueError(f"inner_lrs must be positive rates, got {list(inner_lrs)}")
-        theta = expand_params(self.meta.params, len(tasks))
-        params = {n: p.detach().clone().requires_grad_(True) for n, p in theta.items()}
-        values: list[list[float]] = []
-        for j in range(steps + 1):
-            episodes = self.sampler.sample(self.policy, params, tasks, (*seed, j))
-            values.append(episodes.task_returns().tolist())
-            if j < steps:
-                adv = advantages(episodes, self.adv_config, self.baseline)
-                logp = self.policy.log_prob(params, episodes.obs, episodes.actions).detach()
-                phase = Phase(episodes, adv, {n: p.detach() for n, p in params.items()}, logp)
-                lr = None if inner_lrs is None else inner_lrs[min(j, len(inner_lrs) - 1)]
-                adapted = self.adapt_step(params, phase, first_order=True, lr=lr).params
-                params = {n: p.detach().requires_grad_(True) for n, p in adapted.items()}
-        return {n: p.detach() for n, p in params.items()}, values
+
+        def measure(params: Params, j: int) -> Episodes:
+            return self.sampler.sample(self.policy, params, tasks, (*seed, j)).to(params["log_std"])
+
+        def step(params: Params, j: int, episodes: Episodes) -> Params:
+            adv = advantages(episodes, self.adv_config, self.baseline)
+            with torch.no_grad():
+                logp = self.policy.log_prob(params, episodes.obs, episodes.actions)
+            phase = Phase(episodes, adv, {n: p.detach() for n, p in params.items()}, logp)
+            lr = None if inner_lrs is None else inner_lrs[min(j, len(inner_lrs) - 1)]
+            return self.adapt_step(params, phase, first_order=True, lr=lr).params
+
+        adapted, sampled = adaptation_curve(expand_params(self.meta.params, len(tasks)), steps, measure, step)
+        return adapted, [episodes.task_returns().tolist() for episodes in sampled]

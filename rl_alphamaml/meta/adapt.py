@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -73,6 +73,34 @@ def adapt(
                 grad = grad.detach()
             current[name] = current[name] - alpha[name] * grad
     return Adapted(current, losses)
+
+
+M = TypeVar("M")
+
+
+def adaptation_curve(
+    params: Mapping[str, Tensor],
+    steps: int,
+    measure: Callable[[Params, int], M],
+    step: Callable[[Params, int, M], Mapping[str, Tensor]],
+) -> tuple[Params, list[M]]:
+    """Test-time adaptation: ``measure`` the parameters after 0, 1, …, ``steps`` inner steps.
+
+    At step k the parameters are measured (``measure(params, k)``, e.g. a query loss, or sampled episodes and
+    their returns), then — unless k = ``steps`` — adapted once by ``step(params, k, measured)`` (which may use
+    what was measured: RL's inner step descends on the episodes just sampled). Every step starts from detached
+    leaves, so no graph grows across steps (first-order, as MAML evaluates). Returns the final parameters
+    (detached) and the ``steps + 1`` measurements. The one loop behind every ``evaluate``.
+    """
+    current = {n: p.detach().clone().requires_grad_(True) for n, p in params.items()}
+    measured: list[M] = []
+    for k in range(steps + 1):
+        measured.append(measure(current, k))
+        if k < steps:
+            with torch.enable_grad():
+                adapted = step(current, k, measured[-1])
+            current = {n: p.detach().requires_grad_(True) for n, p in adapted.items()}
+    return {n: p.detach() for n, p in current.items()}, measured
 
 
 def expand_params(params: Mapping[str, Tensor], tasks: int) -> Params:

@@ -64,7 +64,15 @@ from rl_alphamaml.config import TrainConfig, ranged
 from rl_alphamaml.errors import CheckpointError, UserError
 from rl_alphamaml.evaluation import AdaptationResult
 from rl_alphamaml.logging import RunLogger
-from rl_alphamaml.meta import InnerConfig, MetaGradients, MetaOptimizer, OuterConfig, Params, expand_params
+from rl_alphamaml.meta import (
+    InnerConfig,
+    MetaGradients,
+    MetaOptimizer,
+    OuterConfig,
+    Params,
+    adaptation_curve,
+    expand_params,
+)
 from rl_alphamaml.stats import format_ci, json_safe, mean_ci95
 from rl_alphamaml.supervised.convnet import ConvBlock, ConvNet
 from rl_alphamaml.supervised.omniglot import (
@@ -514,20 +522,17 @@ class OmniglotExperiment:
         def run(chunk: list[FewShotTask]) -> tuple[list[list[float]], list[list[float]]]:
             batch = stack_tasks(chunk).to(self.device)
             loss_fn = self._support_loss(batch.support_x, batch.support_y)
-            theta = expand_params(self.meta.params, len(chunk))
-            params = {n: p.detach().requires_grad_(True) for n, p in theta.items()}
-            a: list[list[float]] = []
-            b: list[list[float]] = []
-            for k in range(steps + 1):
-                if k > 0:
-                    with torch.enable_grad():
-                        adapted = self.meta.adapt(loss_fn, params, steps=1, first_order=True).params
-                    params = {n: p.detach().requires_grad_(True) for n, p in adapted.items()}
-                with torch.no_grad():
-                    logits = forward_tasks(self.model, params, batch.query_x)
-                    a.append(task_accuracies(logits, batch.query_y).tolist())
-                    b.append(task_losses(logits, batch.query_y).tolist())
-            return a, b
+
+            @torch.no_grad()
+            def measure(params: Params, k: int) -> tuple[list[float], list[float]]:
+                logits = forward_tasks(self.model, params, batch.query_x)
+                return task_accuracies(logits, batch.query_y).tolist(), task_losses(logits, batch.query_y).tolist()
+
+            def step(params: Params, k: int, _: tuple[list[float], list[float]]) -> Params:
+                return self.meta.adapt(loss_fn, params, steps=1, first_order=True).params
+
+            curve = adaptation_curve(expand_params(self.meta.params, len(chunk)), steps, measure, step)[1]
+            return [a for a, _ in curve], [b for _, b in curve]
 
         def flush(pending: list[FewShotTask]) -> None:
             chunks = [pending[i:i + size] for i in range(0, len(pending), size)]

@@ -26,7 +26,15 @@ from rl_alphamaml.compute import resolve_device
 from rl_alphamaml.config import TrainConfig, ranged
 from rl_alphamaml.evaluation import AdaptationResult
 from rl_alphamaml.logging import RunLogger
-from rl_alphamaml.meta import InnerConfig, MetaOptimizer, OuterConfig, call_batched, expand_params
+from rl_alphamaml.meta import (
+    InnerConfig,
+    MetaOptimizer,
+    OuterConfig,
+    Params,
+    adaptation_curve,
+    call_batched,
+    expand_params,
+)
 
 
 @dataclasses.dataclass
@@ -157,17 +165,16 @@ class SinusoidExperiment:
 
     def losses_after_steps(self, batch: SinusoidBatch, steps: int) -> list[list[float]]:
         """Per-task query MSE after 0…steps inner steps (no meta-gradient)."""
-        n = batch.xs.shape[0]
-        params = {k: v.detach().clone().requires_grad_(True) for k, v in expand_params(self.meta.params, n).items()}
         loss_fn = self._support_loss(batch.xs, batch.ys)
-        out = []
-        for k in range(steps + 1):
-            if k > 0:
-                adapted = self.meta.adapt(loss_fn, params, steps=1, first_order=True).params
-                params = {name: p.detach().requires_grad_(True) for name, p in adapted.items()}
-            with torch.no_grad():
-                out.append(_task_mse(call_batched(self.model, params, {}, batch.xq), batch.yq).tolist())
-        return out
+
+        @torch.no_grad()
+        def measure(params: Params, k: int) -> list[float]:
+            return _task_mse(call_batched(self.model, params, {}, batch.xq), batch.yq).tolist()
+
+        def step(params: Params, k: int, _: list[float]) -> Params:
+            return self.meta.adapt(loss_fn, params, steps=1, first_order=True).params
+
+        return adaptation_curve(expand_params(self.meta.params, batch.xs.shape[0]), steps, measure, step)[1]
 
     def heldout_losses(self) -> tuple[float, float]:
         per_step = self.losses_after_steps(self.eval_batch, self.config.inner.steps)
