@@ -244,12 +244,12 @@ def _data_error(err: Exception, root: str | None) -> UserError:
     head = lines[0].rstrip(":") if lines else str(err)
     detail = f": {'; '.join(problems)}" if problems else ""
     where = "data.root" if root else "RL_ALPHAMAML_OMNIGLOT (data.root is null)"
-    if head.startswith("No Omniglot data root"):
-        head, detail = "no Omniglot data root given", ""
+    if head.startswith("No Omniglot data:"):  # nothing given and nothing in the user data folder
+        return UserError("no Omniglot data: " + head.split(":", 1)[1].strip().split("\n")[0])
     return UserError(
         f"{head}{detail}. Expected images_background and images_evaluation (folders or .zip files) under the "
         f"folder named by {where}; set data.root in the config (or --set data.root=PATH) or the environment "
-        "variable RL_ALPHAMAML_OMNIGLOT. The official zips: https://github.com/brendenlake/omniglot (python/)"
+        "variable RL_ALPHAMAML_OMNIGLOT, or run `rl-alphamaml data omniglot` to download them"
     )
 
 

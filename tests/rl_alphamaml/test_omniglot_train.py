@@ -258,6 +258,7 @@ def test_a_bad_data_root_is_one_clear_line(
     assert "neither images_background/ nor images_background.zip" in err
 
     monkeypatch.delenv(ENV_ROOT, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "no_user_data"))  # and nothing in the user data folder
     assert main(["train", str(CONFIG), "--run-dir", str(tmp_path / "run3")]) == 2
     err = error_line()
-    assert "no Omniglot data root given" in err and ENV_ROOT in err
+    assert "no Omniglot data: run `rl-alphamaml data omniglot`" in err and ENV_ROOT in err
