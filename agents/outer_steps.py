@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -34,7 +35,7 @@ from agents.maml_pg import MAMLPG, MetaBatch, Phase, inner_loss, surrogate
 from agents.returns import masked_mean
 from agents.trpo import flatten_params, hessian_vector_product, set_flat_params_, trpo_step, unflatten_params
 from rl_alphamaml.config import ranged
-from rl_alphamaml.meta import Params, expand_params
+from rl_alphamaml.meta import Params, expand_params, inner_update, inner_update_jvp, inner_update_vjp
 
 if TYPE_CHECKING:
     from agents.trainer import RLConfig
@@ -206,7 +207,7 @@ def kl_hvp(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> 
         loss = inner_loss(learner.policy, leaves, phase.episodes, phase.adv, learner.estimator, phase.logp)
         grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
         steps.append(([leaves[n] for n in names], list(grads)))
-        current = {n: (leaves[n] - alpha[n] * g).detach() for n, g in zip(names, grads)}
+        current = {n: inner_update(leaves[n], g, alpha[n]).detach() for n, g in zip(names, grads)}
     # θ'(θ_old) is what the validation episodes were sampled with.
     adapted = {n: v.detach().clone().requires_grad_(True) for n, v in batch.val.params.items()}
     kl_grads = torch.autograd.grad(_post_adaptation_kl(learner, batch, adapted), [adapted[n] for n in names],
@@ -223,11 +224,11 @@ def kl_hvp(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> 
     def hvp(v_flat: Tensor) -> Tensor:
         v = unflatten_params(v_flat.detach(), theta)
         u = [v[n].unsqueeze(0).expand(T, *v[n].shape) for n in names]
-        for j in range(len(steps)):  # J v = J_k … J_1 v, J_j = I − α ⊙ H_j
-            u = [x - a * h for x, a, h in zip(u, alphas, hessian(j, u))]
+        for j in range(len(steps)):  # J v = J_k … J_1 v
+            u = inner_update_jvp(u, alphas, partial(hessian, j))
         u = list(torch.autograd.grad(inner(kl_grads, u), [adapted[n] for n in names], retain_graph=True))  # F u
-        for j in reversed(range(len(steps))):  # Jᵀ w = J_1ᵀ … J_kᵀ w, J_jᵀ = I − H_j (α ⊙ ·)
-            u = [x - h for x, h in zip(u, hessian(j, [a * x for a, x in zip(alphas, u)]))]
+        for j in reversed(range(len(steps))):  # Jᵀ w = J_1ᵀ … J_kᵀ w
+            u = inner_update_vjp(u, alphas, partial(hessian, j))
         return torch.cat([x.sum(dim=0).reshape(-1) for x in u]) + damping * v_flat.detach()
 
     return hvp

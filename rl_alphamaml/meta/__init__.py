@@ -13,17 +13,24 @@ from rl_alphamaml.meta.adapt import (
     call,
     call_batched,
     expand_params,
+    inner_update,
+    inner_update_jvp,
+    inner_update_vjp,
     module_buffers,
 )
+from rl_alphamaml.meta.hypergradient import HD_RULES, HypergradientRule, default_hyper_lr, make_rule
 from rl_alphamaml.meta.optimizer import MetaGradients, MetaOptimizer, StepInfo
 from rl_alphamaml.meta.outer import OuterConfig, OuterOptimizer
-from rl_alphamaml.meta.rates import HypergradientRule, InnerConfig, InnerRate, default_hyper_lr
+from rl_alphamaml.meta.rates import RATE_MODES, InnerConfig, InnerRate, InnerRateMode
 
 __all__ = [
+    "HD_RULES",
+    "RATE_MODES",
     "Adapted",
     "HypergradientRule",
     "InnerConfig",
     "InnerRate",
+    "InnerRateMode",
     "MetaGradients",
     "MetaOptimizer",
     "OuterConfig",
@@ -36,5 +43,9 @@ __all__ = [
     "call_batched",
     "default_hyper_lr",
     "expand_params",
+    "inner_update",
+    "inner_update_jvp",
+    "inner_update_vjp",
+    "make_rule",
     "module_buffers",
 ]

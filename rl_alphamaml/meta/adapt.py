@@ -20,7 +20,7 @@ Tasks can be adapted one at a time or all at once: give parameters with a leadin
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -36,6 +36,26 @@ class Adapted:
 
     params: Params
     inner_losses: list[float]
+
+
+def inner_update(param: Tensor, grad: Tensor, alpha: Tensor) -> Tensor:
+    """One inner step on one tensor, θ − α ⊙ g: the update every adaptation takes. Its Jacobian with respect to
+    θ is J = I − α ⊙ H (H the inner loss's Hessian); :func:`inner_update_jvp` and :func:`inner_update_vjp` are
+    its products, which second-order curvature computations through the adaptation use (e.g. MAML-TRPO's
+    Fisher-form Hessian-vector product). Change the update's form here and all three change together."""
+    return param - alpha * grad
+
+
+def inner_update_jvp(v: Sequence[Tensor], alpha: Sequence[Tensor],
+                     hvp: Callable[[list[Tensor]], Sequence[Tensor]]) -> list[Tensor]:
+    """J v = v − α ⊙ (H v) for the update of :func:`inner_update`; ``hvp`` computes H times a list of tensors."""
+    return [x - a * h for x, a, h in zip(v, alpha, hvp(list(v)))]
+
+
+def inner_update_vjp(w: Sequence[Tensor], alpha: Sequence[Tensor],
+                     hvp: Callable[[list[Tensor]], Sequence[Tensor]]) -> list[Tensor]:
+    """Jᵀ w = w − H (α ⊙ w) for the update of :func:`inner_update` (H symmetric)."""
+    return [x - h for x, h in zip(w, hvp([a * x for a, x in zip(alpha, w)]))]
 
 
 def adapt(
@@ -71,7 +91,7 @@ def adapt(
                 continue
             if first_order:
                 grad = grad.detach()
-            current[name] = current[name] - alpha[name] * grad
+            current[name] = inner_update(current[name], grad, alpha[name])
     return Adapted(current, losses)
 
 

@@ -93,7 +93,7 @@ class MetaOptimizer:
         self.max_nonfinite = max_nonfinite
         self.alpha = InnerRate(self.params, inner)
         meta_params = list(self.params.values())
-        if inner.lr_mode == "learned":
+        if self.alpha.mode.meta_parameter:
             meta_params += self.alpha.tensors
         self.outer = OuterOptimizer(meta_params, outer)
         self.nonfinite_in_a_row = 0
@@ -174,15 +174,11 @@ class MetaOptimizer:
             alpha_h_norm = math.sqrt(sum(float(h.pow(2).sum()) for h in grads.alpha))
         if update_theta:
             step_grads = [grads.theta[n] for n in self.params]
-            if self.inner_config.lr_mode == "learned":
+            if self.alpha.mode.meta_parameter:
                 assert grads.alpha is not None
                 step_grads += grads.alpha
             self.outer.step(step_grads)
-        if self.inner_config.lr_mode == "learned":
-            self.alpha.clamp_()
-        elif self.inner_config.lr_mode == "hd":
-            assert grads.alpha is not None
-            self.alpha.hd_step(grads.alpha)
+        self.alpha.after_outer_step(grads.alpha)
         return StepInfo(
             False, grads.loss, self.alpha.mean(), self.beta, grad_norm,
             beta_hypergrad=self.outer.last_hypergrad if update_theta else None,

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from rl_alphamaml.fields import ranged
-from rl_alphamaml.meta.rates import HDRule, HypergradientRule, default_hyper_lr
+from rl_alphamaml.meta.hypergradient import HDRule, make_rule
 
 
 @dataclasses.dataclass
@@ -74,14 +74,8 @@ class OuterOptimizer:
         self.m: list[Tensor] = []
         self.v: list[Tensor] = []
         self.prev_direction: list[Tensor] | None = None  # g_{t−1} (SGD) or u_{t−1} (Adam)
-        hyper_lr = config.hyper_lr
-        if hyper_lr is None:
-            hyper_lr = default_hyper_lr(config.hd_rule, config.optimizer)
-        self.rule = (
-            HypergradientRule(config.hd_rule, hyper_lr, config.lr_min, config.lr_max)
-            if config.lr_mode == "hd"
-            else None
-        )
+        self.rule = (make_rule(config.hd_rule, config.hyper_lr, config.lr_min, config.lr_max, config.optimizer)
+                     if config.lr_mode == "hd" else None)
         self.last_hypergrad: float | None = None
 
     @torch.no_grad()

@@ -1,24 +1,12 @@
-"""Learning rates adapted online by their hypergradients.
+"""The inner rate α of MAML and how it is learned: fixed (MAML), by hypergradient (Alpha MAML) or as a
+meta-parameter (Meta-SGD).
 
-Hypergradient descent (Baydin, Cornish, Martinez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation
-with Hypergradient Descent", ICLR 2018) treats a learning rate as a parameter and descends the
-derivative of the loss with respect to it. Alpha MAML (Behl, Baydin & Torr, "Alpha MAML: Adaptive
-Model-Agnostic Meta-Learning", 2019) applies it to both MAML rates: the inner rate α and the outer rate β.
-
-Two update rules are offered for a rate ``r`` with hypergradient ``h = ∂L/∂r``:
-
-``additive`` (Baydin et al. 2018)
-    ``r ← r − η·h``. Simple, but ``h`` scales with the square of the loss scale, so the hyper-rate η
-    that works on one problem can be useless or explosive on another.
-
-``normalized`` (scale-free; the default)
-    ``log r ← log r − η·h/√v̂`` with ``v̂`` a bias-corrected running mean of ``h²`` — Adam-style
-    normalisation of the hypergradient (as in Chandra et al., "Gradient Descent: The Ultimate
-    Optimizer", NeurIPS 2022, which optimises hyperparameters with Adam) applied in log space. Rescaling
-    the loss leaves the update unchanged, each step changes ``r`` by a factor of at most about ``e^η``,
-    and ``r`` stays positive. One default ``η`` works across problems of very different gradient scale.
-
-Both rules clamp the rate to ``[lr_min, lr_max]`` after every update.
+Each way is an :class:`InnerRateMode` — one class, one line in :data:`RATE_MODES` — that says whether the
+meta-gradient must reach α, whether the outer optimizer updates α with θ, and what happens to α after an
+outer step. :class:`InnerRate` holds the α tensors (one, one per parameter tensor, or one per weight).
+References: [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning", ICML 2017, arXiv:1703.03400.
+[2] Behl, Baydin & Torr, "Alpha MAML", 2019, arXiv:1905.07435. [3] Li, Zhou, Chen & Li, "Meta-SGD", 2017,
+arXiv:1707.09835. The hypergradient rules are in :mod:`rl_alphamaml.meta.hypergradient`.
 """
 
 from __future__ import annotations
@@ -31,10 +19,10 @@ import torch
 from torch import Tensor
 
 from rl_alphamaml.fields import ranged
+from rl_alphamaml.meta.hypergradient import HDRule, HypergradientRule, make_rule
 
 RateMode = Literal["fixed", "hd", "learned"]
 RateShape = Literal["scalar", "per_layer", "per_parameter"]
-HDRule = Literal["additive", "normalized"]
 
 
 @dataclasses.dataclass
@@ -67,59 +55,51 @@ class InnerConfig:
             raise ValueError("lr_min: the normalized rule adapts log(alpha), so lr_min must be > 0")
 
 
-def default_hyper_lr(rule: HDRule, optimizer: str = "sgd") -> float:
-    """The default hyper-rate η of each rule.
+class InnerRateMode:
+    """How α is learned; ``inner.lr_mode`` names one through :data:`RATE_MODES`. The base is MAML's fixed α."""
 
-    ``normalized``: 0.02 (a step changes a rate by at most about 2 %). ``additive``: Baydin et al.'s
-    (2018) values, 1e-3 for SGD-HD (and α, whose inner loop is SGD) and 1e-7 for Adam-HD.
-    """
-    if rule == "normalized":
-        return 0.02
-    return 1e-7 if optimizer == "adam" else 1e-3
+    #: the meta-gradient must reach α (its tensors require grad)
+    trainable: bool = False
+    #: the outer optimizer updates α together with θ
+    meta_parameter: bool = False
+
+    def rule(self, config: InnerConfig) -> HypergradientRule | None:
+        """The hypergradient rule α follows, if any."""
+        return None
+
+    def after_outer_step(self, rate: InnerRate, hypergrads: list[Tensor] | None) -> None:
+        """Update α once θ's outer step is taken (``hypergrads``: ∂L_val/∂α per α tensor, when trainable)."""
 
 
-class HypergradientRule:
-    """Updates a set of rate tensors in place from their hypergradients (Baydin et al. 2018).
+class FixedRate(InnerRateMode):
+    """α stays at ``inner.lr`` (MAML [1])."""
 
-    Holds the running second moment of the ``normalized`` rule; ``state_dict`` makes it resumable.
-    """
 
-    def __init__(
-        self, rule: HDRule, hyper_lr: float, lr_min: float, lr_max: float, decay: float = 0.9, eps: float = 1e-30
-    ) -> None:
-        self.rule = rule
-        self.hyper_lr = hyper_lr
-        self.lr_min = lr_min
-        self.lr_max = lr_max
-        self.decay = decay
-        self.eps = eps
-        self.steps = 0
-        self.second_moment: list[Tensor] = []
+class HypergradientRate(InnerRateMode):
+    """α follows its hypergradient ∂L_val/∂α by the configured rule (Alpha MAML [2])."""
 
-    @torch.no_grad()
-    def update(self, rates: list[Tensor], hypergrads: list[Tensor]) -> None:
-        """One hypergradient step on each rate tensor (in place), then clamp to the bounds."""
-        if self.rule == "normalized" and not self.second_moment:
-            self.second_moment = [torch.zeros_like(r) for r in rates]
-        elif self.second_moment and self.second_moment[0].device != rates[0].device:  # loaded on another device
-            self.second_moment = [v.to(r.device) for v, r in zip(self.second_moment, rates)]
-        self.steps += 1
-        for i, (rate, h) in enumerate(zip(rates, hypergrads)):
-            if self.rule == "additive":
-                rate.sub_(self.hyper_lr * h)
-            else:
-                v = self.second_moment[i]
-                v.mul_(self.decay).addcmul_(h, h, value=1 - self.decay)
-                v_hat = v / (1 - self.decay**self.steps)
-                rate.mul_(torch.exp(-self.hyper_lr * h / (v_hat.sqrt() + self.eps)))
-            rate.clamp_(self.lr_min, self.lr_max)
+    trainable = True
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "second_moment": [v.clone() for v in self.second_moment]}
+    def rule(self, config: InnerConfig) -> HypergradientRule:
+        return make_rule(config.hd_rule, config.hyper_lr, config.lr_min, config.lr_max)
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.steps = int(state["steps"])
-        self.second_moment = [v.clone() for v in state["second_moment"]]
+    def after_outer_step(self, rate: InnerRate, hypergrads: list[Tensor] | None) -> None:
+        assert hypergrads is not None and rate.rule is not None
+        rate.rule.update(rate.tensors, hypergrads)
+
+
+class LearnedRate(InnerRateMode):
+    """α is a meta-parameter the outer optimizer updates with θ, kept within its bounds (Meta-SGD [3])."""
+
+    trainable = True
+    meta_parameter = True
+
+    def after_outer_step(self, rate: InnerRate, hypergrads: list[Tensor] | None) -> None:
+        rate.clamp_()
+
+
+#: ``inner.lr_mode`` → how α is learned. One line per mode.
+RATE_MODES: dict[str, type[InnerRateMode]] = {"fixed": FixedRate, "hd": HypergradientRate, "learned": LearnedRate}
 
 
 class InnerRate:
@@ -138,8 +118,9 @@ class InnerRate:
 
     def __init__(self, params: Mapping[str, Tensor], config: InnerConfig) -> None:
         self.config = config
+        self.mode = RATE_MODES[config.lr_mode]()
         self.names = list(params)
-        trainable = config.lr_mode in ("hd", "learned")
+        trainable = self.mode.trainable
         like = next(iter(params.values())) if params else torch.zeros(())
 
         def make(shape: torch.Size | tuple[int, ...]) -> Tensor:
@@ -155,21 +136,12 @@ class InnerRate:
         else:
             self.tensors = [make(p.shape) for p in params.values()]
             self.index = {n: i for i, n in enumerate(self.names)}
-        self.rule = (
-            HypergradientRule(
-                config.hd_rule,
-                default_hyper_lr(config.hd_rule) if config.hyper_lr is None else config.hyper_lr,
-                config.lr_min,
-                config.lr_max,
-            )
-            if config.lr_mode == "hd"
-            else None
-        )
+        self.rule = self.mode.rule(config)
 
     @property
     def requires_grad(self) -> bool:
         """Whether the meta-gradient must reach α (modes ``hd`` and ``learned``)."""
-        return self.config.lr_mode in ("hd", "learned")
+        return self.mode.trainable
 
     def for_params(self) -> dict[str, Tensor]:
         """α for each parameter name (shared tensors for ``scalar``)."""
@@ -186,11 +158,9 @@ class InnerRate:
         """All α values as one flat tensor (for histograms)."""
         return torch.cat([t.detach().reshape(-1) for t in self.tensors])
 
-    def hd_step(self, hypergrads: list[Tensor]) -> None:
-        """Alpha MAML's update of α from ``∂L_val/∂α`` (one tensor per α tensor)."""
-        if self.rule is None:
-            raise RuntimeError(f"alpha is not adapted by hypergradient in mode {self.config.lr_mode!r}")
-        self.rule.update(self.tensors, hypergrads)
+    def after_outer_step(self, hypergrads: list[Tensor] | None) -> None:
+        """What the mode does to α after θ's outer step (a hypergradient step, a clamp, or nothing)."""
+        self.mode.after_outer_step(self, hypergrads)
 
     @torch.no_grad()
     def clamp_(self) -> None:
