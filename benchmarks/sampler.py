@@ -58,7 +58,7 @@ from mujoco import rollout as mjrollout  # noqa: E402
 
 import envs  # noqa: E402
 from envs.batched import default_threads  # noqa: E402
-from envs.locomotion import SimViews  # noqa: E402
+from envs.mujoco_family import SimViews  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "sampler.json"
 

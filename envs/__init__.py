@@ -32,17 +32,10 @@ Example::
     obs, reward, terminated, truncated = benv.step(np.zeros((800, benv.act_dim)))
 """
 
+from envs.ant import AntDir2DEnv, AntDirEnv, AntGoalEnv, AntVelEnv
 from envs.base import TaskFamily, load_model
 from envs.batched import BatchedEnv, BatchStep
-from envs.locomotion import (
-    AntDir2DEnv,
-    AntDirEnv,
-    AntGoalEnv,
-    AntVelEnv,
-    HalfCheetahDirEnv,
-    HalfCheetahRandParamsEnv,
-    HalfCheetahVelEnv,
-)
+from envs.half_cheetah import HalfCheetahDirEnv, HalfCheetahRandParamsEnv, HalfCheetahVelEnv
 from envs.navigation import Navigation2DEnv, Navigation2DSparseEnv
 from envs.registry import (
     FAMILY_IDS,

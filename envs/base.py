@@ -25,8 +25,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import mujoco
 import numpy as np
+from gymnasium import utils
 
-from envs.tasks import Task, TaskError, task_from_dict
+from envs.tasks import DirectionTask, GoalTask, Task, TaskError, VelocityTask, task_from_dict
 
 __all__ = ["TaskFamily", "load_model", "mujoco_warnings_to_python"]
 
@@ -160,3 +161,101 @@ def load_model(xml_path: str, *, contact_forces: bool = False) -> mujoco.MjModel
         category = DeprecationWarning if "deprecated" in message else w.category
         warnings.warn(message, category, stacklevel=2)
     return model
+
+
+# ------------------------------------------------------------------ task distributions shared by families
+
+
+class UniformRangeTasks(TaskFamily[TaskT]):
+    """Mixin for families whose task values are drawn from ``U[low, high]``: the range and its check.
+
+    Its constructor is the cooperative one of the MuJoCo families (:mod:`envs.mujoco_family`), whose
+    next base takes ``(task, **kwargs)``; :class:`Navigation2DEnv` has its own constructor and only
+    calls :meth:`_set_range`.
+    """
+
+    low: float
+    high: float
+
+    def __init__(
+        self, task: TaskT | Mapping[str, Any] | None = None, *, low: float, high: float, **kwargs: Any
+    ) -> None:
+        self._set_range(low, high)
+        super().__init__(task, **kwargs)  # type: ignore[call-arg]
+        utils.EzPickle.__init__(self, task, low=low, high=high, **kwargs)  # type: ignore[arg-type]
+
+    def _set_range(self, low: float, high: float) -> None:
+        if not low <= high:
+            raise ValueError(f"need low <= high, got low={low}, high={high}")
+        self.low, self.high = float(low), float(high)
+
+
+class GoalTasks(UniformRangeTasks[GoalTask]):
+    """Mixin: goal tasks ``g ~ U[low, high]²``, each coordinate in range; by default the centre."""
+
+    task_type = GoalTask
+
+    def default_task(self) -> GoalTask:
+        mid = 0.5 * (self.low + self.high)
+        return GoalTask((mid, mid))
+
+    def _sample(self, n: int, rng: np.random.Generator) -> list[GoalTask]:
+        goals = rng.uniform(self.low, self.high, size=(n, 2))
+        return [GoalTask((float(g[0]), float(g[1]))) for g in goals]
+
+    def _check_task(self, task: GoalTask) -> None:
+        for c in task.goal:
+            if not self.low <= c <= self.high:
+                raise self._range_error("goal coordinate", c, self.low, self.high)
+
+    def task_params(self, tasks: Sequence[GoalTask]) -> np.ndarray:
+        return np.array([t.goal for t in tasks], dtype=np.float64).reshape(len(tasks), 2)
+
+
+class VelocityTasks(UniformRangeTasks[VelocityTask]):
+    """Mixin: target-velocity tasks ``v* ~ U[low, high]``, checked in range; by default the centre."""
+
+    task_type = VelocityTask
+
+    def default_task(self) -> VelocityTask:
+        return VelocityTask(0.5 * (self.low + self.high))
+
+    def _sample(self, n: int, rng: np.random.Generator) -> list[VelocityTask]:
+        return [VelocityTask(float(v)) for v in rng.uniform(self.low, self.high, size=n)]
+
+    def _check_task(self, task: VelocityTask) -> None:
+        if not self.low <= task.velocity <= self.high:
+            raise self._range_error("target velocity", task.velocity, self.low, self.high)
+
+    def task_params(self, tasks: Sequence[VelocityTask]) -> np.ndarray:
+        return np.array([[t.velocity] for t in tasks], dtype=np.float64).reshape(len(tasks), 1)
+
+
+class DirectionTasks(TaskFamily[DirectionTask]):
+    """Mixin: direction tasks ``d ∈ {−1, +1}`` with probability ½ each; by default forward."""
+
+    task_type = DirectionTask
+
+    def __init__(self, task: DirectionTask | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(task, **kwargs)  # type: ignore[call-arg]
+        utils.EzPickle.__init__(self, task, **kwargs)  # type: ignore[arg-type]
+
+    def default_task(self) -> DirectionTask:
+        return DirectionTask(1)
+
+    def _sample(self, n: int, rng: np.random.Generator) -> list[DirectionTask]:
+        return [DirectionTask(int(d)) for d in 2 * rng.integers(0, 2, size=n) - 1]
+
+    def _check_task(self, task: DirectionTask) -> None:
+        """Any DirectionTask is valid (its constructor enforces ±1)."""
+
+    def task_params(self, tasks: Sequence[DirectionTask]) -> np.ndarray:
+        return np.array([[t.direction] for t in tasks], dtype=np.float64).reshape(len(tasks), 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# HalfCheetah
+# ---------------------------------------------------------------------------------------------
+
+
+# gymnasium annotates MujocoEnv.step's reward as np.float64; ours returns a Python float

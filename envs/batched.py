@@ -6,7 +6,7 @@ once per control step for all slots together. :class:`BatchedEnv` does that with
 environment object per slot: the MuJoCo families run on one ``mujoco.batch.Batch`` (MuJoCo's
 batch API: every slot is one row of integration state, stepped on a native thread pool with the
 GIL released), the navigation families on numpy arrays. Observations, rewards and termination
-come from the same vectorised kernels as the single environments (:mod:`envs.locomotion`,
+come from the same vectorised kernels as the single environments (:mod:`envs.half_cheetah`, :mod:`envs.ant`,
 :mod:`envs.navigation`), and each slot's state row carries the constraint solver's warm start,
 so a slot's transitions equal those of ``gymnasium.make(env_id)`` with the same task, seed and
 actions (tested over full episodes of every family).
@@ -44,7 +44,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from mujoco import batch as mjbatch
 
-from envs.locomotion import SimViews, _MujocoFamily
+from envs.mujoco_family import MujocoFamily, SimViews
 from envs.navigation import Navigation2DEnv
 from envs.registry import horizon_of, make_unwrapped, resolve_id
 from envs.tasks import Task
@@ -72,7 +72,7 @@ def default_threads() -> int:
 class _MujocoBackend:
     """All slots of a MuJoCo family as the rows of one ``mujoco.batch.Batch``."""
 
-    def __init__(self, family: _MujocoFamily[Any], n_slots: int, n_threads: int) -> None:
+    def __init__(self, family: MujocoFamily[Any], n_slots: int, n_threads: int) -> None:
         self.family = family
         self.n = n_slots
         self.batch = mjbatch.Batch(family.model, n_slots, nthread=n_threads)
@@ -195,7 +195,7 @@ class BatchedEnv:
         self.obs_dim = int(self.observation_space.shape[0])
         self.act_dim = int(self.action_space.shape[0])
         self._backend: _MujocoBackend | _NavigationBackend
-        if isinstance(self.family, _MujocoFamily):
+        if isinstance(self.family, MujocoFamily):
             self._backend = _MujocoBackend(self.family, self.n_slots, threads)
         elif isinstance(self.family, Navigation2DEnv):
             self._backend = _NavigationBackend(self.family, self.n_slots)

@@ -16,66 +16,20 @@ over a leading batch axis and shared with :class:`envs.batched.BatchedEnv`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces, utils
 
-from envs.base import TaskFamily, TaskT
+from envs.base import GoalTasks
 from envs.tasks import GoalTask
 
 __all__ = ["Navigation2DEnv", "Navigation2DSparseEnv"]
 
 
-class _UniformRangeTasks(TaskFamily[TaskT]):
-    """Mixin for families whose task values are drawn from ``U[low, high]``: the range and its check.
-
-    Its constructor is the cooperative one of the MuJoCo families (:mod:`envs.locomotion`), whose
-    next base takes ``(task, **kwargs)``; :class:`Navigation2DEnv` has its own constructor and only
-    calls :meth:`_set_range`.
-    """
-
-    low: float
-    high: float
-
-    def __init__(
-        self, task: TaskT | Mapping[str, Any] | None = None, *, low: float, high: float, **kwargs: Any
-    ) -> None:
-        self._set_range(low, high)
-        super().__init__(task, **kwargs)  # type: ignore[call-arg]
-        utils.EzPickle.__init__(self, task, low=low, high=high, **kwargs)  # type: ignore[arg-type]
-
-    def _set_range(self, low: float, high: float) -> None:
-        if not low <= high:
-            raise ValueError(f"need low <= high, got low={low}, high={high}")
-        self.low, self.high = float(low), float(high)
-
-
-class _GoalTasks(_UniformRangeTasks[GoalTask]):
-    """Mixin: goal tasks ``g ~ U[low, high]²``, each coordinate in range; by default the centre."""
-
-    task_type = GoalTask
-
-    def default_task(self) -> GoalTask:
-        mid = 0.5 * (self.low + self.high)
-        return GoalTask((mid, mid))
-
-    def _sample(self, n: int, rng: np.random.Generator) -> list[GoalTask]:
-        goals = rng.uniform(self.low, self.high, size=(n, 2))
-        return [GoalTask((float(g[0]), float(g[1]))) for g in goals]
-
-    def _check_task(self, task: GoalTask) -> None:
-        for c in task.goal:
-            if not self.low <= c <= self.high:
-                raise self._range_error("goal coordinate", c, self.low, self.high)
-
-    def task_params(self, tasks: Sequence[GoalTask]) -> np.ndarray:
-        return np.array([t.goal for t in tasks], dtype=np.float64).reshape(len(tasks), 2)
-
-
-class Navigation2DEnv(_GoalTasks, gym.Env, utils.EzPickle):
+class Navigation2DEnv(GoalTasks, gym.Env, utils.EzPickle):
     """Navigation2D: reach a goal in the plane; reward ``−‖p − g‖₂`` after the move.
 
     Task ``g ~ U[low, high]²``, by default U[−0.5, 0.5]². Actions are clipped to ±0.1 (the

@@ -30,13 +30,13 @@ NAMESPACE = "rl_alphamaml"
 #: short id -> (entry point, horizon). Horizons follow Finn et al. 2017: 200 for locomotion,
 #: 100 for 2-D navigation.
 _FAMILIES: dict[str, tuple[str, int]] = {
-    "HalfCheetahVel-v0": ("envs.locomotion:HalfCheetahVelEnv", 200),
-    "HalfCheetahDir-v0": ("envs.locomotion:HalfCheetahDirEnv", 200),
-    "HalfCheetahRandParams-v0": ("envs.locomotion:HalfCheetahRandParamsEnv", 200),
-    "AntVel-v0": ("envs.locomotion:AntVelEnv", 200),
-    "AntDir-v0": ("envs.locomotion:AntDirEnv", 200),
-    "AntDir2D-v0": ("envs.locomotion:AntDir2DEnv", 200),
-    "AntGoal-v0": ("envs.locomotion:AntGoalEnv", 200),
+    "HalfCheetahVel-v0": ("envs.half_cheetah:HalfCheetahVelEnv", 200),
+    "HalfCheetahDir-v0": ("envs.half_cheetah:HalfCheetahDirEnv", 200),
+    "HalfCheetahRandParams-v0": ("envs.half_cheetah:HalfCheetahRandParamsEnv", 200),
+    "AntVel-v0": ("envs.ant:AntVelEnv", 200),
+    "AntDir-v0": ("envs.ant:AntDirEnv", 200),
+    "AntDir2D-v0": ("envs.ant:AntDir2DEnv", 200),
+    "AntGoal-v0": ("envs.ant:AntGoalEnv", 200),
     "Navigation2D-v0": ("envs.navigation:Navigation2DEnv", 100),
     "Navigation2DSparse-v0": ("envs.navigation:Navigation2DSparseEnv", 100),
 }
