@@ -1,4 +1,5 @@
-"""Where the learners compute: ``train.device`` (``cpu``, ``cuda``, or ``auto`` = cuda when there is one).
+"""Where and how the learners compute: ``train.device`` (``cpu``, ``cuda``, or ``auto`` = cuda when there is one),
+thread pools whose torch ops run single-threaded, and glibc's memory reuse — usable by every kind.
 
 Every kind puts its model, meta-parameters and learning on the device; RL's simulators always step on the
 CPU in float32 (the sampler brings the parameters over once per phase, the trajectories come back in one
@@ -6,6 +7,10 @@ transfer, :meth:`agents.sampler.Episodes.to`). Checkpoints hold CPU tensors and 
 """
 
 from __future__ import annotations
+
+import ctypes
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -22,3 +27,49 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise UserError(f"train.device: must be cpu, cuda or auto, got {name!r}")
     return torch.device(name)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def thread_pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``workers`` threads whose torch ops run single-threaded.
+
+    Passes of different tasks are independent, so two threads on two cores need no synchronisation
+    inside an op — unlike torch's OpenMP threads, whose spin-waits at every op make small convolutions
+    crawl when another process holds a core (measured in ``benchmarks/omniglot_speed.py``).
+    """
+    with _POOLS_LOCK:
+        if workers not in _POOLS:
+            _POOLS[workers] = ThreadPoolExecutor(
+                workers, thread_name_prefix="rl-alphamaml-pass", initializer=torch.set_num_threads, initargs=(1,)
+            )
+        return _POOLS[workers]
+
+
+_MEMORY_REUSED = False
+
+
+def reuse_freed_memory() -> bool:
+    """Ask glibc to keep freed memory in the process: no ``mmap`` for large blocks, no trimming.
+
+    PyTorch's CPU allocator hands large tensors to ``malloc``; glibc serves blocks above its mmap
+    threshold (at most 32 MiB) with fresh ``mmap`` pages and returns them on ``free``, so every pass
+    page-faults its activations back in: about 10^5 faults and 0.2–0.3 s of kernel time per 5-way 1-shot
+    meta-iteration on this CPU, several seconds for a 32-task pass. ``mallopt(M_MMAP_MAX, 0)`` and a huge
+    ``M_TRIM_THRESHOLD`` let freed blocks be reused instead (the resident size then stays at its peak).
+    Process-wide; returns whether it took effect (False off glibc).
+    """
+    global _MEMORY_REUSED
+    if _MEMORY_REUSED:
+        return True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
+        ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
+        libc.mallopt(m_top_pad, 64 << 20)
+    except (OSError, AttributeError):
+        return False
+    _MEMORY_REUSED = bool(ok)
+    return _MEMORY_REUSED

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -50,6 +50,21 @@ class MetaGradients:
     def is_finite(self) -> bool:
         tensors = list(self.theta.values()) + (self.alpha or [])
         return math.isfinite(self.loss) and all(bool(torch.isfinite(t).all()) for t in tensors)
+
+    def __add__(self, other: MetaGradients) -> MetaGradients:
+        """The gradients of the sum of two losses (e.g. two passes over parts of a meta-batch)."""
+        alpha = None if self.alpha is None or other.alpha is None else [x + y for x, y in zip(self.alpha, other.alpha)]
+        return MetaGradients(self.loss + other.loss, {n: g + other.theta[n] for n, g in self.theta.items()}, alpha)
+
+    @staticmethod
+    def sum(parts: Sequence[MetaGradients]) -> MetaGradients:
+        """The gradients of a loss summed over parts, added in order."""
+        if not parts:
+            raise ValueError("no gradients to sum")
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total
 
 
 @dataclasses.dataclass

@@ -43,10 +43,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from typing import Literal
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 __all__ = ["ConvBlock", "ConvNet", "Downsample", "Init"]
 
@@ -160,3 +162,34 @@ class ConvNet(nn.Module):
         for _ in range(num_blocks):
             s = math.ceil(s / 2) if downsample == "stride" else s // 2
         return s
+
+
+def forward_tasks(net: ConvNet, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """Logits ``(T, B, n_way)`` of ``T`` tasks at once, each with its own weights.
+
+    ``params`` are ``net``'s parameters with a leading task dimension ``T`` (:func:`expand_params`, or
+    adapted fast weights), ``x`` is ``(T, B, C, H, W)``. The tasks are laid side by side along the
+    channels, ``(B, T·C, H, W)``, so each convolution is one grouped convolution (``groups=T``) and each
+    batch norm one ``F.batch_norm`` whose ``T·C`` channels are normalised over the ``B·H·W`` values of
+    their own task — the statistics a per-task ``functional_call`` computes. Equal to
+    ``torch.func.vmap`` of ``functional_call(net, …)`` and to a loop over tasks (float64 tests), and
+    faster than ``vmap`` on CPU.
+    """
+    if net.track_running_stats:
+        raise ValueError("forward_tasks needs a ConvNet with batch statistics (track_running_stats=False)")
+    T, B = x.shape[:2]
+    h = x.transpose(0, 1).reshape(B, T * x.shape[2], *x.shape[3:])
+    for i, block in enumerate(net.blocks):
+        assert isinstance(block, ConvBlock)
+        conv, norm = block.conv, block.norm
+        w = params[f"blocks.{i}.conv.weight"]
+        b = params.get(f"blocks.{i}.conv.bias")
+        h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), None if b is None else b.reshape(-1),
+                     stride=conv.stride, padding=conv.padding, groups=T)
+        h = F.batch_norm(h, None, None, params[f"blocks.{i}.norm.weight"].reshape(-1),
+                         params[f"blocks.{i}.norm.bias"].reshape(-1), training=True, eps=norm.eps)
+        h = torch.relu(h)
+        if isinstance(block.pool, torch.nn.MaxPool2d):
+            h = F.max_pool2d(h, 2)
+    features = h.mean(dim=(-2, -1)).reshape(B, T, -1).transpose(0, 1)  # (T, B, hidden)
+    return torch.baddbmm(params["head.bias"].unsqueeze(1), features, params["head.weight"].transpose(1, 2))

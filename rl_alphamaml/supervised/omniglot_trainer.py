@@ -12,11 +12,11 @@ Tasks are N-way K-shot problems over Omniglot characters (Vinyals et al., "Match
 Shot Learning", NeurIPS 2016; split and sampler in :mod:`rl_alphamaml.supervised.omniglot`), the network
 MAML's 4-block conv net (:class:`~rl_alphamaml.supervised.convnet.ConvNet`) with batch statistics.
 
-All tasks of a pass are evaluated at once by :func:`forward_tasks`: fast weights carry a leading task
-dimension (:func:`~rl_alphamaml.meta.expand_params`) and the convolutions become one grouped convolution
-(``groups = tasks``); batch norm on the ``(batch, tasks × channels, H, W)`` layout normalises each task's
-channels over that task's own examples, exactly as a per-task loop does (tested in float64 against the
-loop, meta-gradient and α hypergradient included). A meta-batch is cut into passes of
+All tasks of a pass are evaluated at once by :func:`~rl_alphamaml.supervised.convnet.forward_tasks`: fast
+weights carry a leading task dimension (:func:`~rl_alphamaml.meta.expand_params`) and the convolutions become
+one grouped convolution (``groups = tasks``); batch norm on the ``(batch, tasks × channels, H, W)`` layout
+normalises each task's channels over that task's own examples, exactly as a per-task loop does (tested in
+float64 against the loop, meta-gradient and α hypergradient included). A meta-batch is cut into passes of
 ``compute.tasks_per_pass`` tasks, ``compute.workers`` threads run the passes concurrently (each with
 single-threaded torch ops), and the passes' meta-gradients are summed in order. Passes of a few tasks
 amortise the per-op cost of the small support-set convolutions yet keep the activations in the CPU
@@ -42,14 +42,11 @@ Example::
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -59,7 +56,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rl_alphamaml import seeding
-from rl_alphamaml.compute import resolve_device
+from rl_alphamaml.compute import resolve_device, reuse_freed_memory, thread_pool
 from rl_alphamaml.config import TrainConfig, ranged
 from rl_alphamaml.errors import CheckpointError, UserError
 from rl_alphamaml.evaluation import AdaptationResult
@@ -74,7 +71,7 @@ from rl_alphamaml.meta import (
     expand_params,
 )
 from rl_alphamaml.stats import format_ci, json_safe, mean_ci95
-from rl_alphamaml.supervised.convnet import ConvBlock, ConvNet
+from rl_alphamaml.supervised.convnet import ConvNet, forward_tasks
 from rl_alphamaml.supervised.omniglot import (
     NUM_DRAWERS,
     FewShotTask,
@@ -172,38 +169,39 @@ class OmniglotConfig:
                              f"exceeds the {NUM_DRAWERS} drawings of an Omniglot character")
 
 
-# -------------------------------------------------------------------------------- batched forward
+class SupportLoss:
+    """The inner loss of a pass: the sum over tasks of each task's mean support loss (each inner gradient its own).
 
-
-def forward_tasks(net: ConvNet, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
-    """Logits ``(T, B, n_way)`` of ``T`` tasks at once, each with its own weights.
-
-    ``params`` are ``net``'s parameters with a leading task dimension ``T`` (:func:`expand_params`, or
-    adapted fast weights), ``x`` is ``(T, B, C, H, W)``. The tasks are laid side by side along the
-    channels, ``(B, T·C, H, W)``, so each convolution is one grouped convolution (``groups=T``) and each
-    batch norm one ``F.batch_norm`` whose ``T·C`` channels are normalised over the ``B·H·W`` values of
-    their own task — the statistics a per-task ``functional_call`` computes. Equal to
-    ``torch.func.vmap`` of ``functional_call(net, …)`` and to a loop over tasks (float64 tests), and
-    faster than ``vmap`` on CPU.
+    Remembers the logits of its first evaluation, the support set before adaptation (the ``pre_adapt`` metrics).
     """
-    if net.track_running_stats:
-        raise ValueError("forward_tasks needs a ConvNet with batch statistics (track_running_stats=False)")
-    T, B = x.shape[:2]
-    h = x.transpose(0, 1).reshape(B, T * x.shape[2], *x.shape[3:])
-    for i, block in enumerate(net.blocks):
-        assert isinstance(block, ConvBlock)
-        conv, norm = block.conv, block.norm
-        w = params[f"blocks.{i}.conv.weight"]
-        b = params.get(f"blocks.{i}.conv.bias")
-        h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), None if b is None else b.reshape(-1),
-                     stride=conv.stride, padding=conv.padding, groups=T)
-        h = F.batch_norm(h, None, None, params[f"blocks.{i}.norm.weight"].reshape(-1),
-                         params[f"blocks.{i}.norm.bias"].reshape(-1), training=True, eps=norm.eps)
-        h = torch.relu(h)
-        if isinstance(block.pool, torch.nn.MaxPool2d):
-            h = F.max_pool2d(h, 2)
-    features = h.mean(dim=(-2, -1)).reshape(B, T, -1).transpose(0, 1)  # (T, B, hidden)
-    return torch.baddbmm(params["head.bias"].unsqueeze(1), features, params["head.weight"].transpose(1, 2))
+
+    def __init__(self, net: ConvNet, xs: Tensor, ys: Tensor) -> None:
+        self.net, self.xs, self.ys = net, xs, ys
+        self.first_logits: Tensor | None = None
+
+    def __call__(self, params: Params) -> Tensor:
+        logits = forward_tasks(self.net, params, self.xs)
+        if self.first_logits is None:
+            self.first_logits = logits.detach()
+        return task_losses(logits, self.ys).sum()
+
+
+@dataclasses.dataclass(frozen=True)
+class PassMetrics:
+    """Sums over a pass's tasks: support loss and accuracy before adaptation, query loss and accuracy after."""
+
+    loss_pre: float
+    accuracy_pre: float
+    loss_post: float
+    accuracy_post: float
+
+    @staticmethod
+    def sum(parts: Sequence[PassMetrics]) -> PassMetrics:
+        """The sums over several passes, added in order."""
+        total = [0.0, 0.0, 0.0, 0.0]
+        for p in parts:
+            total = [t + v for t, v in zip(total, (p.loss_pre, p.accuracy_pre, p.loss_post, p.accuracy_post))]
+        return PassMetrics(*total)
 
 
 def task_losses(logits: Tensor, labels: Tensor) -> Tensor:
@@ -225,13 +223,6 @@ def stack_tasks(tasks: Iterable[FewShotTask]) -> FewShotTask:
         torch.stack([t.query_x for t in items]), torch.stack([t.query_y for t in items]),
         np.stack([t.classes for t in items]), np.stack([t.drawers for t in items]),
     )
-
-
-def _sum_gradients(a: MetaGradients | None, b: MetaGradients) -> MetaGradients:
-    if a is None:
-        return b
-    alpha = None if a.alpha is None or b.alpha is None else [x + y for x, y in zip(a.alpha, b.alpha)]
-    return MetaGradients(a.loss + b.loss, {n: g + b.theta[n] for n, g in a.theta.items()}, alpha)
 
 
 # --------------------------------------------------------------------------------------- data, split
@@ -286,56 +277,9 @@ def run_split(config: OmniglotConfig, dataset: OmniglotDataset, run_dir: Path | 
     return split
 
 
-# ------------------------------------------------------------------------------------------- compute
+# ---------------------------------------------------------------------------------------- experiment
 
 _R = TypeVar("_R")
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A process-wide pool of ``workers`` threads whose torch ops run single-threaded.
-
-    Passes of different tasks are independent, so two threads on two cores need no synchronisation
-    inside an op — unlike torch's OpenMP threads, whose spin-waits at every op make small convolutions
-    crawl when another process holds a core (measured in ``benchmarks/omniglot_speed.py``).
-    """
-    with _POOLS_LOCK:
-        if workers not in _POOLS:
-            _POOLS[workers] = ThreadPoolExecutor(
-                workers, thread_name_prefix="omniglot-pass", initializer=torch.set_num_threads, initargs=(1,)
-            )
-        return _POOLS[workers]
-
-
-_MEMORY_REUSED = False
-
-
-def reuse_freed_memory() -> bool:
-    """Ask glibc to keep freed memory in the process: no ``mmap`` for large blocks, no trimming.
-
-    PyTorch's CPU allocator hands large tensors to ``malloc``; glibc serves blocks above its mmap
-    threshold (at most 32 MiB) with fresh ``mmap`` pages and returns them on ``free``, so every pass
-    page-faults its activations back in: about 10^5 faults and 0.2–0.3 s of kernel time per 5-way 1-shot
-    meta-iteration on this CPU, several seconds for a 32-task pass. ``mallopt(M_MMAP_MAX, 0)`` and a huge
-    ``M_TRIM_THRESHOLD`` let freed blocks be reused instead (the resident size then stays at its peak).
-    Process-wide; returns whether it took effect (False off glibc).
-    """
-    global _MEMORY_REUSED
-    if _MEMORY_REUSED:
-        return True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4
-        ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
-        libc.mallopt(m_top_pad, 64 << 20)
-    except (OSError, AttributeError):
-        return False
-    _MEMORY_REUSED = bool(ok)
-    return _MEMORY_REUSED
-
-
-# ---------------------------------------------------------------------------------------- experiment
 
 
 class OmniglotExperiment:
@@ -418,39 +362,27 @@ class OmniglotExperiment:
         workers = min(self.config.compute.workers, len(items))
         if workers <= 1:
             return [fn(x) for x in items]
-        return list(_pool(self.config.compute.workers).map(fn, items))
+        return list(thread_pool(self.config.compute.workers).map(fn, items))
 
-    def _support_loss(
-        self, xs: Tensor, ys: Tensor, first: dict[str, Tensor] | None = None
-    ) -> Callable[[Params], Tensor]:
-        """The inner loss: the sum over tasks of each task's mean support loss (each inner gradient its own).
+    def _support_loss(self, xs: Tensor, ys: Tensor) -> SupportLoss:
+        """The inner loss: the sum over tasks of each task's mean support loss (each inner gradient its own)."""
+        return SupportLoss(self.model, xs, ys)
 
-        ``first`` (if given) receives the logits of the first evaluation: the support set before adaptation.
-        """
-
-        def loss(p: Params) -> Tensor:
-            logits = forward_tasks(self.model, p, xs)
-            if first is not None and not first:
-                first["logits"] = logits.detach()
-            return task_losses(logits, ys).sum()
-
-        return loss
-
-    def _pass_gradients(self, batch: FewShotTask, part: slice, total_tasks: int) -> tuple[MetaGradients, list[float]]:
+    def _pass_gradients(self, batch: FewShotTask, part: slice, total_tasks: int) -> tuple[MetaGradients, PassMetrics]:
         xs, ys = batch.support_x[part], batch.support_y[part]
         xq, yq = batch.query_x[part], batch.query_y[part]
         params = expand_params(self.meta.params, xs.shape[0])
-        first: dict[str, Tensor] = {}
-        fast = self.meta.adapt(self._support_loss(xs, ys, first), params)
-        if not first:  # inner.steps == 0
+        support_loss = self._support_loss(xs, ys)
+        fast = self.meta.adapt(support_loss, params)
+        first = support_loss.first_logits
+        if first is None:  # inner.steps == 0
             with torch.no_grad():
-                first["logits"] = forward_tasks(self.model, params, xs)
+                first = forward_tasks(self.model, params, xs)
         logits = forward_tasks(self.model, fast.params, xq)
         losses = task_losses(logits, yq)
         grads = self.meta.gradients(losses.sum() / total_tasks)
-        sums = [float(task_losses(first["logits"], ys).sum()), float(task_accuracies(first["logits"], ys).sum()),
-                float(losses.detach().sum()), float(task_accuracies(logits.detach(), yq).sum())]
-        return grads, sums
+        return grads, PassMetrics(float(task_losses(first, ys).sum()), float(task_accuracies(first, ys).sum()),
+                                  float(losses.detach().sum()), float(task_accuracies(logits.detach(), yq).sum()))
 
     def meta_gradients(self, batch: FewShotTask) -> tuple[MetaGradients, dict[str, float]]:
         """∇θ (and ∂/∂α) of the mean post-adaptation query loss over ``batch``, and the batch's metrics.
@@ -463,15 +395,11 @@ class OmniglotExperiment:
         """
         T = len(batch)
         results = self._map(lambda part: self._pass_gradients(batch, part, T), self._passes(T))
-        total: MetaGradients | None = None
-        sums = [0.0, 0.0, 0.0, 0.0]
-        for grads, values in results:
-            total = _sum_gradients(total, grads)
-            sums = [a + b for a, b in zip(sums, values)]
-        assert total is not None
+        total = MetaGradients.sum([grads for grads, _ in results])
+        sums = PassMetrics.sum([metrics for _, metrics in results])
         return total, {
-            "loss/pre_adapt": sums[0] / T, "accuracy/pre_adapt": sums[1] / T,
-            "loss/post_adapt": sums[2] / T, "accuracy/post_adapt": sums[3] / T,
+            "loss/pre_adapt": sums.loss_pre / T, "accuracy/pre_adapt": sums.accuracy_pre / T,
+            "loss/post_adapt": sums.loss_post / T, "accuracy/post_adapt": sums.accuracy_post / T,
         }
 
     # -- training
