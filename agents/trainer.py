@@ -31,6 +31,7 @@ from rl_alphamaml import seeding
 from rl_alphamaml.compute import resolve_device
 from rl_alphamaml.config import TrainConfig, ranged
 from rl_alphamaml.evaluation import AdaptationResult
+from rl_alphamaml.kind import ExperimentKind
 from rl_alphamaml.logging import RunLogger
 from rl_alphamaml.meta import InnerConfig, MetaOptimizer, OuterConfig
 from rl_alphamaml.rendering import Clip
@@ -223,7 +224,7 @@ class RLExperiment:
         self.learner.outer_step.load_state_dict(state.get("outer_step", {}))
 
 
-def build(config: RLConfig, run_dir: Path) -> RLExperiment:
+def build(config: RLConfig, run_dir: Path | None) -> RLExperiment:
     return RLExperiment(config, run_dir)
 
 
@@ -289,5 +290,5 @@ def videos(experiment: RLExperiment, tasks: int, steps: int, seed: int, count: i
         small.close()
 
 
-CONFIG = RLConfig
-EVAL_DEFAULTS = {"tasks": 40, "steps": 3}
+KIND = ExperimentKind("rl", RLConfig, build, evaluate, eval_tasks=40, eval_steps=3, videos=videos,
+                      evaluate_options=("episodes", "inner_lrs"))

@@ -72,11 +72,11 @@ def time_phases(sampler: Any, policy: GaussianMLPPolicy, repeats: int) -> dict[s
 
 def time_iterations(config_name: str, backend: list[str], repeats: int) -> dict[str, float]:
     """Median seconds of an Alpha-MAML meta-iteration and of its sampling part."""
-    config, module = load_experiment_config(
+    config, kind = load_experiment_config(
         ROOT / "configs" / f"{config_name}.yaml",
         [f"train.meta_batch={TASKS}", f"sampler.episodes={EPISODES}", *backend],
     )
-    experiment = module.build(config, None)
+    experiment = kind.build(config, None)
     try:
         iteration, sampling = [], []
         for it in range(repeats + 1):

@@ -43,20 +43,20 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for name in args.configs:
-        config, module = load_experiment_config(
+        config, kind = load_experiment_config(
             ROOT / "configs" / f"{name}.yaml",
             [*args.set, f"train.iterations={args.iterations}", f"train.checkpoint_every={args.iterations}"],
         )
         run_dir = prepare_run_dir(config, args.out / "rl_runs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
         started = time.perf_counter()
-        train(config, module.build, run_dir)
+        train(config, kind.build, run_dir)
         train_seconds = time.perf_counter() - started
         records = read_metrics(run_dir)
         set_threads(config)
-        experiment = module.build(config, run_dir)
+        experiment = kind.build(config, run_dir)
         payload = load_checkpoint(latest_checkpoint(run_dir))
         experiment.load_state_dict(payload["state"])
-        result = module.evaluate(experiment, args.tasks, args.steps, seed=seeding.evaluation_seed(config.seed))
+        result = kind.evaluate(experiment, args.tasks, args.steps, seed=seeding.evaluation_seed(config.seed))
         summary = result.summary()
         first = records[0]
         last = records[-1]

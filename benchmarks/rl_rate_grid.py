@@ -63,9 +63,9 @@ def overrides(method: str, alpha: float, beta: float, settings: dict[str, Any]) 
 def run_cell(spec: tuple[str, float, float, dict[str, Any]]) -> dict[str, Any]:
     method, alpha, beta, settings = spec
     torch.set_num_threads(1)
-    config, module = load_experiment_config(ROOT / "configs" / f"{settings['config']}.yaml",
+    config, kind = load_experiment_config(ROOT / "configs" / f"{settings['config']}.yaml",
                                             overrides(method, alpha, beta, settings))
-    experiment = module.build(config, None)
+    experiment = kind.build(config, None)
     started = time.perf_counter()
     diverged, done, recent = False, 0, []
     try:
@@ -78,7 +78,7 @@ def run_cell(spec: tuple[str, float, float, dict[str, Any]]) -> dict[str, Any]:
             done = iteration
             recent = [*recent, scalars["returns/post_adapt"]][-20:]
         train_seconds = time.perf_counter() - started
-        result = module.evaluate(experiment, settings["eval_tasks"], settings["eval_steps"],
+        result = kind.evaluate(experiment, settings["eval_tasks"], settings["eval_steps"],
                                  seeding.evaluation_seed(settings["seed"]))
     finally:
         experiment.close()

@@ -53,8 +53,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rows = []
     for name, config_name, overrides in VARIANTS:
-        config, module = load_experiment_config(ROOT / "configs" / f"{config_name}.yaml", [*SETTING, *overrides])
-        experiment = module.build(config, None)
+        config, kind = load_experiment_config(ROOT / "configs" / f"{config_name}.yaml", [*SETTING, *overrides])
+        experiment = kind.build(config, None)
         times: dict[str, list[float]] = {k: [] for k in PHASES}
         steps_per_s = []
         for it in range(args.iterations + 1):

@@ -42,17 +42,17 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for i, (name, config_name, overrides) in enumerate(RUNS):
-        config, module = load_experiment_config(
+        config, kind = load_experiment_config(
             ROOT / "configs" / f"{config_name}.yaml",
             [*overrides, f"train.iterations={args.iterations}", f"train.checkpoint_every={args.iterations}"],
         )
         run_dir = prepare_run_dir(config, args.out / "sinusoid_runs" / f"run{i}-{time.strftime('%Y%m%d-%H%M%S')}")
         started = time.perf_counter()
-        status = train(config, module.build, run_dir)
+        status = train(config, kind.build, run_dir)
         seconds = time.perf_counter() - started
         records = read_metrics(run_dir)
         last = records[-1]
-        experiment = module.build(config, run_dir)
+        experiment = kind.build(config, run_dir)
         from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint
 
         experiment.load_state_dict(load_checkpoint(latest_checkpoint(run_dir))["state"])

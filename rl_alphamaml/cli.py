@@ -10,10 +10,8 @@
     rl-alphamaml config KIND [--markdown]
 
 This is the only module that imports the learners of every kind (``agents`` for ``kind: rl``); each
-kind's module provides ``CONFIG`` (its config dataclass), ``build(config, run_dir)`` (an
-:class:`~rl_alphamaml.runner.Experiment`), ``evaluate(experiment, tasks, steps, seed)`` and
-``EVAL_DEFAULTS``; a kind that can film its tasks (``kind: rl``) also ``videos(experiment, tasks, steps, seed,
-count)`` (a list of :class:`~rl_alphamaml.rendering.Clip`, for ``evaluate --video``).
+kind's module ends with ``KIND``, an :class:`~rl_alphamaml.kind.ExperimentKind` (its config class, ``build``,
+``evaluate``, the evaluation defaults and, for a kind that can film its tasks, ``videos``).
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from rl_alphamaml import resume
@@ -32,6 +29,7 @@ from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import ConfigError, UserError
 from rl_alphamaml.evaluation import check_writable, write_report
+from rl_alphamaml.kind import ExperimentKind
 from rl_alphamaml.rendering import RenderingUnavailableError, guard_gl_backend, write_videos
 from rl_alphamaml.rundir import config_path
 from rl_alphamaml.runner import close_experiment, prepare_run_dir, set_threads, train
@@ -44,21 +42,24 @@ KIND_MODULES = {
 }
 
 
-def kind_module(kind: Any, source: str) -> ModuleType:
+def experiment_kind(kind: Any, source: str) -> ExperimentKind:
+    """The :class:`~rl_alphamaml.kind.ExperimentKind` named ``kind`` (its module imported only now)."""
     if not isinstance(kind, str) or kind not in KIND_MODULES:
         raise ConfigError(f"{source}: kind: must be one of {', '.join(sorted(KIND_MODULES))}, got {kind!r}")
-    return importlib.import_module(KIND_MODULES[kind])
+    found = importlib.import_module(KIND_MODULES[kind]).KIND
+    assert isinstance(found, ExperimentKind) and found.name == kind
+    return found
 
 
-def load_experiment_config(path: Path, overrides: Sequence[str] = ()) -> tuple[Any, ModuleType]:
-    """Read a config file, pick its kind's module and validate it (with ``--set`` overrides)."""
+def load_experiment_config(path: Path, overrides: Sequence[str] = ()) -> tuple[Any, ExperimentKind]:
+    """Read a config file, pick its kind and validate it (with ``--set`` overrides)."""
     data = read_yaml(path)
     data.setdefault("experiment", path.stem)
-    module = kind_module(data.get("kind"), str(path))
+    kind = experiment_kind(data.get("kind"), str(path))
     if any(text.split("=", 1)[0].strip() == "kind" for text in overrides):
         raise ConfigError(f"{path}: --set kind: a config's kind cannot be overridden (its sections are a "
                           f"kind: {data['kind']}'s); start from a config of the kind you want, e.g. configs/")
-    return build_config(data, {data["kind"]: module.CONFIG}, str(path), overrides), module
+    return build_config(data, {kind.name: kind.config}, str(path), overrides), kind
 
 
 def check_seed(seed: int) -> None:
@@ -72,37 +73,37 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config is not None or args.run_dir is not None:
             raise UserError("--resume RUN_DIR takes no CONFIG and no --run-dir: the run folder holds both")
         run_dir = Path(args.resume)
-        config, module = load_experiment_config(config_path(run_dir), args.set)
+        config, kind = load_experiment_config(config_path(run_dir), args.set)
         payload = load_checkpoint(latest_checkpoint(run_dir), kind=config.kind)  # fail early if nothing to resume
         saved, _ = load_experiment_config(config_path(run_dir))
         changes = resume.changes(saved, config, int(payload["iteration"]))
-        return train(config, module.build, run_dir, resume=True, changes=changes)
+        return train(config, kind.build, run_dir, resume=True, changes=changes)
     if args.config is None:
         raise UserError("train needs a CONFIG file (e.g. configs/sinusoid.yaml) or --resume RUN_DIR")
-    config, module = load_experiment_config(Path(args.config), args.set)
+    config, kind = load_experiment_config(Path(args.config), args.set)
     run_dir = prepare_run_dir(config, args.run_dir)
     print(f"run folder: {run_dir}", file=sys.stderr)
-    return train(config, module.build, run_dir)
+    return train(config, kind.build, run_dir)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
-    path = config_path(run_dir)
+    config_file = config_path(run_dir)
     if args.video:
         guard_gl_backend()  # before MuJoCo is imported: a MUJOCO_GL that cannot work must not stop the numbers
-    config, module = load_experiment_config(path)
-    if args.video and not hasattr(module, "videos"):
+    config, kind = load_experiment_config(config_file)
+    if args.video and kind.videos is None:
         raise UserError(f"--video: a kind: {config.kind} run has no episodes to render; videos are made for kind: rl")
     if args.video_tasks < 1:
         raise UserError("--video-tasks must be at least 1")
-    if (args.episodes is not None or args.inner_lr is not None) and config.kind != "rl":
+    if (args.episodes is not None or args.inner_lr is not None) and "episodes" not in kind.evaluate_options:
         raise UserError(f"--episodes and --inner-lr apply to kind: rl runs, this one is kind: {config.kind}")
     if args.episodes is not None and args.episodes < 1:
         raise UserError("--episodes must be at least 1")
     if args.inner_lr is not None and any(not (lr > 0 and math.isfinite(lr)) for lr in args.inner_lr):
         raise UserError("--inner-lr takes positive rates, e.g. --inner-lr 0.5 0.25")
-    tasks = args.tasks if args.tasks is not None else module.EVAL_DEFAULTS["tasks"]
-    steps = args.steps if args.steps is not None else module.EVAL_DEFAULTS["steps"]
+    tasks = args.tasks if args.tasks is not None else kind.eval_tasks
+    steps = args.steps if args.steps is not None else kind.eval_steps
     seed = args.seed if args.seed is not None else evaluation_seed(config.seed)
     check_seed(seed)
     if tasks < 1 or steps < 0:
@@ -111,7 +112,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(run_dir)
     payload = load_checkpoint(path, kind=config.kind)
     set_threads(config)
-    experiment = module.build(config, run_dir)
+    experiment = kind.build(config, run_dir)
     try:
         restore_state(experiment, payload, path)
     except UserError:
@@ -123,7 +124,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.inner_lr is not None:
         rl_options["inner_lrs"] = args.inner_lr
     try:
-        result = module.evaluate(experiment, tasks, steps, seed, **rl_options)
+        result = kind.evaluate(experiment, tasks, steps, seed, **rl_options)
     finally:
         close_experiment(experiment)
     result.checkpoint = str(path)
@@ -132,8 +133,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     write_report(run_dir, result, title)
     if args.video:
         try:
-            clips = module.videos(experiment, tasks, steps, seed, min(args.video_tasks, tasks),
-                                  **rl_options)
+            assert kind.videos is not None
+            clips = kind.videos(experiment, tasks, steps, seed, min(args.video_tasks, tasks), **rl_options)
         except RenderingUnavailableError as err:  # the numbers are written; say how to get the videos too
             print(f"rl-alphamaml: warning: no videos: {err}", file=sys.stderr)
         else:
@@ -164,7 +165,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from rl_alphamaml.config import describe
 
-    rows = describe(kind_module(args.kind, "config").CONFIG)
+    rows = describe(experiment_kind(args.kind, "config").config)
     if args.markdown:
         print("| key | type | default | range | meaning |\n| --- | --- | --- | --- | --- |")
         for r in rows:

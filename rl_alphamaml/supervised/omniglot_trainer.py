@@ -60,6 +60,7 @@ from rl_alphamaml.compute import resolve_device, reuse_freed_memory, thread_pool
 from rl_alphamaml.config import TrainConfig, ranged
 from rl_alphamaml.errors import CheckpointError, UserError
 from rl_alphamaml.evaluation import AdaptationResult
+from rl_alphamaml.kind import ExperimentKind
 from rl_alphamaml.logging import RunLogger
 from rl_alphamaml.meta import (
     InnerConfig,
@@ -498,7 +499,7 @@ class OmniglotExperiment:
 # ------------------------------------------------------------------------------ the kind's interface
 
 
-def build(config: OmniglotConfig, run_dir: Path) -> OmniglotExperiment:
+def build(config: OmniglotConfig, run_dir: Path | None) -> OmniglotExperiment:
     """The experiment of a run folder (the CLI's entry point; loads the data and the run's split)."""
     return OmniglotExperiment(config, run_dir)
 
@@ -552,5 +553,4 @@ def evaluate(experiment: OmniglotExperiment, tasks: int, steps: int, seed: int) 
                             extra={"accuracy": summary})
 
 
-CONFIG = OmniglotConfig
-EVAL_DEFAULTS = {"tasks": 600, "steps": 5}
+KIND = ExperimentKind("omniglot", OmniglotConfig, build, evaluate, eval_tasks=600, eval_steps=5)

@@ -25,6 +25,7 @@ from rl_alphamaml import seeding
 from rl_alphamaml.compute import resolve_device
 from rl_alphamaml.config import TrainConfig, ranged
 from rl_alphamaml.evaluation import AdaptationResult
+from rl_alphamaml.kind import ExperimentKind
 from rl_alphamaml.logging import RunLogger
 from rl_alphamaml.meta import (
     InnerConfig,
@@ -188,7 +189,7 @@ class SinusoidExperiment:
         self.meta.load_state_dict(state["meta"])
 
 
-def build(config: SinusoidConfig, run_dir: Path) -> SinusoidExperiment:
+def build(config: SinusoidConfig, run_dir: Path | None) -> SinusoidExperiment:
     return SinusoidExperiment(config, run_dir)
 
 
@@ -200,5 +201,4 @@ def evaluate(experiment: SinusoidExperiment, tasks: int, steps: int, seed: int) 
     return AdaptationResult("mse", values, batch.tasks(), "", 0, seed, higher_is_better=False)
 
 
-CONFIG = SinusoidConfig
-EVAL_DEFAULTS = {"tasks": 100, "steps": 10}
+KIND = ExperimentKind("sinusoid", SinusoidConfig, build, evaluate, eval_tasks=100, eval_steps=10)

@@ -88,8 +88,8 @@ def test_fisher_form_hvp_equals_the_double_backward_one(inner: InnerConfig, esti
 @pytest.mark.parametrize(("steps", "extra"), [(1, []), (0, []), (1, ["trpo.subsample=0.2"]),
                                               (1, ["inner.estimator=lvc"])])
 def test_a_trpo_meta_step_respects_max_kl(steps: int, extra: list[str]) -> None:
-    config, module = load_experiment_config(NAV, [*SMALL, "trpo.max_kl=0.002", f"inner.steps={steps}", *extra])
-    experiment = module.build(config, None)
+    config, kind = load_experiment_config(NAV, [*SMALL, "trpo.max_kl=0.002", f"inner.steps={steps}", *extra])
+    experiment = kind.build(config, None)
     out = experiment.learner.iteration(experiment.sampler.sample_tasks(np.random.default_rng(0)), (0, 1))
     assert out["trpo/accepted"] == 1.0
     assert 0 < out["trpo/kl"] <= 0.002
@@ -111,9 +111,9 @@ def test_sampling_is_seeded() -> None:
 
 
 def test_navigation_meta_training_learns_to_adapt(tmp_path: Path) -> None:
-    config, module = load_experiment_config(NAV, [*SMALL, "train.iterations=20", "train.checkpoint_every=20"])
+    config, kind = load_experiment_config(NAV, [*SMALL, "train.iterations=20", "train.checkpoint_every=20"])
     run_dir = prepare_run_dir(config, tmp_path / "run")
-    assert train(config, module.build, run_dir) == 0
+    assert train(config, kind.build, run_dir) == 0
     records = read_metrics(run_dir)
     first, last5 = records[0], records[-5:]
     post = np.mean([r["returns/post_adapt"] for r in last5])
@@ -129,13 +129,13 @@ def test_navigation_meta_training_learns_to_adapt(tmp_path: Path) -> None:
 def test_resume_reproduces_an_uninterrupted_rl_run(tmp_path: Path, outer: list[str]) -> None:
     overrides = ["train.meta_batch=4", "sampler.episodes=4", "env.horizon=30", "train.iterations=4",
                  "train.checkpoint_every=2", *outer, "outer.lr_mode=hd", "inner.lr_mode=hd"]
-    config, module = load_experiment_config(NAV, overrides)
+    config, kind = load_experiment_config(NAV, overrides)
     straight = prepare_run_dir(config, tmp_path / "straight")
-    train(config, module.build, straight)
+    train(config, kind.build, straight)
     short = dataclasses.replace(config, train=dataclasses.replace(config.train, iterations=2))
     resumed = prepare_run_dir(short, tmp_path / "resumed")
-    train(short, module.build, resumed)
-    train(config, module.build, resumed, resume=True)
+    train(short, kind.build, resumed)
+    train(config, kind.build, resumed, resume=True)
 
     def numbers(run: Path) -> list[dict]:
         return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in read_metrics(run)]

@@ -79,9 +79,9 @@ def test_the_kl_penalty_keeps_the_pre_update_policy_close() -> None:
 def test_promp_meta_training_learns_to_adapt_on_navigation(tmp_path: Path) -> None:
     overrides = [*PROMP, "train.meta_batch=10", "sampler.episodes=10", "train.iterations=20",
                  "train.checkpoint_every=20"]
-    config, module = load_experiment_config(NAV, overrides)
+    config, kind = load_experiment_config(NAV, overrides)
     run_dir = prepare_run_dir(config, tmp_path / "run")
-    assert train(config, module.build, run_dir) == 0
+    assert train(config, kind.build, run_dir) == 0
     records = read_metrics(run_dir)
     post = np.mean([r["returns/post_adapt"] for r in records[-5:]])
     pre = np.mean([r["returns/pre_adapt"] for r in records[-5:]])

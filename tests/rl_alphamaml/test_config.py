@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rl_alphamaml.cli import KIND_MODULES, kind_module, load_experiment_config, main
+from rl_alphamaml.cli import KIND_MODULES, experiment_kind, load_experiment_config, main
 from rl_alphamaml.config import FieldInfo, describe, save_config
 from rl_alphamaml.errors import ConfigError
 
@@ -79,7 +79,7 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
 
 
 def described(kind: str) -> dict[str, FieldInfo]:
-    return {r.key: r for r in describe(kind_module(kind, "test").CONFIG)}
+    return {r.key: r for r in describe(experiment_kind(kind, "test").config)}
 
 
 def test_config_command_shows_every_key_with_its_meaning(capsys: pytest.CaptureFixture[str]) -> None:

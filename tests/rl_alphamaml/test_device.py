@@ -55,13 +55,13 @@ def test_a_cuda_run_matches_the_cpu_run_and_its_checkpoint_loads_on_the_cpu(
     for a, b in zip(cpu, gpu):  # the same computation, other kernels: equal to float32 rounding
         for key in ("meta/alpha", "meta/beta"):
             assert a[key] == pytest.approx(b[key], rel=1e-3)
-    config, module = load_experiment_config(tmp_path / "gpu" / "config.yaml", ["train.device=cpu"])
+    config, kind = load_experiment_config(tmp_path / "gpu" / "config.yaml", ["train.device=cpu"])
     path = latest_checkpoint(tmp_path / "gpu")
-    experiment = module.build(config, tmp_path / "gpu")
+    experiment = kind.build(config, tmp_path / "gpu")
     restore_state(experiment, load_checkpoint(path), path)
     assert all(p.device.type == "cpu" for p in experiment.meta.params.values())
     back = dataclasses.replace(config, train=dataclasses.replace(config.train, device="cuda"))
-    on_gpu = module.build(back, tmp_path / "gpu")
+    on_gpu = kind.build(back, tmp_path / "gpu")
     restore_state(on_gpu, load_checkpoint(latest_checkpoint(tmp_path / "cpu")), path)
     assert all(p.device.type == "cuda" for p in on_gpu.meta.params.values())
     assert main(["train", "--resume", str(tmp_path / "gpu"), "--set", "train.iterations=3"]) == 0

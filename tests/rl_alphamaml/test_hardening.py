@@ -3,6 +3,7 @@ that do not fit, a full disk, a read-only folder, one-task confidence intervals,
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
 import os
@@ -163,14 +164,14 @@ def test_evaluate_checks_it_can_write_before_it_computes(tmp_path: Path, monkeyp
     def read_only(*args: object, **kwargs: object) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-    monkeypatch.setattr(sinusoid, "evaluate", must_not_run)
+    monkeypatch.setattr(sinusoid, "KIND", dataclasses.replace(sinusoid.KIND, evaluate=must_not_run))
     monkeypatch.setattr(evaluation.tempfile, "TemporaryFile", read_only)
     assert main(["evaluate", str(run_dir)]) == 2
     one_line_error(capsys, "cannot write results to", "Permission denied")
     monkeypatch.undo()
     (run_dir / "eval").rmdir()
     (run_dir / "eval").write_text("")  # eval is a file
-    monkeypatch.setattr(sinusoid, "evaluate", must_not_run)
+    monkeypatch.setattr(sinusoid, "KIND", dataclasses.replace(sinusoid.KIND, evaluate=must_not_run))
     assert main(["evaluate", str(run_dir)]) == 2
     one_line_error(capsys, "is a file, not a folder")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -39,9 +40,9 @@ def wait_for_lines(run_dir: Path, n: int, proc: subprocess.Popen, timeout: float
 
 
 def test_alpha_maml_learns_to_adapt(tmp_path: Path) -> None:
-    config, module = load_experiment_config(CONFIG, ["train.iterations=400", "train.checkpoint_every=400"])
+    config, kind = load_experiment_config(CONFIG, ["train.iterations=400", "train.checkpoint_every=400"])
     run_dir = prepare_run_dir(config, tmp_path / "run")
-    assert train(config, module.build, run_dir) == 0
+    assert train(config, kind.build, run_dir) == 0
     records = read_metrics(run_dir)
     assert len(records) == 400
     last = records[-1]
@@ -198,7 +199,7 @@ def test_a_failed_start_leaves_the_run_folder_reusable(tmp_path: Path, monkeypat
     def broken_build(config: object, run_dir: Path) -> None:
         raise UserError("data missing")
 
-    monkeypatch.setattr(sinusoid, "build", broken_build)
+    monkeypatch.setattr(sinusoid, "KIND", dataclasses.replace(sinusoid.KIND, build=broken_build))
     run_dir = tmp_path / "run"
     assert main(["train", str(CONFIG), "--run-dir", str(run_dir), "--set", "train.iterations=2"]) == 2
     monkeypatch.undo()
