@@ -29,7 +29,7 @@ from agents.sampler import EpisodeSampler, Sampler
 from envs.tasks import Task
 from rl_alphamaml import seeding
 from rl_alphamaml.compute import resolve_device
-from rl_alphamaml.config import TrainConfig, ranged
+from rl_alphamaml.config import ExperimentConfig, TrainConfig, ranged
 from rl_alphamaml.evaluation import AdaptationResult
 from rl_alphamaml.kind import ExperimentKind
 from rl_alphamaml.logging import RunLogger
@@ -149,12 +149,10 @@ class RLOuterConfig(OuterConfig):
 
 
 @dataclasses.dataclass
-class RLConfig:
+class RLConfig(ExperimentConfig):
     """A meta-RL experiment (``kind: rl``)."""
 
-    kind: Literal["rl"] = ranged("rl", doc="the experiment kind")
-    experiment: str = ranged("rl", doc="name and run-folder prefix (default: the config file's name)")
-    seed: int = ranged(0, min=0, max=seeding.MAX_SEED, doc="seed of every random stream of the run")
+    kind: Literal["rl"] = "rl"
     env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
     sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)

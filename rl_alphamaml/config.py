@@ -28,9 +28,23 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 
 from rl_alphamaml.errors import ConfigError
-from rl_alphamaml.fields import ranged
+from rl_alphamaml.fields import MAX_SEED, ranged
 
 T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """The fields every kind's config starts with; a kind's config derives from it and narrows ``kind`` to its
+    own name (a ``Literal``), inheriting the rest and their meaning."""
+
+    kind: str = ranged("", doc="the experiment kind")
+    experiment: str = ranged("", doc="name and run-folder prefix (default: the config file's name, else the kind)")
+    seed: int = ranged(0, min=0, max=MAX_SEED, doc="seed of every random stream of the run")
+
+    def __post_init__(self) -> None:
+        if not self.experiment:
+            self.experiment = self.kind
 
 
 @dataclasses.dataclass
@@ -313,6 +327,16 @@ def describe(cls: type) -> list[FieldInfo]:
     default, range and the ``doc`` text of :func:`ranged`."""
     rows: list[FieldInfo] = []
 
+    def inherited(klass: type, name: str) -> Mapping[str, Any]:
+        """The metadata of field ``name`` where a base class declared it with a doc (a narrowed override keeps
+        the base's range and meaning)."""
+        for base in klass.__mro__:
+            if dataclasses.is_dataclass(base):
+                for f in dataclasses.fields(base):
+                    if f.name == name and f.metadata.get("doc"):
+                        return f.metadata
+        return {}
+
     def walk(klass: type, instance: Any, prefix: str) -> None:
         hints = typing.get_type_hints(klass)
         for f in dataclasses.fields(klass):
@@ -320,8 +344,9 @@ def describe(cls: type) -> list[FieldInfo]:
             if dataclasses.is_dataclass(hints[f.name]):
                 walk(hints[f.name], value, f"{prefix}{f.name}.")
                 continue
+            meta = f.metadata if f.metadata.get("doc") else inherited(klass, f.name)
             rows.append(FieldInfo(f"{prefix}{f.name}", _type_name(hints[f.name]), value,
-                                  _range_text(f.metadata), str(f.metadata.get("doc", ""))))
+                                  _range_text(meta), str(meta.get("doc", ""))))
 
     walk(cls, cls(), "")
     return rows

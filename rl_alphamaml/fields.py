@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+#: the largest config seed (it also seeds torch's global generator)
+MAX_SEED = 2**32 - 1
+
 
 def ranged(
     default: Any,

@@ -13,8 +13,8 @@ import zlib
 import numpy as np
 import torch
 
-#: the largest config seed (it also seeds torch's global generator)
-MAX_SEED = 2**32 - 1
+from rl_alphamaml.fields import MAX_SEED as MAX_SEED  # the largest config seed (re-exported)
+
 #: the largest seed of an evaluation's streams (``evaluate --seed``; by default :func:`evaluation_seed`)
 MAX_STREAM_SEED = 2**63 - 1
 #: how far the default evaluation seed is from the config seed: held-out tasks never meet training's streams

@@ -57,7 +57,7 @@ from torch.nn import functional as F
 
 from rl_alphamaml import seeding
 from rl_alphamaml.compute import resolve_device, reuse_freed_memory, thread_pool
-from rl_alphamaml.config import TrainConfig, ranged
+from rl_alphamaml.config import ExperimentConfig, TrainConfig, ranged
 from rl_alphamaml.errors import CheckpointError, UserError
 from rl_alphamaml.evaluation import AdaptationResult
 from rl_alphamaml.kind import ExperimentKind
@@ -148,12 +148,10 @@ class OmniglotComputeConfig:
 
 
 @dataclasses.dataclass
-class OmniglotConfig:
+class OmniglotConfig(ExperimentConfig):
     """An Omniglot meta-training experiment (``kind: omniglot``)."""
 
-    kind: Literal["omniglot"] = ranged("omniglot", doc="the experiment kind")
-    experiment: str = ranged("omniglot", doc="name and run-folder prefix (default: the config file's name)")
-    seed: int = ranged(0, min=0, max=seeding.MAX_SEED, doc="seed of every random stream of the run")
+    kind: Literal["omniglot"] = "omniglot"
     data: OmniglotDataConfig = dataclasses.field(default_factory=OmniglotDataConfig)
     model: OmniglotModelConfig = dataclasses.field(default_factory=OmniglotModelConfig)
     inner: InnerConfig = dataclasses.field(default_factory=lambda: InnerConfig(steps=1, lr=0.4))

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from rl_alphamaml import seeding
 from rl_alphamaml.compute import resolve_device
-from rl_alphamaml.config import TrainConfig, ranged
+from rl_alphamaml.config import ExperimentConfig, TrainConfig, ranged
 from rl_alphamaml.evaluation import AdaptationResult
 from rl_alphamaml.kind import ExperimentKind
 from rl_alphamaml.logging import RunLogger
@@ -64,12 +64,10 @@ class SinusoidEvalConfig:
 
 
 @dataclasses.dataclass
-class SinusoidConfig:
+class SinusoidConfig(ExperimentConfig):
     """A sinusoid meta-training experiment (``kind: sinusoid``)."""
 
-    kind: Literal["sinusoid"] = ranged("sinusoid", doc="the experiment kind")
-    experiment: str = ranged("sinusoid", doc="name and run-folder prefix (default: the config file's name)")
-    seed: int = ranged(0, min=0, max=seeding.MAX_SEED, doc="seed of every random stream of the run")
+    kind: Literal["sinusoid"] = "sinusoid"
     hidden: tuple[int, ...] = ranged((40, 40), min=1, doc="hidden layer widths of the regression MLP")
     task: SinusoidTaskConfig = dataclasses.field(default_factory=SinusoidTaskConfig)
     inner: InnerConfig = dataclasses.field(default_factory=lambda: InnerConfig(steps=1, lr=0.01))
