@@ -5,7 +5,9 @@ ends with a checkpoint and one line, and resumes elsewhere to the same numbers).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -68,11 +70,33 @@ def wait_for_iterations(run_dir: Path, n: int, proc: subprocess.Popen, timeout: 
         time.sleep(0.05)
 
 
+def machine_processes(node: object) -> list[int]:
+    """Every process of a cluster node: its Ray daemons and everything they started (the actors' workers)."""
+    roots = {info.process.pid for infos in node.all_processes.values() for info in infos}  # type: ignore[attr-defined]
+    parent = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = set(roots), set(roots)
+    while frontier:
+        frontier = {pid for pid, ppid in parent.items() if ppid in frontier and pid not in found}
+        found |= frontier
+    return sorted(found)
+
+
 def test_a_worker_node_that_dies_mid_run_loses_nothing(cluster: Cluster, local_run: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = start_run(cluster, run_dir)
     wait_for_iterations(run_dir, 2, proc)
-    cluster.remove_node(cluster.worker_nodes.copy().pop(), allow_graceful=False)  # a machine goes away
+    node = cluster.worker_nodes.copy().pop()
+    pids = machine_processes(node)
+    cluster.remove_node(node, allow_graceful=False)  # a machine goes away: its daemons and its workers at once
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "sampler worker died" in err  # the loss happened, and was survived
