@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
-METRICS_FILE = "metrics.jsonl"
+from rl_alphamaml.rundir import METRICS_FILE as METRICS_FILE  # the run folder's layout (re-exported)
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

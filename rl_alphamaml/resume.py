@@ -26,6 +26,8 @@ from typing import Any
 from rl_alphamaml.config import flat_config
 from rl_alphamaml.errors import UserError
 from rl_alphamaml.meta import MetaOptimizer
+from rl_alphamaml.rundir import CHANGES_FILE as CHANGES_FILE  # the file the changes go to (re-exported)
+from rl_alphamaml.rundir import RunDir
 
 EXECUTION_KEYS = frozenset({
     "train.iterations", "train.checkpoint_every", "train.keep_checkpoints", "train.threads",
@@ -36,7 +38,6 @@ RATE_KEYS = frozenset({
     "inner.lr", "outer.lr", "inner.lr_min", "inner.lr_max", "outer.lr_min", "outer.lr_max", "inner.hyper_lr",
     "outer.hyper_lr",
 })
-CHANGES_FILE = "changes.log"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +86,7 @@ def apply_changes(changes: Sequence[Change], meta: MetaOptimizer, run_dir: Path,
             line += f" (alpha now {meta.alpha.mean():.6g}, beta {meta.beta:.6g})"
         lines.append(line)
     if lines:
-        with open(run_dir / CHANGES_FILE, "a") as f:
+        with open(RunDir(run_dir).changes, "a") as f:
             f.write("".join(line + "\n" for line in lines))
     return lines
 

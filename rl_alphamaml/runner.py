@@ -36,10 +36,10 @@ from rl_alphamaml.checkpoint import (
 )
 from rl_alphamaml.config import flat_config, hparam_table, save_config
 from rl_alphamaml.errors import CheckpointError, IterationFailedError, NonFiniteError, UserError
-from rl_alphamaml.logging import METRICS_FILE, RunLogger
+from rl_alphamaml.logging import RunLogger
 from rl_alphamaml.meta import MetaOptimizer
 from rl_alphamaml.resume import Change, apply_changes
-from rl_alphamaml.rundir import CONFIG_FILE
+from rl_alphamaml.rundir import RunDir
 
 
 class Experiment(Protocol):
@@ -149,16 +149,10 @@ class _Progress:
             self.bar.close()
 
 
-def _run_files(path: Path) -> list[Path]:
-    """The files a run writes at its start (its config, metrics and TensorBoard events) that are in ``path``."""
-    return [p for p in (path / CONFIG_FILE, path / METRICS_FILE) if p.exists()] + sorted(
-        path.glob("events.out.tfevents.*"))
-
-
 def _discard_unstarted_run(path: Path) -> None:
     """Remove what a fresh run wrote before it failed to start, so that the folder can be used again."""
     if not list_checkpoints(path):
-        for p in _run_files(path):
+        for p in RunDir(path).start_files():
             p.unlink(missing_ok=True)
 
 
@@ -168,19 +162,20 @@ def prepare_run_dir(config: Any, run_dir: str | Path | None) -> Path:
     blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise UserError(f"--run-dir {path}: {blocking} is a file, not a folder; choose another --run-dir")
-    if list_checkpoints(path) or (path / CONFIG_FILE).exists():
+    run = RunDir(path)
+    if list_checkpoints(path) or run.config.exists():
         raise UserError(f"{path} already holds a run; continue it with `rl-alphamaml train --resume {path}` "
                         "or choose another --run-dir")
-    stray = _run_files(path)
+    stray = run.start_files()
     if stray:  # e.g. metrics.jsonl of a run whose config was deleted: a fresh run would overwrite it
         raise UserError(f"{path} holds files of another run ({', '.join(p.name for p in stray)}); "
                         "choose another --run-dir or move them away")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        save_config(config, path / CONFIG_FILE)
+        save_config(config, run.config)
     except OSError as err:
         if path.is_dir():
-            (path / CONFIG_FILE).unlink(missing_ok=True)
+            run.config.unlink(missing_ok=True)
         raise UserError(f"cannot write the run folder {path}: {err.strerror or err}") from None
     return path
 
@@ -226,7 +221,7 @@ def train(
     try:
         changed = apply_changes(changes, experiment.meta, run_dir, start) if changes else []
         if changes:
-            save_config(config, run_dir / CONFIG_FILE)
+            save_config(config, RunDir(run_dir).config)
         for line in changed:
             print(f"resume: {line}", file=sys.stderr)
         total = config.train.iterations
