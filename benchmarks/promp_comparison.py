@@ -135,7 +135,8 @@ def fmt(values: list[float]) -> str:
 
 
 def markdown(results: list[dict[str, Any]], note: str) -> str:
-    lines = ["# ProMP and Alpha-ProMP against MAML-TRPO at equal environment steps", "", note, ""]
+    lines = ["# ProMP and Alpha-ProMP against MAML-TRPO at equal environment steps", "", note, "",
+             "![learning curves](promp_comparison.png)", ""]
     for res in results:
         seeds = sorted({r["seed"] for r in res["runs"]})
         lines += [f"## {res['env']}", "", f"{res['iterations']} iterations × {res['meta_batch']} tasks × "
@@ -161,7 +162,7 @@ def markdown(results: list[dict[str, Any]], note: str) -> str:
                 reach.append("not within the budget" if s is None else f"{s / 1e6:.2f} M ({s / own:.2f}×)")
             lines.append(f"| {label} | {steps / 1e6:.2f} M | {wall:.1f} min | " + " | ".join(cells) + " | "
                          + "; ".join(reach) + " |")
-        lines += ["", "![learning curves](promp_comparison.png)", "", "Commands:", "", "```bash"]
+        lines += ["", "Commands:", "", "```bash"]
         lines += [r["command"] for r in res["runs"]] + [res["compare_command"], "```", ""]
     return "\n".join(lines)
 

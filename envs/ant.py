@@ -123,7 +123,7 @@ class _AntFamily(MujocoFamily[TaskT], AntEnv):  # type: ignore[misc]
         raise NotImplementedError
 
 
-class AntVelEnv(VelocityTasks, _AntFamily[VelocityTask]):  # type: ignore[misc]  # see _HalfCheetahFamily
+class AntVelEnv(VelocityTasks, _AntFamily[VelocityTask]):  # type: ignore[misc]  # gymnasium base vs mixin
     """AntVel (Finn et al. 2017, §5.3): run forward at a target velocity.
 
     Task reward ``−|v_x − v*| + 1``; task ``v* ~ U[low, high]``, by default U[0, 3]
@@ -146,7 +146,7 @@ class AntVelEnv(VelocityTasks, _AntFamily[VelocityTask]):  # type: ignore[misc] 
         return -np.abs(xy_velocity[:, 0] - params[:, 0]) + 1.0
 
 
-class AntDirEnv(DirectionTasks, _AntFamily[DirectionTask]):  # type: ignore[misc]  # see _HalfCheetahFamily
+class AntDirEnv(DirectionTasks, _AntFamily[DirectionTask]):  # type: ignore[misc]  # gymnasium base vs mixin
     """AntDir (Finn et al. 2017, §5.3): run forward or backward along x.
 
     Task reward ``d·v_x``; task ``d ∈ {−1, +1}`` with probability ½ each (pytorch-maml-rl
@@ -190,7 +190,7 @@ class AntDir2DEnv(_AntFamily[Direction2DTask]):
         return xy_velocity[:, 0] * params[:, 0] + xy_velocity[:, 1] * params[:, 1]
 
 
-class AntGoalEnv(GoalTasks, _AntFamily[GoalTask]):  # type: ignore[misc]  # see _HalfCheetahFamily
+class AntGoalEnv(GoalTasks, _AntFamily[GoalTask]):  # type: ignore[misc]  # gymnasium base vs mixin
     """AntGoal: walk to a goal position in the plane.
 
     Task reward ``−‖p_xy − g‖₁ + 4`` (p the torso position); task ``g ~ U[low, high]²``, by

@@ -84,7 +84,7 @@ class _HalfCheetahFamily(MujocoFamily[TaskT], HalfCheetahEnv):  # type: ignore[m
         raise NotImplementedError
 
 
-class HalfCheetahVelEnv(VelocityTasks, _HalfCheetahFamily[VelocityTask]):  # type: ignore[misc]  # see _HalfCheetahFamily
+class HalfCheetahVelEnv(VelocityTasks, _HalfCheetahFamily[VelocityTask]):  # type: ignore[misc]  # gymnasium base vs mixin
     """HalfCheetahVel (Finn et al. 2017, §5.3): run at a target forward velocity.
 
     Reward ``−|v_x − v*| − 0.05‖a‖²``; task ``v* ~ U[low, high]``, by default U[0, 2]
@@ -112,7 +112,7 @@ class HalfCheetahVelEnv(VelocityTasks, _HalfCheetahFamily[VelocityTask]):  # typ
         return -np.abs(x_velocity - params[:, 0])
 
 
-class HalfCheetahDirEnv(DirectionTasks, _HalfCheetahFamily[DirectionTask]):  # type: ignore[misc]  # see _HalfCheetahFamily
+class HalfCheetahDirEnv(DirectionTasks, _HalfCheetahFamily[DirectionTask]):  # type: ignore[misc]  # gymnasium base vs mixin
     """HalfCheetahDir (Finn et al. 2017, §5.3): run forward or backward.
 
     Reward ``d·v_x − 0.05‖a‖²``; task ``d ∈ {−1, +1}`` with probability ½ each
