@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rl_alphamaml.errors import UserError
+from rl_alphamaml.rundir import file_in_the_way
 from rl_alphamaml.stats import format_ci, json_safe, mean_ci95
 
 
@@ -93,7 +94,7 @@ def check_writable(folder: str | Path) -> None:
     """Fail now, with one clear message, if results cannot be written to ``folder`` (created if missing): a
     read-only run folder, a path under a file, a full disk. Evaluations call it before computing anything."""
     folder = Path(folder)
-    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    blocking = file_in_the_way(folder)
     if blocking is not None:
         raise UserError(f"cannot write results to {folder}: {blocking} is a file, not a folder")
     try:

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
-from rl_alphamaml.rundir import METRICS_FILE as METRICS_FILE  # the run folder's layout (re-exported)
+from rl_alphamaml.rundir import RunDir
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """Every record in a run's ``metrics.jsonl``, in order (a torn last line from a kill is skipped)."""
-    path = Path(run_dir) / METRICS_FILE
+    path = RunDir(run_dir).metrics
     if not path.exists():
         return []
     records = []
@@ -39,7 +39,7 @@ class RunLogger:
 
     def __init__(self, run_dir: str | Path, start_iteration: int = 1) -> None:
         self.run_dir = Path(run_dir)
-        self.metrics_path = self.run_dir / METRICS_FILE
+        self.metrics_path = RunDir(self.run_dir).metrics
         if start_iteration > 1:
             kept = [r for r in read_metrics(self.run_dir) if r.get("iteration", 0) < start_iteration]
             self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))

@@ -4,8 +4,9 @@ A resumed run must stay the run its folder describes: ``config.yaml`` never clai
 effect. So every key is in one of three groups:
 
 * **how the run executes** (:data:`EXECUTION_KEYS`, :data:`EXECUTION_SECTIONS`) — iterations, checkpoint
-  cadence, threads, the sampler backend and its cluster, validation cadence, compute layout, where the data
-  is: applied as written. ``train.iterations`` may not fall below the checkpoint's iteration.
+  cadence, threads, the device (checkpoints load on either), the sampler backend and its cluster, validation
+  cadence, compute layout, where the data is: applied as written. ``train.iterations`` may not fall below the
+  checkpoint's iteration.
 * **the rates** (:data:`RATE_KEYS`) — α and β live in the checkpoint, so a new ``inner.lr`` / ``outer.lr``
   *sets* them to the new value at the resumed iteration (e.g. lower rates after a divergence); new bounds
   clamp them and hold from then on; a new hyper-rate drives their next hypergradient steps.
@@ -26,12 +27,11 @@ from typing import Any
 from rl_alphamaml.config import flat_config
 from rl_alphamaml.errors import UserError
 from rl_alphamaml.meta import MetaOptimizer
-from rl_alphamaml.rundir import CHANGES_FILE as CHANGES_FILE  # the file the changes go to (re-exported)
 from rl_alphamaml.rundir import RunDir
 
 EXECUTION_KEYS = frozenset({
     "train.iterations", "train.checkpoint_every", "train.keep_checkpoints", "train.threads",
-    "train.max_nonfinite_steps", "data.root", "data.cache_dir",
+    "train.max_nonfinite_steps", "train.device", "data.root", "data.cache_dir",
 })
 EXECUTION_SECTIONS = ("sampler.", "compute.", "eval.")  # kind: rl's sampler; omniglot's compute and eval
 RATE_KEYS = frozenset({

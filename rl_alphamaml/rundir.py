@@ -57,6 +57,12 @@ class RunDir:
         return [p for p in (self.config, self.metrics) if p.exists()] + sorted(self.path.glob(EVENTS_GLOB))
 
 
+def file_in_the_way(path: str | Path) -> Path | None:
+    """The file (not folder) at ``path`` or at one of its parents, which would stop a folder being made there."""
+    path = Path(path)
+    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+
+
 def config_path(run_dir: str | Path) -> Path:
     """``RUN_DIR/config.yaml`` of an existing run folder; a folder without one is a one-line :class:`UserError`."""
     return RunDir(run_dir).require().config

@@ -39,7 +39,7 @@ from rl_alphamaml.errors import CheckpointError, IterationFailedError, NonFinite
 from rl_alphamaml.logging import RunLogger
 from rl_alphamaml.meta import MetaOptimizer
 from rl_alphamaml.resume import Change, apply_changes
-from rl_alphamaml.rundir import RunDir
+from rl_alphamaml.rundir import RunDir, file_in_the_way
 
 
 class Experiment(Protocol):
@@ -159,7 +159,7 @@ def _discard_unstarted_run(path: Path) -> None:
 def prepare_run_dir(config: Any, run_dir: str | Path | None) -> Path:
     """Create a fresh run folder and save the resolved config in it."""
     path = Path(run_dir) if run_dir is not None else default_run_dir(config.experiment)
-    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    blocking = file_in_the_way(path)
     if blocking is not None:
         raise UserError(f"--run-dir {path}: {blocking} is a file, not a folder; choose another --run-dir")
     run = RunDir(path)

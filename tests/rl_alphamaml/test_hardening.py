@@ -18,7 +18,7 @@ from rl_alphamaml import evaluation, runner
 from rl_alphamaml.checkpoint import checkpoint_path, save_checkpoint
 from rl_alphamaml.cli import main
 from rl_alphamaml.logging import read_metrics
-from rl_alphamaml.resume import CHANGES_FILE
+from rl_alphamaml.rundir import RunDir
 from rl_alphamaml.supervised import sinusoid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def test_a_new_rate_on_resume_is_applied_and_recorded(tmp_path: Path, capsys: py
     train_run(run_dir)
     alpha_before = read_metrics(run_dir)[-1]["meta/alpha"]
     assert main(["train", "--resume", str(run_dir), "--set", "train.iterations=3", "--set", "inner.lr=0.2",
-                 "--set", "outer.lr=0.0005"]) == 0
+                 "--set", "outer.lr=0.0005", "--set", "train.device=cpu"]) == 0
     assert "resume: iteration 3: inner.lr 0.01 -> 0.2" in capsys.readouterr().err
     third = read_metrics(run_dir)[-1]
     assert abs(alpha_before - 0.01) < 0.005
@@ -58,10 +58,11 @@ def test_a_new_rate_on_resume_is_applied_and_recorded(tmp_path: Path, capsys: py
     assert 0.000475 < third["meta/beta"] < 0.000525
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["inner"]["lr"] == 0.2 and saved["outer"]["lr"] == 0.0005 and saved["train"]["iterations"] == 3
-    log = (run_dir / CHANGES_FILE).read_text().splitlines()
+    log = RunDir(run_dir).changes.read_text().splitlines()
     assert [line.split(" (")[0] for line in log] == ["iteration 3: inner.lr 0.01 -> 0.2",
                                                       "iteration 3: outer.lr 0.001 -> 0.0005",
-                                                      "iteration 3: train.iterations 2 -> 3"]
+                                                      "iteration 3: train.iterations 2 -> 3",
+                                                      "iteration 3: train.device 'auto' -> 'cpu'"]
 
 
 @pytest.mark.parametrize(("sets", "expected"), [
@@ -80,7 +81,7 @@ def test_a_resume_refuses_what_it_cannot_apply(tmp_path: Path, capsys: pytest.Ca
     assert main(["train", "--resume", str(run_dir), *args]) == 2
     one_line_error(capsys, expected)
     assert (run_dir / "config.yaml").read_bytes() == before  # the folder still says what was run
-    assert not (run_dir / CHANGES_FILE).exists()
+    assert not RunDir(run_dir).changes.exists()
 
 
 def test_a_diverged_run_resumes_with_lower_rates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
