@@ -4,10 +4,12 @@ the iterations since the last checkpoint."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from rl_alphamaml.checkpoint import list_checkpoints
 
@@ -38,3 +40,21 @@ def train_to(run_dir: Path, config: str, sets: list[str], iterations: int) -> No
         if run_dir.exists():
             shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
         cli("train", f"configs/{config}.yaml", "--run-dir", str(run_dir), *[x for s in sets for x in ("--set", s)])
+
+
+def compare_once(dirs: list[Path], out: Path, *options: str) -> dict[str, Any]:
+    """``rl-alphamaml compare DIRS --out OUT OPTIONS`` and its ``compare.json``; an earlier report in ``out`` is
+    reused when it measured exactly these runs at their newest checkpoints."""
+    names = [str(d) for d in dirs]
+    done = out / "compare.json"
+    if done.is_file():
+        runs = json.loads(done.read_text())["runs"]
+        if list(runs) == names and all(runs[d]["checkpoint_iteration"] == last_iteration(Path(d)) for d in names):
+            return json.loads(done.read_text())
+    cli("compare", *names, *options, "--out", str(out))
+    return json.loads(done.read_text())
+
+
+def relative(text: str) -> str:
+    """``text`` with this checkout's absolute path removed (commands in the results work from any clone)."""
+    return text.replace(str(ROOT) + "/", "")

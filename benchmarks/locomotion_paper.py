@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cli_runs import ROOT, cli, last_iteration, train_to
+from cli_runs import ROOT, compare_once, relative, train_to
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -91,19 +91,8 @@ def family_runs(family: str, seeds: list[int], runs_root: Path) -> list[dict[str
 
 def compare(family: str, runs: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     """``rl-alphamaml compare`` on the family's runs (reused when it already measured exactly these runs)."""
-    dirs = [str(r["run_dir"]) for r in runs]
-    done = out / "compare.json"
-    if not (done.is_file() and list(json.loads(done.read_text())["runs"]) == dirs
-            and all(json.loads(done.read_text())["runs"][d]["checkpoint_iteration"] == last_iteration(Path(d))
-                    for d in dirs)):
-        cli("compare", *dirs, "--tasks", str(TASKS), "--steps", str(STEPS), "--methods", "runs", "random",
-            "--out", str(out))
-    return json.loads(done.read_text())
-
-
-def relative(text: str) -> str:
-    """``text`` with this checkout's absolute path removed (commands in the results work from any clone)."""
-    return text.replace(str(ROOT) + "/", "")
+    return compare_once([Path(r["run_dir"]) for r in runs], out, "--tasks", str(TASKS), "--steps", str(STEPS),
+                        "--methods", "runs", "random")
 
 
 def fmt(mean: float, half: float) -> str:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from cli_runs import ROOT, cli, last_iteration, train_to
+from cli_runs import ROOT, compare_once, relative, train_to
 
 RESULTS = ROOT / "benchmarks" / "results"
 METHODS = {"maml": ("MAML-TRPO", ""), "alpha": ("Alpha MAML", "_alpha"), "promp": ("ProMP", "_promp"),
@@ -92,21 +92,6 @@ def steps_to_reach(c: dict[str, list[float]], target: float) -> float | None:
     return None
 
 
-def compare(family: str, dirs: list[Path], out: Path) -> dict[str, Any]:
-    """``rl-alphamaml compare`` on the family's runs (reused when it already measured exactly these runs)."""
-    names = [str(d) for d in dirs]
-    done = out / "compare.json"
-    if not (done.is_file() and list(json.loads(done.read_text())["runs"]) == names
-            and all(json.loads(done.read_text())["runs"][d]["checkpoint_iteration"] == last_iteration(Path(d))
-                    for d in names)):
-        cli("compare", *names, "--tasks", str(TASKS), "--steps", str(STEPS), "--methods", "runs", "--out", str(out))
-    return json.loads(done.read_text())
-
-
-def relative(text: str) -> str:
-    return text.replace(str(ROOT) + "/", "")
-
-
 def family_result(family: str, seeds: list[int], out: Path) -> dict[str, Any]:
     runs = []
     for seed in seeds:
@@ -117,7 +102,8 @@ def family_result(family: str, seeds: list[int], out: Path) -> dict[str, Any]:
                        *[x for s in sets for x in ("--set", s)]]
             runs.append({"method": method, "seed": seed, "run_dir": str(run_dir),
                          "command": relative(" ".join(command)), "curve": curve(run_dir)})
-    report = compare(family, [Path(r["run_dir"]) for r in runs], out / "promp_runs" / f"{family}-compare")
+    report = compare_once([Path(r["run_dir"]) for r in runs], out / "promp_runs" / f"{family}-compare",
+                          "--tasks", str(TASKS), "--steps", str(STEPS), "--methods", "runs")
     by_source = {m["source"]: m for m in report["methods"]}
     for r in runs:
         r["held_out"] = by_source[r["run_dir"]]["summary"]
