@@ -57,7 +57,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from rl_alphamaml.supervised.omniglot_download import default_data_dir
+from rl_alphamaml.supervised.omniglot_download import ENV_ROOT, data_folder
 
 __all__ = [
     "ENV_CACHE",
@@ -77,8 +77,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ENV_ROOT = "RL_ALPHAMAML_OMNIGLOT"
-"""Environment variable naming the Omniglot root folder when no root is given (config: ``data.root``)."""
 
 ENV_CACHE = "RL_ALPHAMAML_CACHE"
 """Environment variable naming the toolkit's cache root; Omniglot uses its ``omniglot/`` subfolder."""
@@ -246,19 +244,14 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
 
     Only resolves the path; :func:`load_omniglot` checks the layout.
     """
-    if root is None or str(root) == "":
-        env = os.environ.get(ENV_ROOT, "")
-        if env:
-            root = env
-        else:
-            root = default_data_dir()
-            if not any((root / f"images_{s}{ext}").exists() for s in SETS for ext in ("", ".zip")):
-                raise OmniglotDataError(
-                    f"No Omniglot data: run `rl-alphamaml data omniglot` (downloads it to {root}), or give a "
-                    f"folder holding it as data.root in the config or as {ENV_ROOT}=/path/to/omniglot.\n"
-                    f"{EXPECTED_LAYOUT}"
-                )
-    return Path(root).expanduser().absolute()
+    folder = data_folder(root)
+    given = (root is not None and str(root) != "") or os.environ.get(ENV_ROOT)
+    if not given and not any((folder / f"images_{s}{ext}").exists() for s in SETS for ext in ("", ".zip")):
+        raise OmniglotDataError(
+            f"No Omniglot data: run `rl-alphamaml data omniglot` (downloads it to {folder}), or give a "
+            f"folder holding it as data.root in the config or as {ENV_ROOT}=/path/to/omniglot.\n{EXPECTED_LAYOUT}"
+        )
+    return folder
 
 
 def default_cache_dir() -> Path:

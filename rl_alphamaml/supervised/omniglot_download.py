@@ -34,6 +34,17 @@ FILES = {
 CHUNK = 1 << 16
 
 
+ENV_ROOT = "RL_ALPHAMAML_OMNIGLOT"
+"""Environment variable naming the Omniglot root folder when no root is given (config: ``data.root``)."""
+
+
+def data_folder(root: str | os.PathLike[str] | None = None) -> Path:
+    """The Omniglot folder: ``root``, else ``$RL_ALPHAMAML_OMNIGLOT``, else :func:`default_data_dir`."""
+    if root is None or str(root) == "":
+        root = os.environ.get(ENV_ROOT) or default_data_dir()
+    return Path(root).expanduser().absolute()
+
+
 def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/rl_alphamaml/omniglot``, or ``~/.local/share/rl_alphamaml/omniglot``."""
     xdg = os.environ.get("XDG_DATA_HOME", "")
@@ -107,9 +118,7 @@ def download_omniglot(root: str | os.PathLike[str] | None = None, base_url: str 
 
     Zips already there and usable are kept (nothing is downloaded); the others are downloaded and verified.
     """
-    folder = Path(root).expanduser().absolute() if root else (
-        Path(os.environ["RL_ALPHAMAML_OMNIGLOT"]).expanduser().absolute()
-        if os.environ.get("RL_ALPHAMAML_OMNIGLOT") else default_data_dir())
+    folder = data_folder(root)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
