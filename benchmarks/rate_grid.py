@@ -1,58 +1,186 @@
-"""Shared parts of the rate-robustness studies (``omniglot_rate_grid.py``, ``rl_rate_grid.py``).
+"""The rate-robustness study shared by ``rl_rate_grid.py`` and ``omniglot_rate_grid.py``.
 
-Both train MAML (α, β fixed) and Alpha MAML (α, β started at the same values and adapted by hypergradient,
-Behl, Baydin & Torr 2019) on every cell of an initial-α × initial-β grid and report one held-out metric per
-cell. This module keeps the finished cells in a resumable JSON file and renders the Markdown tables and the
-heat-map from them.
+For every cell of an initial-α × initial-β grid and every seed, a study meta-trains a shipped config twice
+with the same seed — same initial model, same task and episode streams — and the same budget:
+
+* **MAML** [1]: α and β fixed at the cell's values, and
+* **Alpha MAML** [2]: α and β *start* at the cell's values and follow their hypergradients [3] (the core's
+  scale-free ``normalized`` rule; α ∈ [1e-4, 10], β ∈ [1e-6, 1]; Adam for θ in both),
+
+then evaluates both as ``rl-alphamaml evaluate`` does (the kind's held-out stream, 95 % confidence interval
+over tasks). A run whose meta-steps stay non-finite is stopped by the core's safety rule and marked diverged.
+Every run goes through the kind's public ``build``/``evaluate`` (:class:`rl_alphamaml.kind.ExperimentKind`)
+in a fresh process, ``--processes`` at a time.
+
+Results go to ``benchmarks/results/rate_grid_<study>.{json,md,png}``: the JSON holds one record per run
+(method, α₀, β₀, seed) and is saved as each run finishes, so a rerun of the same command continues, and a
+rerun with more ``--seeds`` only trains the new seeds (other settings than the grid and the seeds: the file
+is refused, ``--fresh`` replaces it). The tables show, per cell, the metric's mean over seeds with the range
+over seeds (one seed: ± the 95 % CI over held-out tasks); the measured wall time of every run is in the JSON.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [3] Baydin, Cornish, Martínez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation with Hypergradient
+        Descent", ICLR 2018. https://arxiv.org/abs/1703.04782
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
+import math
+import multiprocessing
 import os
 import platform
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rl_alphamaml import seeding
+from rl_alphamaml.cli import load_experiment_config
+from rl_alphamaml.errors import NonFiniteError
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("maml", "alpha_maml")
 LABELS = {"maml": "MAML (fixed α, β)", "alpha_maml": "Alpha MAML (α, β by hypergradient)"}
+ALPHA_BOUNDS = (1e-4, 10.0)
+BETA_BOUNDS = (1e-6, 1.0)
+#: settings that may differ between reruns of a study: the runs are keyed by them
+GRID_KEYS = ("alphas", "betas", "seeds")
 
 
-def key(method: str, alpha: float, beta: float) -> str:
-    return f"{method}|{alpha:g}|{beta:g}"
+def rate_overrides(method: str, alpha: float, beta: float) -> list[str]:
+    """``--set`` values for one run: α, β fixed (MAML) or adapted by the ``normalized`` rule (Alpha MAML),
+    bounds widened to include the start, Adam for θ."""
+    mode = "hd" if method == "alpha_maml" else "fixed"
+    return [
+        f"inner.lr={alpha}", f"inner.lr_mode={mode}", "inner.hd_rule=normalized",
+        f"inner.lr_min={min(ALPHA_BOUNDS[0], alpha)}", f"inner.lr_max={max(ALPHA_BOUNDS[1], alpha)}",
+        "outer.optimizer=adam", f"outer.lr={beta}", f"outer.lr_mode={mode}", "outer.hd_rule=normalized",
+        f"outer.lr_min={min(BETA_BOUNDS[0], beta)}", f"outer.lr_max={max(BETA_BOUNDS[1], beta)}",
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run of the grid: a config, its ``--set`` values, and what to measure."""
+
+    method: str
+    alpha: float
+    beta: float
+    seed: int
+    config: str
+    overrides: tuple[str, ...]
+    iterations: int
+    eval_tasks: int
+    eval_steps: int
+    train_metric: str  # the scalar of train_iteration averaged over the last ``train_window`` iterations
+    train_window: int
+
+
+def run(spec: RunSpec) -> dict[str, Any]:
+    """Train ``spec`` for its iterations (stopping at a divergence), evaluate it, and return its record."""
+    torch.set_num_threads(1)
+    config, kind = load_experiment_config(
+        ROOT / "configs" / f"{spec.config}.yaml",
+        [*spec.overrides, f"seed={spec.seed}", f"train.iterations={spec.iterations}",
+         *rate_overrides(spec.method, spec.alpha, spec.beta)])
+    experiment = kind.build(config, None)
+    started = time.perf_counter()
+    diverged, done = False, 0
+    recent: list[float] = []
+    try:
+        for iteration in range(1, spec.iterations + 1):
+            try:
+                scalars = experiment.train_iteration(iteration, None)
+            except NonFiniteError:
+                diverged = True
+                break
+            done = iteration
+            if not scalars.get("meta/skipped"):
+                recent = [*recent, float(scalars[spec.train_metric])][-spec.train_window:]
+        train_seconds = time.perf_counter() - started
+        result = kind.evaluate(experiment, spec.eval_tasks, spec.eval_steps, seeding.evaluation_seed(spec.seed))
+        final_alpha, final_beta = experiment.meta.alpha.mean(), float(experiment.meta.beta)
+        skipped = experiment.meta.nonfinite_total
+    finally:
+        close = getattr(experiment, "close", None)
+        if close is not None:
+            close()
+    rows = result.summary()
+    value, half = rows[-1]["mean"], rows[-1]["ci95"]
+    finite = math.isfinite(value)
+    return {
+        "method": spec.method, "alpha0": spec.alpha, "beta0": spec.beta, "seed": spec.seed,
+        "value": value if finite else None, "ci95": half if finite and math.isfinite(half) else None,
+        "value_by_steps": [r["mean"] if math.isfinite(r["mean"]) else None for r in rows],
+        "final_alpha": final_alpha, "final_beta": final_beta,
+        "diverged": diverged, "iterations_done": done, "skipped_steps": skipped,
+        "train_value_last": sum(recent) / len(recent) if recent else None,
+        "train_seconds": train_seconds, "total_seconds": time.perf_counter() - started,
+    }
+
+
+def resolved_config(config: str, overrides: Sequence[str]) -> dict[str, Any]:
+    """The study's config as every run resolves it before its own seed, budget and rates (the data location
+    left out): recorded in the settings, so that runs made under another version of a config are never
+    mixed with new ones."""
+    resolved, _ = load_experiment_config(ROOT / "configs" / f"{config}.yaml", list(overrides))
+    out = json.loads(json.dumps(dataclasses.asdict(resolved), default=str))
+    for section, name in (("data", "root"), ("data", "cache_dir")):
+        out.get(section, {}).pop(name, None)
+    return out
+
+
+def key(method: str, alpha: float, beta: float, seed: int) -> str:
+    return f"{method}|{alpha:g}|{beta:g}|{seed}"
 
 
 class GridStore:
-    """Finished cells in ``path``; cells of an earlier run are reused only if its ``settings`` match."""
+    """The finished runs of a study in ``path``, saved after each one.
+
+    An earlier file is continued when its settings other than :data:`GRID_KEYS` are the same; a file made
+    with other settings is refused (its runs are not thrown away by accident) unless ``fresh``."""
 
     def __init__(self, path: Path, settings: dict[str, Any], fresh: bool) -> None:
         self.path = path
-        self.settings = settings
-        self.cells: dict[str, dict[str, Any]] = {}
+        self.settings = json.loads(json.dumps(settings))  # tuples as lists, as they read back
+        self.runs: dict[str, dict[str, Any]] = {}
         self.load_average_at_start = os.getloadavg()
         if path.exists() and not fresh:
             previous = json.loads(path.read_text())
-            normalized = json.loads(json.dumps(settings))  # tuples read back as lists
-            same = all(previous.get("settings", {}).get(k) == v for k, v in normalized.items()
-                       if k not in ("alphas", "betas"))
-            if same:
-                self.cells = {key(c["method"], c["alpha0"], c["beta0"]): c for c in previous["cells"]}
-                if self.cells:
-                    print(f"continuing: {len(self.cells)} finished cells in {path}", file=sys.stderr)
+            old = {k: v for k, v in previous.get("settings", {}).items() if k not in GRID_KEYS}
+            new = {k: v for k, v in self.settings.items() if k not in GRID_KEYS}
+            if old != new:
+                differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+                print(f"{path} holds runs made with other settings ({', '.join(differ)}): pass --fresh to "
+                      "replace them, or --out for another folder", file=sys.stderr)
+                sys.exit(2)
+            self.runs = {key(r["method"], r["alpha0"], r["beta0"], r["seed"]): r for r in previous["runs"]}
+            if self.runs:
+                print(f"continuing: {len(self.runs)} finished runs in {path}", file=sys.stderr)
 
-    def todo(self, alphas: list[float], betas: list[float]) -> list[tuple[str, float, float]]:
-        return [(m, a, b) for a in alphas for b in betas for m in METHODS if key(m, a, b) not in self.cells]
+    def todo(self) -> list[tuple[str, float, float, int]]:
+        s = self.settings
+        return [(m, a, b, seed) for seed in s["seeds"] for a in s["alphas"] for b in s["betas"] for m in METHODS
+                if key(m, a, b, seed) not in self.runs]
 
-    def add(self, cell: dict[str, Any]) -> None:
-        self.cells[key(cell["method"], cell["alpha0"], cell["beta0"])] = cell
+    def add(self, record: dict[str, Any]) -> None:
+        self.runs[key(record["method"], record["alpha0"], record["beta0"], record["seed"])] = record
         self.save()
 
-    def get(self, method: str, alpha: float, beta: float) -> dict[str, Any] | None:
-        return self.cells.get(key(method, alpha, beta))
+    def cell(self, method: str, alpha: float, beta: float) -> list[dict[str, Any]]:
+        """The finished runs of one cell, one per seed of the settings."""
+        return [r for seed in self.settings["seeds"] if (r := self.runs.get(key(method, alpha, beta, seed)))]
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,49 +188,119 @@ class GridStore:
             "settings": self.settings,
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                         "load_average_at_start": self.load_average_at_start},
-            "cells": list(self.cells.values()),
+            "runs": sorted(self.runs.values(), key=lambda r: (r["seed"], r["alpha0"], r["beta0"], r["method"])),
         }, indent=2) + "\n")
 
 
-def tables(store: GridStore, alphas: list[float], betas: list[float], header: list[str],
-           fmt: Callable[[dict[str, Any] | None], str], score: Callable[[dict[str, Any]], float],
-           summary_note: str, good: Callable[[float], bool], good_text: str) -> str:
-    """Markdown: a table per method (rows α₀, columns β₀), Alpha MAML's final rates, and a summary line
-    per method (mean and worst cell of ``score``, cells that are ``good``)."""
+def add_arguments(parser: argparse.ArgumentParser, *, alphas: list[float], betas: list[float], iterations: int,
+                  meta_batch: int, eval_tasks: int, eval_steps: int, processes: int) -> None:
+    """The options every study takes, with the study's defaults."""
+    parser.add_argument("--alphas", type=float, nargs="+", default=alphas, help="initial α values")
+    parser.add_argument("--betas", type=float, nargs="+", default=betas, help="initial β values")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every cell")
+    parser.add_argument("--iterations", type=int, default=iterations, help="meta-iterations per run (the budget)")
+    parser.add_argument("--meta-batch", type=int, default=meta_batch, help="tasks per meta-iteration")
+    parser.add_argument("--eval-tasks", type=int, default=eval_tasks, help="held-out tasks per run")
+    parser.add_argument("--eval-steps", type=int, default=eval_steps, help="inner steps at test time")
+    parser.add_argument("--processes", type=int, default=processes, help="runs trained at the same time")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="output folder")
+    parser.add_argument("--fresh", action="store_true", help="replace the results file of an earlier run")
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """How a study reports its held-out metric: ``scale`` × value with ``digits`` decimals."""
+
+    name: str
+    scale: float = 1.0
+    digits: int = 1
+
+    def show(self, value: float) -> str:
+        return f"{self.scale * value:.{self.digits}f}"
+
+    def cell(self, runs: Sequence[dict[str, Any]]) -> str:
+        """A cell's text: one seed, value ± CI; several, the mean over seeds (min … max over seeds)."""
+        if not runs:
+            return "—"
+        values = [r["value"] for r in runs if r["value"] is not None]
+        diverged = sum(r["value"] is None or r["diverged"] for r in runs)
+        if not values:
+            text = "diverged"
+        elif len(runs) == 1:
+            ci = runs[0]["ci95"]
+            text = self.show(values[0]) + (f" ± {self.show(ci)}" if ci is not None else "")
+        else:
+            text = (f"{self.show(sum(values) / len(values))} ({self.show(min(values))} … {self.show(max(values))})"
+                    if len(values) > 1 else self.show(values[0]))
+        if diverged and values:
+            text += f" ({diverged}/{len(runs)} diverged)" if len(runs) > 1 else " (diverged)"
+        return text
+
+
+def cell_score(runs: Sequence[dict[str, Any]], floor: float) -> float | None:
+    """The mean over seeds, a diverged seed counting as ``floor``; None for an unfinished cell."""
+    if not runs:
+        return None
+    return sum(r["value"] if r["value"] is not None else floor for r in runs) / len(runs)
+
+
+def run_all(store: GridStore, make: Callable[[str, float, float, int], RunSpec], processes: int,
+            metric: Metric) -> None:
+    """Train every unfinished run, ``processes`` at a time, saving each record as it arrives."""
+    todo = store.todo()
+    started = time.perf_counter()
+    specs = [make(m, a, b, seed) for m, a, b, seed in todo]
+    with multiprocessing.get_context("spawn").Pool(max(1, processes)) as pool:
+        for n, record in enumerate(pool.imap_unordered(run, specs), 1):
+            store.add(record)
+            elapsed = time.perf_counter() - started
+            print(f"[{n}/{len(todo)}] {record['method']:>10} α₀={record['alpha0']:g} β₀={record['beta0']:g} "
+                  f"seed {record['seed']}: {metric.cell([record])}, final α {record['final_alpha']:.3g} "
+                  f"β {record['final_beta']:.2g} ({record['total_seconds']:.0f} s; {elapsed / 60:.1f} min so far, "
+                  f"~{elapsed / n * (len(todo) - n) / 60:.0f} min to go)", file=sys.stderr, flush=True)
+    store.save()
+
+
+def tables(store: GridStore, header: list[str], metric: Metric, floor: float, summary_note: str,
+           good: Callable[[float], bool], good_text: str) -> str:
+    """Markdown: a table per method (rows α₀, columns β₀), Alpha MAML's final rates (mean over seeds), and
+    per method the mean and worst cell score (:func:`cell_score`) and the cells that are ``good``."""
+    alphas, betas = store.settings["alphas"], store.settings["betas"]
+    columns = ["| α₀ \\ β₀ | " + " | ".join(f"{b:g}" for b in betas) + " |", "| --- |" + " --- |" * len(betas)]
     out = list(header)
     for method in METHODS:
-        out += [f"**{LABELS[method]}**", "", "| α₀ \\ β₀ | " + " | ".join(f"{b:g}" for b in betas) + " |",
-                "| --- |" + " --- |" * len(betas)]
-        for a in alphas:
-            out.append(f"| {a:g} | " + " | ".join(fmt(store.get(method, a, b)) for b in betas) + " |")
+        out += [f"**{LABELS[method]}**", "", *columns]
+        out += [f"| {a:g} | " + " | ".join(metric.cell(store.cell(method, a, b)) for b in betas) + " |"
+                for a in alphas]
         out.append("")
-    out += ["**Alpha MAML: final α / β** (started at the row's α₀ and the column's β₀)", "",
-            "| α₀ \\ β₀ | " + " | ".join(f"{b:g}" for b in betas) + " |", "| --- |" + " --- |" * len(betas)]
+    out += ["**Alpha MAML: final α / β** (started at the row's α₀ and the column's β₀; mean over seeds)", "",
+            *columns]
     for a in alphas:
-        cells = []
+        texts = []
         for b in betas:
-            c = store.get("alpha_maml", a, b)
-            cells.append("—" if c is None else f"{c['final_alpha']:.3g} / {c['final_beta']:.2g}")
-        out.append(f"| {a:g} | " + " | ".join(cells) + " |")
+            runs = store.cell("alpha_maml", a, b)
+            texts.append("—" if not runs else f"{_mean(r['final_alpha'] for r in runs):.3g} / "
+                                              f"{_mean(r['final_beta'] for r in runs):.2g}")
+        out.append(f"| {a:g} | " + " | ".join(texts) + " |")
     summary = []
     for method in METHODS:
-        scores = [score(c) for a in alphas for b in betas if (c := store.get(method, a, b)) is not None]
+        scores = [s for a in alphas for b in betas if (s := cell_score(store.cell(method, a, b), floor)) is not None]
         if scores:
-            summary.append(f"{LABELS[method]}: mean over cells {sum(scores) / len(scores):.1f}, worst cell "
-                           f"{min(scores):.1f}, cells {good_text}: {sum(map(good, scores))}/{len(scores)}")
+            summary.append(f"{LABELS[method]}: mean over cells {metric.show(_mean(scores))}, worst cell "
+                           f"{metric.show(min(scores))}, cells {good_text}: {sum(map(good, scores))}/{len(scores)}")
     return "\n".join([*out, "", *summary, "", summary_note])
 
 
-def heatmap(store: GridStore, alphas: list[float], betas: list[float], path: Path, title: str,
-            value: Callable[[dict[str, Any]], float | None], label: str, vmin: float, vmax: float,
-            beta_label: str = "initial β (outer rate, Adam)") -> None:
-    """Two heat-maps (MAML, Alpha MAML) of ``value`` per cell; Alpha-MAML cells also show the final α, β."""
+def heatmap(store: GridStore, path: Path, title: str, metric: Metric, floor: float, label: str, vmin: float,
+            vmax: float, beta_label: str = "initial β (outer rate, Adam)") -> None:
+    """Two heat-maps (MAML, Alpha MAML) of the cell scores; Alpha-MAML cells also show the final α, β."""
     import matplotlib
 
     matplotlib.use("Agg")
     import numpy as np
     from matplotlib import pyplot as plt
 
+    alphas, betas = store.settings["alphas"], store.settings["betas"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), dpi=120, constrained_layout=True)
     image: Any = None
     midpoint = vmin + 0.6 * (vmax - vmin)
@@ -110,18 +308,17 @@ def heatmap(store: GridStore, alphas: list[float], betas: list[float], path: Pat
         grid = np.full((len(alphas), len(betas)), np.nan)
         for i, a in enumerate(alphas):
             for j, b in enumerate(betas):
-                c = store.get(method, a, b)
-                v = None if c is None else value(c)
-                if v is not None:
-                    grid[i, j] = v
+                runs = store.cell(method, a, b)
+                if any(r["value"] is not None for r in runs):
+                    grid[i, j] = metric.scale * cell_score(runs, floor)  # type: ignore[operator]
         image = ax.imshow(grid, vmin=vmin, vmax=vmax, cmap="viridis", origin="lower")
         for i, a in enumerate(alphas):
             for j, b in enumerate(betas):
-                c = store.get(method, a, b)
-                v = None if c is None else value(c)
-                text = "" if c is None else ("div." if v is None else f"{v:.0f}")
-                if method == "alpha_maml" and c is not None:
-                    text += f"\nα {c['final_alpha']:.2g}\nβ {c['final_beta']:.1g}"
+                runs = store.cell(method, a, b)
+                text = "" if not runs else ("div." if np.isnan(grid[i, j]) else f"{grid[i, j]:.0f}")
+                if method == "alpha_maml" and runs:
+                    text += (f"\nα {_mean(r['final_alpha'] for r in runs):.2g}"
+                             f"\nβ {_mean(r['final_beta'] for r in runs):.1g}")
                 ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="white" if np.isnan(grid[i, j]) or grid[i, j] < midpoint else "black")
         ax.set_xticks(range(len(betas)), [f"{b:g}" for b in betas])
@@ -133,3 +330,12 @@ def heatmap(store: GridStore, alphas: list[float], betas: list[float], path: Pat
     fig.suptitle(title, fontsize=9)
     fig.savefig(path)
     plt.close(fig)
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+
+
+def _mean(values: Any) -> float:
+    items = list(values)
+    return sum(items) / len(items)

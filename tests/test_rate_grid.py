@@ -1,0 +1,62 @@
+"""The rate-grid study's bookkeeping (``benchmarks/rate_grid.py``): which runs remain, what a cell shows, and
+that a results file made with other settings is never overwritten."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import rate_grid as grid
+
+
+def settings(seeds: list[int], iterations: int = 3) -> dict[str, Any]:
+    return {"config": "navigation2d_alpha", "iterations": iterations, "alphas": [0.1, 1.0], "betas": [1e-3],
+            "seeds": seeds}
+
+
+def record(method: str, alpha: float, seed: int, value: float | None, diverged: bool = False) -> dict[str, Any]:
+    return {"method": method, "alpha0": alpha, "beta0": 1e-3, "seed": seed, "value": value, "ci95": 2.0,
+            "final_alpha": alpha, "final_beta": 1e-3, "diverged": diverged}
+
+
+def test_more_seeds_train_only_the_new_runs(tmp_path: Path) -> None:
+    path = tmp_path / "grid.json"
+    store = grid.GridStore(path, settings([0]), fresh=False)
+    assert len(store.todo()) == 4  # 2 α × 1 β × 2 methods
+    for method, alpha, _, seed in store.todo():
+        store.add(record(method, alpha, seed, -20.0))
+    again = grid.GridStore(path, settings([0, 1]), fresh=False)
+    assert sorted(again.todo()) == sorted((m, a, 1e-3, 1) for m in grid.METHODS for a in (0.1, 1.0))
+    assert [r["seed"] for r in again.cell("maml", 0.1, 1e-3)] == [0]
+
+
+def test_a_file_with_other_settings_is_refused_not_overwritten(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "grid.json"
+    store = grid.GridStore(path, settings([0]), fresh=False)
+    store.add(record("maml", 0.1, 0, -20.0))
+    before = path.read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        grid.GridStore(path, settings([0], iterations=4), fresh=False)
+    assert exit_info.value.code == 2
+    assert "other settings (iterations)" in capsys.readouterr().err
+    assert path.read_text() == before
+    assert grid.GridStore(path, settings([0], iterations=4), fresh=True).runs == {}
+    assert json.loads(path.read_text())["runs"]  # --fresh replaces the file only when a run finishes
+
+
+def test_cell_text_one_seed_several_seeds_and_divergence() -> None:
+    metric = grid.Metric("accuracy", scale=100.0)
+    assert metric.cell([]) == "—"
+    assert metric.cell([record("maml", 0.1, 0, 0.8)]) == "80.0 ± 200.0"
+    runs = [record("maml", 0.1, s, v) for s, v in ((0, 0.8), (1, 0.7), (2, 0.9))]
+    assert metric.cell(runs) == "80.0 (70.0 … 90.0)"
+    runs[2] = record("maml", 0.1, 2, None, diverged=True)
+    assert metric.cell(runs) == "75.0 (70.0 … 80.0) (1/3 diverged)"
+    assert grid.cell_score(runs, floor=0.25) == pytest.approx((0.8 + 0.7 + 0.25) / 3)
+    assert metric.cell([record("maml", 0.1, 0, None, diverged=True)]) == "diverged"
