@@ -5,19 +5,25 @@ Every step has one interface, :meth:`OuterStep.step` ``(learner, batch) -> scala
 
 * :class:`GradientStep` (``sgd``, ``adam``) — one step of the core's outer optimizer with rate β on the
   post-adaptation surrogate: MAML with a first-order outer optimizer, or Alpha MAML when β and α follow
-  their hypergradients (Behl, Baydin & Torr 2019).
-* :class:`TRPOStep` (``trpo``) — MAML-TRPO (Finn, Abbeel & Levine 2017, §5.3): conjugate gradient with
+  their hypergradients [5].
+* :class:`TRPOStep` (``trpo``) — MAML-TRPO ([1], §5.3): conjugate gradient with
   Hessian-vector products of the KL taken *through the inner adaptation*, a step to the max-KL boundary
-  and a backtracking line search (Schulman et al. 2015).
-* :class:`ProMPStep` (``promp``) — Proximal Meta-Policy Search (Rothfuss, Lee, Clavera, Asfour & Abbeel,
-  ICLR 2019): several Adam steps per batch on the clipped likelihood-ratio meta-objective plus a KL
-  penalty on the pre-update policy; with ``lr_mode: hd`` on α and β, Alpha-ProMP.
+  and a backtracking line search [2].
+* :class:`ProMPStep` (``promp``) — Proximal Meta-Policy Search [3]: several Adam steps per batch on the
+  clipped likelihood-ratio meta-objective [4] plus a KL penalty on the pre-update policy; with
+  ``lr_mode: hd`` on α and β, Alpha-ProMP.
 
-References: [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning", ICML 2017, arXiv:1703.03400.
-[2] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015,
-arXiv:1502.05477. [3] Rothfuss et al., "ProMP: Proximal Meta-Policy Search", ICLR 2019, arXiv:1810.06784.
-[4] Schulman et al., "Proximal Policy Optimization Algorithms", 2017, arXiv:1707.06347. [5] Behl, Baydin
-& Torr, "Alpha MAML", 2019, arXiv:1905.07435.
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
+    [3] Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search", ICLR 2019.
+        https://arxiv.org/abs/1810.06784
+    [4] Schulman, Wolski, Dhariwal, Radford & Klimov, "Proximal Policy Optimization Algorithms", 2017.
+        https://arxiv.org/abs/1707.06347
+    [5] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
 """
 
 from __future__ import annotations

@@ -1,15 +1,25 @@
 """Small measured ablations quoted in the README, each a CLI run of a shipped config with a few ``--set`` values.
 
-* ``trpo.subsample`` on the main job (``configs/quickstart.yaml``, HalfCheetahDir): exact curvature products
-  against products on 20 % and 10 % of the episodes at equal iterations (40), and 10 % at about equal wall time
-  (80 iterations);
+* ``trpo.subsample`` (rllab's ``subsample_factor`` [2]) for MAML-TRPO [1] on the main job
+  (``configs/quickstart.yaml``, HalfCheetahDir): exact curvature products against products on 20 % and 10 %
+  of the episodes at equal iterations (40), and 10 % at about equal wall time (80 iterations);
 * the MAML paper's navigation evaluation (α 0.5 then 0.25, 40 episodes) on a policy meta-trained at α 0.1 —
   against the same policy evaluated with its own α — to show why the zoo's navigation entry trains at α 0.5.
 
 Every run is trained (or reused, or resumed) in ``benchmarks/results/ablation_runs/`` and evaluated on 40
-held-out tasks; the table goes to ``benchmarks/results/ablations.{md,json}``.
+held-out tasks.
 
-    python benchmarks/ablations.py          # about 20 min on 2 CPU cores
+Usage::
+
+    python benchmarks/ablations.py
+
+Writes ``benchmarks/results/ablations.{md,json}`` (each run's training seconds in the JSON).
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Duan, Chen, Houthooft, Schulman & Abbeel, "Benchmarking Deep Reinforcement Learning for Continuous
+        Control", ICML 2016 (rllab). https://arxiv.org/abs/1604.06778
 """
 
 from __future__ import annotations

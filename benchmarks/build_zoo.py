@@ -4,10 +4,20 @@ Each entry is trained through the CLI from a shipped config with the overrides b
 ``rl-alphamaml evaluate`` on 40 held-out tasks, and copied to ``zoo/<name>/``: the resolved ``config.yaml``,
 the final checkpoint only, ``metrics.jsonl``, ``eval/`` and ``COMMAND`` (the commands that made it). The
 training runs live in ``benchmarks/results/zoo_runs/`` and the script is resumable (an interrupted run
-continues with ``rl-alphamaml train --resume``).
+continues with ``rl-alphamaml train --resume``). The entries are MAML-TRPO [1, 2] runs.
 
-    python benchmarks/build_zoo.py                      # every entry (about 45 min on 2 CPU cores)
+Usage::
+
+    python benchmarks/build_zoo.py                      # every entry
     python benchmarks/build_zoo.py halfcheetah_dir      # one entry
+
+Writes ``zoo/<name>/`` (each iteration's seconds in its ``metrics.jsonl``).
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""The MAML paper's HalfCheetah table (Finn, Abbeel & Levine 2017, Fig. 5), reproduced at a fraction of its samples.
+"""The MAML paper's HalfCheetah table ([1], Fig. 5), reproduced at a fraction of its samples.
 
 For each family (HalfCheetahDir, HalfCheetahVel) and seed this trains, through the CLI, with the shipped
 configs and the overrides in ``FAMILIES`` (meta-batch 20 × 10 episodes, the references' action convention
 ``policy.action_scale: 0.1``):
 
-* **MAML-TRPO** — ``configs/<family>.yaml`` (α 0.1 fixed, max-KL 0.02);
-* **Alpha MAML** — ``configs/<family>_alpha.yaml`` (Adam outer loop, α and β by hypergradient);
+* **MAML-TRPO** [1, 3] — ``configs/<family>.yaml`` (α 0.1 fixed, max-KL 0.02);
+* **Alpha MAML** [2] — ``configs/<family>_alpha.yaml`` (Adam outer loop, α and β by hypergradient);
 * **pretrained** — ``configs/<family>.yaml`` with ``inner.steps=0`` and twice the meta-batch, i.e. the same
   environment steps per iteration as the meta-trained runs (which sample twice per task);
 
@@ -14,12 +14,24 @@ held-out stream of ``rl-alphamaml evaluate``; the pretrained and random-init pol
 first MAML run's α), and writes ``benchmarks/results/locomotion_paper.{md,json,png}`` with the paper's rows
 beside ours.
 
-    python benchmarks/locomotion_paper.py                       # both families, seed 0 (about 35 min here)
+Every run folder lives in ``benchmarks/results/locomotion_runs/`` and the script is resumable: a finished run
+is reused, an interrupted one continues with ``rl-alphamaml train --resume``.
+
+Usage::
+
+    python benchmarks/locomotion_paper.py                       # both families, seed 0
     python benchmarks/locomotion_paper.py --seeds 0 1 2         # more seeds
     python benchmarks/locomotion_paper.py --families halfcheetah_dir
 
-Every run folder lives in ``benchmarks/results/locomotion_runs/`` and the script is resumable: a finished run
-is reused, an interrupted one continues with ``rl-alphamaml train --resume``.
+Writes ``benchmarks/results/locomotion_paper.{md,json,png}`` (each run's wall seconds in the JSON).
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [3] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
 """
 
 from __future__ import annotations

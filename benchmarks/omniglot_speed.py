@@ -1,10 +1,10 @@
 """Omniglot meta-training speed on CPU: the trainer against a plain per-task functional loop, same run.
 
-Setting of issue 5: 5-way 1-shot, meta-batch 32, 15 queries per class, second-order MAML (Finn et al.
-2017) with 1 and with 5 inner steps, MAML's conv net, float32. Methods, timed round by round
+Setting: 5-way 1-shot, meta-batch 32, 15 queries per class, second-order MAML [1] with 1 and with 5 inner
+steps, MAML's conv net, float32. Methods, timed round by round
 (interleaved, so that load from other processes hits all of them alike):
 
-* ``plain loop`` — the reference: a per-task functional loop as one writes it with learn2learn or
+* ``plain loop`` — the reference: a per-task functional loop as one writes it with learn2learn [2] or
   ``torch.func``: for each task, adapt with ``functional_call`` (the core's ``adapt``), score the query
   set, ``backward()`` into ``.grad``; then one ``torch.optim.Adam`` step. It runs in a child process with
   glibc's default ``malloc`` settings, at torch's default thread count (``plain loop, default threads``)
@@ -22,8 +22,16 @@ over the method's, from means: throughput over the rounds, and from medians: a t
 writes ``benchmarks/results/omniglot_speed.json``. Timings on a shared machine are noisy: the table
 records the load average, and the JSON every round's time.
 
-    python benchmarks/omniglot_speed.py                  # about 7 min on 2 cores
+Usage::
+
+    python benchmarks/omniglot_speed.py
     python benchmarks/omniglot_speed.py --rounds 3 --steps 1
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Arnold, Mahajan, Datta, Bunner & Zarkias, "learn2learn: A Library for Meta-Learning Research", 2020.
+        https://arxiv.org/abs/2008.12284
 """
 
 from __future__ import annotations

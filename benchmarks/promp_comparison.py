@@ -1,10 +1,9 @@
 """MAML-TRPO, Alpha MAML, ProMP and Alpha-ProMP at equal environment steps, on Navigation2D and HalfCheetah.
 
-Checks the claim of ProMP (Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search",
-ICLR 2019, arXiv:1810.06784, Fig. 2): the same post-adaptation return as MAML-TRPO with half the samples or
-fewer. For each family, seed and method this trains through the CLI with the shipped configs —
+Checks the claim of ProMP [1] (Fig. 2): the same post-adaptation return as MAML-TRPO [2, 3] with half the
+samples or fewer. For each family, seed and method this trains through the CLI with the shipped configs —
 
-* **MAML-TRPO** ``configs/<family>.yaml``, **Alpha MAML** ``configs/<family>_alpha.yaml`` (Adam, α and β by
+* **MAML-TRPO** ``configs/<family>.yaml``, **Alpha MAML** [4] ``configs/<family>_alpha.yaml`` (Adam, α and β by
   hypergradient), **ProMP** ``configs/<family>_promp.yaml`` (the authors' settings) and **Alpha-ProMP**
   ``configs/<family>_alpha_promp.yaml`` —
 
@@ -21,12 +20,25 @@ use each run's own count). Then:
   ``rl-alphamaml evaluate``), return after 0–3 inner steps ± 95 % CI.
 
 The HalfCheetah MAML-TRPO and Alpha MAML runs are the ones ``benchmarks/locomotion_paper.py`` trains (same
-folder, same overrides): reused when present. Writes ``benchmarks/results/promp_comparison.{md,json,png}``.
+folder, same overrides): reused when present. Resumable: a finished run is reused, an interrupted one
+continues with ``rl-alphamaml train --resume``.
 
-    python benchmarks/promp_comparison.py                                   # all families (about 90 min here)
+Usage::
+
+    python benchmarks/promp_comparison.py                                   # all families
     python benchmarks/promp_comparison.py --families navigation2d --seeds 0 1 2
 
-Resumable: a finished run is reused, an interrupted one continues with ``rl-alphamaml train --resume``.
+Writes ``benchmarks/results/promp_comparison.{md,json,png}`` (each run's wall seconds in the JSON).
+
+References:
+    [1] Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search", ICLR 2019.
+        https://arxiv.org/abs/1810.06784
+    [2] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [3] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
+    [4] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Overhead of the Ray sampler backend on one machine, and what it implies for N machines.
+"""Overhead of the Ray [1] sampler backend on one machine, and what it implies for N machines.
 
 Measured in the same run, on the same machine, at the RL setting of the issue (meta-batch 20 × 10 episodes
 × horizon 200 = 40,000 environment steps per sampling phase):
@@ -7,15 +7,23 @@ Measured in the same run, on the same machine, at the RL setting of the issue (m
     and with the Ray backend (one actor per core) — the ratio is the backend's overhead on one machine;
   * one actor alone versus the local backend on one core: the per-actor throughput the estimate scales;
   * the bytes each phase sends (parameters) and receives (trajectories);
-  * whole Alpha-MAML meta-iterations with each backend (sampling plus the learner's own compute).
+  * whole Alpha-MAML [2] meta-iterations with each backend (sampling plus the learner's own compute).
 
 From these it writes a scaling estimate: with N machines of C cores, a phase takes about
 ``steps / (N·C·r_actor) + bytes / bandwidth + t_fixed`` and an iteration adds the learner's compute.
 
-    python benchmarks/ray_sampler.py                 # ~5 minutes on 2 cores
+Usage::
+
+    python benchmarks/ray_sampler.py
     python benchmarks/ray_sampler.py --repeats 2 --families HalfCheetahVel
 
-Writes benchmarks/results/ray_sampler.{json,md}.
+Writes ``benchmarks/results/ray_sampler.{json,md}``.
+
+References:
+    [1] Moritz, Nishihara, Wang et al., "Ray: A Distributed Framework for Emerging AI Applications", OSDI 2018.
+        https://arxiv.org/abs/1712.05889
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
 """
 
 from __future__ import annotations

@@ -1,13 +1,20 @@
-"""Held-out adaptation of meta-trained policies versus the MAML paper's numbers.
+"""Held-out adaptation of meta-trained policies versus the MAML paper's [1] numbers.
 
 Trains each listed config with the CLI's training loop for a stated budget, then evaluates on new tasks
 (returns after 0…3 inner steps, fresh episodes after each step) exactly as `rl-alphamaml evaluate` does.
+
+Usage::
 
     python benchmarks/rl_adaptation.py navigation2d navigation2d_alpha --iterations 100
     python benchmarks/rl_adaptation.py halfcheetah_dir --iterations 40 --set train.meta_batch=20 \\
         --set sampler.episodes=10
 
-Prints a Markdown table and writes benchmarks/results/rl_adaptation_<configs>.{json,md}.
+Prints a Markdown table and writes ``benchmarks/results/rl_adaptation_<configs>.{json,md}`` (each run's
+training seconds in the JSON).
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
 """
 
 from __future__ import annotations

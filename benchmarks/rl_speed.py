@@ -2,21 +2,35 @@
 meta-batch 20, 10 episodes per task, horizon 200 (80,000 environment steps per iteration).
 
 Variants, measured in the same run on the same machine:
-  * MAML-TRPO with the Fisher-form Hessian-vector product (this toolkit's default, ``trpo.hvp: fisher``);
+  * MAML-TRPO [1, 2] with the Fisher-form Hessian-vector product (this toolkit's default, ``trpo.hvp: fisher``);
   * MAML-TRPO with the textbook third-order double-backward HVP through the adaptation
     (``trpo.hvp: direct``, the way pytorch-maml-rl computes it) — the in-run reference;
   * MAML-TRPO with the curvature products on 10 % of each task's episodes (``trpo.subsample: 0.1``, rllab's
-    ``subsample_factor``): same gradient, KL bound and line search on every episode;
-  * Alpha MAML (Adam outer loop, α and β by hypergradient) — no conjugate gradient at all;
-  * ProMP and Alpha-ProMP (5 Adam steps per batch on the clipped objective, each re-adapting the policy).
+    ``subsample_factor`` [3]): same gradient, KL bound and line search on every episode;
+  * Alpha MAML [4] (Adam outer loop, α and β by hypergradient) — no conjugate gradient at all;
+  * ProMP [5] and Alpha-ProMP (5 Adam steps per batch on the clipped objective, each re-adapting the policy).
 
 All with the references' action convention (``policy.action_scale: 0.1``, the default).
+
+Usage::
 
     python benchmarks/rl_speed.py                       # 4 timed iterations per variant after 1 warm-up
     python benchmarks/rl_speed.py --iterations 2 --threads 2
     python benchmarks/rl_speed.py --variants Fisher ProMP --out benchmarks/results/rl_speed_promp.json
 
-Prints a table and writes benchmarks/results/rl_speed.json.
+Prints a table and writes ``benchmarks/results/rl_speed.json``.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
+    [3] Duan, Chen, Houthooft, Schulman & Abbeel, "Benchmarking Deep Reinforcement Learning for Continuous
+        Control", ICML 2016 (rllab). https://arxiv.org/abs/1604.06778
+    [4] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [5] Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search", ICLR 2019.
+        https://arxiv.org/abs/1810.06784
 """
 
 from __future__ import annotations

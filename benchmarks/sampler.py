@@ -8,7 +8,7 @@ For each family (default HalfCheetahVel and AntVel) at meta-batch × episodes sl
   (b) gymnasium's ``AsyncVectorEnv`` over the registered env (``--async-envs`` worker
       processes, one env each, default 4 per core), over ``--async-rounds`` rounds of episodes
       (its steps/s does not depend on the number of slots; ``--async-rounds 0`` runs them all);
-  (c) the raw limit: one open-loop ``mujoco.rollout`` call over all slots and the whole horizon
+  (c) the raw limit: one open-loop ``mujoco.rollout`` call [1] over all slots and the whole horizon
       (``horizon × frame_skip`` substeps, controls repeated over each control step's substeps)
       on all cores, with a persistent thread pool and the family's own model.
 
@@ -24,9 +24,13 @@ measurement (after ``--retry-wait`` seconds) while that share exceeds ``--max-ot
 
 Usage::
 
-    python benchmarks/sampler.py                         # the full benchmark (a few minutes)
+    python benchmarks/sampler.py                         # the full benchmark
     python benchmarks/sampler.py --quick                 # 8 x 5 slots, horizon 50, 1 repeat
     python benchmarks/sampler.py --designs --repeats 3   # with the alternative designs
+
+References:
+    [1] Todorov, Erez & Tassa, "MuJoCo: A physics engine for model-based control", IROS 2012.
+        https://doi.org/10.1109/IROS.2012.6386109
 """
 
 from __future__ import annotations

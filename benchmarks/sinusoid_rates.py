@@ -1,10 +1,23 @@
-"""Sinusoid regression: MAML (fixed rates) versus Alpha MAML (rates by hypergradient), from good and bad
-initial rates, same budget. Prints a Markdown table and writes benchmarks/results/sinusoid_rates.{json,md}.
+"""Sinusoid regression: MAML [1] (fixed rates) versus Alpha MAML [2] (rates by hypergradient [3]).
 
-    python benchmarks/sinusoid_rates.py                 # 3000 iterations per run (~1 min each on 1 core)
+From good and bad initial rates, same budget. Each run is the CLI's ``rl-alphamaml train`` in-process,
+followed by ``evaluate`` on 100 new tasks.
+
+Usage::
+
+    python benchmarks/sinusoid_rates.py                 # 3000 iterations per run
     python benchmarks/sinusoid_rates.py --iterations 500 --out /tmp/quick
 
-Each run is the CLI's `rl-alphamaml train` in-process, followed by `evaluate` on 100 new tasks.
+Prints a Markdown table and writes ``benchmarks/results/sinusoid_rates.{json,md}`` (each run's seconds in the
+JSON).
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [3] Baydin, Cornish, Martínez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation with Hypergradient
+        Descent", ICLR 2018. https://arxiv.org/abs/1703.04782
 """
 
 from __future__ import annotations

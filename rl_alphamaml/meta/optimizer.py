@@ -11,16 +11,24 @@
         losses.append(loss(fast.params, query))
     info = meta.step(torch.stack(losses).mean())               # θ by β; α and β by hypergradient
 
-References: Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning", ICML 2017 (MAML); Behl, Baydin &
-Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019 (α and β by hypergradient descent);
-Baydin et al., "Online Learning Rate Adaptation with Hypergradient Descent", ICLR 2018 (SGD-HD,
-Adam-HD); Li et al., "Meta-SGD", 2017 (learned per-parameter α).
+It implements MAML [1] with α and β by hypergradient descent (Alpha MAML [2]; SGD-HD and Adam-HD [3]) and
+Meta-SGD's learned per-parameter α [4].
 
 The hypergradient of α is ``∂L_val(θ'(α))/∂α`` by autograd: exact through the inner steps in
 second-order mode, the first-order formula ``−Σ_j ⟨∇L_val(θ'), ∇L_train(θ_j)⟩`` in first-order mode
 (see :mod:`rl_alphamaml.meta.adapt`). A step whose loss or gradients are not finite changes nothing
 (θ, α, β and the optimizer state stay as they were); after ``max_nonfinite`` such steps in a row,
 :class:`~rl_alphamaml.errors.NonFiniteError` ends the run.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [3] Baydin, Cornish, Martínez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation with Hypergradient
+        Descent", ICLR 2018. https://arxiv.org/abs/1703.04782
+    [4] Li, Zhou, Chen & Li, "Meta-SGD: Learning to Learn Quickly for Few-Shot Learning", 2017.
+        https://arxiv.org/abs/1707.09835
 """
 
 from __future__ import annotations

@@ -1,12 +1,18 @@
-"""The inner rate α of MAML and how it is learned: fixed (MAML), by hypergradient (Alpha MAML) or as a
-meta-parameter (Meta-SGD).
+"""The inner rate α of MAML and how it is learned: fixed (MAML [1]), by hypergradient (Alpha MAML [2]) or as
+a meta-parameter (Meta-SGD [3]).
 
 Each way is an :class:`InnerRateMode` — one class, one line in :data:`RATE_MODES` — that says whether the
 meta-gradient must reach α, whether the outer optimizer updates α with θ, and what happens to α after an
 outer step. :class:`InnerRate` holds the α tensors (one, one per parameter tensor, or one per weight).
-References: [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning", ICML 2017, arXiv:1703.03400.
-[2] Behl, Baydin & Torr, "Alpha MAML", 2019, arXiv:1905.07435. [3] Li, Zhou, Chen & Li, "Meta-SGD", 2017,
-arXiv:1707.09835. The hypergradient rules are in :mod:`rl_alphamaml.meta.hypergradient`.
+The hypergradient rules are in :mod:`rl_alphamaml.meta.hypergradient`.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [3] Li, Zhou, Chen & Li, "Meta-SGD: Learning to Learn Quickly for Few-Shot Learning", 2017.
+        https://arxiv.org/abs/1707.09835
 """
 
 from __future__ import annotations
