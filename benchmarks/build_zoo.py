@@ -1,8 +1,11 @@
 """Train, evaluate and ship the meta-trained policies in ``zoo/`` (one small run folder per family).
 
 Each entry is trained through the CLI from a shipped config with the overrides below, evaluated with
-``rl-alphamaml evaluate`` on 40 held-out tasks, and copied to ``zoo/<name>/``: the resolved ``config.yaml``,
-the final checkpoint only, ``metrics.jsonl``, ``eval/`` and ``COMMAND`` (the commands that made it). The
+``rl-alphamaml evaluate --video`` on 40 held-out tasks, and copied to ``zoo/<name>/``: the resolved
+``config.yaml``, the final checkpoint only, ``metrics.jsonl``, ``eval/`` (the report and one before|after
+GIF of the first held-out task) and ``COMMAND`` (the commands that made it). Rendering needs an OpenGL
+backend (``MUJOCO_GL=egl``, or ``osmesa``); without one the entry is shipped without its video and the
+script says so. The
 training runs live in ``benchmarks/results/zoo_runs/`` and the script is resumable (an interrupted run
 continues with ``rl-alphamaml train --resume``). The entries are MAML-TRPO [1, 2] runs.
 
@@ -41,21 +44,36 @@ ENTRIES: dict[str, tuple[str, list[str], list[str]]] = {
                                             "trpo.max_kl=0.02", "trpo.subsample=0.1"], []),
     "navigation2d": ("navigation2d", ["train.iterations=200", "trpo.subsample=0.1", "inner.lr=0.5"],
                      ["--episodes", "40", "--inner-lr", "0.5", "0.25"]),
+    # Ant: a tenth of the MAML paper's environment steps or less (AntDir 36 M of 368 M, AntVel 12 M of 120 M)
+    "ant_dir": ("ant_dir", ["train.iterations=450", "train.meta_batch=20", "sampler.episodes=10",
+                            "trpo.max_kl=0.02", "trpo.subsample=0.1"], []),
+    "ant_vel": ("ant_vel", ["train.iterations=150", "train.meta_batch=20", "sampler.episodes=10",
+                            "trpo.max_kl=0.02", "train.checkpoint_every=10"], []),
+    "ant_goal": ("ant_goal", ["train.iterations=150", "train.meta_batch=20", "sampler.episodes=10",
+                              "trpo.max_kl=0.02", "trpo.subsample=0.1"], []),
 }
+
+
+def setting(overrides: list[str], key: str) -> str | None:
+    return next((o.split("=", 1)[1] for o in overrides if o.startswith(key + "=")), None)
 
 
 def build(name: str) -> None:
     config, overrides, eval_args = ENTRIES[name]
-    iterations = int(next(o for o in overrides if o.startswith("train.iterations=")).split("=")[1])
+    iterations = int(setting(overrides, "train.iterations") or 0)
     run_dir = RUNS / name
-    overrides = [*overrides, f"train.checkpoint_every={min(25, iterations)}"]
+    if setting(overrides, "train.checkpoint_every") is None:
+        overrides = [*overrides, f"train.checkpoint_every={min(25, iterations)}"]
     sets = [x for o in overrides for x in ("--set", o)]
     train_to(run_dir, config, overrides, iterations)
-    evaluate = ["evaluate", str(run_dir), "--tasks", "40", "--steps", "3", *eval_args]
+    evaluate = ["evaluate", str(run_dir), "--tasks", "40", "--steps", "3", "--video", "--video-tasks", "1",
+                *eval_args]
     report = run_dir / "eval" / "adaptation.json"
     last = checkpoint_path(run_dir, last_iteration(run_dir))
-    if not (report.is_file() and json.loads(report.read_text())["checkpoint"] == str(last)):
+    videos = sorted((run_dir / "eval" / "videos").glob("*.gif"))
+    if not (report.is_file() and json.loads(report.read_text())["checkpoint"] == str(last) and videos):
         cli(*evaluate)
+        videos = sorted((run_dir / "eval" / "videos").glob("*.gif"))
     out = ZOO / name
     if out.exists():
         shutil.rmtree(out)
@@ -65,16 +83,24 @@ def build(name: str) -> None:
     shutil.copy2(run_dir / "metrics.jsonl", out / "metrics.jsonl")
     (out / "eval").mkdir()
     shutil.copy2(run_dir / "eval" / "adaptation.png", out / "eval" / "adaptation.png")
+    if videos:
+        (out / "eval" / "videos").mkdir()
+        for gif in videos:
+            shutil.copy2(gif, out / "eval" / "videos" / gif.name)
+    else:
+        print(f"{name}: no video (no OpenGL backend? MUJOCO_GL=egl or osmesa); shipped without it", flush=True)
     data = json.loads(report.read_text())
     data["checkpoint"] = f"checkpoints/{last.name}"  # relative to the shipped folder, not this machine's path
     (out / "eval" / "adaptation.json").write_text(json.dumps(data, indent=2))
     summary = data["adaptation"]
     table = "\n".join(f"#   after {r['steps']} steps: {r['mean']:.1f} ± {r['ci95']:.1f}" for r in summary)
+    steps = sum(json.loads(line).get("time/env_steps", 0) for line in (run_dir / "metrics.jsonl").open())
     (out / "COMMAND").write_text(
         "# How this folder was made (python benchmarks/build_zoo.py " + name + "):\n"
         "rl-alphamaml " + " ".join(["train", f"configs/{config}.yaml", "--run-dir", f"runs/{name}", *sets]) + "\n"
         "rl-alphamaml " + " ".join(["evaluate", f"runs/{name}", *evaluate[2:]]) + "\n"
-        "# then the final checkpoint, config.yaml, metrics.jsonl and eval/adaptation.{json,png} were copied here.\n"
+        "# then the final checkpoint, config.yaml, metrics.jsonl and eval/ (report, plot, video) were copied here.\n"
+        f"# Meta-training: {iterations} iterations, {steps / 1e6:.1f} M environment steps.\n"
         "# Held-out return (40 tasks, ± 95 % CI):\n" + table + "\n"
     )
     print(f"wrote {out}", flush=True)

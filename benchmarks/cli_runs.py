@@ -4,6 +4,7 @@ the iterations since the last checkpoint."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -12,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from rl_alphamaml.checkpoint import list_checkpoints
+from rl_alphamaml.cli import load_experiment_config
 
 ROOT = Path(__file__).resolve().parents[1]
+#: settings that do not change a run's numbers: a finished or interrupted run may differ in them
+EXECUTION = frozenset({"train.iterations", "train.checkpoint_every", "train.keep_checkpoints", "train.threads",
+                       "train.device", "sampler.threads"})
 
 
 def cli(*args: str) -> None:
@@ -32,6 +37,11 @@ def train_to(run_dir: Path, config: str, sets: list[str], iterations: int) -> No
     """Make ``run_dir`` a finished run of ``configs/<config>.yaml`` with ``--set`` values ``sets`` (which set
     ``train.iterations`` to ``iterations``): reuse it when done, resume it when interrupted, else train it."""
     done = last_iteration(run_dir)
+    if done > 0:
+        differ = config_differences(run_dir, config, sets)
+        if differ:
+            sys.exit(f"{run_dir} is not a run of configs/{config}.yaml with {sets}: {'; '.join(differ)} "
+                     "(move or remove the folder to train it anew)")
     if done >= iterations:
         print(f"{run_dir.name}: done ({done} iterations)", flush=True)
     elif done > 0:
@@ -40,6 +50,29 @@ def train_to(run_dir: Path, config: str, sets: list[str], iterations: int) -> No
         if run_dir.exists():
             shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
         cli("train", f"configs/{config}.yaml", "--run-dir", str(run_dir), *[x for s in sets for x in ("--set", s)])
+
+
+def config_differences(run_dir: Path, config: str, sets: list[str]) -> list[str]:
+    """``key: in the folder → requested`` for every setting but :data:`EXECUTION` in which the run in
+    ``run_dir`` differs from ``configs/<config>.yaml`` with ``sets``."""
+    def flat(path: Path, overrides: list[str]) -> dict[str, Any]:
+        resolved, _ = load_experiment_config(path, overrides)
+        out: dict[str, Any] = {}
+
+        def walk(value: Any, prefix: str) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(v, f"{prefix}{k}.")
+            else:
+                out[prefix[:-1]] = value
+
+        walk(dataclasses.asdict(resolved), "")
+        return out
+
+    have = flat(run_dir / "config.yaml", [])
+    want = flat(ROOT / "configs" / f"{config}.yaml", sets)
+    return [f"{k}: {have.get(k)!r} → {want.get(k)!r}" for k in sorted(have.keys() | want.keys())
+            if k not in EXECUTION and have.get(k) != want.get(k)]
 
 
 def compare_once(dirs: list[Path], out: Path, *options: str) -> dict[str, Any]:
