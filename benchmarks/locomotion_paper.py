@@ -45,22 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from cli_runs import ROOT, compare_once, relative, train_to
+from maml_paper import PAPER
 
 RESULTS = ROOT / "benchmarks" / "results"
-
-# Returns after 0/1/2/3 steps on 40 held-out tasks, read from the MAML authors' result files, with the settings
-# behind them. rllab's cheetah (dt 0.01, 200 steps) vs Gymnasium v5 here (dt 0.05, 200 steps): per-step rewards
-# are velocities in m/s minus the control cost in both, so returns are in the same units.
-PAPER: dict[str, dict[str, Any]] = {
-    "halfcheetah_dir": {
-        "maml": [-50.7, 293.2, 313.5, 315.7], "pretrained": [-43.0, -24.7], "oracle": 442.7,
-        "settings": "100 iterations × 40 tasks × 20 episodes, α 0.1, max-KL 0.02", "env_steps": 64_000_000,
-    },
-    "halfcheetah_vel": {
-        "maml": [-129.5, -78.6, -66.6, -60.8], "pretrained": [-158.0, -135.4], "oracle": -54.5,
-        "settings": "475 iterations × 40 tasks × 10 episodes, α 0.1, max-KL 0.01", "env_steps": 76_000_000,
-    },
-}
 
 FAMILIES: dict[str, dict[str, Any]] = {
     "halfcheetah_dir": {"iterations": 50, "max_kl": 0.02},

@@ -31,12 +31,11 @@ from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.logging import read_metrics
 from rl_alphamaml.runner import prepare_run_dir, set_threads, train
 
+from maml_paper import PAPER as MAML_PAPER
+
 ROOT = Path(__file__).resolve().parents[1]
-# Returns after 0/1/2/3 gradient steps reported by Finn et al. (2017), their figure 5 / appendix.
-PAPER = {
-    "rl_alphamaml/Navigation2D-v0": [-40.41, -11.68, -3.33, -3.23],
-    "rl_alphamaml/HalfCheetahDir-v0": [-50.69, 293.19, 313.48, 315.65],
-}
+#: returns after 0/1/2/3 gradient steps in the MAML paper, by environment id
+PAPER = {paper["env"]: paper["maml"] for paper in MAML_PAPER.values()}
 
 
 def main() -> None:
