@@ -5,9 +5,10 @@ Each entry is trained through the CLI from a shipped config with the overrides b
 ``config.yaml``, the final checkpoint only, ``metrics.jsonl``, ``eval/`` (the report and one before|after
 GIF of the first held-out task) and ``COMMAND`` (the commands that made it). Rendering needs an OpenGL
 backend (``MUJOCO_GL=egl``, or ``osmesa``); without one the entry is shipped without its video and the
-script says so. The
-training runs live in ``benchmarks/results/zoo_runs/`` and the script is resumable (an interrupted run
-continues with ``rl-alphamaml train --resume``). The entries are MAML-TRPO [1, 2] runs.
+script says so. The training runs live in ``benchmarks/results/zoo_runs/`` and the script is resumable (an
+interrupted run continues with ``rl-alphamaml train --resume``); a run folder whose config differs from the
+entry's is refused, not shipped under the wrong command. The entries are MAML-TRPO [1, 2] runs;
+``zoo_report.py`` puts them beside the MAML paper.
 
 Usage::
 
