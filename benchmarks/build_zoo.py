@@ -50,7 +50,7 @@ ENTRIES: dict[str, tuple[str, list[str], list[str]]] = {
                             "trpo.max_kl=0.02", "trpo.subsample=0.1"], []),
     "ant_vel": ("ant_vel", ["train.iterations=150", "train.meta_batch=20", "sampler.episodes=10",
                             "trpo.max_kl=0.02", "train.checkpoint_every=10"], []),
-    "ant_goal": ("ant_goal", ["train.iterations=150", "train.meta_batch=20", "sampler.episodes=10",
+    "ant_goal": ("ant_goal", ["train.iterations=300", "train.meta_batch=20", "sampler.episodes=10",
                               "trpo.max_kl=0.02", "trpo.subsample=0.1"], []),
 }
 
