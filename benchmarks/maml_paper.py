@@ -2,9 +2,10 @@
 
 Returns after 0 / 1 / 2 / 3 policy-gradient steps on 40 held-out tasks, read from the MAML authors' result
 files (Fig. 5 and the appendix), the oracle (a policy trained on each task's own reward) and the pretrained
-baseline where the paper has them. rllab's robots (dt 0.01) against Gymnasium v5 here (HalfCheetah dt 0.05,
-Ant dt 0.05), 200 steps each: per-step rewards are velocities in m/s (or distances) minus costs in both, so
-returns are in the same units — but not the same simulator, so compare with that in mind.
+baseline where the paper has them. The paper ran rllab's robots (its HalfCheetah at dt 0.01), this project
+Gymnasium v5's (HalfCheetah and Ant at dt 0.05), 200 steps each: per-step rewards are velocities in m/s (or
+distances) minus costs in both, so returns are in the same units — but not on the same simulator, so compare
+with that in mind.
 
 References:
     [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
