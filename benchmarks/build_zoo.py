@@ -31,6 +31,7 @@ import json
 import shutil
 
 from rl_alphamaml.checkpoint import checkpoint_path
+from rl_alphamaml.logging import read_metrics
 
 from cli_runs import ROOT, cli, last_iteration, train_to
 
@@ -95,7 +96,7 @@ def build(name: str) -> None:
     (out / "eval" / "adaptation.json").write_text(json.dumps(data, indent=2))
     summary = data["adaptation"]
     table = "\n".join(f"#   after {r['steps']} steps: {r['mean']:.1f} ± {r['ci95']:.1f}" for r in summary)
-    steps = sum(json.loads(line).get("time/env_steps", 0) for line in (run_dir / "metrics.jsonl").open())
+    steps = sum(row.get("time/env_steps", 0) for row in read_metrics(run_dir))
     (out / "COMMAND").write_text(
         "# How this folder was made (python benchmarks/build_zoo.py " + name + "):\n"
         "rl-alphamaml " + " ".join(["train", f"configs/{config}.yaml", "--run-dir", f"runs/{name}", *sets]) + "\n"

@@ -4,7 +4,6 @@ the iterations since the last checkpoint."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from typing import Any
 
 from rl_alphamaml.checkpoint import list_checkpoints
 from rl_alphamaml.cli import load_experiment_config
+from rl_alphamaml.config import flat_config
 
 ROOT = Path(__file__).resolve().parents[1]
 #: settings that do not change a run's numbers: a finished or interrupted run may differ in them
@@ -55,22 +55,8 @@ def train_to(run_dir: Path, config: str, sets: list[str], iterations: int) -> No
 def config_differences(run_dir: Path, config: str, sets: list[str]) -> list[str]:
     """``key: in the folder → requested`` for every setting but :data:`EXECUTION` in which the run in
     ``run_dir`` differs from ``configs/<config>.yaml`` with ``sets``."""
-    def flat(path: Path, overrides: list[str]) -> dict[str, Any]:
-        resolved, _ = load_experiment_config(path, overrides)
-        out: dict[str, Any] = {}
-
-        def walk(value: Any, prefix: str) -> None:
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    walk(v, f"{prefix}{k}.")
-            else:
-                out[prefix[:-1]] = value
-
-        walk(dataclasses.asdict(resolved), "")
-        return out
-
-    have = flat(run_dir / "config.yaml", [])
-    want = flat(ROOT / "configs" / f"{config}.yaml", sets)
+    have = flat_config(load_experiment_config(run_dir / "config.yaml")[0])
+    want = flat_config(load_experiment_config(ROOT / "configs" / f"{config}.yaml", sets)[0])
     return [f"{k}: {have.get(k)!r} → {want.get(k)!r}" for k in sorted(have.keys() | want.keys())
             if k not in EXECUTION and have.get(k) != want.get(k)]
 

@@ -46,7 +46,9 @@ import torch
 
 from rl_alphamaml import seeding
 from rl_alphamaml.cli import load_experiment_config
+from rl_alphamaml.config import to_dict
 from rl_alphamaml.errors import NonFiniteError
+from rl_alphamaml.runner import close_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -113,9 +115,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
         final_alpha, final_beta = experiment.meta.alpha.mean(), float(experiment.meta.beta)
         skipped = experiment.meta.nonfinite_total
     finally:
-        close = getattr(experiment, "close", None)
-        if close is not None:
-            close()
+        close_experiment(experiment)
     rows = result.summary()
     value, half = rows[-1]["mean"], rows[-1]["ci95"]
     finite = math.isfinite(value)
@@ -135,7 +135,7 @@ def resolved_config(config: str, overrides: Sequence[str]) -> dict[str, Any]:
     left out): recorded in the settings, so that runs made under another version of a config are never
     mixed with new ones."""
     resolved, _ = load_experiment_config(ROOT / "configs" / f"{config}.yaml", list(overrides))
-    out = json.loads(json.dumps(dataclasses.asdict(resolved), default=str))
+    out = json.loads(json.dumps(to_dict(resolved)))  # as config.yaml saves it, tuples as lists
     for section, name in (("data", "root"), ("data", "cache_dir")):
         out.get(section, {}).pop(name, None)
     return out
@@ -246,7 +246,8 @@ def cell_score(runs: Sequence[dict[str, Any]], floor: float) -> float | None:
 
 def run_all(store: GridStore, make: Callable[[str, float, float, int], RunSpec], processes: int,
             metric: Metric) -> None:
-    """Train every unfinished run, ``processes`` at a time, saving each record as it arrives."""
+    """Train every unfinished run, ``processes`` at a time, saving each record as it arrives (a study with
+    nothing left to train leaves its results file as it was)."""
     todo = store.todo()
     started = time.perf_counter()
     specs = [make(m, a, b, seed) for m, a, b, seed in todo]
@@ -258,7 +259,6 @@ def run_all(store: GridStore, make: Callable[[str, float, float, int], RunSpec],
                   f"seed {record['seed']}: {metric.cell([record])}, final α {record['final_alpha']:.3g} "
                   f"β {record['final_beta']:.2g} ({record['total_seconds']:.0f} s; {elapsed / 60:.1f} min so far, "
                   f"~{elapsed / n * (len(todo) - n) / 60:.0f} min to go)", file=sys.stderr, flush=True)
-    store.save()
 
 
 def tables(store: GridStore, header: list[str], metric: Metric, floor: float, summary_note: str,

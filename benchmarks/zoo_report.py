@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rl_alphamaml.cli import load_experiment_config
+from rl_alphamaml.logging import read_metrics
 
 from cli_runs import ROOT
 from maml_paper import PAPER
@@ -50,7 +51,7 @@ def training(config: Any) -> str:
 
 def entry(folder: Path) -> dict[str, Any]:
     config, _ = load_experiment_config(folder / "config.yaml")
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").open()]
+    rows = read_metrics(folder)
     report = json.loads((folder / "eval" / "adaptation.json").read_text())
     steps, curve, total = 0.0, [], []
     for row in rows:
