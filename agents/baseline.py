@@ -1,7 +1,6 @@
 """Linear feature baseline of MAML-RL, batched over tasks.
 
-The value baseline of rllab (Duan et al. 2016, "Benchmarking Deep Reinforcement Learning for
-Continuous Control", supplementary material) used by MAML-RL (Finn et al. 2017) and
+The value baseline of rllab [1, supplementary material] used by MAML-RL [2] and
 pytorch-maml-rl's ``LinearFeatureBaseline``: a ridge-regularised least-squares fit of the
 discounted returns on hand-made features of one step,
 
@@ -24,6 +23,12 @@ Usage::
 
     baseline = LinearFeatureBaseline()
     values = baseline.fit_predict(obs, returns, mask)     # obs (T, H, E, d) -> values (T, H, E)
+
+References:
+    [1] Duan, Chen, Houthooft, Schulman & Abbeel, "Benchmarking Deep Reinforcement Learning for Continuous
+        Control", ICML 2016 (rllab). https://arxiv.org/abs/1604.06778
+    [2] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
 """
 
 from __future__ import annotations
@@ -144,7 +149,7 @@ def predict_linear_baseline(
 
 
 class LinearFeatureBaseline:
-    """Linear feature baseline (Duan et al. 2016 rllab; MAML-RL, Finn et al. 2017).
+    """Linear feature baseline (rllab [1]; MAML-RL [2]).
 
     Holds the coefficients of the last :meth:`fit` (one row per task in the batched layout).
     See the module docstring for the features and the ridge fit.

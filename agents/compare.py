@@ -3,13 +3,13 @@
 ``rl-alphamaml compare RUN_DIR [OTHER_RUN_DIR …] --tasks N --steps K`` samples N held-out tasks (the
 stream ``evaluate`` uses) and measures on exactly those tasks, with the same seeds:
 
-* every run given — labelled from its config: **MAML** (fixed α), **Alpha MAML** (α and/or β by
-  hypergradient, Behl, Baydin & Torr 2019), **Meta-SGD** (learned α), or **pretrained** (``inner.steps: 0``:
+* every run given — labelled from its config: **MAML** (fixed α), **Alpha MAML** [1] (α and/or β by
+  hypergradient), **Meta-SGD** (learned α), or **pretrained** (``inner.steps: 0``:
   one policy trained on the task distribution with the same policy-gradient machinery and no inner loop,
   e.g. ``configs/halfcheetah_vel_pretrain.yaml``) — adapted with K inner steps, fresh episodes after each;
 * **random init**: the untrained policy (the reference run's architecture and initial weights) adapted the
   same way;
-* **PPO from scratch** (stable-baselines3, Schulman et al. 2017) trained on each task through its
+* **PPO from scratch** (stable-baselines3's PPO [2]) trained on each task through its
   registered Gymnasium id with the environment steps the K-step adaptation used, and with multiples of
   them (``--ppo-budgets 1 10 100``), then evaluated on the same number of episodes.
 
@@ -21,6 +21,12 @@ intervals are Student-t 95 % over tasks (:func:`rl_alphamaml.stats.mean_ci95`).
 Writes ``compare.md`` (tables, the commands that reproduce it), ``compare.json`` (every per-task value)
 and ``compare.png`` (return against environment steps per task) to ``--out`` (default
 ``RUN_DIR/eval/compare``).
+
+References:
+    [1] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [2] Schulman, Wolski, Dhariwal, Radford & Klimov, "Proximal Policy Optimization Algorithms", 2017.
+        https://arxiv.org/abs/1707.06347
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Policy-gradient MAML (Finn, Abbeel & Levine, ICML 2017, §5.3) with Alpha-MAML rates.
+"""Policy-gradient MAML [1, §5.3] with Alpha-MAML rates.
 
 One meta-iteration (:meth:`MAMLPG.iteration`) is two calls, as stable-baselines3 splits
 ``collect_rollouts`` from ``train``:
@@ -9,12 +9,20 @@ One meta-iteration (:meth:`MAMLPG.iteration`) is two calls, as stable-baselines3
    every θ'ᵢ on its own task (the validation phase). Only values are kept, no autograd graph.
 2. an outer step (:class:`agents.outer_steps.OuterStep`, chosen by ``outer.optimizer``) replays the
    adaptation from θ with the graph it needs (:meth:`MAMLPG.adapt`) and updates θ — MAML-TRPO, SGD/Adam
-   with rate β (Alpha MAML: β and α by hypergradient, Behl, Baydin & Torr 2019), or ProMP (Rothfuss et
-   al. 2019). α follows its hypergradient ``∂L_val/∂α`` whenever ``inner.lr_mode`` is ``hd``.
+   with rate β (Alpha MAML [2]: β and α by hypergradient), or ProMP [3]. α follows its hypergradient
+   ``∂L_val/∂α`` whenever ``inner.lr_mode`` is ``hd``.
 
 All tasks are adapted at once: θ is expanded to one copy per task (a leading task dimension), the
 inner loss sums the tasks' surrogates so that each task's gradient is its own, and the policy
 evaluates every task's parameters in one batched call per time step.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [3] Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search", ICLR 2019.
+        https://arxiv.org/abs/1810.06784
 """
 
 from __future__ import annotations
@@ -71,15 +79,15 @@ def inner_loss(
 ) -> Tensor:
     """The inner surrogate summed over tasks (each task's gradient is its own).
 
-    * ``vpg`` — Σᵢ −mean log π_θᵢ(a|s)·Â, the REINFORCE surrogate of MAML-RL (Finn et al. 2017). Its
+    * ``vpg`` — Σᵢ −mean log π_θᵢ(a|s)·Â, the REINFORCE surrogate of MAML-RL [1]. Its
       second derivative lacks the score-function term E[∇log π ∇log πᵀ Â] of the true objective's Hessian,
-      so the meta-gradient through the adaptation is biased (Rothfuss et al. 2019, §4).
-    * ``lvc`` — the low-variance curvature objective of ProMP (Rothfuss, Lee, Clavera, Asfour & Abbeel,
-      ICLR 2019, §5, eq. 5): per time step π_θ(a|s)/π_θo(a|s)·Â with π_θo the policy that sampled the
-      episodes (``old_logp``, its log-probabilities; by default the current ones with the gradient
-      stopped). Written here as −mean (π/π_θo − 1 + log π_θo)·Â, so that at the sampling policy its value
-      and gradient equal VPG's while its Hessian, ∇²log π + ∇log π ∇log πᵀ weighted by Â, adds the
-      score-function term; away from it the gradient is importance-weighted.
+      so the meta-gradient through the adaptation is biased [3, §4].
+    * ``lvc`` — the low-variance curvature objective of ProMP [3, §5, eq. 5]: per time step
+      π_θ(a|s)/π_θo(a|s)·Â with π_θo the policy that sampled the episodes (``old_logp``, its
+      log-probabilities; by default the current ones with the gradient stopped). Written here as
+      −mean (π/π_θo − 1 + log π_θo)·Â, so that at the sampling policy its value and gradient equal VPG's
+      while its Hessian, ∇²log π + ∇log π ∇log πᵀ weighted by Â, adds the score-function term; away from
+      it the gradient is importance-weighted.
     """
     logp = policy.log_prob(params, episodes.obs, episodes.actions)
     if estimator == "lvc":

@@ -1,7 +1,6 @@
 """Gaussian MLP policy, evaluated functionally and batched over tasks.
 
-The policy of MAML-RL (Finn, Abbeel & Levine 2017, "Model-Agnostic Meta-Learning for Fast
-Adaptation of Deep Networks", Sec. 5.3; reproduced in pytorch-maml-rl's ``NormalMLPPolicy``): an MLP
+The policy of MAML-RL [1, §5.3] (reproduced in pytorch-maml-rl's ``NormalMLPPolicy``): an MLP
 maps the observation to the mean of a diagonal Gaussian, and a *state-independent* learnable
 log-standard-deviation vector sets its spread.
 
@@ -31,6 +30,12 @@ Usage::
     fast = {k: v - alpha * g[k] for k, v in fast.items()}        # per-task fast weights
     logp = policy.log_prob(fast, obs, actions)                   # (T, B)
     kl = policy.kl(fast_old, fast, obs)                          # (T,) mean KL per task
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
 """
 
 from __future__ import annotations
@@ -135,7 +140,7 @@ def gaussian_kl(mean_p: Tensor, log_std_p: Tensor, mean_q: Tensor, log_std_q: Te
 
 
 class GaussianMLPPolicy(nn.Module):
-    """Gaussian MLP policy with state-independent log-std (Finn et al. 2017, MAML-RL).
+    """Gaussian MLP policy with state-independent log-std (MAML-RL [1]).
 
     ``mean = W_L φ(… φ(W_1 obs + b_1) …) + b_L`` with φ = tanh (MAML-RL) or relu, and
     ``π(a | s) = N(mean, diag(σ²))``, ``log σ`` a free parameter vector clamped from below at
@@ -337,7 +342,7 @@ class GaussianMLPPolicy(nn.Module):
         obs: Tensor,
         mask: Tensor | None = None,
     ) -> Tensor:
-        """Mean over observations of KL(π_old(· | s) ‖ π_new(· | s)) (Schulman et al. 2015 TRPO).
+        """Mean over observations of KL(π_old(· | s) ‖ π_new(· | s)) (TRPO [2]).
 
         Returns a scalar in the unbatched layout and a ``(T,)`` vector of per-task means in the
         batched one. ``mask`` (shaped ``obs.shape[:-1]``, 1 = valid step) gives a masked mean over

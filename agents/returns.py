@@ -6,8 +6,8 @@ one task dim) are independent batches. ``mask`` has the same shape, 1.0 for step
 values at masked steps are ignored, so nothing leaks across an episode's end, and outputs are zero
 there.
 
-An episode that runs to the horizon is treated as terminal there (no bootstrap), as in MAML-RL
-(Finn et al. 2017) and its rllab/pytorch-maml-rl reproductions; the time features of the linear
+An episode that runs to the horizon is treated as terminal there (no bootstrap), as in MAML-RL [1]
+and its rllab/pytorch-maml-rl reproductions; the time features of the linear
 baseline absorb the horizon effect.
 
 Usage::
@@ -16,6 +16,12 @@ Usage::
     values = LinearFeatureBaseline().fit_predict(obs, returns, mask)         # agents.baseline
     adv = gae(rewards, values, gamma=0.99, lam=1.0, mask=mask)
     adv = normalize_advantages(adv, mask)                                    # per task
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Schulman, Moritz, Levine, Jordan & Abbeel, "High-Dimensional Continuous Control Using Generalized
+        Advantage Estimation", ICLR 2016. https://arxiv.org/abs/1506.02438
 """
 
 from __future__ import annotations
@@ -75,8 +81,7 @@ def gae(
     lam: float,
     mask: Tensor | None = None,
 ) -> Tensor:
-    """Generalised advantage estimation (Schulman et al. 2016, "High-Dimensional Continuous Control
-    Using Generalized Advantage Estimation", eq. 16).
+    """Generalised advantage estimation [2, eq. 16].
 
     δ_t = r_t + γ V(s_{t+1}) − V(s_t) with V = 0 after an episode's last step, and
     Â_t = Σ_{l≥0} (γλ)^l δ_{t+l}. With λ = 1 (MAML-RL's setting) Â_t = R_t − V(s_t).

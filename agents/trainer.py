@@ -3,12 +3,16 @@
 The config (``configs/<family>.yaml`` for MAML-TRPO, ``configs/<family>_alpha.yaml`` for Alpha MAML)
 selects the family (``env.id``), the policy, the sampler, advantages, the inner loop (α) and the outer
 loop (``outer.optimizer``: ``trpo``, ``sgd``/``adam`` with β, or ``promp``; see :mod:`agents.outer_steps`).
-Hyperparameters default to the MAML paper's (Finn et al. 2017): a 100×100 tanh policy, α = 0.1, one inner
+Hyperparameters default to the MAML paper's [1]: a 100×100 tanh policy, α = 0.1, one inner
 step, 20 episodes per task, MAML-TRPO with max-KL 0.01, γ = 0.99, the linear feature baseline.
 
 ``rl-alphamaml evaluate RUN_DIR`` adapts the trained policy to new tasks with K inner steps, sampling
 fresh episodes after every step, and reports the mean return after 0…K steps; with ``--video`` it
 also renders a few of those tasks before and after adaptation (:func:`videos`, :mod:`agents.video`).
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""Generic TRPO machinery on flat parameter vectors (Schulman et al. 2015).
+"""Generic TRPO machinery on flat parameter vectors [1].
 
-Trust Region Policy Optimization (Schulman, Levine, Moritz, Jordan & Abbeel 2015, "Trust Region
-Policy Optimization", Sec. 6 and Appendix C) minimises a surrogate loss L(θ) subject to
+Trust Region Policy Optimization [1, §6 and Appendix C] minimises a surrogate loss L(θ) subject to
 KL(π_old ‖ π_θ) ≤ δ. With g = ∇L and H the Hessian of the KL at θ_old (the Fisher matrix):
 
 1. solve H s = −g approximately with conjugate gradient (:func:`conjugate_gradient`), using only
@@ -11,7 +10,7 @@ KL(π_old ‖ π_θ) ≤ δ. With g = ∇L and H the Hessian of the KL at θ_old
 3. backtrack along the full step until the true surrogate improves and the true KL ≤ δ, else keep
    θ_old (:func:`line_search`).
 
-:func:`trpo_step` chains the three. Nothing here knows about MAML: in MAML-TRPO (Finn et al. 2017)
+:func:`trpo_step` chains the three. Nothing here knows about MAML: in MAML-TRPO [2]
 the trainer's ``kl_fn`` / ``loss_and_kl_fn`` adapt θ → θ'ᵢ inside, so the Hessian-vector products
 are taken through the inner adaptation.
 
@@ -26,6 +25,16 @@ Usage::
     g = flat_grad(surrogate_loss(theta), theta)
     new_flat, info = trpo_step(g, hvp, loss_and_kl_fn, flatten_params(theta).detach(), max_kl=0.01)
     set_flat_params_(theta, new_flat)
+
+References:
+    [1] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
+    [2] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [3] Hestenes & Stiefel, "Methods of Conjugate Gradients for Solving Linear Systems",
+        J. Res. Nat. Bur. Standards 1952. https://doi.org/10.6028/jres.049.044
+    [4] Pearlmutter, "Fast Exact Multiplication by the Hessian", Neural Computation 1994.
+        https://doi.org/10.1162/neco.1994.6.1.147
 """
 
 from __future__ import annotations
@@ -112,7 +121,7 @@ def flat_grad(
 def conjugate_gradient(hvp_fn: HVPFn, b: Tensor, iters: int = 10, residual_tol: float = 1e-10) -> Tensor:
     """Approximately solve A x = b for symmetric positive-definite A given only v ↦ A v.
 
-    Plain CG (Hestenes & Stiefel 1952) from x₀ = 0, as in TRPO (Schulman et al. 2015, Appendix C):
+    Plain CG [3] from x₀ = 0, as in TRPO [1, Appendix C]:
     at most ``iters`` products, stopping once ‖r‖² < ``residual_tol``. Stops early, keeping the
     current iterate, if a direction shows non-positive curvature. Returns a detached vector.
     """
@@ -142,7 +151,7 @@ def hessian_vector_product(
     params: Mapping[str, Tensor],
     damping: float = 1e-5,
 ) -> HVPFn:
-    """Build ``v ↦ (∇²KL(params) + damping·I) v`` by double backward (Pearlmutter 1994).
+    """Build ``v ↦ (∇²KL(params) + damping·I) v`` by double backward [4].
 
     ``kl_fn(params)`` is evaluated and differentiated once with ``create_graph=True``; each call of
     the returned closure is one more backward pass through that graph (kept alive for repeated use
@@ -169,7 +178,7 @@ def hessian_vector_product(
 def scale_to_trust_region(step_dir: Tensor, hvp_fn: HVPFn, max_kl: float) -> tuple[Tensor, float]:
     """Scale a search direction s to the boundary of ½ sᵀHs ≤ max_kl: returns (β s, sᵀHs).
 
-    β = sqrt(2 δ / sᵀHs) (Schulman et al. 2015, Appendix C). If sᵀHs is not positive and finite
+    β = sqrt(2 δ / sᵀHs) [1, Appendix C]. If sᵀHs is not positive and finite
     the full step is zero (the line search will then reject it).
     """
     step_dir = step_dir.detach()
@@ -225,7 +234,7 @@ def line_search(
     accept_ratio: float = 0.0,
     old_loss: float | None = None,
 ) -> tuple[Tensor, LineSearchResult]:
-    """Backtracking line search along ``full_step`` (Schulman et al. 2015, Appendix C).
+    """Backtracking line search along ``full_step`` [1, Appendix C].
 
     Tries θ + ratioᵏ · full_step for k = 0 … max_backtracks−1 and accepts the first whose
     surrogate loss improves (old − new > 0, and ≥ ``accept_ratio`` × the expected improvement of

@@ -16,7 +16,7 @@ rl_alphamaml/Navigation2D-v0       goal position g             U[−0.5, 0.5]² 
 rl_alphamaml/Navigation2DSparse-v0 goal position g             U[−0.5, 0.5]²   100
 =================================  ==========================  ==============  =======
 
-The conventions (rewards, distributions, horizons) are those of MAML-RL (Finn et al. 2017) and
+The conventions (rewards, distributions, horizons) are those of MAML-RL [1] and
 its PyTorch reproduction pytorch-maml-rl; the robots are gymnasium's v5 MuJoCo models. See
 ``docs/envs.md``. This package imports only gymnasium, mujoco and numpy.
 
@@ -30,6 +30,10 @@ Example::
     benv = envs.BatchedEnv("rl_alphamaml/HalfCheetahVel-v0", n_slots=800)
     obs = benv.reset(tasks, seeds=0)                              # 20 slots per task
     obs, reward, terminated, truncated = benv.step(np.zeros((800, benv.act_dim)))
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
 """
 
 from envs.ant import AntDir2DEnv, AntDirEnv, AntGoalEnv, AntVelEnv

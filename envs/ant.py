@@ -1,13 +1,16 @@
 """Ant task families (target velocity, direction, 2-D direction, goal position) on gymnasium's v5 MuJoCo model.
 
-Rewards and task distributions follow the MAML-RL experiments (Finn, Abbeel & Levine 2017, "Model-Agnostic
-Meta-Learning for Fast Adaptation of Deep Networks", section 5.3) as implemented in cbfinn/maml_rl (rllab) and
-pytorch-maml-rl (``maml_rl/envs/mujoco/ant.py``); the robot, observations, reset noise and physics are
-gymnasium's ``Ant-v5`` (``frame_skip`` 5, dt 0.05 s). Horizon 200; an episode terminates only if
+Rewards and task distributions follow the MAML-RL experiments [1, §5.3] as implemented in cbfinn/maml_rl
+(rllab) and pytorch-maml-rl (``maml_rl/envs/mujoco/ant.py``); the robot, observations, reset noise and physics
+are gymnasium's ``Ant-v5`` (``frame_skip`` 5, dt 0.05 s). Horizon 200; an episode terminates only if
 ``terminate_when_unhealthy=True`` (default ``False``, so that every episode of a meta-batch has the same
 length). The control cost is charged on the action the simulator receives; velocities are finite differences
 of positions over one control step. The kernels are those of :class:`envs.mujoco_family.MujocoFamily`;
 formulas in ``docs/envs.md``.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ class _AntFamily(MujocoFamily[TaskT], AntEnv):  # type: ignore[misc]
 
 
 class AntVelEnv(VelocityTasks, _AntFamily[VelocityTask]):  # type: ignore[misc]  # gymnasium base vs mixin
-    """AntVel (Finn et al. 2017, §5.3): run forward at a target velocity.
+    """AntVel [1, §5.3]: run forward at a target velocity.
 
     Task reward ``−|v_x − v*| + 1``; task ``v* ~ U[low, high]``, by default U[0, 3]
     (pytorch-maml-rl ``AntVelEnv``). Horizon 200.
@@ -147,7 +150,7 @@ class AntVelEnv(VelocityTasks, _AntFamily[VelocityTask]):  # type: ignore[misc] 
 
 
 class AntDirEnv(DirectionTasks, _AntFamily[DirectionTask]):  # type: ignore[misc]  # gymnasium base vs mixin
-    """AntDir (Finn et al. 2017, §5.3): run forward or backward along x.
+    """AntDir [1, §5.3]: run forward or backward along x.
 
     Task reward ``d·v_x``; task ``d ∈ {−1, +1}`` with probability ½ each (pytorch-maml-rl
     ``AntDirEnv``). Horizon 200.

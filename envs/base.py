@@ -1,7 +1,7 @@
 """Shared machinery of the task families: the task API and MuJoCo model loading.
 
 Every family is a real :class:`gymnasium.Env` that also implements the meta-learning task API of
-the MAML-RL code bases (Finn et al. 2017; pytorch-maml-rl's ``sample_tasks`` / ``reset_task``),
+the MAML-RL [1] code bases (pytorch-maml-rl's ``sample_tasks`` / ``reset_task``),
 in the form this project uses:
 
 * ``sample_tasks(n, rng)`` draws ``n`` tasks from the family's task distribution with the numpy
@@ -14,6 +14,10 @@ in the form this project uses:
 Each family also exposes *vectorised kernels* (observation, reward and termination computed for
 a leading batch dimension). The single environment calls them with a batch of one and the
 batched backend (:mod:`envs.batched`) with all its slots, so the two cannot drift apart.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
 """
 
 from __future__ import annotations

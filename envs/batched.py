@@ -1,7 +1,7 @@
 """Batched, closed-loop stepping of many slots of one task family: the meta-training hot path.
 
-MAML-RL samples ``meta_batch × episodes_per_task`` episodes per iteration (Finn et al. 2017:
-40 tasks × 20 episodes for HalfCheetahVel), each slot with its own task, the policy evaluated
+MAML-RL samples ``meta_batch × episodes_per_task`` episodes per iteration (40 tasks × 20
+episodes for HalfCheetahVel in [1]), each slot with its own task, the policy evaluated
 once per control step for all slots together. :class:`BatchedEnv` does that without a Python
 environment object per slot: the MuJoCo families run on one ``mujoco.batch.Batch`` (MuJoCo's
 batch API: every slot is one row of integration state, stepped on a native thread pool with the
@@ -31,6 +31,10 @@ numbers in ``docs/envs.md``): at 800 slots this closed loop runs as fast as one 
 11.4k); a Python loop over one ``MjData`` per slot was 1.1-2.7x slower (GIL-bound), and a
 ``mujoco.rollout`` call per control step or worker processes were no faster — the former cannot
 return the solver's warm start, the latter add processes for nothing on 2 cores.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
 """
 
 from __future__ import annotations

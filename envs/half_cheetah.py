@@ -1,12 +1,17 @@
 """HalfCheetah task families (target velocity, direction, dynamics) on gymnasium's v5 MuJoCo model.
 
-Rewards and task distributions follow the MAML-RL experiments (Finn, Abbeel & Levine 2017, "Model-Agnostic
-Meta-Learning for Fast Adaptation of Deep Networks", section 5.3) as implemented in cbfinn/maml_rl (rllab) and
-pytorch-maml-rl (``maml_rl/envs/mujoco/half_cheetah.py``); the dynamics family follows the "rand params"
-environments of ProMP (Rothfuss et al. 2019). The robot, observations, reset noise and physics are gymnasium's
+Rewards and task distributions follow the MAML-RL experiments [1, §5.3] as implemented in cbfinn/maml_rl
+(rllab) and pytorch-maml-rl (``maml_rl/envs/mujoco/half_cheetah.py``); the dynamics family follows the
+"rand params" environments of ProMP [2]. The robot, observations, reset noise and physics are gymnasium's
 ``HalfCheetah-v5`` (``frame_skip`` 5, dt 0.05 s). Horizon 200, no termination. The control cost is charged on
 the action the simulator receives; velocities are finite differences of positions over one control step. The
 kernels are those of :class:`envs.mujoco_family.MujocoFamily`; formulas in ``docs/envs.md``.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search", ICLR 2019.
+        https://arxiv.org/abs/1810.06784
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ class _HalfCheetahFamily(MujocoFamily[TaskT], HalfCheetahEnv):  # type: ignore[m
 
 
 class HalfCheetahVelEnv(VelocityTasks, _HalfCheetahFamily[VelocityTask]):  # type: ignore[misc]  # gymnasium base vs mixin
-    """HalfCheetahVel (Finn et al. 2017, §5.3): run at a target forward velocity.
+    """HalfCheetahVel [1, §5.3]: run at a target forward velocity.
 
     Reward ``−|v_x − v*| − 0.05‖a‖²``; task ``v* ~ U[low, high]``, by default U[0, 2]
     (pytorch-maml-rl ``HalfCheetahVelEnv``). Horizon 200.
@@ -113,7 +118,7 @@ class HalfCheetahVelEnv(VelocityTasks, _HalfCheetahFamily[VelocityTask]):  # typ
 
 
 class HalfCheetahDirEnv(DirectionTasks, _HalfCheetahFamily[DirectionTask]):  # type: ignore[misc]  # gymnasium base vs mixin
-    """HalfCheetahDir (Finn et al. 2017, §5.3): run forward or backward.
+    """HalfCheetahDir [1, §5.3]: run forward or backward.
 
     Reward ``d·v_x − 0.05‖a‖²``; task ``d ∈ {−1, +1}`` with probability ½ each
     (pytorch-maml-rl ``HalfCheetahDirEnv``). Horizon 200.
@@ -128,9 +133,8 @@ class HalfCheetahDirEnv(DirectionTasks, _HalfCheetahFamily[DirectionTask]):  # t
 class HalfCheetahRandParamsEnv(_HalfCheetahFamily[DynamicsTask]):
     """HalfCheetahRandParams: the *dynamics* change from task to task, the goal does not.
 
-    Reward ``v_x − 0.05‖a‖²`` (run forward). Task, after ProMP's ``rand_param_envs``
-    (Rothfuss et al. 2019) with log-uniform multipliers ``b^u``, ``u ~ U[−L, L]``, L =
-    ``log_scale_limit`` (default 3):
+    Reward ``v_x − 0.05‖a‖²`` (run forward). Task, after ProMP's ``rand_param_envs`` [2]
+    with log-uniform multipliers ``b^u``, ``u ~ U[−L, L]``, L = ``log_scale_limit`` (default 3):
 
     * ``body_mass_scale`` (7 values, one per body): mass and inertia ×1.5^u, u per body;
     * ``dof_damping_scale`` (6 values, one per actuated joint): joint damping ×1.3^u;

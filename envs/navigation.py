@@ -1,4 +1,4 @@
-"""2-D point navigation (Finn et al. 2017, §5.3) and its sparse-reward variant.
+"""2-D point navigation [1, §5.3] and its sparse-reward variant.
 
 A point agent starts at the origin; its action is a displacement, clipped to ``[−0.1, 0.1]``
 per coordinate, added to its position. The goal is sampled uniformly from ``[−0.5, 0.5]²``
@@ -12,6 +12,14 @@ per-step distance, at most 0.01·√2 per step.
 
 The simulation is numpy only; the kernels (:meth:`observe`, :meth:`transition`) are vectorised
 over a leading batch axis and shared with :class:`envs.batched.BatchedEnv`.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Rakelly, Zhou, Quillen, Finn & Levine, "Efficient Off-Policy Meta-Reinforcement Learning via
+        Probabilistic Context Variables", ICML 2019. https://arxiv.org/abs/1903.08254
+    [3] Gupta, Mendonca, Liu, Abbeel & Levine, "Meta-Reinforcement Learning of Structured Exploration
+        Strategies", NeurIPS 2018. https://arxiv.org/abs/1802.07245
 """
 
 from __future__ import annotations
@@ -162,8 +170,7 @@ class Navigation2DSparseEnv(Navigation2DEnv):
 
     Reward ``1`` when the agent is within ``goal_radius`` (default 0.2) of the goal after the
     move, else ``0``. Same task distribution, dynamics, observation and horizon (100) as
-    Navigation2D; the sparse goal disc follows the sparse point-robot tasks of Rakelly et al.
-    2019 (PEARL) and Gupta et al. 2018 (MAESN).
+    Navigation2D; the sparse goal disc follows the sparse point-robot tasks of PEARL [2] and MAESN [3].
     """
 
     family_name = "Navigation2DSparse-v0"

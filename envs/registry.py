@@ -3,6 +3,10 @@
 ``import envs`` registers every family (idempotently). :func:`make` is ``gymnasium.make`` that
 also accepts the short id (``"HalfCheetahVel-v0"``) and fails with one clear message for an id
 that is not one of ours.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ __all__ = [
 
 NAMESPACE = "rl_alphamaml"
 
-#: short id -> (entry point, horizon). Horizons follow Finn et al. 2017: 200 for locomotion,
+#: short id -> (entry point, horizon). Horizons follow MAML-RL [1]: 200 for locomotion,
 #: 100 for 2-D navigation.
 _FAMILIES: dict[str, tuple[str, int]] = {
     "HalfCheetahVel-v0": ("envs.half_cheetah:HalfCheetahVelEnv", 200),

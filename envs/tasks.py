@@ -8,8 +8,7 @@ family's business (HalfCheetahVel accepts velocities in [0, 2], AntVel in [0, 3]
 checks live in the environments (:meth:`envs.base.TaskFamily.validate_task`); a task only checks
 what holds for every family (finite numbers, a direction of ±1, positive scales).
 
-The task parameters follow the MAML-RL setups (Finn et al. 2017, "Model-Agnostic Meta-Learning
-for Fast Adaptation of Deep Networks", and the pytorch-maml-rl reproduction); see
+The task parameters follow the MAML-RL setups [1] and the pytorch-maml-rl reproduction; see
 ``docs/envs.md`` for each family's distribution.
 
 Example::
@@ -20,6 +19,10 @@ Example::
     {'kind': 'velocity', 'velocity': 1.25}
     >>> task_from_dict(t.to_dict()) == t
     True
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
 """
 
 from __future__ import annotations

@@ -1,8 +1,14 @@
 """The meta-optimizer core shared by the supervised and reinforcement learners.
 
 Functional inner-loop adaptation (:func:`adapt`), the inner rate α (:class:`InnerRate`), the outer
-optimizer with rate β (:class:`OuterOptimizer`), their hypergradient updates (Alpha MAML: Behl, Baydin &
-Torr 2019; Baydin et al. 2018) and the :class:`MetaOptimizer` that ties them together.
+optimizer with rate β (:class:`OuterOptimizer`), their hypergradient updates (Alpha MAML [1]; hypergradient
+descent [2]) and the :class:`MetaOptimizer` that ties them together.
+
+References:
+    [1] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [2] Baydin, Cornish, Martínez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation with Hypergradient
+        Descent", ICLR 2018. https://arxiv.org/abs/1703.04782
 """
 
 from rl_alphamaml.meta.adapt import (

@@ -1,4 +1,4 @@
-"""Functional inner-loop adaptation (the inner loop of MAML, Finn, Abbeel & Levine, ICML 2017).
+"""Functional inner-loop adaptation (the inner loop of MAML [1]).
 
 Fast weights are a plain ``dict[str, Tensor]`` evaluated with :func:`torch.func.functional_call`, so a
 module is never mutated by adaptation. Each step is ``θ_{j+1} = θ_j − α ⊙ ∇L_train(θ_j)``.
@@ -10,11 +10,16 @@ to θ and to α.
 *First order* (FOMAML): the inner gradients are detached. The adapted weights still depend on θ (with
 identity Jacobian) and on α through ``−α ⊙ g_j``, so autograd of a validation loss gives the FOMAML
 meta-gradient ``∇L_val(θ')`` for θ and exactly the first-order hypergradient of α,
-``∂L_val/∂α = −Σ_j ⟨∇L_val(θ'), ∇L_train(θ_j)⟩`` (summed per α group), as used by Alpha MAML
-(Behl, Baydin & Torr 2019).
+``∂L_val/∂α = −Σ_j ⟨∇L_val(θ'), ∇L_train(θ_j)⟩`` (summed per α group), as used by Alpha MAML [2].
 
 Tasks can be adapted one at a time or all at once: give parameters with a leading task dimension
 (:func:`expand_params`) and a loss that *sums* the per-task losses; each task's gradient is then its own.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
 """
 
 from __future__ import annotations

@@ -1,24 +1,30 @@
 """Learning rates adapted online by their hypergradients.
 
-Hypergradient descent (Baydin, Cornish, Martinez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation
-with Hypergradient Descent", ICLR 2018) treats a learning rate as a parameter and descends the
-derivative of the loss with respect to it. Alpha MAML (Behl, Baydin & Torr, "Alpha MAML: Adaptive
-Model-Agnostic Meta-Learning", 2019) applies it to both MAML rates: the inner rate α and the outer rate β.
+Hypergradient descent [1] treats a learning rate as a parameter and descends the derivative of the loss
+with respect to it. Alpha MAML [2] applies it to both MAML rates: the inner rate α and the outer rate β.
 
 Two update rules are offered for a rate ``r`` with hypergradient ``h = ∂L/∂r``:
 
-``additive`` (Baydin et al. 2018)
+``additive`` [1]
     ``r ← r − η·h``. Simple, but ``h`` scales with the square of the loss scale, so the hyper-rate η
     that works on one problem can be useless or explosive on another.
 
 ``normalized`` (scale-free; the default)
     ``log r ← log r − η·h/√v̂`` with ``v̂`` a bias-corrected running mean of ``h²`` — Adam-style
-    normalisation of the hypergradient (as in Chandra et al., "Gradient Descent: The Ultimate
-    Optimizer", NeurIPS 2022, which optimises hyperparameters with Adam) applied in log space. Rescaling
-    the loss leaves the update unchanged, each step changes ``r`` by a factor of at most about ``e^η``,
-    and ``r`` stays positive. One default ``η`` works across problems of very different gradient scale.
+    normalisation of the hypergradient (as in Chandra et al. [3], which optimises hyperparameters with
+    Adam) applied in log space. Rescaling the loss leaves the update unchanged, each step changes ``r``
+    by a factor of at most about ``e^η``, and ``r`` stays positive. One default ``η`` works across
+    problems of very different gradient scale.
 
 Both rules clamp the rate to ``[lr_min, lr_max]`` after every update.
+
+References:
+    [1] Baydin, Cornish, Martínez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation with Hypergradient
+        Descent", ICLR 2018. https://arxiv.org/abs/1703.04782
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [3] Chandra, Xie, Ragan-Kelley & Meijer, "Gradient Descent: The Ultimate Optimizer", NeurIPS 2022.
+        https://arxiv.org/abs/1909.13371
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ HDRule = Literal["additive", "normalized"]
 
 
 class HypergradientRule:
-    """Updates a set of rate tensors in place from their hypergradients (Baydin et al. 2018), then clamps them to
+    """Updates a set of rate tensors in place from their hypergradients [1], then clamps them to
     ``[lr_min, lr_max]``. A rule is a subclass with :meth:`step` (and, if it keeps state, :meth:`state_dict`);
     ``hd_rule`` names one through :data:`HD_RULES` — one class and one registry line per rule.
     """
@@ -69,11 +75,11 @@ class HypergradientRule:
 
 
 class AdditiveRule(HypergradientRule):
-    """``r ← r − η·h`` (Baydin et al. 2018)."""
+    """``r ← r − η·h`` [1]."""
 
     @staticmethod
     def default_hyper_lr(optimizer: str = "sgd") -> float:
-        """Baydin et al.'s (2018) values: 1e-3 for SGD-HD (and α, whose inner loop is SGD), 1e-7 for Adam-HD."""
+        """Baydin et al.'s values [1]: 1e-3 for SGD-HD (and α, whose inner loop is SGD), 1e-7 for Adam-HD."""
         return 1e-7 if optimizer == "adam" else 1e-3
 
     def step(self, index: int, rate: Tensor, hypergrad: Tensor) -> None:

@@ -1,7 +1,6 @@
 """The outer (meta) optimizer: SGD or Adam with rate β, fixed or adapted by hypergradient descent.
 
-Hypergradient descent on β follows Baydin et al., "Online Learning Rate Adaptation with Hypergradient
-Descent" (ICLR 2018):
+Hypergradient descent on β follows Baydin et al. [1]:
 
 * SGD-HD: θ_t = θ_{t−1} − β·g_t, whose derivative with respect to the previous rate gives the
   hypergradient ``h_t = −⟨g_t, g_{t−1}⟩``.
@@ -9,9 +8,15 @@ Descent" (ICLR 2018):
   ``h_t = −⟨g_t, u_{t−1}⟩``.
 
 β is updated first (``β ← β − η·h_t``, or the scale-free ``normalized`` rule of
-:mod:`rl_alphamaml.meta.rates`), then used for the step. Alpha MAML (Behl, Baydin & Torr 2019) uses
+:mod:`rl_alphamaml.meta.rates`), then used for the step. Alpha MAML [2] uses
 this for MAML's outer rate. The optimizer is written out here (not wrapped around ``torch.optim``)
 because HD needs the previous step direction, and a resumable state needs all of it.
+
+References:
+    [1] Baydin, Cornish, Martínez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation with Hypergradient
+        Descent", ICLR 2018. https://arxiv.org/abs/1703.04782
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
 """
 
 from __future__ import annotations

@@ -35,8 +35,8 @@ RateShape = Literal["scalar", "per_layer", "per_parameter"]
 class InnerConfig:
     """The inner (adaptation) loop: k steps of gradient descent with rate α.
 
-    ``lr_mode``: ``fixed`` (MAML, Finn et al. 2017), ``hd`` (Alpha MAML: α by hypergradient descent) or
-    ``learned`` (Meta-SGD, Li et al. 2017: α is a meta-parameter updated by the outer optimizer).
+    ``lr_mode``: ``fixed`` (MAML [1]), ``hd`` (Alpha MAML [2]: α by hypergradient descent) or
+    ``learned`` (Meta-SGD [3]: α is a meta-parameter updated by the outer optimizer).
     ``lr_shape``: one α for the whole network, one per parameter tensor (``per_layer``), or one per
     weight (``per_parameter``).
     """
@@ -113,7 +113,7 @@ class InnerRate:
 
     ``scalar``: one 0-d tensor shared by every parameter; ``per_layer``: one 0-d tensor per parameter
     tensor (weights and biases separately); ``per_parameter``: a tensor of each parameter's shape
-    (Meta-SGD's layout, Li et al. 2017). ``for_params()`` maps each parameter name to its α, ready to
+    (Meta-SGD's layout [3]). ``for_params()`` maps each parameter name to its α, ready to
     broadcast in ``θ − α·g`` (also over a leading task dimension).
 
     Example::

@@ -1,6 +1,6 @@
-"""The 4-block convolutional network of MAML's few-shot image experiments (Finn et al. 2017).
+"""The 4-block convolutional network of MAML's few-shot image experiments [1].
 
-The architecture goes back to Vinyals et al. (2016, Matching Networks): four blocks of
+The architecture goes back to the Matching Networks of Vinyals et al. [2]: four blocks of
 ``3×3 conv (64 filters) → batch norm → ReLU → downsample``, then a linear layer to N classes.
 MAML's Omniglot model downsamples with **stride-2 convolutions** (no max-pooling; max-pooling was its
 MiniImagenet choice) and averages the last feature map over space before the linear layer
@@ -15,8 +15,8 @@ support set during adaptation, the query set for the meta-loss (``tf.contrib.lay
 its default training mode). That is the default here, ``track_running_stats=False``: the module has no
 buffers, its output never depends on ``train()``/``eval()``, and the whole state for
 ``torch.func.functional_call`` is the parameter dictionary. Running averages would mix statistics of
-different tasks and of weights before and after adaptation, which fit none of them (Antoniou et al.
-2019, "How to train your MAML", argue for per-step statistics instead).
+different tasks and of weights before and after adaptation, which fit none of them (Antoniou et al. [3]
+argue for per-step statistics instead).
 
 ``track_running_stats=True`` is offered for comparison: then each norm layer has ``running_mean``,
 ``running_var`` and ``num_batches_tracked`` buffers, updated in place by forward passes in training
@@ -37,6 +37,14 @@ Example::
     net = ConvNet(n_way=5)                          # MAML Omniglot: strided, batch statistics
     params = dict(net.named_parameters())
     logits = functional_call(net, params, (torch.rand(25, 1, 28, 28),))   # (25, 5)
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, "Matching Networks for One Shot Learning",
+        NeurIPS 2016. https://arxiv.org/abs/1606.04080
+    [3] Antoniou, Edwards & Storkey, "How to train your MAML", ICLR 2019.
+        https://arxiv.org/abs/1810.09502
 """
 
 from __future__ import annotations
@@ -82,8 +90,7 @@ class ConvBlock(nn.Module):
 class ConvNet(nn.Module):
     """The MAML / Matching Networks 4-block conv net for few-shot image classification.
 
-    Finn, Abbeel & Levine (2017), "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
-    section 5.2; the architecture of Vinyals et al. (2016).
+    MAML [1, §5.2]; the architecture of Vinyals et al. [2].
 
     Args:
         n_way: output classes (N of the N-way task).

@@ -1,21 +1,20 @@
 """Omniglot few-shot classification: character splits and the N-way K-shot task sampler.
 
 The images come from :mod:`rl_alphamaml.supervised.omniglot_data` (re-exported here), which reads the
-official layout of Lake, Salakhutdinov & Tenenbaum (2015) and caches 28×28 arrays (ink = 1.0 on
+official layout of Lake, Salakhutdinov & Tenenbaum [1] and caches 28×28 arrays (ink = 1.0 on
 background 0.0 once converted to float).
 
 Two split protocols are provided, both over whole characters (all 20 drawings and all rotations of a
 character always fall in the same part):
 
-``"vinyals"`` — Vinyals et al. (2016, "Matching Networks for One Shot Learning"), as used by Finn et
-    al. (2017, MAML): the 1623 characters of both sets are pooled, shuffled with ``seed``, the first
-    ``num_train`` (1200) go to meta-training and the remaining 423 to meta-testing. The validation
-    characters are the **last** ``num_val`` (default 100) of those 1200 in shuffled order, so by default
-    train / val / test = 1100 / 100 / 423 characters — the same cut MAML's code makes
-    (``data_generator.py``: ``num_val = 100``, ``num_train = 1200 - num_val``). Use ``num_val=0`` for the
-    full 1200. Each character is augmented with its 90°/180°/270° rotations as new classes, so
-    1200 / 423 characters give 4800 / 1692 classes.
-``"lake"`` — Lake et al. (2015): the 30 background alphabets (964 characters) for meta-training, the
+``"vinyals"`` — Vinyals et al. [2], as used by MAML [3]: the 1623 characters of both sets are pooled,
+    shuffled with ``seed``, the first ``num_train`` (1200) go to meta-training and the remaining 423 to
+    meta-testing. The validation characters are the **last** ``num_val`` (default 100) of those 1200 in
+    shuffled order, so by default train / val / test = 1100 / 100 / 423 characters — the same cut MAML's
+    code makes (``data_generator.py``: ``num_val = 100``, ``num_train = 1200 - num_val``). Use
+    ``num_val=0`` for the full 1200. Each character is augmented with its 90°/180°/270° rotations as new
+    classes, so 1200 / 423 characters give 4800 / 1692 classes.
+``"lake"`` — Lake et al. [1]: the 30 background alphabets (964 characters) for meta-training, the
     20 evaluation alphabets (659 characters) for meta-testing. Validation: the last ``num_val`` of the
     background characters shuffled with ``seed``. No rotations by default (pass ``rotations``).
 
@@ -34,6 +33,14 @@ Example::
     rng = np.random.default_rng(0)
     batch = train.sample_batch(32, rng)                # batch.support_x: (32, 5, 1, 28, 28)
     task = train.sample(rng)                           # task.query_x: (75, 1, 28, 28)
+
+References:
+    [1] Lake, Salakhutdinov & Tenenbaum, "Human-level concept learning through probabilistic program
+        induction", Science 2015. https://doi.org/10.1126/science.aab3050
+    [2] Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, "Matching Networks for One Shot Learning",
+        NeurIPS 2016. https://arxiv.org/abs/1606.04080
+    [3] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
 """
 
 from __future__ import annotations
@@ -106,7 +113,7 @@ class OmniglotSplit:
     """Which characters are used for meta-training, validation and meta-testing.
 
     Attributes:
-        protocol: ``"vinyals"`` (Vinyals et al. 2016 / MAML) or ``"lake"`` (Lake et al. 2015); a label.
+        protocol: ``"vinyals"`` (Vinyals et al. [2] / MAML [3]) or ``"lake"`` (Lake et al. [1]); a label.
         seed: the seed the split was drawn with (``None`` if made by hand).
         rotations: rotations in degrees (counter-clockwise) that each character contributes as classes.
         train, val, test: character keys (``'<set>/<Alphabet>/<character>'``) of each part.
@@ -224,7 +231,7 @@ def make_split(
     Args:
         dataset: the data set, or its character ids / keys. Their order does not matter: characters
             are sorted before shuffling, so the split depends only on the seed and the character set.
-        protocol: ``"vinyals"`` (Vinyals et al. 2016, MAML) or ``"lake"`` (Lake et al. 2015).
+        protocol: ``"vinyals"`` (Vinyals et al. [2], MAML [3]) or ``"lake"`` (Lake et al. [1]).
         seed: seed of the shuffle (``numpy.random.default_rng``).
         num_train: Vinyals only: characters for meta-training including validation (default 1200);
             the rest are test characters.
@@ -322,7 +329,7 @@ class FewShotTask:
 
 
 class OmniglotTaskSampler:
-    """N-way K-shot Omniglot tasks with Q query examples per class (Vinyals et al. 2016; Finn et al. 2017).
+    """N-way K-shot Omniglot tasks with Q query examples per class [2, 3].
 
     A task draws ``n_way`` distinct classes of one split part (a class is a character at one rotation),
     then ``k_shot + q_query`` distinct drawers of each class: the first ``k_shot`` form the support set,

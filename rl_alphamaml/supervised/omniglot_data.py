@@ -1,8 +1,7 @@
 """Omniglot images: find them, check the layout, shrink them to 28×28 once and cache the result.
 
-Omniglot (Lake, Salakhutdinov & Tenenbaum 2015, "Human-level concept learning through probabilistic
-program induction", Science 350(6266)) has 1623 handwritten characters from 50 alphabets, each drawn
-once by 20 different people ("drawers"). The official release comes as two sets:
+Omniglot [1] has 1623 handwritten characters from 50 alphabets, each drawn once by 20 different people
+("drawers"). The official release comes as two sets:
 
 * ``images_background`` — 30 alphabets, 964 characters (Lake's training alphabets),
 * ``images_evaluation`` — 20 alphabets, 659 characters (Lake's held-out alphabets),
@@ -10,7 +9,7 @@ once by 20 different people ("drawers"). The official release comes as two sets:
 each laid out as ``images_<set>/<Alphabet>/<characterNN>/<NNNN_DD>.png`` (105×105, 1-bit, black ink
 on white, ``DD`` = drawer 01…20). Each set may be given as an extracted folder or as the official zip.
 
-Preprocessing follows the MAML recipe (Finn et al. 2017, ``data/omniglot_resized/resize_images.py``:
+Preprocessing follows the MAML recipe [2] (``data/omniglot_resized/resize_images.py``:
 PIL resize to 28×28 with a Lanczos filter), done on a float image so the anti-aliasing is kept:
 
 1. decode, convert to greyscale and **invert**: ink = 1.0, background = 0.0 (MAML feeds
@@ -35,6 +34,14 @@ Example::
     data = load_omniglot("/path/to/omniglot")   # or set RL_ALPHAMAML_OMNIGLOT
     data.images.shape                            # (1623, 20, 28, 28), uint8, ink = 255
     data.characters[0].key                       # 'background/Alphabet_of_the_Magi/character01'
+
+References:
+    [1] Lake, Salakhutdinov & Tenenbaum, "Human-level concept learning through probabilistic program
+        induction", Science 2015. https://doi.org/10.1126/science.aab3050
+    [2] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [3] Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, "Matching Networks for One Shot Learning",
+        NeurIPS 2016. https://arxiv.org/abs/1606.04080
 """
 
 from __future__ import annotations
@@ -524,14 +531,14 @@ def load_omniglot(
     require_complete: bool = True,
     progress: bool = False,
 ) -> OmniglotDataset:
-    """Load Omniglot (Lake et al. 2015) as one ``uint8`` array, preprocessing and caching on first use.
+    """Load Omniglot [1] as one ``uint8`` array, preprocessing and caching on first use.
 
     Args:
         root: folder holding ``images_background`` and ``images_evaluation`` (folders or ``.zip``; a
             folder wins when both are there). ``None``: the environment variable ``RL_ALPHAMAML_OMNIGLOT``.
         cache_dir: where the preprocessed arrays are cached; ``None``: :func:`default_cache_dir`.
         use_cache: read and write the cache (``False``: always preprocess, write nothing).
-        image_size: side of the square output images (28 in MAML / Vinyals et al. 2016).
+        image_size: side of the square output images (28 in MAML [2] / Vinyals et al. [3]).
         resample: Pillow filter for the float image, ``"lanczos"`` (as MAML) or ``"box"`` (area average).
         require_complete: demand the official counts (30 + 20 alphabets, 964 + 659 characters); set
             ``False`` to use a subset of alphabets.

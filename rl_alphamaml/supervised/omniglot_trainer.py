@@ -1,16 +1,13 @@
 """Omniglot few-shot classification meta-trained on the shared core (``kind: omniglot``).
 
-MAML (Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
-ICML 2017, §5.2), its first-order variant (FOMAML), Alpha MAML (Behl, Baydin & Torr, "Alpha MAML:
-Adaptive Model-Agnostic Meta-Learning", 2019: α and β adapted by hypergradient descent) and Meta-SGD
-(Li, Zhou, Chen & Li, "Meta-SGD: Learning to Learn Quickly for Few-Shot Learning", 2017: a learned
-per-parameter α) — all through one :class:`~rl_alphamaml.meta.MetaOptimizer`: its ``adapt`` is the
-inner loop, its ``gradients``/``apply`` the outer step. The configuration chooses the method
+MAML [1, §5.2], its first-order variant (FOMAML), Alpha MAML [2] (α and β adapted by hypergradient descent)
+and Meta-SGD [3] (a learned per-parameter α) — all through one :class:`~rl_alphamaml.meta.MetaOptimizer`: its
+``adapt`` is the inner loop, its ``gradients``/``apply`` the outer step. The configuration chooses the method
 (``inner.lr_mode``: ``fixed`` / ``hd`` / ``learned``, ``inner.first_order``, ``outer.lr_mode``).
 
-Tasks are N-way K-shot problems over Omniglot characters (Vinyals et al., "Matching Networks for One
-Shot Learning", NeurIPS 2016; split and sampler in :mod:`rl_alphamaml.supervised.omniglot`), the network
-MAML's 4-block conv net (:class:`~rl_alphamaml.supervised.convnet.ConvNet`) with batch statistics.
+Tasks are N-way K-shot problems [4] over Omniglot characters (split and sampler in
+:mod:`rl_alphamaml.supervised.omniglot`), the network MAML's 4-block conv net
+(:class:`~rl_alphamaml.supervised.convnet.ConvNet`) with batch statistics.
 
 All tasks of a pass are evaluated at once by :func:`~rl_alphamaml.supervised.convnet.forward_tasks`: fast
 weights carry a leading task dimension (:func:`~rl_alphamaml.meta.expand_params`) and the convolutions become
@@ -38,6 +35,16 @@ Example::
     run_dir = prepare_run_dir(config, "runs/omniglot_try")
     train(config, module.build, run_dir)
     result = module.evaluate(module.build(config, run_dir), tasks=600, steps=3, seed=1)
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [3] Li, Zhou, Chen & Li, "Meta-SGD: Learning to Learn Quickly for Few-Shot Learning", 2017.
+        https://arxiv.org/abs/1707.09835
+    [4] Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, "Matching Networks for One Shot Learning",
+        NeurIPS 2016. https://arxiv.org/abs/1606.04080
 """
 
 from __future__ import annotations
@@ -284,10 +291,10 @@ _R = TypeVar("_R")
 class OmniglotExperiment:
     """MAML / FOMAML / Alpha MAML / Meta-SGD on Omniglot through the shared :class:`MetaOptimizer`.
 
-    One meta-iteration (Finn et al. 2017, Algorithm 2): sample ``train.meta_batch`` tasks from the
+    One meta-iteration [1, Algorithm 2]: sample ``train.meta_batch`` tasks from the
     meta-training characters; for each, adapt θ on the support set with ``inner.steps`` steps of rate α
     (``MetaOptimizer.adapt``); score the adapted weights on the query set; step θ on the mean query loss
-    with rate β, then α and β by their hypergradients when adapted (Behl, Baydin & Torr 2019).
+    with rate β, then α and β by their hypergradients when adapted [2].
 
     Args:
         config: the experiment.
@@ -505,7 +512,7 @@ def build(config: OmniglotConfig, run_dir: Path | None) -> OmniglotExperiment:
 def evaluate(experiment: OmniglotExperiment, tasks: int, steps: int, seed: int) -> AdaptationResult:
     """Accuracy on ``tasks`` new tasks from the test characters after 0…``steps`` inner steps.
 
-    MAML's protocol (Finn et al. 2017): 600 test tasks; the headline is the mean accuracy after
+    MAML's protocol [1]: 600 test tasks; the headline is the mean accuracy after
     ``eval.test_steps`` steps (3 for 5-way, 5 for 20-way), with its 95 % confidence interval. Task ``i``
     is drawn from the stream ``(seed, "evaluate", i)``. Besides the adaptation report, writes
     ``RUN_DIR/eval/accuracy.json`` (mean accuracy, 95 % CI half-width, number of test tasks, protocol).

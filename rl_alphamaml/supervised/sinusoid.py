@@ -1,4 +1,4 @@
-"""Sinusoid regression, the classic MAML regression benchmark (Finn, Abbeel & Levine, ICML 2017, §5.1).
+"""Sinusoid regression, the classic MAML regression benchmark [1, §5.1].
 
 Each task is ``y = A·sin(x − φ)`` with amplitude ``A ~ U[0.1, 5]``, phase ``φ ~ U[0, π]`` and inputs
 ``x ~ U[−5, 5]``; the learner sees K = 10 support points, adapts a 1-40-40-1 ReLU MLP by gradient
@@ -7,6 +7,10 @@ meta-batch are adapted at once (parameters with a leading task dimension, ``torc
 
 ``kind: sinusoid`` configs: ``configs/sinusoid.yaml`` (MAML: fixed α = 0.01, Adam β = 0.001) and
 ``configs/sinusoid_alpha.yaml`` (Alpha MAML: α and β adapted by hypergradient descent).
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from rl_alphamaml.meta import (
 
 @dataclasses.dataclass
 class SinusoidTaskConfig:
-    """The task distribution (Finn et al. 2017): amplitude, phase and input ranges, support/query sizes."""
+    """The task distribution [1]: amplitude, phase and input ranges, support/query sizes."""
 
     amplitude: tuple[float, float] = ranged((0.1, 5.0), doc="amplitude range, uniform")
     phase: tuple[float, float] = ranged((0.0, math.pi), doc="phase range, uniform")
