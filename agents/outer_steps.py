@@ -4,26 +4,26 @@ Every step has one interface, :meth:`OuterStep.step` ``(learner, batch) -> scala
 ``outer.optimizer`` through :data:`OUTER_STEPS`; adding one is a class and a registry line.
 
 * :class:`GradientStep` (``sgd``, ``adam``) — one step of the core's outer optimizer with rate β on the
-  post-adaptation surrogate: MAML with a first-order outer optimizer, or Alpha MAML when β and α follow
-  their hypergradients [5].
+  post-adaptation surrogate: MAML [1] with a first-order outer optimizer, or Alpha MAML when β and α follow
+  their hypergradients [2].
 * :class:`TRPOStep` (``trpo``) — MAML-TRPO ([1], §5.3): conjugate gradient with
   Hessian-vector products of the KL taken *through the inner adaptation*, a step to the max-KL boundary
-  and a backtracking line search [2].
-* :class:`ProMPStep` (``promp``) — Proximal Meta-Policy Search [3]: several Adam steps per batch on the
-  clipped likelihood-ratio meta-objective [4] plus a KL penalty on the pre-update policy; with
+  and a backtracking line search [3].
+* :class:`ProMPStep` (``promp``) — Proximal Meta-Policy Search [4]: several Adam steps per batch on the
+  clipped likelihood-ratio meta-objective [5] plus a KL penalty on the pre-update policy; with
   ``lr_mode: hd`` on α and β, Alpha-ProMP.
 
 References:
     [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
         ICML 2017. https://arxiv.org/abs/1703.03400
-    [2] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
-        https://arxiv.org/abs/1502.05477
-    [3] Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search", ICLR 2019.
-        https://arxiv.org/abs/1810.06784
-    [4] Schulman, Wolski, Dhariwal, Radford & Klimov, "Proximal Policy Optimization Algorithms", 2017.
-        https://arxiv.org/abs/1707.06347
-    [5] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+    [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
         https://arxiv.org/abs/1905.07435
+    [3] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
+    [4] Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search", ICLR 2019.
+        https://arxiv.org/abs/1810.06784
+    [5] Schulman, Wolski, Dhariwal, Radford & Klimov, "Proximal Policy Optimization Algorithms", 2017.
+        https://arxiv.org/abs/1707.06347
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class OuterStep(abc.ABC):
 
 class GradientStep(OuterStep):
     """SGD or Adam with rate β on the post-adaptation surrogate, through the core's
-    :meth:`~rl_alphamaml.meta.MetaOptimizer.step` (α and β by hypergradient when adapted) [1, 5]."""
+    :meth:`~rl_alphamaml.meta.MetaOptimizer.step` (α and β by hypergradient when adapted) [1, 2]."""
 
     @classmethod
     def core_optimizer(cls, name: str) -> CoreOptimizer | None:
@@ -126,7 +126,7 @@ class TRPOConfig:
 
 
 class TRPOStep(OuterStep):
-    """MAML-TRPO on θ (in place) [1, 2]; α follows its hypergradient from the same meta-gradient."""
+    """MAML-TRPO on θ (in place) [1, 3]; α follows its hypergradient from the same meta-gradient."""
 
     def __init__(self, config: TRPOConfig) -> None:
         self.config = config
@@ -247,7 +247,7 @@ def kl_hvp(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> 
 
 @dataclasses.dataclass
 class ProMPConfig:
-    """ProMP's outer loop [3]; β (the Adam rate) is ``outer.lr``. Where the paper leaves a value open the
+    """ProMP's outer loop [4]; β (the Adam rate) is ``outer.lr``. Where the paper leaves a value open the
     defaults are its authors' (``run_scripts/pro-mp_run_mujoco.py`` of jonasrothfuss/ProMP): 5 Adam steps
     per batch, clip range ε = 0.3, a fixed inner-KL penalty coefficient η = 5·10⁻⁴ (adaptive: halved
     below target/1.5, doubled above 1.5·target, target 0.01)."""
@@ -261,7 +261,7 @@ class ProMPConfig:
 
 
 def clipped_surrogate(policy: Any, params: Params, phase: Phase, clip_eps: float) -> Tensor:
-    """J^CLIP to minimise: mean over tasks of −mean min(r·Â, clip(r, 1−ε, 1+ε)·Â), r = π_params/π_old [3, eq. 6; 4].
+    """J^CLIP to minimise: mean over tasks of −mean min(r·Â, clip(r, 1−ε, 1+ε)·Â), r = π_params/π_old [4, eq. 6; 5].
 
     At the sampling policy (r = 1) its value and gradient equal :func:`~agents.maml_pg.surrogate`'s.
     """
@@ -272,7 +272,7 @@ def clipped_surrogate(policy: Any, params: Params, phase: Phase, clip_eps: float
 
 
 def adapt_kl_coefficient(coefficient: float, kl: float, target: float) -> float:
-    """ProMP's adaptive penalty [3, §5; as in PPO's adaptive KL, 4, §4]: halve the coefficient when the KL
+    """ProMP's adaptive penalty [4, §5; as in PPO's adaptive KL, 5, §4]: halve the coefficient when the KL
     is below target/1.5, double it above 1.5·target."""
     if kl < target / 1.5:
         return coefficient / 2.0
@@ -292,7 +292,7 @@ class ProMPObjective:
 
 
 class ProMPStep(OuterStep):
-    """Proximal Meta-Policy Search [3, Alg. 1]: ``epochs`` Adam steps on one batch of samples of
+    """Proximal Meta-Policy Search [4, Alg. 1]: ``epochs`` Adam steps on one batch of samples of
 
         J^ProMP(θ) = J^CLIP(θ'(θ)) + mean_j η_j · KL(π_θj_old ‖ π_θj(θ)),
 

@@ -8,7 +8,7 @@ Hypergradient descent on β follows Baydin et al. [1]:
   ``h_t = −⟨g_t, u_{t−1}⟩``.
 
 β is updated first (``β ← β − η·h_t``, or the scale-free ``normalized`` rule of
-:mod:`rl_alphamaml.meta.rates`), then used for the step. Alpha MAML [2] uses
+:mod:`rl_alphamaml.meta.hypergradient`), then used for the step. Alpha MAML [2] uses
 this for MAML's outer rate. The optimizer is written out here (not wrapped around ``torch.optim``)
 because HD needs the previous step direction, and a resumable state needs all of it.
 
