@@ -78,9 +78,7 @@ def main() -> None:
               f"({args.queries} query/class) per run, {grid.seeds_text(args.seeds)}; test accuracy (%) after "
               f"{args.eval_steps} steps on {args.eval_tasks} tasks of held-out characters; one seed: ± 95 % CI over "
               "tasks, several: the mean over seeds (lowest … highest seed).", "",
-              f"Command: `python benchmarks/omniglot_rate_grid.py --alphas {' '.join(f'{a:g}' for a in args.alphas)} "
-              f"--betas {' '.join(f'{b:g}' for b in args.betas)} --seeds {' '.join(map(str, args.seeds))} "
-              f"--iterations {args.iterations} --meta-batch {args.meta_batch}`", ""]
+              f"Command: `{grid.command('omniglot_rate_grid.py', args, f'--queries {args.queries}')}`", ""]
     text = grid.tables(store, header, metric, floor=0.25,
                   summary_note="(Percentages; a diverged run's accuracy counts as 25 % in these summaries.)",
                   good=lambda v: v >= 0.80, good_text="≥ 80 %")

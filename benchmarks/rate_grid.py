@@ -336,6 +336,18 @@ def seeds_text(seeds: Sequence[int]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
 
 
+def command(script: str, args: argparse.Namespace, *own: str) -> str:
+    """The command that remakes a study's results file: the study's ``own`` options and every option of
+    :func:`add_arguments` that is part of its settings (not ``--processes``, ``--out``, ``--fresh``)."""
+    def numbers(values: Sequence[float]) -> str:
+        return " ".join(f"{v:g}" for v in values)
+
+    return " ".join([f"python benchmarks/{script}", *own, f"--alphas {numbers(args.alphas)}",
+                     f"--betas {numbers(args.betas)}", f"--seeds {numbers(args.seeds)}",
+                     f"--iterations {args.iterations}", f"--meta-batch {args.meta_batch}",
+                     f"--eval-tasks {args.eval_tasks}", f"--eval-steps {args.eval_steps}"])
+
+
 def _mean(values: Any) -> float:
     items = list(values)
     return sum(items) / len(items)

@@ -70,15 +70,13 @@ def main() -> None:
              if (s := grid.cell_score(store.cell(m, a, b), floor)) is not None]
     best = max(cells) if cells else 0.0
     threshold = best - 0.2 * abs(best)
+    episodes = f"--episodes {args.episodes}"
     header = [f"# {family}: MAML versus Alpha MAML over initial α × β", "",
               f"Budget per run: {args.iterations} meta-iterations × {args.meta_batch} tasks × {args.episodes} episodes "
               f"(config `{args.config}`, Adam outer loop, one second-order inner step, {grid.seeds_text(args.seeds)}). "
               f"Cell: mean return on {args.eval_tasks} held-out tasks after {args.eval_steps} inner step(s); one seed: "
               "± 95 % CI over tasks, several: the mean over seeds (lowest … highest seed).", "",
-              f"Command: `python benchmarks/rl_rate_grid.py --config {args.config} --alphas "
-              f"{' '.join(f'{a:g}' for a in args.alphas)} --betas {' '.join(f'{b:g}' for b in args.betas)} "
-              f"--seeds {' '.join(map(str, args.seeds))} --iterations {args.iterations} --meta-batch {args.meta_batch} "
-              f"--episodes {args.episodes}`", ""]
+              f"Command: `{grid.command('rl_rate_grid.py', args, f'--config {args.config}', episodes)}`", ""]
     text = grid.tables(store, header, metric, floor,
                   summary_note=f"(A diverged run counts as the grid's worst return, {floor:.1f}; 'near best' = within "
                                f"20 % of the best cell's return {best:.1f}, i.e. ≥ {threshold:.1f}.)",

@@ -3,7 +3,9 @@ that a results file made with other settings is never overwritten."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,3 +62,16 @@ def test_cell_text_one_seed_several_seeds_and_divergence() -> None:
     assert metric.cell(runs) == "75.0 (70.0 … 80.0) (1/3 diverged)"
     assert grid.cell_score(runs, floor=0.25) == pytest.approx((0.8 + 0.7 + 0.25) / 3)
     assert metric.cell([record("maml", 0.1, 0, None, diverged=True)]) == "diverged"
+
+
+def test_the_command_beside_the_tables_gives_back_the_same_settings() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--episodes", type=int, default=20)
+    grid.add_arguments(parser, alphas=[0.01, 10.0], betas=[1e-4, 0.1], iterations=300, meta_batch=20, eval_tasks=40,
+                       eval_steps=1, processes=2)
+    args = parser.parse_args(["--alphas", "0.01", "1", "--seeds", "0", "1", "--iterations", "60", "--eval-tasks", "20",
+                              "--eval-steps", "2", "--episodes", "10", "--processes", "1"])
+    line = grid.command("rl_rate_grid.py", args, f"--episodes {args.episodes}")
+    assert line.startswith("python benchmarks/rl_rate_grid.py ")
+    again = parser.parse_args(shlex.split(line)[2:])
+    assert {**vars(again), "processes": 1} == vars(args)  # the number of processes is not a setting
