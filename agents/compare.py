@@ -45,6 +45,7 @@ import numpy as np
 import envs
 from agents.trainer import RLConfig, RLExperiment, evaluate, held_out_tasks
 from envs.tasks import Task
+from rl_alphamaml.atomic import write_text_atomic
 from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_state
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import CheckpointError, UserError
@@ -310,7 +311,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 def write(report: dict[str, Any], out: Path, command: str) -> Path:
     """Write ``compare.{md,json,png}`` to ``out``; returns the Markdown file."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps(json_safe({**report, "command": command}), indent=2))
+    write_text_atomic(out / "compare.json", json.dumps(json_safe({**report, "command": command}), indent=2))
     plot(report, out / "compare.png")
     md = out / "compare.md"
     md.write_text(render_markdown(report, command) + "\n![adaptation curves](compare.png)\n")

@@ -45,6 +45,7 @@ from typing import Any
 import torch
 
 from rl_alphamaml import seeding
+from rl_alphamaml.atomic import write_text_atomic
 from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.config import to_dict
 from rl_alphamaml.errors import NonFiniteError
@@ -183,8 +184,7 @@ class GridStore:
         return [r for seed in self.settings["seeds"] if (r := self.runs.get(key(method, alpha, beta, seed)))]
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps({
+        write_text_atomic(self.path, json.dumps({
             "settings": self.settings,
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                         "load_average_at_start": self.load_average_at_start},

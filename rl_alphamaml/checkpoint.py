@@ -10,13 +10,13 @@ Files are ``RUN_DIR/checkpoints/iter_000123.pt``; the newest iteration is the on
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rl_alphamaml.atomic import temporary, write_atomic
 from rl_alphamaml.errors import CheckpointError
 
 FORMAT = "rl_alphamaml.checkpoint"
@@ -32,16 +32,11 @@ def checkpoint_path(run_dir: str | Path, iteration: int) -> Path:
     return checkpoint_dir(run_dir) / f"iter_{iteration:06d}.pt"
 
 
-def _temporary(path: Path, owner: str) -> Path:
-    """Where :func:`save_checkpoint` writes ``path`` before renaming it (``owner``: the writer's PID, or ``*``)."""
-    return path.with_name(f".{path.name}.tmp-{owner}")
-
-
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
     """Delete the temporaries that a checkpoint write killed mid-way (SIGKILL, power loss) left in ``run_dir``'s
     checkpoint folder; returns them. Call only when no other process writes to the run."""
     folder = checkpoint_dir(run_dir)
-    stale = sorted(folder.glob(_temporary(folder / "iter_*.pt", "*").name)) if folder.is_dir() else []
+    stale = sorted(folder.glob(temporary(folder / "iter_*.pt", "*").name)) if folder.is_dir() else []
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
@@ -49,28 +44,8 @@ def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
 
 def save_checkpoint(path: str | Path, kind: str, iteration: int, state: dict[str, Any]) -> Path:
     """Atomically write ``state`` (tensors and Python scalars only) for ``iteration`` to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "kind": kind, "iteration": iteration, "state": state}
-    tmp = _temporary(path, str(os.getpid()))
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-    return path
+    return write_atomic(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:

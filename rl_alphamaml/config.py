@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from rl_alphamaml.atomic import write_text_atomic
 from rl_alphamaml.errors import ConfigError
 from rl_alphamaml.fields import MAX_SEED, ranged
 
@@ -270,7 +271,7 @@ def load_config(path: str | Path, kinds: Mapping[str, type], overrides: Sequence
 
 def save_config(config: Any, path: str | Path) -> None:
     """Write the resolved config (every default filled in) as YAML."""
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def flat_config(config: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rl_alphamaml.atomic import write_text_atomic
 from rl_alphamaml.errors import UserError
 from rl_alphamaml.rundir import file_in_the_way
 from rl_alphamaml.stats import format_ci, json_safe, mean_ci95
@@ -114,7 +115,7 @@ def write_report(run_dir: str | Path, result: AdaptationResult, title: str) -> P
     print(f"{title}\n{format_table(result)}", flush=True)  # the numbers first: a failed write cannot lose them
     out.mkdir(parents=True, exist_ok=True)
     path = out / "adaptation.json"
-    path.write_text(json.dumps(json_safe(result.to_json()), indent=2))
+    write_text_atomic(path, json.dumps(json_safe(result.to_json()), indent=2))
     plot_adaptation([("", result)], out / "adaptation.png", title)
     writer = SummaryWriter(log_dir=str(out))
     for row in result.summary():

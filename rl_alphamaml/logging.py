@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
+from rl_alphamaml.atomic import write_text_atomic
 from rl_alphamaml.rundir import RunDir
 
 
@@ -42,7 +43,7 @@ class RunLogger:
         self.metrics_path = RunDir(self.run_dir).metrics
         if start_iteration > 1:
             kept = [r for r in read_metrics(self.run_dir) if r.get("iteration", 0) < start_iteration]
-            self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
         elif self.metrics_path.exists():
             self.metrics_path.unlink()
         self.writer = SummaryWriter(

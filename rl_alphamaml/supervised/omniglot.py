@@ -55,6 +55,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
+from rl_alphamaml.atomic import write_text_atomic
 from rl_alphamaml.supervised.omniglot_data import (
     ENV_CACHE,
     ENV_ROOT,
@@ -191,12 +192,7 @@ class OmniglotSplit:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the split as JSON (atomically) and return the path."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
-        os.replace(tmp, p)
-        return p
+        return write_text_atomic(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> OmniglotSplit:

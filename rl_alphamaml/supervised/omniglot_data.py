@@ -52,7 +52,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import warnings
 import zipfile
@@ -64,6 +63,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from rl_alphamaml.atomic import write_atomic
 from rl_alphamaml.supervised.omniglot_download import ENV_ROOT, data_folder
 
 __all__ = [
@@ -491,31 +491,19 @@ def _load_cache(path: Path, key: str, size: int) -> tuple[list[CharacterId], np.
 
 
 def _save_cache(path: Path, key: str, ids: list[CharacterId], images: np.ndarray) -> bool:
-    tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f,
-                key=np.array(key),
-                images=images,
-                set_name=np.array([c.set_name for c in ids]),
-                alphabet=np.array([c.alphabet for c in ids]),
-                character=np.array([c.character for c in ids]),
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache holds public data
-        os.replace(tmp, path)
-        tmp = None
+        write_atomic(path, lambda f: np.savez_compressed(
+            f,
+            key=np.array(key),
+            images=images,
+            set_name=np.array([c.set_name for c in ids]),
+            alphabet=np.array([c.alphabet for c in ids]),
+            character=np.array([c.character for c in ids]),
+        ))
         return True
     except OSError as exc:
         warnings.warn(f"cannot write the Omniglot cache {path} ({exc}); continuing without it", stacklevel=3)
         return False
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- load

@@ -63,6 +63,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rl_alphamaml import seeding
+from rl_alphamaml.atomic import write_text_atomic
 from rl_alphamaml.compute import resolve_device, reuse_freed_memory, thread_pool
 from rl_alphamaml.config import ExperimentConfig, TrainConfig, ranged
 from rl_alphamaml.errors import CheckpointError, UserError
@@ -553,7 +554,7 @@ def evaluate(experiment: OmniglotExperiment, tasks: int, steps: int, seed: int) 
     if experiment.run_dir is not None:
         out = experiment.run_dir / "eval"
         out.mkdir(parents=True, exist_ok=True)
-        (out / ACCURACY_FILE).write_text(json.dumps(json_safe(summary), indent=2) + "\n")
+        write_text_atomic(out / ACCURACY_FILE, json.dumps(json_safe(summary), indent=2) + "\n")
     return AdaptationResult("accuracy", acc, drawn, "", experiment.iteration, seed, higher_is_better=True,
                             extra={"accuracy": summary})
 

@@ -1,0 +1,57 @@
+"""Files written whole or not at all: a temporary beside the target, flushed to disk, renamed over it.
+
+A process killed while writing (SIGKILL, power loss) leaves the previous file — or none — and at worst a
+``.<name>.tmp-<pid>`` temporary, never a torn file. Everything the project keeps and reads back goes through
+here: checkpoints, a run's config and trimmed ``metrics.jsonl``, evaluation results, the Omniglot split and
+cache, and the results files that studies extend run by run.
+
+Usage::
+
+    write_text_atomic(run_dir / "eval" / "adaptation.json", json.dumps(result))
+    write_atomic(path, lambda f: torch.save(state, f))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def temporary(path: Path, owner: str) -> Path:
+    """Where ``path`` is written before its rename (``owner``: the writer's PID, or ``*`` to glob for any)."""
+    return path.with_name(f".{path.name}.tmp-{owner}")
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write`` on a binary file that becomes ``path`` once it returns, in one rename; returns the path.
+
+    The parent folder is created. If ``write`` raises, ``path`` is left as it was and the temporary removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary(path, str(os.getpid()))
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` with :func:`write_atomic`."""
+    data = text.encode("utf-8")
+    return write_atomic(path, lambda f: f.write(data))
