@@ -18,6 +18,7 @@ import torch
 
 from rl_alphamaml.atomic import temporary, write_atomic
 from rl_alphamaml.errors import CheckpointError
+from rl_alphamaml.rundir import RunDir
 
 FORMAT = "rl_alphamaml.checkpoint"
 VERSION = 1
@@ -33,10 +34,12 @@ def checkpoint_path(run_dir: str | Path, iteration: int) -> Path:
 
 
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
-    """Delete the temporaries that a checkpoint write killed mid-way (SIGKILL, power loss) left in ``run_dir``'s
-    checkpoint folder; returns them. Call only when no other process writes to the run."""
-    folder = checkpoint_dir(run_dir)
-    stale = sorted(folder.glob(temporary(folder / "iter_*.pt", "*").name)) if folder.is_dir() else []
+    """Delete the temporaries that a write killed mid-way (SIGKILL, power loss) left in ``run_dir`` — of its
+    checkpoints, ``config.yaml`` and ``metrics.jsonl`` (:mod:`rl_alphamaml.atomic`); returns them. Call only
+    when no other process writes to the run."""
+    run = RunDir(run_dir)
+    targets = (checkpoint_dir(run_dir) / "iter_*.pt", run.config, run.metrics)
+    stale = sorted(p for t in targets if t.parent.is_dir() for p in t.parent.glob(temporary(t, "*").name))
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

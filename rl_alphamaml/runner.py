@@ -198,7 +198,7 @@ def train(
     set_threads(config)
     if resume:
         for stale in remove_stale_temporaries(run_dir):
-            print(f"removed {stale}, left by a checkpoint write that was killed", file=sys.stderr)
+            print(f"removed {stale}, left by a write that was killed", file=sys.stderr)
     try:
         experiment = build(config, run_dir)
     except UserError:

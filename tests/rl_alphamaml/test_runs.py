@@ -88,12 +88,14 @@ def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path
     last_logged = read_metrics(run_dir)[-1]["iteration"]
     assert list_checkpoints(run_dir)[-1][0] == last_logged
     assert f"--resume {run_dir}" in err
-    # A checkpoint write killed mid-way leaves a temporary file; resuming removes it.
-    stale = run_dir / "checkpoints" / f".iter_{last_logged + 1:06d}.pt.tmp-12345"
-    stale.write_bytes(b"half a checkpoint")
+    # A checkpoint (or metrics) write killed mid-way leaves a temporary file; resuming removes it.
+    stale = [run_dir / "checkpoints" / f".iter_{last_logged + 1:06d}.pt.tmp-12345",
+             run_dir / ".metrics.jsonl.tmp-12345"]
+    for path in stale:
+        path.write_bytes(b"half a file")
     assert main(["train", "--resume", str(run_dir), "--set", f"train.iterations={last_logged + 5}"]) == 0
     assert read_metrics(run_dir)[-1]["iteration"] == last_logged + 5
-    assert not stale.exists()
+    assert not any(path.exists() for path in stale)
 
 
 def test_a_second_ctrl_c_stops_at_once_without_a_traceback(tmp_path: Path) -> None:
