@@ -31,11 +31,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rl_alphamaml.checkpoint import checkpoint_path
 from rl_alphamaml.logging import read_metrics
 
 import build_zoo
-from cli_runs import ROOT, cli, last_iteration, train_to
+from cli_runs import ROOT, evaluate_once, train_to
 
 RESULTS = ROOT / "benchmarks" / "results"
 SCALE_ITERATIONS, WINDOW = 50, 10
@@ -43,20 +42,8 @@ SCALE_ITERATIONS, WINDOW = 50, 10
 
 def held_out(run_dir: Path) -> list[dict[str, float]]:
     """``rl-alphamaml evaluate RUN --tasks 40 --steps 3`` (reused when it measured the newest checkpoint)."""
-    report = run_dir / "eval" / "adaptation.json"
-    last = str(checkpoint_path(run_dir, last_iteration(run_dir)))
-    if not (report.is_file() and Path(json.loads(report.read_text())["checkpoint"]).resolve() == Path(last).resolve()):
-        cli("evaluate", str(run_dir), "--tasks", "40", "--steps", "3")
     return [{"steps": r["steps"], "mean": r["mean"], "ci95": r["ci95"]}
-            for r in json.loads(report.read_text())["adaptation"]]
-
-
-def zoo_run(name: str) -> Path:
-    config, overrides, _ = build_zoo.ENTRIES[name]
-    run_dir = build_zoo.RUNS / name
-    iterations = int(build_zoo.setting(overrides, "train.iterations") or 0)
-    train_to(run_dir, config, overrides, iterations)
-    return run_dir
+            for r in evaluate_once(run_dir, "--tasks", "40", "--steps", "3")["adaptation"]]
 
 
 def training_return(run_dir: Path, last: int) -> float:
@@ -65,12 +52,12 @@ def training_return(run_dir: Path, last: int) -> float:
 
 
 def main() -> None:
-    trpo_vel = zoo_run("ant_vel")
+    trpo_vel, _ = build_zoo.train_entry("ant_vel")
     alpha_vel = RESULTS / "ant_runs" / "ant_vel-alpha-s0"
     alpha_sets = ["train.iterations=150", "train.meta_batch=20", "sampler.episodes=10", "train.checkpoint_every=25"]
     train_to(alpha_vel, "ant_vel_alpha", alpha_sets, 150)
 
-    trpo_dir = zoo_run("ant_dir")
+    trpo_dir, _ = build_zoo.train_entry("ant_dir")
     _, dir_sets, _ = build_zoo.ENTRIES["ant_dir"]
     scale_sets = [*(s for s in dir_sets if not s.startswith("train.iterations=")), "train.iterations=100",
                   "train.checkpoint_every=25", "policy.action_scale=1.0"]

@@ -29,11 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from pathlib import Path
 
 from rl_alphamaml.checkpoint import checkpoint_path
 from rl_alphamaml.logging import read_metrics
 
-from cli_runs import ROOT, cli, last_iteration, train_to
+from cli_runs import ROOT, evaluate_once, last_iteration, train_to
 
 RUNS = ROOT / "benchmarks" / "results" / "zoo_runs"
 ZOO = ROOT / "zoo"
@@ -60,22 +61,24 @@ def setting(overrides: list[str], key: str) -> str | None:
     return next((o.split("=", 1)[1] for o in overrides if o.startswith(key + "=")), None)
 
 
-def build(name: str) -> None:
-    config, overrides, eval_args = ENTRIES[name]
+def train_entry(name: str) -> tuple[Path, list[str]]:
+    """Train (or resume, or reuse) the run of zoo entry ``name``; returns its folder and ``--set`` values."""
+    config, overrides, _ = ENTRIES[name]
     iterations = int(setting(overrides, "train.iterations") or 0)
-    run_dir = RUNS / name
     if setting(overrides, "train.checkpoint_every") is None:
         overrides = [*overrides, f"train.checkpoint_every={min(25, iterations)}"]
+    train_to(RUNS / name, config, overrides, iterations)
+    return RUNS / name, overrides
+
+
+def build(name: str) -> None:
+    config, _, eval_args = ENTRIES[name]
+    run_dir, overrides = train_entry(name)
     sets = [x for o in overrides for x in ("--set", o)]
-    train_to(run_dir, config, overrides, iterations)
-    evaluate = ["evaluate", str(run_dir), "--tasks", "40", "--steps", "3", "--video", "--video-tasks", "1",
-                *eval_args]
-    report = run_dir / "eval" / "adaptation.json"
+    evaluate = ["--tasks", "40", "--steps", "3", "--video", "--video-tasks", "1", *eval_args]
+    data = evaluate_once(run_dir, *evaluate, needs="videos/*.gif")
     last = checkpoint_path(run_dir, last_iteration(run_dir))
     videos = sorted((run_dir / "eval" / "videos").glob("*.gif"))
-    if not (report.is_file() and json.loads(report.read_text())["checkpoint"] == str(last) and videos):
-        cli(*evaluate)
-        videos = sorted((run_dir / "eval" / "videos").glob("*.gif"))
     out = ZOO / name
     if out.exists():
         shutil.rmtree(out)
@@ -91,16 +94,16 @@ def build(name: str) -> None:
             shutil.copy2(gif, out / "eval" / "videos" / gif.name)
     else:
         print(f"{name}: no video (no OpenGL backend? MUJOCO_GL=egl or osmesa); shipped without it", flush=True)
-    data = json.loads(report.read_text())
     data["checkpoint"] = f"checkpoints/{last.name}"  # relative to the shipped folder, not this machine's path
     (out / "eval" / "adaptation.json").write_text(json.dumps(data, indent=2))
     summary = data["adaptation"]
     table = "\n".join(f"#   after {r['steps']} steps: {r['mean']:.1f} ± {r['ci95']:.1f}" for r in summary)
     steps = sum(row.get("time/env_steps", 0) for row in read_metrics(run_dir))
+    iterations = setting(overrides, "train.iterations")
     (out / "COMMAND").write_text(
         "# How this folder was made (python benchmarks/build_zoo.py " + name + "):\n"
         "rl-alphamaml " + " ".join(["train", f"configs/{config}.yaml", "--run-dir", f"runs/{name}", *sets]) + "\n"
-        "rl-alphamaml " + " ".join(["evaluate", f"runs/{name}", *evaluate[2:]]) + "\n"
+        "rl-alphamaml " + " ".join(["evaluate", f"runs/{name}", *evaluate]) + "\n"
         "# then the final checkpoint, config.yaml, metrics.jsonl and eval/ (report, plot, video) were copied here.\n"
         f"# Meta-training: {iterations} iterations, {steps / 1e6:.1f} M environment steps.\n"
         "# Held-out return (40 tasks, ± 95 % CI):\n" + table + "\n"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rl_alphamaml.checkpoint import list_checkpoints
+from rl_alphamaml.checkpoint import checkpoint_path, list_checkpoints
 from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.config import flat_config
 
@@ -59,6 +59,18 @@ def config_differences(run_dir: Path, config: str, sets: list[str]) -> list[str]
     want = flat_config(load_experiment_config(ROOT / "configs" / f"{config}.yaml", sets)[0])
     return [f"{k}: {have.get(k)!r} → {want.get(k)!r}" for k in sorted(have.keys() | want.keys())
             if k not in EXECUTION and have.get(k) != want.get(k)]
+
+
+def evaluate_once(run_dir: Path, *options: str, needs: str | None = None) -> dict[str, Any]:
+    """``rl-alphamaml evaluate RUN_DIR OPTIONS`` and its ``eval/adaptation.json``; an earlier report is reused when
+    it measured the newest checkpoint (and, with ``needs``, a file matching that glob under ``eval/`` exists). The
+    report's checkpoint path is relative to where :func:`cli` runs, the repository root, when not absolute."""
+    report = run_dir / "eval" / "adaptation.json"
+    newest = checkpoint_path(run_dir, last_iteration(run_dir)).resolve()
+    if not (report.is_file() and (ROOT / json.loads(report.read_text())["checkpoint"]).resolve() == newest
+            and (needs is None or any((run_dir / "eval").glob(needs)))):
+        cli("evaluate", str(run_dir), *options)
+    return json.loads(report.read_text())
 
 
 def compare_once(dirs: list[Path], out: Path, *options: str) -> dict[str, Any]:
