@@ -87,7 +87,8 @@ def main() -> None:
                                                                  vel["alpha_maml"]), "",
         f"AntDir, training return after one step, mean of iterations {scale['iterations']} (zoo settings): "
         f"`policy.action_scale` 0.1 (the default) {scale['scale_0.1']:.1f}, 1.0 {scale['scale_1.0']:.1f}.", "",
-        f"Commands: `{vel['alpha_maml_command']}`; `{scale['scale_1_command']}` (stopped after 50 iterations); "
+        f"Commands: `{vel['alpha_maml_command']}`; `{scale['scale_1_command']}` (stopped at its "
+        f"iteration-{SCALE_ITERATIONS} checkpoint); "
         "the MAML-TRPO runs: `python benchmarks/build_zoo.py ant_vel ant_dir`. Made by "
         "`python benchmarks/ant_checks.py`.",
     ])

@@ -1,4 +1,4 @@
-"""Omniglot data, splits, task sampler and the MAML conv net, on the real data in ../shared/omniglot.
+"""Omniglot data, splits, task sampler and the MAML conv net, on the real data (``OMNIGLOT_ROOT`` below).
 
 The full set is preprocessed once per test session into a temporary cache (session fixture
 ``full_data``); the layout tests use small folders extracted from a few alphabets.

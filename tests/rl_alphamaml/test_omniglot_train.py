@@ -1,6 +1,6 @@
 """Omniglot meta-training: batched meta-gradients equal the per-task loop, learning, CLI train/evaluate, errors.
 
-Reads the real data in ../shared/omniglot (skipped when it is absent); the images are preprocessed once
+Reads the real data (``OMNIGLOT_ROOT`` below; skipped when it is absent); the images are preprocessed once
 per session into a temporary cache.
 """
 
