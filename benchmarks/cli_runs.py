@@ -5,6 +5,7 @@ the iterations since the last checkpoint."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,9 +17,24 @@ from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.config import flat_config
 
 ROOT = Path(__file__).resolve().parents[1]
-#: settings that do not change a run's numbers: a finished or interrupted run may differ in them
+#: settings that do not change a run's numbers: a finished or interrupted run may differ in them (the Omniglot
+#: data and cache folders are where the same files lie on this machine)
 EXECUTION = frozenset({"train.iterations", "train.checkpoint_every", "train.keep_checkpoints", "train.threads",
-                       "train.device", "sampler.threads"})
+                       "train.device", "sampler.threads", "data.root", "data.cache_dir"})
+#: Omniglot on the project's own machines: a copy in ``shared/omniglot`` beside the checkout
+PROJECT_OMNIGLOT = ROOT.parent / "shared" / "omniglot"
+OMNIGLOT_HELP = ("Omniglot root (default: $RL_ALPHAMAML_OMNIGLOT, else shared/omniglot beside the checkout when it "
+                 "exists, as on the project's machines, else the user data folder that `rl-alphamaml data omniglot` "
+                 "fills; docs/omniglot.md)")
+
+
+def omniglot_root(data: Path | None) -> Path | None:
+    """The Omniglot root a benchmark passes as ``data.root`` (see :data:`OMNIGLOT_HELP`): ``data`` when given, else
+    :data:`PROJECT_OMNIGLOT` when it exists and ``$RL_ALPHAMAML_OMNIGLOT`` is unset, else ``None`` (the loader's
+    own default: the variable, else the user data folder)."""
+    if data is not None:
+        return data
+    return PROJECT_OMNIGLOT if PROJECT_OMNIGLOT.exists() and not os.environ.get("RL_ALPHAMAML_OMNIGLOT") else None
 
 
 def cli(*args: str) -> None:
@@ -35,7 +51,8 @@ def last_iteration(run_dir: Path) -> int:
 
 def train_to(run_dir: Path, config: str, sets: list[str], iterations: int) -> None:
     """Make ``run_dir`` a finished run of ``configs/<config>.yaml`` with ``--set`` values ``sets`` (which set
-    ``train.iterations`` to ``iterations``): reuse it when done, resume it when interrupted, else train it."""
+    ``train.iterations`` to ``iterations``): reuse it when done, resume it when interrupted or shorter (to
+    ``iterations``), else train it."""
     done = last_iteration(run_dir)
     if done > 0:
         differ = config_differences(run_dir, config, sets)
@@ -45,7 +62,7 @@ def train_to(run_dir: Path, config: str, sets: list[str], iterations: int) -> No
     if done >= iterations:
         print(f"{run_dir.name}: done ({done} iterations)", flush=True)
     elif done > 0:
-        cli("train", "--resume", str(run_dir))
+        cli("train", "--resume", str(run_dir), "--set", f"train.iterations={iterations}")
     else:
         if run_dir.exists():
             shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep

@@ -30,29 +30,25 @@ References:
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import rate_grid as grid
+from cli_runs import OMNIGLOT_HELP, omniglot_root
 
 CONFIG = "omniglot_5w1s_alpha"
-SHARED_DATA = grid.ROOT.parent / "shared" / "omniglot"  # the project machines' copy beside the checkout
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=1, help="query examples per class while meta-training (MAML: 1)")
     parser.add_argument("--workers", type=int, default=2, help="compute.workers of each run")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="Omniglot root (default: $RL_ALPHAMAML_OMNIGLOT, else the user data folder that "
-                             "`rl-alphamaml data omniglot` fills; docs/omniglot.md)")
+    parser.add_argument("--data", type=Path, default=None, help=OMNIGLOT_HELP)
     grid.add_arguments(parser, alphas=[0.004, 0.04, 0.4, 4.0], betas=[1e-4, 1e-3, 1e-2, 1e-1], iterations=600,
                   meta_batch=32, eval_tasks=200, eval_steps=3, processes=1)
     args = parser.parse_args()
 
-    fallback = SHARED_DATA if SHARED_DATA.exists() and not os.environ.get("RL_ALPHAMAML_OMNIGLOT") else None
-    root = args.data if args.data is not None else fallback
+    root = omniglot_root(args.data)
     fixed = (*([f"data.root={root}"] if root is not None else []), f"data.q_query={args.queries}",
              f"train.meta_batch={args.meta_batch}", "train.threads=1", "eval.val_every=0",
              f"eval.test_steps={args.eval_steps}", "eval.q_query=15", "compute.tasks_per_pass=8",

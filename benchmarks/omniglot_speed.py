@@ -57,8 +57,7 @@ from rl_alphamaml.meta import adapt, call
 from rl_alphamaml.supervised.omniglot import load_omniglot
 from rl_alphamaml.supervised.omniglot_trainer import OmniglotConfig, OmniglotExperiment
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "omniglot"
+from cli_runs import OMNIGLOT_HELP, ROOT, omniglot_root
 
 
 def make_config(steps: int, meta_batch: int, queries: int, passes: int = 1, workers: int = 1,
@@ -156,9 +155,7 @@ def local(fn: Callable[[int], Any], threads: int) -> Callable[[int], float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None,
-                        help="Omniglot root (default: $RL_ALPHAMAML_OMNIGLOT, else the user data folder that "
-                             "`rl-alphamaml data omniglot` fills; docs/omniglot.md)")
+    parser.add_argument("--data", type=Path, default=None, help=OMNIGLOT_HELP)
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--rounds", type=int, default=5, help="timed iterations of each method (after 1 warm-up)")
     parser.add_argument("--meta-batch", type=int, default=32)
@@ -167,10 +164,7 @@ def main() -> None:
     args = parser.parse_args()
 
     default_threads = torch.get_num_threads()
-    # --data, else $RL_ALPHAMAML_OMNIGLOT, else the project machines' copy beside the checkout, else (root None)
-    # the user data folder.
-    fallback = DEFAULT_DATA if DEFAULT_DATA.exists() and not os.environ.get("RL_ALPHAMAML_OMNIGLOT") else None
-    root = args.data if args.data is not None else fallback
+    root = omniglot_root(args.data)
     data = load_omniglot(root)
     load_before = os.getloadavg()
     started = time.perf_counter()
