@@ -22,7 +22,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rl_alphamaml import resume
 from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_state
@@ -187,8 +187,18 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the toolkit's error format for bad arguments (an unknown command, a missing RUN_DIR, a
+    value of the wrong type): one ``rl-alphamaml: error: …`` line naming where the usage is, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("rl-alphamaml").strip()
+        usage = f"rl-alphamaml {command} --help" if command else "rl-alphamaml --help"
+        self.exit(2, f"rl-alphamaml: error: {' '.join(message.split())} (usage: {usage})\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rl-alphamaml", description="Meta-train with (Alpha) MAML and evaluate fast adaptation."
     )
     sub = parser.add_subparsers(dest="command", required=True)

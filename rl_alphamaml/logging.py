@@ -18,20 +18,28 @@ import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
 from rl_alphamaml.atomic import write_text_atomic
+from rl_alphamaml.errors import UserError
 from rl_alphamaml.rundir import RunDir
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Every record in a run's ``metrics.jsonl``, in order (a torn last line from a kill is skipped)."""
+    """Every record in a run's ``metrics.jsonl``, in order. A torn last line (a kill during its write) is
+    skipped; a damaged line before it raises :class:`~rl_alphamaml.errors.UserError` — skipping it would let a
+    resume, which rewrites the file, delete that iteration's record."""
     path = RunDir(run_dir).metrics
     if not path.exists():
         return []
+    lines = path.read_text().splitlines()
     records = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(lines, 1):
         try:
             records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                break
+            raise UserError(f"{path}, line {number}: not a JSON record ({err.msg}); the file was damaged or "
+                            "edited: repair or delete that line (TensorBoard's events file holds the same "
+                            "numbers)") from None
     return records
 
 

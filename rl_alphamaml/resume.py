@@ -69,9 +69,9 @@ def changes(saved: Any, requested: Any, checkpoint_iteration: int) -> list[Chang
     return found
 
 
-def apply_changes(changes: Sequence[Change], meta: MetaOptimizer, run_dir: Path, iteration: int) -> list[str]:
-    """Put the rate changes into effect on the resumed ``meta`` (α, β) and record every change as taking effect
-    at ``iteration``; returns the lines written to ``RUN_DIR/changes.log``."""
+def apply_changes(changes: Sequence[Change], meta: MetaOptimizer, iteration: int) -> list[str]:
+    """Put the rate changes into effect on the resumed ``meta`` (α, β); returns one line per change, as taking
+    effect at ``iteration``, for :func:`record_changes`."""
     keys = {c.key: c.new for c in changes}
     alpha_before, beta_before = meta.alpha.mean(), meta.beta
     meta.set_rates(alpha=keys.get("inner.lr"), beta=keys.get("outer.lr"))
@@ -85,8 +85,17 @@ def apply_changes(changes: Sequence[Change], meta: MetaOptimizer, run_dir: Path,
         elif c.key in RATE_KEYS:
             line += f" (alpha now {meta.alpha.mean():.6g}, beta {meta.beta:.6g})"
         lines.append(line)
+    return lines
+
+
+def record_changes(run_dir: Path, lines: Sequence[str]) -> None:
+    """Append ``lines`` (from :func:`apply_changes`) to ``RUN_DIR/changes.log``."""
     if lines:
         with open(RunDir(run_dir).changes, "a") as f:
             f.write("".join(line + "\n" for line in lines))
-    return lines
+
+
+def state_changes(changes: Sequence[Change]) -> list[str]:
+    """The keys among ``changes`` whose new value lives in the checkpoint (α and β: :data:`RATE_KEYS`)."""
+    return [c.key for c in changes if c.key in RATE_KEYS]
 

@@ -36,9 +36,9 @@ from rl_alphamaml.checkpoint import (
 )
 from rl_alphamaml.config import flat_config, hparam_table, save_config
 from rl_alphamaml.errors import CheckpointError, IterationFailedError, NonFiniteError, UserError
-from rl_alphamaml.logging import RunLogger
+from rl_alphamaml.logging import RunLogger, read_metrics
 from rl_alphamaml.meta import MetaOptimizer
-from rl_alphamaml.resume import Change, apply_changes
+from rl_alphamaml.resume import Change, apply_changes, record_changes, state_changes
 from rl_alphamaml.rundir import RunDir, file_in_the_way
 
 
@@ -192,7 +192,10 @@ def train(
     A fresh run that cannot start (missing data, a full disk) leaves no ``config.yaml``, metrics or events
     behind, so the same ``--run-dir`` can be used again. ``changes`` are a resume's ``--set`` values
     (:func:`rl_alphamaml.resume.changes`): once the checkpoint is loaded they are put into effect and recorded
-    (:func:`rl_alphamaml.resume.apply_changes`) and the run's config is rewritten.
+    (:func:`rl_alphamaml.resume.apply_changes`) and the run's config is rewritten. A change to α or β is first
+    saved into the checkpoint it resumes from, so that a kill before the next checkpoint cannot leave the folder
+    claiming a rate the run would not continue with; on a finished run, where no iteration would use it, it is
+    refused.
     """
     kind = config.kind
     set_threads(config)
@@ -206,11 +209,18 @@ def train(
             _discard_unstarted_run(run_dir)
         raise
     payload = None
+    total = config.train.iterations
     if resume:
         try:
             latest = latest_checkpoint(run_dir)
             payload = load_checkpoint(latest, kind=kind)
             restore_state(experiment, payload, latest)
+            read_metrics(run_dir)  # a damaged record is refused before the folder is touched
+            stateful = state_changes(changes)
+            if stateful and int(payload["iteration"]) >= total:
+                raise UserError(f"--set {', '.join(stateful)}: {run_dir} already finished its {total} iterations, "
+                                "so no iteration would run with the new value; raise train.iterations in the same "
+                                f"command (e.g. --set train.iterations={total + 100})")
         except UserError:
             close_experiment(experiment)
             raise
@@ -219,12 +229,16 @@ def train(
         start = int(payload["iteration"]) + 1
         print(f"resuming {run_dir} after iteration {start - 1}", file=sys.stderr)
     try:
-        changed = apply_changes(changes, experiment.meta, run_dir, start) if changes else []
+        changed = apply_changes(changes, experiment.meta, start) if changes else []
+        if state_changes(changes):
+            # α and β live in the checkpoint: the resumed state with its new rates replaces the one it came from
+            # before config.yaml and changes.log say the change is in effect.
+            save_checkpoint(checkpoint_path(run_dir, start - 1), kind, start - 1, experiment.state_dict())
         if changes:
             save_config(config, RunDir(run_dir).config)
+            record_changes(run_dir, changed)
         for line in changed:
             print(f"resume: {line}", file=sys.stderr)
-        total = config.train.iterations
         if start > total:
             print(f"{run_dir} already finished its {total} iterations (raise train.iterations to continue)",
                   file=sys.stderr)

@@ -65,6 +65,52 @@ def test_a_new_rate_on_resume_is_applied_and_recorded(tmp_path: Path, capsys: py
                                                       "iteration 3: train.device 'auto' -> 'cpu'"]
 
 
+def test_a_new_rate_survives_a_kill_before_the_next_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    train_run(run_dir)
+
+    def killed(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt  # stands for SIGKILL: after the change is recorded, before iteration 3 runs
+
+    monkeypatch.setattr(runner, "RunLogger", killed)
+    assert main(["train", "--resume", str(run_dir), "--set", "train.iterations=3", "--set", "inner.lr=0.2"]) == 130
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["inner"]["lr"] == 0.2
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run_dir)]) == 0  # config.yaml says 0.2 from iteration 3: so it is
+    third = read_metrics(run_dir)[-1]
+    assert third["iteration"] == 3 and 0.19 < third["meta/alpha"] < 0.21
+
+
+def test_a_new_rate_for_a_finished_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    train_run(run_dir)
+    files = [run_dir / "config.yaml", checkpoint_path(run_dir, 2), RunDir(run_dir).metrics]
+    before = [f.read_bytes() for f in files]
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--set", "inner.lr=0.2"]) == 2  # no iteration would use it
+    one_line_error(capsys, "--set inner.lr:", "already finished its 2 iterations", "raise train.iterations")
+    assert [f.read_bytes() for f in files] == before and not RunDir(run_dir).changes.exists()
+    assert main(["train", "--resume", str(run_dir), "--set", "train.keep_checkpoints=5"]) == 0  # nothing to run
+
+
+def test_a_damaged_metrics_record_is_refused_a_torn_last_one_skipped(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    train_run(run_dir)
+    metrics = RunDir(run_dir).metrics
+    first, second = metrics.read_text().splitlines()
+    metrics.write_text(first[:-5] + "\n" + second + "\n")  # iteration 1's record damaged
+    damaged = metrics.read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--set", "train.iterations=3"]) == 2
+    one_line_error(capsys, "metrics.jsonl, line 1: not a JSON record")
+    assert metrics.read_bytes() == damaged  # the resume did not rewrite it without iteration 1
+    assert "iterations: 2" in (run_dir / "config.yaml").read_text()
+    metrics.write_text(first + "\n" + second[:-5])  # a kill tore the last record: it is skipped
+    assert [r["iteration"] for r in read_metrics(run_dir)] == [1]
+
+
 @pytest.mark.parametrize(("sets", "expected"), [
     (["seed=7"], "--set seed: cannot change when resuming"),
     (["hidden=[20, 20]"], "--set hidden: cannot change when resuming"),

@@ -141,6 +141,19 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "not a readable checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["frobnicate"], "argument command: invalid choice: 'frobnicate' (choose from"),
+    (["compare"], "the following arguments are required: RUN_DIR (usage: rl-alphamaml compare --help)"),
+    (["evaluate", "run", "--tasks", "many"], "argument --tasks: invalid int value: 'many'"),
+])
+def test_bad_arguments_are_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], expected: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("rl-alphamaml: error:")
+    assert expected in err, err
+
+
 @pytest.mark.parametrize("case", ["kind_not_a_string", "not_utf8", "run_dir_is_a_file", "run_dir_under_a_file",
                                   "experiment_outside_runs"])
 def test_more_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
