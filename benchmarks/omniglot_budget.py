@@ -59,11 +59,11 @@ def main() -> None:
         train_to(run_dir, config, sets, args.iterations)
         evaluate_once(run_dir, "--tasks", "600", "--steps", "3")
         accuracy = json.loads((run_dir / "eval" / "accuracy.json").read_text())
-        last = read_metrics(run_dir)[-1]
+        records = read_metrics(run_dir)
+        last = records[-1]
         rows.append({
             "run": name, "config": config, "iterations": last_iteration(run_dir),
-            "train_seconds": sum(r.get("time/iteration_s", 0.0) + r.get("time/validation_s", 0.0)
-                                 for r in read_metrics(run_dir)),
+            "train_seconds": sum(r.get("time/iteration_s", 0.0) + r.get("time/validation_s", 0.0) for r in records),
             "accuracy": accuracy, "final_alpha": last["meta/alpha"], "final_beta": last["meta/beta"],
             "command": " ".join(["RL_ALPHAMAML_OMNIGLOT=/path/to/omniglot rl-alphamaml train",
                                  f"configs/{config}.yaml", "--run-dir RUN --set", f"train.iterations={args.iterations}",

@@ -31,9 +31,9 @@ from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.logging import read_metrics
 from rl_alphamaml.runner import prepare_run_dir, set_threads, train
 
+from cli_runs import ROOT, relative
 from maml_paper import PAPER as MAML_PAPER
 
-ROOT = Path(__file__).resolve().parents[1]
 #: returns after 0/1/2/3 gradient steps in the MAML paper, by environment id
 PAPER = {paper["env"]: paper["maml"] for paper in MAML_PAPER.values()}
 
@@ -72,7 +72,7 @@ def main() -> None:
             "first_iteration": {"pre": first["returns/pre_adapt"], "post": first["returns/post_adapt"]},
             "last_iteration": {"pre": last["returns/pre_adapt"], "post": last["returns/post_adapt"]},
             "heldout": summary, "final_alpha": last["meta/alpha"], "final_beta": last["meta/beta"],
-            "paper": PAPER.get(config.env.id), "run_dir": str(run_dir),
+            "paper": PAPER.get(config.env.id), "run_dir": relative(str(run_dir.resolve())),
         })
         print(json.dumps(rows[-1]), flush=True)
     steps = range(args.steps + 1)
