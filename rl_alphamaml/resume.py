@@ -51,7 +51,8 @@ class Change:
 
 def changes(saved: Any, requested: Any, checkpoint_iteration: int) -> list[Change]:
     """The changes from the run's ``saved`` config to the ``requested`` one (its ``--set`` values applied),
-    refusing what a resume cannot change (:class:`~rl_alphamaml.errors.UserError`, every refused key named)."""
+    refusing what a resume cannot change (:class:`~rl_alphamaml.errors.UserError`, every refused key named) and
+    a new rate for a run with no iteration left to use it."""
     before, after = flat_config(saved), flat_config(requested)
     found = [Change(k, before.get(k), v) for k, v in after.items() if before.get(k) != v]
     refused = [c.key for c in found
@@ -66,6 +67,11 @@ def changes(saved: Any, requested: Any, checkpoint_iteration: int) -> list[Chang
         if c.key == "train.iterations" and c.new < checkpoint_iteration:
             raise UserError(f"--set train.iterations={c.new}: the run's newest checkpoint is already at iteration "
                             f"{checkpoint_iteration}")
+    stateful, total = state_changes(found), after["train.iterations"]
+    if stateful and checkpoint_iteration >= total:  # the new α/β would be recorded but never used
+        raise UserError(f"--set {', '.join(stateful)}: the run already finished its {total} iterations, so no "
+                        "iteration would run with the new value; raise train.iterations in the same command "
+                        f"(e.g. --set train.iterations={total + 100})")
     return found
 
 

@@ -194,8 +194,8 @@ def train(
     (:func:`rl_alphamaml.resume.changes`): once the checkpoint is loaded they are put into effect and recorded
     (:func:`rl_alphamaml.resume.apply_changes`) and the run's config is rewritten. A change to α or β is first
     saved into the checkpoint it resumes from, so that a kill before the next checkpoint cannot leave the folder
-    claiming a rate the run would not continue with; on a finished run, where no iteration would use it, it is
-    refused.
+    claiming a rate the run would not continue with (on a finished run :func:`rl_alphamaml.resume.changes`
+    refuses it).
     """
     kind = config.kind
     set_threads(config)
@@ -216,11 +216,6 @@ def train(
             payload = load_checkpoint(latest, kind=kind)
             restore_state(experiment, payload, latest)
             read_metrics(run_dir)  # a damaged record is refused before the folder is touched
-            stateful = state_changes(changes)
-            if stateful and int(payload["iteration"]) >= total:
-                raise UserError(f"--set {', '.join(stateful)}: {run_dir} already finished its {total} iterations, "
-                                "so no iteration would run with the new value; raise train.iterations in the same "
-                                f"command (e.g. --set train.iterations={total + 100})")
         except UserError:
             close_experiment(experiment)
             raise
