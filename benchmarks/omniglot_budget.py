@@ -57,8 +57,7 @@ def main() -> None:
     for name, config in ENTRIES:
         run_dir = RUNS / config
         train_to(run_dir, config, sets, args.iterations)
-        evaluate_once(run_dir, "--tasks", "600", "--steps", "3")
-        accuracy = json.loads((run_dir / "eval" / "accuracy.json").read_text())
+        accuracy = evaluate_once(run_dir, "--tasks", "600", "--steps", "3")["accuracy"]
         records = read_metrics(run_dir)
         last = records[-1]
         rows.append({
