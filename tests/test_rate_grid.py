@@ -75,3 +75,18 @@ def test_the_command_beside_the_tables_gives_back_the_same_settings() -> None:
     assert line.startswith("python benchmarks/rl_rate_grid.py ")
     again = parser.parse_args(shlex.split(line)[2:])
     assert {**vars(again), "processes": 1} == vars(args)  # the number of processes is not a setting
+
+
+def test_same_seed_pairs_compare_run_for_run() -> None:
+    store = grid.GridStore(Path("/nonexistent/grid.json"), settings([0, 1]), fresh=False)
+    for method, alpha, seed, value in (("maml", 0.1, 0, -20.0), ("alpha_maml", 0.1, 0, -12.0),
+                                       ("maml", 0.1, 1, -10.0), ("alpha_maml", 0.1, 1, -14.0),
+                                       ("maml", 1.0, 0, None), ("alpha_maml", 1.0, 0, -11.0),
+                                       ("alpha_maml", 1.0, 1, -30.0)):  # seed 1 of MAML at α 1 not finished
+        store.runs[grid.key(method, alpha, 1e-3, seed)] = record(method, alpha, seed, value, diverged=value is None)
+    assert sorted(grid.pairs(store, 1e-3, floor=-100.0)) == [(-100.0, -11.0), (-20.0, -12.0), (-10.0, -14.0)]
+    assert grid.pairs(store, 0.5, floor=-100.0) == []
+    table = grid.pairs_table(store, grid.Metric("return"), floor=-100.0, good=lambda v: v >= -12.0,
+                             good_text="near best")
+    # 3 pairs, Alpha ahead in 2, mean difference (8 − 4 + 89) / 3 = 31.0; MAML 1 run near best, Alpha 2
+    assert table[-2:] == ["| 0.001 | 3 | 2 | +31.0 | 1 | 2 |", "| all | 3 | 2 | +31.0 | 1 | 2 |"]
