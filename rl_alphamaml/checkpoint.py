@@ -45,9 +45,14 @@ def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
     return stale
 
 
-def save_checkpoint(path: str | Path, kind: str, iteration: int, state: dict[str, Any]) -> Path:
-    """Atomically write ``state`` (tensors and Python scalars only) for ``iteration`` to ``path``."""
+def save_checkpoint(path: str | Path, kind: str, iteration: int, state: dict[str, Any],
+                    record: dict[str, str] | None = None) -> Path:
+    """Atomically write ``state`` (tensors and Python scalars only) for ``iteration`` to ``path``; ``record``:
+    what a resume that changed the rates is about to write to the run folder
+    (:func:`rl_alphamaml.resume.finish_interrupted`)."""
     payload = {"format": FORMAT, "version": VERSION, "kind": kind, "iteration": iteration, "state": state}
+    if record is not None:
+        payload["record"] = record
     return write_atomic(path, lambda f: torch.save(payload, f))
 
 

@@ -75,6 +75,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         config, kind = load_experiment_config(config_path(run_dir), args.set)
         payload = load_checkpoint(latest_checkpoint(run_dir), kind=config.kind)  # fail early if nothing to resume
+        completed = resume.finish_interrupted(run_dir, payload)
+        if completed:
+            print(f"{run_dir}: completed the record of a resume that was killed: {'; '.join(completed)}",
+                  file=sys.stderr)
+            config, kind = load_experiment_config(config_path(run_dir), args.set)
         saved, _ = load_experiment_config(config_path(run_dir))
         changes = resume.changes(saved, config, int(payload["iteration"]))
         return train(config, kind.build, run_dir, resume=True, changes=changes)
