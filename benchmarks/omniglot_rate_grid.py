@@ -37,7 +37,7 @@ import rate_grid as grid
 from cli_runs import OMNIGLOT_HELP, omniglot_root
 
 CONFIG = "omniglot_5w1s_alpha"
-CHANCE = 0.2  # 5-way: what a diverged run counts as
+CHANCE = 0.2  # 5-way: what a run with no finite accuracy counts as
 
 
 def main() -> None:
@@ -77,7 +77,8 @@ def main() -> None:
               "tasks, several: the mean over seeds (lowest … highest seed).", "",
               f"Command: `{grid.command('omniglot_rate_grid.py', args, f'--queries {args.queries}')}`", ""]
     text = grid.tables(store, header, metric, floor=CHANCE,
-                  summary_note="(Percentages; a diverged run counts as chance, 20 %, in these summaries.)",
+                  summary_note="(Percentages; a run with no finite accuracy counts as chance, 20 %, in these "
+                               "summaries.)",
                   good=lambda v: v >= 0.80, good_text="≥ 80 %")
     print("\n" + text)
     (args.out / f"{stem}.md").write_text(text + "\n")

@@ -283,7 +283,8 @@ def tables(store: GridStore, header: list[str], metric: Metric, floor: float, su
             texts.append("—" if not runs else f"{_mean(r['final_alpha'] for r in runs):.3g} / "
                                               f"{_mean(r['final_beta'] for r in runs):.2g}")
         out.append(f"| {a:g} | " + " | ".join(texts) + " |")
-    out += ["", *pairs_table(store, metric, floor, good, good_text)]
+    if table := pairs_table(store, metric, floor, good, good_text):
+        out += ["", *table]
     summary = []
     for method in METHODS:
         scores = [s for a in alphas for b in betas if (s := cell_score(store.cell(method, a, b), floor)) is not None]
@@ -295,7 +296,8 @@ def tables(store: GridStore, header: list[str], metric: Metric, floor: float, su
 
 def pairs(store: GridStore, beta: float | None, floor: float) -> list[tuple[float, float]]:
     """(MAML, Alpha MAML) values of the runs that share a cell and a seed — the same initial model, task
-    stream and starting rates — in column ``beta`` (every column: None); a diverged run counts as ``floor``."""
+    stream and starting rates — in column ``beta`` (every column: None); a run with no finite result counts
+    as ``floor``."""
     def value(record: dict[str, Any]) -> float:
         return record["value"] if record["value"] is not None else floor
 
@@ -310,21 +312,22 @@ def pairs(store: GridStore, beta: float | None, floor: float) -> list[tuple[floa
 
 def pairs_table(store: GridStore, metric: Metric, floor: float, good: Callable[[float], bool],
                 good_text: str) -> list[str]:
-    """Markdown: per initial β (and over the grid), how often Alpha MAML's run beats MAML's run of the same
-    cell and seed, the mean difference, and how many runs of each method are ``good``."""
-    lines = ["**Run for run** (same cell, same seed: Alpha MAML − MAML; a diverged run counts as in the summaries)",
-             "", f"| β₀ | pairs | Alpha MAML ahead | mean difference | MAML runs {good_text} | "
-                 f"Alpha MAML runs {good_text} |", "| --- | --- | --- | --- | --- | --- |"]
+    """Markdown: per initial β and over the grid, in how many same-seed pairs Alpha MAML's run is ahead of
+    MAML's (a tie is not), the mean difference, and how many runs of each method are ``good``; no lines
+    while no pair has finished."""
+    rows = []
     for beta in [*store.settings["betas"], None]:
-        found = pairs(store, beta, floor)
-        if not found:
-            continue
-        difference = _mean(alpha - maml for maml, alpha in found)
-        sign = "+" if difference >= 0 else "−"
-        lines.append(f"| {'all' if beta is None else f'{beta:g}'} | {len(found)} | "
-                     f"{sum(alpha > maml for maml, alpha in found)} | {sign}{metric.show(abs(difference))} | "
-                     f"{sum(good(maml) for maml, _ in found)} | {sum(good(alpha) for _, alpha in found)} |")
-    return lines
+        if found := pairs(store, beta, floor):
+            difference = metric.show(_mean(alpha - maml for maml, alpha in found))
+            signed = f"−{difference[1:]}" if float(difference) < 0 else f"+{difference.lstrip('-')}"  # no "−0.0"
+            rows.append(f"| {'all' if beta is None else f'{beta:g}'} | {len(found)} | "
+                        f"{sum(alpha > maml for maml, alpha in found)} | {signed} | "
+                        f"{sum(good(maml) for maml, _ in found)} | {sum(good(alpha) for _, alpha in found)} |")
+    if not rows:
+        return []
+    return ["**Run for run** (same cell, same seed: Alpha MAML − MAML; a run with no finite result counts as in "
+            "the summaries)", "", f"| β₀ | pairs | Alpha MAML ahead | mean difference | MAML runs {good_text} | "
+            f"Alpha MAML runs {good_text} |", "| --- | --- | --- | --- | --- | --- |", *rows]
 
 
 def heatmap(store: GridStore, path: Path, title: str, metric: Metric, floor: float, label: str, vmin: float,

@@ -186,6 +186,7 @@ def train(
     run_dir: Path,
     resume: bool = False,
     changes: Sequence[Change] = (),
+    completed: Sequence[str] = (),
 ) -> int:
     """Meta-train ``build(config, run_dir)`` for ``config.train.iterations``; returns the exit status.
 
@@ -196,7 +197,7 @@ def train(
     saved into the checkpoint it resumes from, so that a kill before the next checkpoint cannot leave the folder
     claiming a rate the run would not continue with (on a finished run :func:`rl_alphamaml.resume.changes`
     refuses it); a kill right after that save is completed by the next resume
-    (:func:`rl_alphamaml.resume.finish_interrupted`).
+    (:func:`rl_alphamaml.resume.finish_interrupted`), whose ``completed`` lines go to TensorBoard with its own.
     """
     kind = config.kind
     set_threads(config)
@@ -250,8 +251,8 @@ def train(
     if start == 1:
         logger.text("hyperparameters", hparam_table(config))
         logger.hparams(flat_config(config), getattr(experiment, "hparam_metrics", DEFAULT_HPARAM_METRICS))
-    if changed:
-        logger.text("config changes", "\n\n".join(changed), start)
+    if completed or changed:
+        logger.text("config changes", "\n\n".join([*completed, *changed]), start)
 
     def checkpoint(iteration: int) -> Path:
         try:

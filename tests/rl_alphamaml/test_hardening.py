@@ -82,8 +82,9 @@ def test_a_new_rate_survives_a_kill_before_the_next_checkpoint(tmp_path: Path, m
     assert third["iteration"] == 3 and 0.19 < third["meta/alpha"] < 0.21
 
 
-def test_a_kill_between_the_checkpoint_and_config_yaml_is_completed_by_the_next_resume(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("killed_in", ["save_config", "record_changes"])
+def test_a_kill_after_the_checkpoint_took_a_new_rate_is_completed_by_the_next_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], killed_in: str) -> None:
     run_dir = tmp_path / "run"
     train_run(run_dir)
     folder = RunDir(run_dir)
@@ -91,10 +92,11 @@ def test_a_kill_between_the_checkpoint_and_config_yaml_is_completed_by_the_next_
     def killed(*args: object, **kwargs: object) -> object:
         raise KeyboardInterrupt  # stands for SIGKILL
 
-    # killed after the checkpoint took the new α, before config.yaml and changes.log said so
-    monkeypatch.setattr(runner, "save_config", killed)
+    # killed after the checkpoint took the new α, before config.yaml (or changes.log) said so
+    monkeypatch.setattr(runner, killed_in, killed)
     assert main(["train", "--resume", str(run_dir), "--set", "train.iterations=4", "--set", "inner.lr=0.2"]) == 130
-    assert yaml.safe_load(folder.config.read_text())["inner"]["lr"] != 0.2 and not folder.changes.exists()
+    assert (yaml.safe_load(folder.config.read_text())["inner"]["lr"] == 0.2) == (killed_in == "record_changes")
+    assert not folder.changes.exists()
     monkeypatch.undo()
     # the next resume completes those writes first; then (killed before iteration 3) its own change is recorded
     monkeypatch.setattr(runner, "RunLogger", killed)
