@@ -263,8 +263,9 @@ def run_all(store: GridStore, make: Callable[[str, float, float, int], RunSpec],
 
 def tables(store: GridStore, header: list[str], metric: Metric, floor: float, summary_note: str,
            good: Callable[[float], bool], good_text: str) -> str:
-    """Markdown: a table per method (rows α₀, columns β₀), Alpha MAML's final rates (mean over seeds), and
-    per method the mean and worst cell score (:func:`cell_score`) and the cells that are ``good``."""
+    """Markdown: a table per method (rows α₀, columns β₀), Alpha MAML's final rates (mean over seeds), the
+    same-seed pairs (:func:`pairs_table`), and per method the mean and worst cell score (:func:`cell_score`)
+    and the cells that are ``good``."""
     alphas, betas = store.settings["alphas"], store.settings["betas"]
     columns = ["| α₀ \\ β₀ | " + " | ".join(f"{b:g}" for b in betas) + " |", "| --- |" + " --- |" * len(betas)]
     out = list(header)
@@ -282,6 +283,8 @@ def tables(store: GridStore, header: list[str], metric: Metric, floor: float, su
             texts.append("—" if not runs else f"{_mean(r['final_alpha'] for r in runs):.3g} / "
                                               f"{_mean(r['final_beta'] for r in runs):.2g}")
         out.append(f"| {a:g} | " + " | ".join(texts) + " |")
+    if table := pairs_table(store, metric, floor, good, good_text):
+        out += ["", *table]
     summary = []
     for method in METHODS:
         scores = [s for a in alphas for b in betas if (s := cell_score(store.cell(method, a, b), floor)) is not None]
@@ -289,6 +292,42 @@ def tables(store: GridStore, header: list[str], metric: Metric, floor: float, su
             summary.append(f"{LABELS[method]}: mean over cells {metric.show(_mean(scores))}, worst cell "
                            f"{metric.show(min(scores))}, cells {good_text}: {sum(map(good, scores))}/{len(scores)}")
     return "\n".join([*out, "", *summary, "", summary_note])
+
+
+def pairs(store: GridStore, beta: float | None, floor: float) -> list[tuple[float, float]]:
+    """(MAML, Alpha MAML) values of the runs that share a cell and a seed — the same initial model, task
+    stream and starting rates — in column ``beta`` (every column: None); a run with no finite result counts
+    as ``floor``."""
+    def value(record: dict[str, Any]) -> float:
+        return record["value"] if record["value"] is not None else floor
+
+    out = []
+    for a in store.settings["alphas"]:
+        for b in store.settings["betas"] if beta is None else [beta]:
+            alpha_runs = {r["seed"]: r for r in store.cell("alpha_maml", a, b)}
+            out += [(value(r), value(alpha_runs[r["seed"]])) for r in store.cell("maml", a, b)
+                    if r["seed"] in alpha_runs]
+    return out
+
+
+def pairs_table(store: GridStore, metric: Metric, floor: float, good: Callable[[float], bool],
+                good_text: str) -> list[str]:
+    """Markdown: per initial β and over the grid, in how many same-seed pairs Alpha MAML's run is ahead of
+    MAML's (a tie is not), the mean difference, and how many runs of each method are ``good``; no lines
+    while no pair has finished."""
+    rows = []
+    for beta in [*store.settings["betas"], None]:
+        if found := pairs(store, beta, floor):
+            difference = metric.show(_mean(alpha - maml for maml, alpha in found))
+            signed = f"−{difference[1:]}" if float(difference) < 0 else f"+{difference.lstrip('-')}"  # no "−0.0"
+            rows.append(f"| {'all' if beta is None else f'{beta:g}'} | {len(found)} | "
+                        f"{sum(alpha > maml for maml, alpha in found)} | {signed} | "
+                        f"{sum(good(maml) for maml, _ in found)} | {sum(good(alpha) for _, alpha in found)} |")
+    if not rows:
+        return []
+    return ["**Run for run** (same cell, same seed: Alpha MAML − MAML; a run with no finite result counts as in "
+            "the summaries)", "", f"| β₀ | pairs | Alpha MAML ahead | mean difference | MAML runs {good_text} | "
+            f"Alpha MAML runs {good_text} |", "| --- | --- | --- | --- | --- | --- |", *rows]
 
 
 def heatmap(store: GridStore, path: Path, title: str, metric: Metric, floor: float, label: str, vmin: float,

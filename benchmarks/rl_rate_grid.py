@@ -78,8 +78,9 @@ def main() -> None:
               "± 95 % CI over tasks, several: the mean over seeds (lowest … highest seed).", "",
               f"Command: `{grid.command('rl_rate_grid.py', args, f'--config {args.config}', episodes)}`", ""]
     text = grid.tables(store, header, metric, floor,
-                  summary_note=f"(A diverged run counts as the grid's worst return, {floor:.1f}; 'near best' = within "
-                               f"20 % of the best cell's return {best:.1f}, i.e. ≥ {threshold:.1f}.)",
+                  summary_note=f"(A run with no finite return counts as the grid's worst return, {floor:.1f}; "
+                               f"'near best' = within 20 % of the best cell's return {best:.1f}, i.e. "
+                               f"≥ {threshold:.1f}.)",
                   good=lambda v: v >= threshold, good_text="near best")
     print("\n" + text)
     (args.out / f"{stem}.md").write_text(text + "\n")

@@ -35,19 +35,24 @@ def checkpoint_path(run_dir: str | Path, iteration: int) -> Path:
 
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
     """Delete the temporaries that a write killed mid-way (SIGKILL, power loss) left in ``run_dir`` — of its
-    checkpoints, ``config.yaml`` and ``metrics.jsonl`` (:mod:`rl_alphamaml.atomic`); returns them. Call only
-    when no other process writes to the run."""
+    checkpoints, ``config.yaml``, ``metrics.jsonl`` and ``changes.log`` (:mod:`rl_alphamaml.atomic`); returns
+    them. Call only when no other process writes to the run."""
     run = RunDir(run_dir)
-    targets = (checkpoint_dir(run_dir) / "iter_*.pt", run.config, run.metrics)
+    targets = (checkpoint_dir(run_dir) / "iter_*.pt", run.config, run.metrics, run.changes)
     stale = sorted(p for t in targets if t.parent.is_dir() for p in t.parent.glob(temporary(t, "*").name))
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
 
 
-def save_checkpoint(path: str | Path, kind: str, iteration: int, state: dict[str, Any]) -> Path:
-    """Atomically write ``state`` (tensors and Python scalars only) for ``iteration`` to ``path``."""
+def save_checkpoint(path: str | Path, kind: str, iteration: int, state: dict[str, Any],
+                    record: dict[str, str] | None = None) -> Path:
+    """Atomically write ``state`` (tensors and Python scalars only) for ``iteration`` to ``path``; ``record``:
+    what a resume that changed the rates is about to write to the run folder
+    (:func:`rl_alphamaml.resume.finish_interrupted`)."""
     payload = {"format": FORMAT, "version": VERSION, "kind": kind, "iteration": iteration, "state": state}
+    if record is not None:
+        payload["record"] = record
     return write_atomic(path, lambda f: torch.save(payload, f))
 
 

@@ -73,11 +73,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config is not None or args.run_dir is not None:
             raise UserError("--resume RUN_DIR takes no CONFIG and no --run-dir: the run folder holds both")
         run_dir = Path(args.resume)
-        config, kind = load_experiment_config(config_path(run_dir), args.set)
-        payload = load_checkpoint(latest_checkpoint(run_dir), kind=config.kind)  # fail early if nothing to resume
         saved, _ = load_experiment_config(config_path(run_dir))
+        payload = load_checkpoint(latest_checkpoint(run_dir), kind=saved.kind)  # fail early if nothing to resume
+        completed = resume.finish_interrupted(run_dir, payload)  # before the folder is read for --set
+        if completed:
+            print(f"{run_dir}: completed the record of a resume that was killed: {'; '.join(completed)}",
+                  file=sys.stderr)
+            saved, _ = load_experiment_config(config_path(run_dir))
+        config, kind = load_experiment_config(config_path(run_dir), args.set)
         changes = resume.changes(saved, config, int(payload["iteration"]))
-        return train(config, kind.build, run_dir, resume=True, changes=changes)
+        return train(config, kind.build, run_dir, resume=True, changes=changes, completed=completed)
     if args.config is None:
         raise UserError("train needs a CONFIG file (e.g. configs/sinusoid.yaml) or --resume RUN_DIR")
     config, kind = load_experiment_config(Path(args.config), args.set)

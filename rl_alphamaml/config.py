@@ -269,9 +269,14 @@ def load_config(path: str | Path, kinds: Mapping[str, type], overrides: Sequence
     return build_config(data, kinds, str(path), overrides)
 
 
+def config_yaml(config: Any) -> str:
+    """The resolved config (every default filled in) as the YAML text :func:`save_config` writes."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
 def save_config(config: Any, path: str | Path) -> None:
     """Write the resolved config (every default filled in) as YAML."""
-    write_text_atomic(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+    write_text_atomic(path, config_yaml(config))
 
 
 def flat_config(config: Any) -> dict[str, Any]:

@@ -15,6 +15,11 @@ effect. So every key is in one of three groups:
 
 Each applied change is printed, logged to TensorBoard's text tab and appended to ``RUN_DIR/changes.log``
 with the iteration it took effect at.
+
+A new rate is written three times: into the checkpoint the run resumes from, then ``config.yaml``, then
+``changes.log``. The checkpoint goes first and carries what the other two are about to say
+(:func:`folder_record`), so that a kill between the writes leaves a checkpoint from which the next resume
+completes them (:func:`finish_interrupted`) before it reads the folder.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rl_alphamaml.config import flat_config
+from rl_alphamaml.atomic import write_text_atomic
+from rl_alphamaml.config import config_yaml, flat_config
 from rl_alphamaml.errors import UserError
 from rl_alphamaml.meta import MetaOptimizer
 from rl_alphamaml.rundir import RunDir
@@ -97,8 +103,44 @@ def apply_changes(changes: Sequence[Change], meta: MetaOptimizer, iteration: int
 def record_changes(run_dir: Path, lines: Sequence[str]) -> None:
     """Append ``lines`` (from :func:`apply_changes`) to ``RUN_DIR/changes.log``."""
     if lines:
-        with open(RunDir(run_dir).changes, "a") as f:
+        with open(RunDir(run_dir).changes, "a", encoding="utf-8") as f:
             f.write("".join(line + "\n" for line in lines))
+
+
+def folder_record(run_dir: Path, config: Any, lines: Sequence[str]) -> dict[str, str]:
+    """What ``config.yaml`` and ``changes.log`` say before and after a resume's changes (``config``, with the
+    ``lines`` of :func:`apply_changes`) are written: saved in the checkpoint that holds the new rates."""
+    folder = RunDir(run_dir)
+    return {"config_before": folder.config.read_text(encoding="utf-8"), "config": config_yaml(config),
+            "changes": _changes_bytes(run_dir).decode("utf-8") + "".join(f"{x}\n" for x in lines)}
+
+
+def finish_interrupted(run_dir: Path, payload: dict[str, Any]) -> list[str]:
+    """Complete the folder writes of a resume that a kill stopped after it saved its new rates into the
+    checkpoint ``payload`` (:func:`folder_record`); returns the ``changes.log`` lines it wrote.
+
+    It writes only while the folder is still between that resume's before and after — ``changes.log`` a part
+    of what it was to become, ``config.yaml`` the one before or after — so the changes of later resumes
+    (which complete this first, then append) always stand."""
+    record = payload.get("record")
+    if not record:
+        return []
+    folder = RunDir(run_dir)
+    logged, wanted = _changes_bytes(run_dir), record["changes"].encode("utf-8")
+    config = folder.config.read_text(encoding="utf-8")
+    if logged == wanted or not wanted.startswith(logged) or config not in (record["config_before"], record["config"]):
+        return []
+    try:
+        write_text_atomic(folder.config, record["config"])
+        write_text_atomic(folder.changes, record["changes"])
+    except OSError as err:
+        raise UserError(f"cannot write to the run folder {run_dir}: {err.strerror or err}") from None
+    return wanted[len(logged):].decode("utf-8", errors="replace").splitlines()
+
+
+def _changes_bytes(run_dir: Path) -> bytes:
+    changes = RunDir(run_dir).changes
+    return changes.read_bytes() if changes.exists() else b""
 
 
 def state_changes(changes: Sequence[Change]) -> list[str]:

@@ -38,7 +38,7 @@ from rl_alphamaml.config import flat_config, hparam_table, save_config
 from rl_alphamaml.errors import CheckpointError, IterationFailedError, NonFiniteError, UserError
 from rl_alphamaml.logging import RunLogger, read_metrics
 from rl_alphamaml.meta import MetaOptimizer
-from rl_alphamaml.resume import Change, apply_changes, record_changes, state_changes
+from rl_alphamaml.resume import Change, apply_changes, folder_record, record_changes, state_changes
 from rl_alphamaml.rundir import RunDir, file_in_the_way
 
 
@@ -186,6 +186,7 @@ def train(
     run_dir: Path,
     resume: bool = False,
     changes: Sequence[Change] = (),
+    completed: Sequence[str] = (),
 ) -> int:
     """Meta-train ``build(config, run_dir)`` for ``config.train.iterations``; returns the exit status.
 
@@ -195,7 +196,8 @@ def train(
     (:func:`rl_alphamaml.resume.apply_changes`) and the run's config is rewritten. A change to α or β is first
     saved into the checkpoint it resumes from, so that a kill before the next checkpoint cannot leave the folder
     claiming a rate the run would not continue with (on a finished run :func:`rl_alphamaml.resume.changes`
-    refuses it).
+    refuses it); a kill right after that save is completed by the next resume
+    (:func:`rl_alphamaml.resume.finish_interrupted`), whose ``completed`` lines go to TensorBoard with its own.
     """
     kind = config.kind
     set_threads(config)
@@ -227,8 +229,9 @@ def train(
         changed = apply_changes(changes, experiment.meta, start) if changes else []
         if state_changes(changes):
             # α and β live in the checkpoint: the resumed state with its new rates replaces the one it came from
-            # before config.yaml and changes.log say the change is in effect.
-            save_checkpoint(checkpoint_path(run_dir, start - 1), kind, start - 1, experiment.state_dict())
+            # before config.yaml and changes.log say the change is in effect, and carries what they will say.
+            save_checkpoint(checkpoint_path(run_dir, start - 1), kind, start - 1, experiment.state_dict(),
+                            record=folder_record(run_dir, config, changed))
         if changes:
             save_config(config, RunDir(run_dir).config)
             record_changes(run_dir, changed)
@@ -248,8 +251,8 @@ def train(
     if start == 1:
         logger.text("hyperparameters", hparam_table(config))
         logger.hparams(flat_config(config), getattr(experiment, "hparam_metrics", DEFAULT_HPARAM_METRICS))
-    if changed:
-        logger.text("config changes", "\n\n".join(changed), start)
+    if completed or changed:
+        logger.text("config changes", "\n\n".join([*completed, *changed]), start)
 
     def checkpoint(iteration: int) -> Path:
         try:

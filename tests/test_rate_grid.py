@@ -75,3 +75,27 @@ def test_the_command_beside_the_tables_gives_back_the_same_settings() -> None:
     assert line.startswith("python benchmarks/rl_rate_grid.py ")
     again = parser.parse_args(shlex.split(line)[2:])
     assert {**vars(again), "processes": 1} == vars(args)  # the number of processes is not a setting
+
+
+def test_same_seed_pairs_compare_run_for_run() -> None:
+    store = grid.GridStore(Path("/nonexistent/grid.json"), {**settings([0, 1]), "betas": [1e-3, 1e-2]}, fresh=False)
+    for method, alpha, beta, seed, value in (
+            ("maml", 0.1, 1e-3, 0, -20.0), ("alpha_maml", 0.1, 1e-3, 0, -12.0),
+            ("maml", 0.1, 1e-3, 1, -10.0), ("alpha_maml", 0.1, 1e-3, 1, -14.0),
+            ("maml", 1.0, 1e-3, 0, None), ("alpha_maml", 1.0, 1e-3, 0, -11.0),
+            ("alpha_maml", 1.0, 1e-3, 1, -30.0),  # its MAML run has not finished: no pair
+            ("maml", 0.1, 1e-2, 0, -11.0), ("alpha_maml", 0.1, 1e-2, 0, -13.0),
+            ("maml", 1.0, 1e-2, 1, -12.0)):  # its Alpha-MAML run has not finished: no pair
+        store.runs[grid.key(method, alpha, beta, seed)] = {**record(method, alpha, seed, value, diverged=value is None),
+                                                           "beta0": beta}
+    assert sorted(grid.pairs(store, 1e-3, floor=-100.0)) == [(-100.0, -11.0), (-20.0, -12.0), (-10.0, -14.0)]
+    assert grid.pairs(store, 1e-2, floor=-100.0) == [(-11.0, -13.0)]
+    assert len(grid.pairs(store, None, floor=-100.0)) == 4
+    table = grid.pairs_table(store, grid.Metric("return"), floor=-100.0, good=lambda v: v >= -12.0,
+                             good_text="near best")
+    # β₀ 1e-3: Alpha ahead in 2 of 3, mean difference (8 − 4 + 89) / 3 = +31.0, MAML 1 run near best, Alpha 2;
+    # β₀ 1e-2: behind by 2.0; over the grid (8 − 4 + 89 − 2) / 4 = +22.75
+    assert table[-3:] == ["| 0.001 | 3 | 2 | +31.0 | 1 | 2 |", "| 0.01 | 1 | 0 | −2.0 | 1 | 0 |",
+                          "| all | 4 | 2 | +22.8 | 2 | 2 |"]
+    assert grid.pairs_table(grid.GridStore(Path("/nonexistent/grid.json"), settings([0]), fresh=False),
+                            grid.Metric("return"), floor=-100.0, good=bool, good_text="good") == []

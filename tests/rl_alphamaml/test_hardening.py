@@ -82,6 +82,42 @@ def test_a_new_rate_survives_a_kill_before_the_next_checkpoint(tmp_path: Path, m
     assert third["iteration"] == 3 and 0.19 < third["meta/alpha"] < 0.21
 
 
+@pytest.mark.parametrize("killed_in", ["save_config", "record_changes"])
+def test_a_kill_after_the_checkpoint_took_a_new_rate_is_completed_by_the_next_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], killed_in: str) -> None:
+    run_dir = tmp_path / "run"
+    train_run(run_dir)
+    folder = RunDir(run_dir)
+
+    def killed(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt  # stands for SIGKILL
+
+    # killed after the checkpoint took the new α, before config.yaml (or changes.log) said so
+    monkeypatch.setattr(runner, killed_in, killed)
+    assert main(["train", "--resume", str(run_dir), "--set", "train.iterations=4", "--set", "inner.lr=0.2"]) == 130
+    assert (yaml.safe_load(folder.config.read_text())["inner"]["lr"] == 0.2) == (killed_in == "record_changes")
+    assert not folder.changes.exists()
+    monkeypatch.undo()
+    # the next resume completes those writes first; then (killed before iteration 3) its own change is recorded
+    monkeypatch.setattr(runner, "RunLogger", killed)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--set", "train.iterations=5"]) == 130
+    assert "completed the record of a resume that was killed: iteration 3: inner.lr 0.01 -> 0.2" in \
+        capsys.readouterr().err
+    saved = yaml.safe_load(folder.config.read_text())
+    assert saved["inner"]["lr"] == 0.2 and saved["train"]["iterations"] == 5
+    assert [line.split(" (")[0] for line in folder.changes.read_text().splitlines()] == [
+        "iteration 3: inner.lr 0.01 -> 0.2", "iteration 3: train.iterations 2 -> 4",
+        "iteration 3: train.iterations 4 -> 5"]
+    monkeypatch.undo()
+    # the checkpoint's record is older than the folder now: it is not written again over the later change
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    assert yaml.safe_load(folder.config.read_text())["train"]["iterations"] == 5
+    assert len(folder.changes.read_text().splitlines()) == 3
+    records = read_metrics(run_dir)
+    assert [r["iteration"] for r in records] == [1, 2, 3, 4, 5] and 0.19 < records[2]["meta/alpha"] < 0.21
+
+
 def test_a_new_rate_for_a_finished_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
     train_run(run_dir)
