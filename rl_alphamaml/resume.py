@@ -101,18 +101,17 @@ def apply_changes(changes: Sequence[Change], meta: MetaOptimizer, iteration: int
 
 
 def record_changes(run_dir: Path, lines: Sequence[str]) -> None:
-    """Append ``lines`` (from :func:`apply_changes`) to ``RUN_DIR/changes.log``."""
+    """Add ``lines`` (from :func:`apply_changes`) to ``RUN_DIR/changes.log`` (rewritten atomically: a kill
+    leaves the old log or the new one)."""
     if lines:
-        with open(RunDir(run_dir).changes, "a", encoding="utf-8") as f:
-            f.write("".join(line + "\n" for line in lines))
+        write_text_atomic(RunDir(run_dir).changes, _changes_after(run_dir, lines))
 
 
 def folder_record(run_dir: Path, config: Any, lines: Sequence[str]) -> dict[str, str]:
     """What ``config.yaml`` and ``changes.log`` say before and after a resume's changes (``config``, with the
     ``lines`` of :func:`apply_changes`) are written: saved in the checkpoint that holds the new rates."""
-    folder = RunDir(run_dir)
-    return {"config_before": folder.config.read_text(encoding="utf-8"), "config": config_yaml(config),
-            "changes": _changes_bytes(run_dir).decode("utf-8") + "".join(f"{x}\n" for x in lines)}
+    return {"config_before": RunDir(run_dir).config.read_text(encoding="utf-8"), "config": config_yaml(config),
+            "changes": _changes_after(run_dir, lines)}
 
 
 def finish_interrupted(run_dir: Path, payload: dict[str, Any]) -> list[str]:
@@ -126,21 +125,22 @@ def finish_interrupted(run_dir: Path, payload: dict[str, Any]) -> list[str]:
     if not record:
         return []
     folder = RunDir(run_dir)
-    logged, wanted = _changes_bytes(run_dir), record["changes"].encode("utf-8")
+    logged, wanted = _changes_after(run_dir, []), record["changes"]
     config = folder.config.read_text(encoding="utf-8")
     if logged == wanted or not wanted.startswith(logged) or config not in (record["config_before"], record["config"]):
         return []
     try:
         write_text_atomic(folder.config, record["config"])
-        write_text_atomic(folder.changes, record["changes"])
+        write_text_atomic(folder.changes, wanted)
     except OSError as err:
         raise UserError(f"cannot write to the run folder {run_dir}: {err.strerror or err}") from None
-    return wanted[len(logged):].decode("utf-8", errors="replace").splitlines()
+    return wanted[len(logged):].splitlines()
 
 
-def _changes_bytes(run_dir: Path) -> bytes:
+def _changes_after(run_dir: Path, lines: Sequence[str]) -> str:
+    """``changes.log``'s text with ``lines`` added."""
     changes = RunDir(run_dir).changes
-    return changes.read_bytes() if changes.exists() else b""
+    return (changes.read_text(encoding="utf-8") if changes.exists() else "") + "".join(f"{x}\n" for x in lines)
 
 
 def state_changes(changes: Sequence[Change]) -> list[str]:
