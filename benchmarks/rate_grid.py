@@ -291,7 +291,12 @@ def tables(store: GridStore, header: list[str], metric: Metric, floor: float, su
         if scores:
             summary.append(f"{LABELS[method]}: mean over cells {metric.show(_mean(scores))}, worst cell "
                            f"{metric.show(min(scores))}, cells {good_text}: {sum(map(good, scores))}/{len(scores)}")
-    return "\n".join([*out, "", *summary, "", summary_note])
+    seconds = {seed: sum(r["total_seconds"] for r in store.runs.values() if r["seed"] == seed)
+               for seed in store.settings["seeds"]}
+    run_time = ("Run time (every run's `total_seconds`, summed): "
+                + ", ".join(f"seed {seed} {s / 60:.1f} min" for seed, s in seconds.items())
+                + f"; {sum(seconds.values()) / 60:.1f} min in all.")
+    return "\n".join([*out, "", *summary, "", summary_note, "", run_time])
 
 
 def pairs(store: GridStore, beta: float | None, floor: float) -> list[tuple[float, float]]:
