@@ -43,25 +43,44 @@ from rl_alphamaml.rendering import Clip
 
 @dataclasses.dataclass
 class EnvConfig:
-    """The task family: a registered id (``rl_alphamaml/HalfCheetahVel-v0``), an optional horizon, and for the
-    navigation families an optional ``goal_tolerance`` that ends an episode at the goal (the references' 0.01)."""
+    """The task family: a registered id (``rl_alphamaml/HalfCheetahVel-v0``), an optional horizon; for the
+    navigation families an optional ``goal_tolerance`` that ends an episode at the goal (the references' 0.01);
+    for the Ant families the simulator ``model`` (``v5``: gymnasium's Ant-v5; ``maml2017``: the Ant the MAML
+    paper ran, see :mod:`envs.ant`) and ``terminate_when_unhealthy`` (null: the model's default); for the MuJoCo
+    families ``task_in_observation``, the MAML paper's oracle (with ``inner.steps: 0``: a policy told its task)."""
 
     id: str = ranged("rl_alphamaml/Navigation2D-v0", doc="the task family: a registered id, full or short")
     horizon: int | None = ranged(None, min=1, doc="episode length; null: the family's (MAML-RL's) horizon")
     goal_tolerance: float | None = ranged(None, min=0.0, min_exclusive=True,
                                           doc="navigation: end an episode within this distance of the goal")
+    model: Literal["v5", "maml2017"] | None = ranged(
+        None, doc="Ant: the simulator model, v5 (gymnasium's Ant-v5) or maml2017 (the MAML paper's); null: v5")
+    terminate_when_unhealthy: bool | None = ranged(
+        None, doc="Ant: end an episode when the torso leaves z in [0.2, 1]; null: the model's default")
+    task_in_observation: bool = ranged(
+        False, doc="MuJoCo families: append the task to the observation (the MAML paper's oracle)")
 
     def validate(self) -> None:
         try:
             self.id = envs.resolve_id(self.id)
         except envs.UnknownEnvError as err:
             raise ValueError(f"id: {err}") from None
-        if self.goal_tolerance is not None and not issubclass(envs.family_class(self.id), envs.Navigation2DEnv):
+        family = envs.family_class(self.id)
+        if self.goal_tolerance is not None and not issubclass(family, envs.Navigation2DEnv):
             raise ValueError(f"goal_tolerance: applies to the navigation families, not {self.id}")
+        for name in ("model", "terminate_when_unhealthy"):
+            if getattr(self, name) is not None and not issubclass(family, envs.ant.ANT_FAMILIES):
+                raise ValueError(f"{name}: applies to the Ant families, not {self.id}")
+        if self.task_in_observation and not issubclass(family, envs.mujoco_family.MujocoFamily):
+            raise ValueError(f"task_in_observation: applies to the MuJoCo families, not {self.id}")
 
     def kwargs(self) -> dict[str, Any]:
         """The family's constructor arguments this config sets (for ``envs.make`` and ``envs.BatchedEnv``)."""
-        return {} if self.goal_tolerance is None else {"goal_tolerance": self.goal_tolerance}
+        names = ("goal_tolerance", "model", "terminate_when_unhealthy")
+        kwargs = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        if self.task_in_observation:
+            kwargs["task_in_observation"] = True
+        return kwargs
 
 
 @dataclasses.dataclass

@@ -171,13 +171,7 @@ def bench_batch_persistent(env_id: str, n: int, horizon: int, threads: int, seed
         backend.batch = mjbatch.Batch(benv.family.model, n, nthread=threads, persistent=True)
         benv.family.batch_setup(backend.batch)
         b = backend.batch
-        needs = benv.family._contact_forces
-        backend.views = SimViews(
-            b.bind("qpos"),
-            b.bind("qvel"),
-            b.bind("xpos") if needs else backend.views.xpos,
-            b.bind("cfrc_ext") if needs else backend.views.cfrc_ext,
-        )
+        backend.views = benv.family.sim_views(b.bind, n)
         backend.ctrl = b.bind("ctrl")
         tasks = benv.sample_tasks(n, rng)
         start = time.perf_counter()
@@ -199,6 +193,7 @@ class _DataLoop:
         m = self.model
         self.qpos, self.qvel = np.empty((n, m.nq)), np.empty((n, m.nv))
         self.xpos, self.cfrc = np.empty((n, m.nbody, 3)), np.empty((n, m.nbody, 6))
+        self.unused = np.zeros((n, m.nbody, 9)), np.zeros((n, m.nbody, 3)), np.zeros((n, m.nbody, 3))
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
         self.chunks = np.array_split(np.arange(n), threads)
 
@@ -224,7 +219,7 @@ class _DataLoop:
         self._gather(ids)
 
     def step(self, actions: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        v = SimViews(self.qpos, self.qvel, self.xpos, self.cfrc)
+        v = SimViews(self.qpos, self.qvel, self.xpos, self.cfrc, *self.unused)  # the v5 families' outputs
         before = self.family.pre_step(v)
         if self.pool is None:
             self._run(np.arange(self.n), actions)

@@ -23,7 +23,7 @@ References:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -137,8 +137,14 @@ def mujoco_warnings_to_python() -> Iterator[None]:
 _RNE_SITE = "rl_alphamaml_rne_trigger"
 
 
-def load_model(xml_path: str, *, contact_forces: bool = False) -> mujoco.MjModel:
-    """Compile a gymnasium v5 MuJoCo model, optionally with a force-sensor trigger.
+def load_model(
+    xml_path: str, *, contact_forces: bool = False, edit: Callable[[mujoco.MjSpec], None] | None = None
+) -> mujoco.MjModel:
+    """Compile a gymnasium v5 MuJoCo model, optionally edited and with a force-sensor trigger.
+
+    ``edit(spec)``, if given, changes the parsed model (``mujoco.MjSpec``) before it is compiled: this is
+    how a family builds another simulator model of the same robot (e.g. the MAML paper's Ant,
+    :mod:`envs.ant`) from gymnasium's file instead of shipping a copy of it.
 
     With ``contact_forces=True`` an accelerometer is attached to a massless site on body 1. Its
     only purpose is that MuJoCo then runs ``mj_rnePostConstraint`` inside every ``mj_step``
@@ -148,6 +154,8 @@ def load_model(xml_path: str, *, contact_forces: bool = False) -> mujoco.MjModel
     dynamics: ``qpos``/``qvel`` trajectories are bit-identical with and without it.
     """
     spec = mujoco.MjSpec.from_file(xml_path)
+    if edit is not None:
+        edit(spec)
     if contact_forces:
         body = spec.bodies[1]
         body.add_site(name=_RNE_SITE)

@@ -48,7 +48,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from mujoco import batch as mjbatch
 
-from envs.mujoco_family import MujocoFamily, SimViews
+from envs.mujoco_family import MujocoFamily
 from envs.navigation import Navigation2DEnv
 from envs.registry import horizon_of, make_unwrapped, resolve_id
 from envs.tasks import Task
@@ -81,20 +81,14 @@ class _MujocoBackend:
         self.n = n_slots
         self.batch = mjbatch.Batch(family.model, n_slots, nthread=n_threads)
         family.batch_setup(self.batch)
-        b = self.batch
-        needs_bodies = family._contact_forces
-        nbody = family.model.nbody
-        self.views = SimViews(
-            qpos=b.bind("qpos"),
-            qvel=b.bind("qvel"),
-            # outputs are copied out after every call, so bind them only when the kernels read them
-            xpos=b.bind("xpos") if needs_bodies else np.zeros((n_slots, nbody, 3)),
-            cfrc_ext=b.bind("cfrc_ext") if needs_bodies else np.zeros((n_slots, nbody, 6)),
-        )
-        self.ctrl = b.bind("ctrl")
+        # outputs are copied out after every call, so only those the kernels read are bound
+        self.views = family.sim_views(self.batch.bind, n_slots)
+        self.ctrl = self.batch.bind("ctrl")
         self.frame_skip = int(family.frame_skip)
+        # mjSTAGE_ACC: mj_forward at the new state after the step, as the single env does when asked
+        self.stage = int(mujoco.mjtStage.mjSTAGE_ACC if family.forward_after_step else mujoco.mjtStage.mjSTAGE_NONE)
 
-    def reset(self, tasks: Sequence[Task], rngs: Sequence[np.random.Generator]) -> np.ndarray:
+    def reset(self, tasks: Sequence[Task], rngs: Sequence[np.random.Generator], params: np.ndarray) -> np.ndarray:
         fam, b = self.family, self.batch
         fam.batch_apply_tasks(b, np.arange(self.n), tasks)
         # mj_resetData on every row (time, ctrl, warm start, ... back to the model's defaults)
@@ -106,7 +100,7 @@ class _MujocoBackend:
         self.views.qpos[...] = qpos
         self.views.qvel[...] = qvel
         b.forward()  # as gymnasium's set_state: mj_forward at the initial state
-        return fam.observe(self.views)
+        return fam.observation(self.views, params)
 
     def step(
         self, actions: np.ndarray, params: np.ndarray, ids: np.ndarray | None
@@ -114,8 +108,8 @@ class _MujocoBackend:
         fam, v = self.family, self.views
         before = fam.pre_step(v)
         self.ctrl[...] = actions
-        self.batch.step(ids, nstep=self.frame_skip)
-        obs = fam.observe(v)
+        self.batch.step(ids, nstep=self.frame_skip, stage=self.stage)
+        obs = fam.observation(v, params)
         reward, terminated, terms = fam.transition(v, before, actions, params)
         return obs, reward, terminated, terms
 
@@ -128,7 +122,7 @@ class _NavigationBackend:
         self.n = n_slots
         self.state = family.initial_state(n_slots)
 
-    def reset(self, tasks: Sequence[Task], rngs: Sequence[np.random.Generator]) -> np.ndarray:
+    def reset(self, tasks: Sequence[Task], rngs: Sequence[np.random.Generator], params: np.ndarray) -> np.ndarray:
         self.state = self.family.initial_state(self.n)
         return self.family.observe(self.state)
 
@@ -275,9 +269,10 @@ class BatchedEnv:
         slot_tasks = tuple(checked[i // per_task] for i in range(self.n_slots))
         self._seed(seeds)
         rngs = [self._rng(i) for i in range(self.n_slots)]
-        obs = self._backend.reset(slot_tasks, rngs)
+        params = self.family.task_params(slot_tasks)
+        obs = self._backend.reset(slot_tasks, rngs, params)
         self._tasks = slot_tasks
-        self._params = self.family.task_params(slot_tasks)
+        self._params = params
         self._active[:] = True
         self._t = 0
         self._obs = obs

@@ -53,6 +53,7 @@ class _HalfCheetahFamily(MujocoFamily[TaskT], HalfCheetahEnv):  # type: ignore[m
         height: int = 480,
         camera_id: int | None = None,
         camera_name: str | None = None,
+        task_in_observation: bool = False,
     ) -> None:
         HalfCheetahEnv.__init__(
             self,
@@ -64,6 +65,7 @@ class _HalfCheetahFamily(MujocoFamily[TaskT], HalfCheetahEnv):  # type: ignore[m
             camera_name=camera_name,
         )
         self._init_family()
+        self._init_task_observation(task_in_observation)
         self._init_task(task)
 
     def _init_family(self) -> None:

@@ -11,22 +11,35 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import mujoco
 import numpy as np
+from gymnasium.spaces import Box
 
 from envs.base import TaskFamily, load_model
 from envs.tasks import Task
 
-__all__ = ["MujocoFamily", "SimViews"]
+__all__ = ["SIM_OUTPUTS", "MujocoFamily", "SimViews"]
 
 TaskT = TypeVar("TaskT", bound=Task)
 
 
 class SimViews(NamedTuple):
-    """Live views of the simulator arrays the kernels read, each with a leading batch axis."""
+    """Live views of the simulator arrays the kernels read, each with a leading batch axis.
+
+    ``qpos`` and ``qvel`` are state; the rest are outputs of the simulator, filled only for the fields a
+    family lists in :attr:`MujocoFamily.sim_outputs` (zeros otherwise, so that the batched backend
+    copies out only what the kernels read).
+    """
 
     qpos: np.ndarray  # (n, nq)
     qvel: np.ndarray  # (n, nv)
     xpos: np.ndarray  # (n, nbody, 3)
     cfrc_ext: np.ndarray  # (n, nbody, 6)
+    xmat: np.ndarray  # (n, nbody, 9)
+    subtree_com: np.ndarray  # (n, nbody, 3)
+    subtree_linvel: np.ndarray  # (n, nbody, 3)
+
+
+#: the simulator outputs a kernel may read, with their trailing shapes (per body)
+SIM_OUTPUTS: dict[str, int] = {"xpos": 3, "cfrc_ext": 6, "xmat": 9, "subtree_com": 3, "subtree_linvel": 3}
 
 
 class MujocoFamily(TaskFamily[TaskT]):
@@ -37,6 +50,14 @@ class MujocoFamily(TaskFamily[TaskT]):
 
     #: add the force-sensor trigger so that ``cfrc_ext`` is computed inside ``mj_step``
     _contact_forces: ClassVar[bool] = False
+    #: the simulator outputs (keys of :data:`SIM_OUTPUTS`) the kernels read
+    sim_outputs: frozenset[str] = frozenset()
+    #: run ``mj_forward`` after each control step, so that the outputs describe the new state (the MAML
+    #: paper's rllab environments do); otherwise they are those ``mj_step`` computed before its last substep
+    forward_after_step: bool = False
+    #: append the task's parameters (:meth:`task_params`) to every observation: the oracle of the MAML paper
+    #: (cbfinn/maml_rl's ``*_oracle.py`` environments), a policy that is told its task instead of adapting
+    task_in_observation: bool = False
 
     # attributes provided by gymnasium's MujocoEnv
     model: mujoco.MjModel
@@ -54,7 +75,7 @@ class MujocoFamily(TaskFamily[TaskT]):
 
     # -- simulation (overrides of gymnasium's MujocoEnv) ------------------------------------
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
-        model = load_model(self.fullpath, contact_forces=self._contact_forces)
+        model = load_model(self.fullpath, contact_forces=self._contact_forces, edit=self.edit_spec)
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
         return model, mujoco.MjData(model)
@@ -65,11 +86,26 @@ class MujocoFamily(TaskFamily[TaskT]):
         # backend reproduces exactly.
         self.data.ctrl[:] = ctrl
         mujoco.mj_step(self.model, self.data, nstep=n_frames)
+        if self.forward_after_step:
+            mujoco.mj_forward(self.model, self.data)
+
+    def edit_spec(self, spec: mujoco.MjSpec) -> None:
+        """Change gymnasium's model before it is compiled (see :func:`envs.base.load_model`); none by default."""
 
     def views(self) -> SimViews:
         """This environment's simulator arrays as a batch of one (live views, no copies)."""
         d = self.data
-        return SimViews(d.qpos[None], d.qvel[None], d.xpos[None], d.cfrc_ext[None])
+        return self.sim_views(lambda name: getattr(d, name)[None], 1)
+
+    def sim_views(self, bind: Callable[[str], np.ndarray], n: int) -> SimViews:
+        """The views of ``n`` simulations whose field ``name`` is ``bind(name)``, shaped ``(n, ...)``;
+        the outputs this family does not read are zeros."""
+        nbody = self.model.nbody
+        outputs = {
+            name: bind(name).reshape(n, nbody, width) if name in self.sim_outputs else np.zeros((n, nbody, width))
+            for name, width in SIM_OUTPUTS.items()
+        }
+        return SimViews(qpos=bind("qpos"), qvel=bind("qvel"), **outputs)
 
     def sample_initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Gymnasium v5's reset distribution: qpos0 + U(±s), qvel = s·N(0, 1), s = reset noise."""
@@ -84,7 +120,21 @@ class MujocoFamily(TaskFamily[TaskT]):
         return self._get_obs()
 
     def _get_obs(self) -> np.ndarray:
-        return self.observe(self.views())[0]
+        return self.observation(self.views(), self._params[None])[0]
+
+    def _init_task_observation(self, task_in_observation: bool) -> None:
+        """Apply ``task_in_observation`` (families call it once the simulator and the task range exist)."""
+        self.task_in_observation = bool(task_in_observation)
+        if self.task_in_observation:
+            k = self.task_params([self.default_task()]).shape[1]
+            size = self.observation_space.shape[0] + k
+            self.observation_space = Box(low=-np.inf, high=np.inf, shape=(size,), dtype=np.float64)
+
+    def observation(self, v: SimViews, params: np.ndarray) -> np.ndarray:
+        """Observations ``(n, obs_dim)``: :meth:`observe`, followed by the tasks' ``params`` when
+        ``task_in_observation``."""
+        obs = self.observe(v)
+        return np.concatenate((obs, params), axis=1) if self.task_in_observation else obs
 
     def _get_reset_info(self) -> dict[str, Any]:
         return {"task": self._task}
@@ -106,7 +156,7 @@ class MujocoFamily(TaskFamily[TaskT]):
         v = self.views()
         before = self.pre_step(v)
         self._step_mujoco_simulation(a, self.frame_skip)
-        obs = self.observe(v)[0]
+        obs = self.observation(v, self._params[None])[0]
         reward, terminated, terms = self.transition(v, before, a[None], self._params[None])
         info: dict[str, Any] = {k: float(x[0]) for k, x in terms.items()}
         info["task"] = self._task

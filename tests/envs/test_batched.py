@@ -71,6 +71,22 @@ def test_batched_transitions_equal_gymnasium_over_full_episodes(env_id: str) -> 
     assert result["lengths"] == [envs.horizon_of(env_id)] * 3
 
 
+@pytest.mark.parametrize("env_id", [i for i in envs.FAMILY_IDS if "/Ant" in i])
+def test_batched_transitions_equal_gymnasium_on_the_paper_ant(env_id: str) -> None:
+    # the MAML paper's Ant: an mj_forward after every step, one substep, termination on (σ = 1 actions end
+    # some episodes early), the observation and rewards read from the centre of mass
+    result = _compare_with_gymnasium(env_id, n=4, model="maml2017")
+    assert result["max_diff"] == 0.0 and len(result["lengths"]) == 4 and min(result["lengths"]) < 200
+
+
+@pytest.mark.parametrize(("env_id", "kwargs"),
+                         [("HalfCheetahRandParams-v0", {}), ("AntGoal-v0", {"model": "maml2017"})])
+def test_batched_transitions_equal_gymnasium_with_the_task_in_the_observation(env_id: str,
+                                                                              kwargs: dict[str, Any]) -> None:
+    result = _compare_with_gymnasium(env_id, n=3, task_in_observation=True, **kwargs)
+    assert result["max_diff"] == 0.0
+
+
 def test_batched_termination_matches_gymnasium_and_freezes_ended_slots() -> None:
     # Gaussian actions make the ant jump above z = 1: slots end at different steps
     result = _compare_with_gymnasium("AntDir-v0", n=4, terminate_when_unhealthy=True)
