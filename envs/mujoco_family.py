@@ -70,6 +70,7 @@ class MujocoFamily(TaskFamily[TaskT]):
     init_qvel: np.ndarray
     np_random: np.random.Generator
     render_mode: str | None
+    observation_space: Box
     _reset_noise_scale: float
     set_state: Callable[[np.ndarray, np.ndarray], None]
 
