@@ -31,6 +31,9 @@ Example::
     obs = benv.reset(tasks, seeds=0)                              # 20 slots per task
     obs, reward, terminated, truncated = benv.step(np.zeros((800, benv.act_dim)))
 
+A family of your own is a subclass of one of these classes registered with :func:`register_family`
+(``examples/custom_task_family.py``).
+
 References:
     [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
         ICML 2017. https://arxiv.org/abs/1703.03400
@@ -50,6 +53,7 @@ from envs.registry import (
     make,
     make_unwrapped,
     register_families,
+    register_family,
     resolve_id,
 )
 from envs.tasks import (
@@ -95,6 +99,7 @@ __all__ = [
     "make",
     "make_unwrapped",
     "register_families",
+    "register_family",
     "resolve_id",
     "task_from_dict",
     "task_from_json",
