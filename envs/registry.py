@@ -165,7 +165,7 @@ def register_family(env_id: str, env_class: type, max_episode_steps: int) -> str
         del gymnasium.registry[full]  # replacing our own earlier registration, without gymnasium's warning
     elif full in gymnasium.registry:
         raise ValueError(f"{full!r} is already registered with gymnasium by something else")
-    gymnasium.register(id=full, entry_point=env_class, max_episode_steps=max_episode_steps,
-                       disable_env_checker=True)
+    creator: Any = env_class  # a class is a valid entry point; gymnasium's EnvCreator protocol types only **kwargs
+    gymnasium.register(id=full, entry_point=creator, max_episode_steps=max_episode_steps, disable_env_checker=True)
     _USER_FAMILIES[full] = (env_class, max_episode_steps)
     return full
