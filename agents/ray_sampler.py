@@ -82,9 +82,11 @@ class RolloutWorker:
         return self.envs[num_tasks]
 
     def set_policy(self, policy: GaussianMLPPolicy) -> None:
+        """The policy module to evaluate (its architecture; the parameters come with every sample call)."""
         self.policy = policy
 
     def pid(self) -> int:
+        """This worker's process id (for tests and diagnostics)."""
         return os.getpid()
 
     def node_id(self) -> str:
@@ -183,6 +185,7 @@ class RaySampler:
         return self._actor_cls.remote(self.env_id, self.episodes, self.horizon_arg, self.threads, self.env_kwargs)
 
     def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]:
+        """``n`` tasks (default: ``num_tasks``) from the family's distribution, drawn here with ``rng``."""
         return self._probe.sample_tasks(self.num_tasks if n is None else n, rng)
 
     def _send_policy(self, workers: Sequence[Any]) -> None:

@@ -309,7 +309,7 @@ def trpo_step(
     accept_ratio: float = 0.0,
     old_loss: float | None = None,
 ) -> tuple[Tensor, LineSearchResult]:
-    """One TRPO update on flat parameters: CG on H s = −g, scale to the KL boundary, line search.
+    """One TRPO update [1] on flat parameters: CG on H s = −g, scale to the KL boundary, line search.
 
     Args:
         loss_grad: flat gradient g of the surrogate loss at ``params``.

@@ -38,7 +38,7 @@ __all__ = ["Navigation2DEnv", "Navigation2DSparseEnv"]
 
 
 class Navigation2DEnv(GoalTasks, gym.Env, utils.EzPickle):
-    """Navigation2D: reach a goal in the plane; reward ``−‖p − g‖₂`` after the move.
+    """Navigation2D [1, §5.3]: reach a goal in the plane; reward ``−‖p − g‖₂`` after the move.
 
     Task ``g ~ U[low, high]²``, by default U[−0.5, 0.5]². Actions are clipped to ±0.1 (the
     action space is ``Box(−0.1, 0.1, (2,))``). ``render_mode="rgb_array"`` draws the goal
