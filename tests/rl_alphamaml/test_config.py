@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rl_alphamaml.cli import KIND_MODULES, experiment_kind, load_experiment_config, main
+from rl_alphamaml.cli import KIND_MODULES, config_markdown, experiment_kind, load_experiment_config, main
 from rl_alphamaml.config import FieldInfo, describe, save_config
 from rl_alphamaml.errors import ConfigError
 
@@ -111,3 +111,10 @@ def test_the_readme_config_table_matches_the_configs() -> None:
             listed.add(key)
     unlisted = sorted(k for k in kinds["rl"] | shared if k not in listed and k not in ("kind", "experiment", "seed"))
     assert not unlisted, f"keys missing from the README's config table: {unlisted}"
+
+
+def test_config_markdown_keeps_five_columns_when_a_type_has_a_bar() -> None:
+    for kind in KIND_MODULES:
+        for line in config_markdown(kind).splitlines():
+            assert len(re.split(r"(?<!\\)\|", line)) == 7, line  # | five cells |
+    assert "| `env.model` | 'v5' \\| 'maml2017' \\| null | None |" in config_markdown("rl")
