@@ -131,12 +131,16 @@ class RaySampler:
     """Drop-in for :class:`agents.sampler.Sampler` that steps the slots on Ray actors.
 
     Args:
-        env_id, num_tasks, episodes, horizon, env_kwargs: as for :class:`agents.sampler.Sampler`.
+        env_id: as for :class:`agents.sampler.Sampler`.
+        num_tasks: as for :class:`agents.sampler.Sampler`.
+        episodes: as for :class:`agents.sampler.Sampler`.
+        horizon: as for :class:`agents.sampler.Sampler`.
         address: an existing cluster (``"auto"`` or ``"HOST:PORT"``, as for ``ray.init``); ``None``
             starts a local Ray instance (or joins the one this process already started).
         workers: actors; ``0`` means one per CPU of the cluster. Never more than ``num_tasks``.
         threads: MuJoCo batch threads per actor (each actor reserves that many CPUs).
         max_retries: attempts to re-sample a slice after its worker died, per phase.
+        env_kwargs: as for :class:`agents.sampler.Sampler`.
     """
 
     def __init__(self, env_id: str, num_tasks: int, episodes: int, horizon: int | None = None,
