@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     before, after, after10 = heldout_mse(0), heldout_mse(1), heldout_mse(10)
     print(f"held-out MSE (100 new sinusoids): before adaptation {before:.3f}, after 1 step {after:.3f}, "
-          f"after 10 steps {after10:.3f}; α {meta.alpha.mean():.5f}, β {meta.beta:.6f}")
+          f"after 10 steps {after10:.3f}")
+    print(f"final rates: α {meta.alpha.mean():.5f}, β {meta.beta:.6f}")
     # meta.state_dict() (with model.state_dict()) resumes all of it exactly: α, β, Adam's moments.
 
 

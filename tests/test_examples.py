@@ -46,8 +46,8 @@ def test_custom_task_family() -> None:
 def test_meta_optimizer_on_your_own_model() -> None:
     out = run_example("meta_optimizer_sinusoid.py")
     first = re.search(r"iteration\s+1: query MSE\s+[\d.]+\s+α ([\d.]+)\s+β ([\d.]+)", out)
-    final = re.search(r"held-out MSE .*: before adaptation ([\d.]+), after 1 step ([\d.]+), after 10 steps ([\d.]+); "
-                      r"α ([\d.]+), β ([\d.]+)", out)
+    final = re.search(r"held-out MSE .*: before adaptation ([\d.]+), after 1 step ([\d.]+), after 10 steps ([\d.]+)\n"
+                      r"final rates: α ([\d.]+), β ([\d.]+)", out)
     assert first and final, out
     # α and β moved by their hypergradients from their starting values (0.01 and 1e-3)
     assert float(final.group(4)) != 0.01 and float(final.group(5)) != 0.001
