@@ -17,6 +17,7 @@ kind's module ends with ``KIND``, an :class:`~rl_alphamaml.kind.ExperimentKind` 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import math
 import sys
@@ -73,22 +74,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config is not None or args.run_dir is not None:
             raise UserError("--resume RUN_DIR takes no CONFIG and no --run-dir: the run folder holds both")
         run_dir = Path(args.resume)
-        saved, _ = load_experiment_config(config_path(run_dir))
-        payload = load_checkpoint(latest_checkpoint(run_dir), kind=saved.kind)  # fail early if nothing to resume
-        completed = resume.finish_interrupted(run_dir, payload)  # before the folder is read for --set
-        if completed:
-            print(f"{run_dir}: completed the record of a resume that was killed: {'; '.join(completed)}",
-                  file=sys.stderr)
-            saved, _ = load_experiment_config(config_path(run_dir))
-        config, kind = load_experiment_config(config_path(run_dir), args.set)
-        changes = resume.changes(saved, config, int(payload["iteration"]))
-        return train(config, kind.build, run_dir, resume=True, changes=changes, completed=completed)
+        return resume_run(run_dir, args.set)
     if args.config is None:
         raise UserError("train needs a CONFIG file (e.g. configs/sinusoid.yaml) or --resume RUN_DIR")
     config, kind = load_experiment_config(Path(args.config), args.set)
     run_dir = prepare_run_dir(config, args.run_dir)
     print(f"run folder: {run_dir}", file=sys.stderr)
     return train(config, kind.build, run_dir)
+
+
+def resume_run(run_dir: Path, overrides: Sequence[str]) -> int:
+    """``train --resume RUN_DIR --set …``."""
+    saved, _ = load_experiment_config(config_path(run_dir))
+    payload = load_checkpoint(latest_checkpoint(run_dir), kind=saved.kind)  # fail early if nothing to resume
+    completed = resume.finish_interrupted(run_dir, payload)  # before the folder is read for --set
+    if completed:
+        print(f"{run_dir}: completed the record of a resume that was killed: {'; '.join(completed)}",
+              file=sys.stderr)
+        saved, _ = load_experiment_config(config_path(run_dir))
+    config, kind = load_experiment_config(config_path(run_dir), overrides)
+    changes = resume.changes(saved, config, int(payload["iteration"]))
+    return train(config, kind.build, run_dir, resume=True, changes=changes, completed=completed)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -151,18 +157,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from agents import compare  # kind: rl only
 
     run_dirs = [Path(p) for p in args.run_dirs]
+    out = Path(args.out) if args.out else run_dirs[0] / "eval" / "compare"
     first = compare.load_run(run_dirs[0])
     seed = args.seed if args.seed is not None else evaluation_seed(first.config.seed)
     check_seed(seed)
-    out = Path(args.out) if args.out else run_dirs[0] / "eval" / "compare"
     check_writable(out)  # before the (long) measurements, not after
     set_threads(first.config)
     report = compare.compare(run_dirs, args.tasks, args.steps, seed, args.methods, args.ppo_budgets, args.ppo_tasks)
     command = " ".join(["rl-alphamaml compare", *map(str, run_dirs), f"--tasks {args.tasks}", f"--steps {args.steps}",
                         f"--seed {seed}", "--methods", *args.methods, "--ppo-budgets", *map(str, args.ppo_budgets),
                         *([f"--ppo-tasks {args.ppo_tasks}"] if args.ppo_tasks else [])])
+    print(compare.render_markdown(report, command), flush=True)  # the numbers first: a failed write cannot lose them
     md = compare.write(report, out, command)
-    print(md.read_text())
     print(f"wrote {md}, {out / 'compare.json'} and {out / 'compare.png'}", file=sys.stderr)
     return 0
 
@@ -266,6 +272,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:  # one line, whatever the message quotes (a --set value may hold a newline)
         message = str(err).replace("\r", "\\r").replace("\n", "\\n")
         print(f"rl-alphamaml: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # a full disk where no write path says more (each of train's, evaluate's and compare's does)
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"rl-alphamaml: error: {err.strerror}{where}: free space and run the command again", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C, or one before training started: stop without a traceback
         print("rl-alphamaml: interrupted (no checkpoint written for the unfinished iteration)", file=sys.stderr)
