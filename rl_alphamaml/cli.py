@@ -25,15 +25,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from rl_alphamaml import resume
+from rl_alphamaml import resume, runlock
 from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_state
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import ConfigError, UserError
 from rl_alphamaml.evaluation import check_writable, write_report
 from rl_alphamaml.kind import ExperimentKind
 from rl_alphamaml.rendering import RenderingUnavailableError, guard_gl_backend, write_videos
-from rl_alphamaml.rundir import config_path
-from rl_alphamaml.runner import close_experiment, prepare_run_dir, set_threads, train
+from rl_alphamaml.rundir import RunDir, config_path
+from rl_alphamaml.runner import close_experiment, make_run_dir, prepare_run_dir, set_threads, train
 from rl_alphamaml.seeding import MAX_STREAM_SEED, evaluation_seed
 
 KIND_MODULES = {
@@ -74,17 +74,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config is not None or args.run_dir is not None:
             raise UserError("--resume RUN_DIR takes no CONFIG and no --run-dir: the run folder holds both")
         run_dir = Path(args.resume)
-        return resume_run(run_dir, args.set)
+        config_path(run_dir)  # a run folder, before a lock file is put into it
+        with runlock.hold(run_dir):  # before the folder is read: another process may be writing it
+            return resume_run(run_dir, args.set)
     if args.config is None:
         raise UserError("train needs a CONFIG file (e.g. configs/sinusoid.yaml) or --resume RUN_DIR")
     config, kind = load_experiment_config(Path(args.config), args.set)
-    run_dir = prepare_run_dir(config, args.run_dir)
-    print(f"run folder: {run_dir}", file=sys.stderr)
-    return train(config, kind.build, run_dir)
+    run_dir = make_run_dir(config, args.run_dir)
+    with runlock.hold(run_dir):
+        prepare_run_dir(config, run_dir)
+        print(f"run folder: {run_dir}", file=sys.stderr)
+        return train(config, kind.build, run_dir)
 
 
 def resume_run(run_dir: Path, overrides: Sequence[str]) -> int:
-    """``train --resume RUN_DIR --set …``."""
+    """``train --resume RUN_DIR --set …``, with the folder's lock held."""
     saved, _ = load_experiment_config(config_path(run_dir))
     payload = load_checkpoint(latest_checkpoint(run_dir), kind=saved.kind)  # fail early if nothing to resume
     completed = resume.finish_interrupted(run_dir, payload)  # before the folder is read for --set
@@ -158,6 +162,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     run_dirs = [Path(p) for p in args.run_dirs]
     out = Path(args.out) if args.out else run_dirs[0] / "eval" / "compare"
+    check_not_in_a_run_in_use(out)
     first = compare.load_run(run_dirs[0])
     seed = args.seed if args.seed is not None else evaluation_seed(first.config.seed)
     check_seed(seed)
@@ -171,6 +176,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     md = compare.write(report, out, command)
     print(f"wrote {md}, {out / 'compare.json'} and {out / 'compare.png'}", file=sys.stderr)
     return 0
+
+
+def check_not_in_a_run_in_use(out: Path) -> None:
+    """Refuse ``compare --out`` inside a run folder that a ``train`` holds, unless under its ``eval/`` (the only
+    part of a run that is not the training's: :mod:`rl_alphamaml.runlock`)."""
+    target = out.absolute()
+    for folder in (target, *target.parents):
+        if RunDir(folder).config.is_file():
+            held = runlock.holder(folder)
+            if held is not None and not target.is_relative_to(RunDir(folder).eval.absolute()):
+                raise UserError(f"--out {out}: {folder} is in use by {held.describe()}; write the comparison under "
+                                f"{RunDir(folder).eval} or elsewhere")
+            return
 
 
 def cmd_config(args: argparse.Namespace) -> int:

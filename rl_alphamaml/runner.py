@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from rl_alphamaml import runlock
 from rl_alphamaml.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
@@ -172,21 +173,23 @@ def make_run_dir(config: Any, run_dir: str | Path | None) -> Path:
 
 
 def prepare_run_dir(config: Any, run_dir: str | Path | None) -> Path:
-    """Create a fresh run folder and save the resolved config in it."""
+    """Create a fresh run folder and save the resolved config in it (holding its lock while it does:
+    :mod:`rl_alphamaml.runlock`)."""
     path = make_run_dir(config, run_dir)
     run = RunDir(path)
-    if list_checkpoints(path) or run.config.exists():
-        raise UserError(f"{path} already holds a run; continue it with `rl-alphamaml train --resume {path}` "
-                        "or choose another --run-dir")
-    stray = run.start_files()
-    if stray:  # e.g. metrics.jsonl of a run whose config was deleted: a fresh run would overwrite it
-        raise UserError(f"{path} holds files of another run ({', '.join(p.name for p in stray)}); "
-                        "choose another --run-dir or move them away")
-    try:
-        save_config(config, run.config)
-    except OSError as err:
-        raise UserError(f"cannot write {run.config}: {err.strerror or err}; nothing was written: free space "
-                        "and run the same command again") from None
+    with runlock.hold(path):
+        if list_checkpoints(path) or run.config.exists():
+            raise UserError(f"{path} already holds a run; continue it with `rl-alphamaml train --resume {path}` "
+                            "or choose another --run-dir")
+        stray = run.start_files()
+        if stray:  # e.g. metrics.jsonl of a run whose config was deleted: a fresh run would overwrite it
+            raise UserError(f"{path} holds files of another run ({', '.join(p.name for p in stray)}); "
+                            "choose another --run-dir or move them away")
+        try:
+            save_config(config, run.config)
+        except OSError as err:
+            raise UserError(f"cannot write {run.config}: {err.strerror or err}; nothing was written: free space "
+                            "and run the same command again") from None
     return path
 
 
@@ -200,7 +203,7 @@ def train(
 ) -> int:
     """Meta-train ``build(config, run_dir)`` for ``config.train.iterations``; returns the exit status.
 
-    A fresh run that cannot start
+    The run folder's lock is held throughout (:mod:`rl_alphamaml.runlock`). A fresh run that cannot start
     (missing data, a full disk) leaves no ``config.yaml``, metrics or events behind, so the same ``--run-dir``
     can be used again. ``changes`` are a resume's ``--set`` values (:func:`rl_alphamaml.resume.changes`): once
     the checkpoint is loaded they are put into effect and recorded (:func:`rl_alphamaml.resume.apply_changes`)
@@ -216,7 +219,8 @@ def train(
     TensorBoard write still saves the iteration's checkpoint; a failed ``metrics.jsonl`` line does not (the record
     would lack that iteration for good), so the resumed run trains it again.
     """
-    return _train(config, build, run_dir, resume, changes, completed)
+    with runlock.hold(run_dir):
+        return _train(config, build, run_dir, resume, changes, completed)
 
 
 def _again(newest: int, done: int) -> str:

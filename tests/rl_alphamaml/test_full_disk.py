@@ -57,7 +57,7 @@ def no_temporaries(run_dir: Path) -> None:
 def test_a_full_disk_at_the_config_leaves_the_folder_for_the_same_command(small_disk: SmallDisk,
                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = small_disk.path / "run"
-    small_disk.leave(0)
+    small_disk.leave(1)  # the lock file's page
     assert train(run_dir, "train.iterations=2") == 2
     error_line(capsys, f"cannot write {run_dir / 'config.yaml'}: No space left on device", "nothing was written",
                "run the same command again")
@@ -73,9 +73,9 @@ def test_a_full_disk_in_the_tensorboard_events_still_saves_the_checkpoint(small_
     run_dir = small_disk.path / "run"
     assert train(run_dir, "train.iterations=2", "train.checkpoint_every=1", "train.keep_checkpoints=2",
                  "inner.lr_shape=per_parameter") == 0
-    # the resume writes config.yaml (a temporary, then renamed), changes.log, metrics.jsonl (likewise) and a new
-    # events file: two pages more, then the disk is full
-    small_disk.leave(2)
+    # the resume writes the lock, config.yaml (a temporary, then renamed), changes.log, metrics.jsonl (likewise)
+    # and a new events file: three pages more, then the disk is full
+    small_disk.leave(3)
     capsys.readouterr()
     assert resume(run_dir, "train.iterations=40") == 2
     line = error_line(capsys, "cannot write TensorBoard events in", "No space left on device",
@@ -100,8 +100,8 @@ def test_a_full_disk_in_metrics_jsonl_keeps_the_newest_checkpoint(tmp_path: Path
     assert fits < len(sizes)
     run_dir = small_disk.path / "run"
     assert train(run_dir, f"train.iterations={fits}", "train.checkpoint_every=1") == 0
-    # two pages for the resume's start (as above); the events of its first iteration fit in the new file's page
-    small_disk.leave(2)
+    # three pages for the resume's start (as above); the events of its first iteration fit in the new file's page
+    small_disk.leave(3)
     capsys.readouterr()
     assert resume(run_dir, f"train.iterations={fits + 5}") == 2
     error_line(capsys, f"cannot write metrics.jsonl in {run_dir} at iteration {fits + 1}: No space left on device",
@@ -121,8 +121,8 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_one_before(tmp_path: Path, small_
     assert train(reference, "train.iterations=1") == 0
     pages = math.ceil((reference / "checkpoints" / "iter_000001.pt").stat().st_size / PAGE)
     run_dir = small_disk.path / "run"
-    # config.yaml, the events, metrics.jsonl, one checkpoint and a page for the events' growth
-    small_disk.leave(3 + pages + 1)
+    # the lock, config.yaml, the events, metrics.jsonl, one checkpoint and a page for the events' growth
+    small_disk.leave(4 + pages + 1)
     capsys.readouterr()
     assert train(run_dir, "train.iterations=3", "train.checkpoint_every=1") == 2
     error_line(capsys, f"cannot write the checkpoint of iteration 2 in {run_dir}: No space left on device",
