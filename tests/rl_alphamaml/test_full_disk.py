@@ -1,12 +1,14 @@
 """A full disk, on a real file system: each of train's write paths in turn (config, TensorBoard events,
-metrics.jsonl, checkpoint) and evaluate's fills a tmpfs (``small_disk``, tests/conftest.py) sized for it, and ends
-with one ``rl-alphamaml: error:`` line naming the file and what is safe, status 2, no torn file, and a folder that
-the next command continues once there is space again."""
+metrics.jsonl, checkpoint), evaluate's and its videos' fills a tmpfs (``small_disk``, tests/conftest.py) sized for
+it, and ends with one ``rl-alphamaml: error:`` line naming the file and what is safe, status 2, no torn file, and a
+folder that the next command continues once there is space again (compare's and ``data omniglot``'s are tested
+beside their other tests)."""
 
 from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +16,9 @@ import pytest
 
 from rl_alphamaml.checkpoint import list_checkpoints, load_checkpoint
 from rl_alphamaml.cli import main
+from rl_alphamaml.errors import UserError
 from rl_alphamaml.logging import read_metrics
+from rl_alphamaml.rendering import Clip, write_videos
 
 if TYPE_CHECKING:
     from conftest import SmallDisk  # tests/conftest.py
@@ -155,3 +159,21 @@ def test_a_full_disk_under_evaluate(small_disk: SmallDisk, capsys: pytest.Captur
     small_disk.make_room()
     assert main(["evaluate", str(run_dir), "--tasks", "2"]) == 0
     assert (run_dir / "eval" / "adaptation.png").stat().st_size > 1000
+
+
+def test_a_full_disk_under_the_videos_keeps_what_was_written_whole(small_disk: SmallDisk) -> None:
+    # the clips as `evaluate --video` makes them (their GIF bytes need no renderer to be written)
+    clips = [Clip("task0_before_after", b"GIF89a" + bytes(100), 8, 8, 2, "small"),
+             Clip("task1_before_after", b"GIF89a" + random.Random(0).randbytes(50_000), 8, 8, 2, "large")]
+    run_dir = small_disk.path / "run"
+    small_disk.leave(1)  # the first clip fits
+    with pytest.raises(UserError) as raised:
+        write_videos(run_dir, clips, 1)
+    videos = run_dir / "eval" / "videos"
+    assert str(raised.value) == (f"cannot write {videos / 'task1_before_after.gif'}: No space left on device; the "
+                                 f"adaptation report is written ({videos / 'task0_before_after.gif'} was written): "
+                                 "free space and run the command again")
+    assert sorted(p.name for p in videos.iterdir()) == ["task0_before_after.gif"]
+    small_disk.make_room()
+    assert write_videos(run_dir, clips, 1) == [videos / f"{c.name}.gif" for c in clips]
+    assert (videos / "task1_before_after.gif").read_bytes() == clips[1].gif
