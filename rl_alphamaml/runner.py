@@ -10,7 +10,10 @@ An experiment implements :class:`Experiment` — one meta-iteration at a time, p
 * ``resume=True`` continues from the newest checkpoint: randomness is drawn from per-iteration streams
   (:mod:`rl_alphamaml.seeding`), so the resumed run logs the same numbers as an uninterrupted one;
 * Ctrl-C (SIGINT) finishes the current iteration, saves a checkpoint and stops (exit status 130);
-* too many non-finite meta-steps in a row save the last good state and end with a clear message.
+* too many non-finite meta-steps in a row save the last good state and end with a clear message;
+* the run folder's lock is held throughout (:mod:`rl_alphamaml.runlock`): one ``train`` at a time;
+* a write that fails (a full disk) ends the run with one message naming the file and the newest checkpoint
+  (:func:`train` says what is saved first).
 """
 
 from __future__ import annotations
@@ -231,9 +234,10 @@ def _again(newest: int, done: int) -> str:
     return f" (it trains iterations {newest + 1}–{done} again)"
 
 
-def _write_failed(run_dir: Path, resume: bool, done: int) -> str:
+def _write_failed(run_dir: Path, resume: bool, done: int, unchanged: bool = False) -> str:
     """What is safe after a failed write, and how to go on: the newest checkpoint (``done``: the last iteration
-    trained in memory, which a resume trains again when it is newer) or, for a fresh run without one, that its
+    trained in memory, which a resume trains again when it is newer; ``unchanged``: a resume's ``--set`` values
+    are not in effect, so the same command is the one to run again) or, for a fresh run without one, that its
     files were removed so that the same command starts it again."""
     found = list_checkpoints(run_dir)
     if not found:
@@ -242,6 +246,9 @@ def _write_failed(run_dir: Path, resume: bool, done: int) -> str:
         return ("no checkpoint was written and the run's files were removed: free space and run the same command "
                 "again")
     newest, path = found[-1]
+    if unchanged:
+        return (f"the newest checkpoint is {path}, the --set values are not in effect: free space and run the same "
+                "command again")
     return (f"the newest checkpoint is {path}: free space and continue with `rl-alphamaml train --resume {run_dir}`"
             f"{_again(newest, done)}")
 
@@ -311,7 +318,7 @@ def _train(config: Any, build: Callable[[Any, Path], Experiment], run_dir: Path,
         start = int(payload["iteration"]) + 1
         print(f"resuming {run_dir} after iteration {start - 1}", file=sys.stderr)
     folder = RunDir(run_dir)
-    writing = ""
+    writing, recorded = "", not changes
     try:
         changed = apply_changes(changes, experiment.meta, start) if changes else []
         if state_changes(changes):
@@ -325,6 +332,7 @@ def _train(config: Any, build: Callable[[Any, Path], Experiment], run_dir: Path,
             save_config(config, folder.config)
             writing = str(folder.changes)
             record_changes(run_dir, changed)
+            recorded = True
         for line in changed:
             print(f"resume: {line}", file=sys.stderr)
         if start > total:
@@ -337,7 +345,7 @@ def _train(config: Any, build: Callable[[Any, Path], Experiment], run_dir: Path,
     except OSError as err:
         close_experiment(experiment)
         raise UserError(f"cannot write {writing}: {err.strerror or err}; "
-                        f"{_write_failed(run_dir, resume, start - 1)}") from None
+                        f"{_write_failed(run_dir, resume, start - 1, unchanged=not recorded)}") from None
 
     def stop_if_a_log_failed(done: int) -> None:
         """End the run if ``metrics.jsonl`` or the TensorBoard events could not be written (``done``: the last

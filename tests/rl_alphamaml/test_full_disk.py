@@ -61,6 +61,10 @@ def no_temporaries(run_dir: Path) -> None:
 def test_a_full_disk_at_the_config_leaves_the_folder_for_the_same_command(small_disk: SmallDisk,
                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = small_disk.path / "run"
+    small_disk.leave(0)
+    assert train(run_dir, "train.iterations=2") == 2
+    error_line(capsys, f"cannot write the lock file {run_dir / '.lock'}: No space left on device",
+               f"nothing in {run_dir} was changed")
     small_disk.leave(1)  # the lock file's page
     assert train(run_dir, "train.iterations=2") == 2
     error_line(capsys, f"cannot write {run_dir / 'config.yaml'}: No space left on device", "nothing was written",
@@ -137,6 +141,26 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_one_before(tmp_path: Path, small_
     small_disk.make_room()
     assert resume(run_dir) == 0
     assert [r["iteration"] for r in read_metrics(run_dir)] == [1, 2, 3]
+
+
+def test_a_full_disk_under_a_resumes_new_rate_changes_nothing(small_disk: SmallDisk,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # a new α is first written into the checkpoint the run resumes from: a whole checkpoint more, for a moment
+    run_dir = small_disk.path / "run"
+    assert train(run_dir, "train.iterations=2", "train.checkpoint_every=1") == 0
+    config = (run_dir / "config.yaml").read_text()
+    small_disk.leave(1)  # the lock file's page
+    capsys.readouterr()
+    assert resume(run_dir, "train.iterations=3", "inner.lr=0.2") == 2
+    newest = run_dir / "checkpoints" / "iter_000002.pt"
+    error_line(capsys, f"cannot write the new rates into {newest}: No space left on device; the newest checkpoint is "
+                       f"{newest}, the --set values are not in effect: free space and run the same command again")
+    assert (run_dir / "config.yaml").read_text() == config and not (run_dir / "changes.log").exists()
+    assert "record" not in load_checkpoint(newest)
+    no_temporaries(run_dir)
+    small_disk.make_room()
+    assert resume(run_dir, "train.iterations=3", "inner.lr=0.2") == 0
+    assert 0.19 < read_metrics(run_dir)[-1]["meta/alpha"] < 0.21
 
 
 def test_a_full_disk_under_evaluate(small_disk: SmallDisk, capsys: pytest.CaptureFixture[str]) -> None:
