@@ -45,10 +45,11 @@ import numpy as np
 import envs
 from agents.trainer import RLConfig, RLExperiment, evaluate, held_out_tasks
 from envs.tasks import Task
-from rl_alphamaml.atomic import write_text_atomic
+from rl_alphamaml.atomic import write_atomic, write_text_atomic
 from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_state
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import CheckpointError, UserError
+from rl_alphamaml.evaluation import write_outputs
 from rl_alphamaml.logging import read_metrics
 from rl_alphamaml.rundir import CONFIG_FILE, config_path
 from rl_alphamaml.stats import format_ci, json_safe, mean_ci95
@@ -309,15 +310,22 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def write(report: dict[str, Any], out: Path, command: str) -> Path:
-    """Write ``compare.{md,json,png}`` to ``out``; returns the Markdown file."""
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "compare.json", json.dumps(json_safe({**report, "command": command}), indent=2))
-    plot(report, out / "compare.png")
+    """Write ``compare.{json,png,md}`` to ``out``, each atomically; returns the Markdown file. A write that fails
+    (a full disk) is one :class:`UserError` (:func:`rl_alphamaml.evaluation.write_outputs`): print the report
+    (:func:`render_markdown`) first, so that it cannot be lost."""
     md = out / "compare.md"
-    md.write_text(render_markdown(report, command) + "\n![adaptation curves](compare.png)\n")
+    text = render_markdown(report, command) + "\n![adaptation curves](compare.png)\n"
+    write_outputs([
+        (str(out / "compare.json"), lambda: write_text_atomic(
+            out / "compare.json", json.dumps(json_safe({**report, "command": command}), indent=2))),
+        (str(out / "compare.png"), lambda: plot(report, out / "compare.png")),
+        (str(md), lambda: write_text_atomic(md, text)),
+    ], "the tables above hold the results")
     return md

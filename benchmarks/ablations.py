@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import time
 
+import results_io
 from cli_runs import ROOT, cli, last_iteration, train_to
 
 RUNS = ROOT / "benchmarks" / "results" / "ablation_runs"
@@ -84,9 +85,9 @@ def main() -> None:
     lines += ["", "Commands:", "", "```bash", *dict.fromkeys(r["command"] for r in rows), "```", ""]
     md = "\n".join(lines)
     print(md)
-    (ROOT / "benchmarks" / "results" / "ablations.md").write_text(md)
-    (ROOT / "benchmarks" / "results" / "ablations.json").write_text(json.dumps(rows, indent=2))
+    results_io.write_text(ROOT / "benchmarks" / "results" / "ablations.md", md)
+    results_io.write_text(ROOT / "benchmarks" / "results" / "ablations.json", json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

@@ -34,6 +34,7 @@ from pathlib import Path
 from rl_alphamaml.checkpoint import checkpoint_path
 from rl_alphamaml.logging import read_metrics
 
+import results_io
 from cli_runs import ROOT, evaluate_once, last_iteration, train_to
 
 RUNS = ROOT / "benchmarks" / "results" / "zoo_runs"
@@ -95,12 +96,13 @@ def build(name: str) -> None:
     else:
         print(f"{name}: no video (no OpenGL backend? MUJOCO_GL=egl or osmesa); shipped without it", flush=True)
     data["checkpoint"] = f"checkpoints/{last.name}"  # relative to the shipped folder, not this machine's path
-    (out / "eval" / "adaptation.json").write_text(json.dumps(data, indent=2))
+    results_io.write_text(out / "eval" / "adaptation.json", json.dumps(data, indent=2))
     summary = data["adaptation"]
     table = "\n".join(f"#   after {r['steps']} steps: {r['mean']:.1f} ± {r['ci95']:.1f}" for r in summary)
     steps = sum(row.get("time/env_steps", 0) for row in read_metrics(run_dir))
     iterations = setting(overrides, "train.iterations")
-    (out / "COMMAND").write_text(
+    results_io.write_text(
+        out / "COMMAND",
         "# How this folder was made (python benchmarks/build_zoo.py " + name + "):\n"
         "rl-alphamaml " + " ".join(["train", f"configs/{config}.yaml", "--run-dir", f"runs/{name}", *sets]) + "\n"
         "rl-alphamaml " + " ".join(["evaluate", f"runs/{name}", *evaluate]) + "\n"
@@ -123,4 +125,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

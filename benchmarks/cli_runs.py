@@ -38,9 +38,12 @@ def omniglot_root(data: Path | None) -> Path | None:
 
 
 def cli(*args: str) -> None:
-    """Run ``rl-alphamaml ARGS`` from the repository root; a failure stops the script."""
+    """Run ``rl-alphamaml ARGS`` from the repository root; a failure stops the script with the command's status,
+    after its own one-line error (a full disk: the run folder continues with the same script)."""
     print("$ rl-alphamaml " + " ".join(args), flush=True)
-    subprocess.run([sys.executable, "-m", "rl_alphamaml", *args], cwd=ROOT, check=True)
+    done = subprocess.run([sys.executable, "-m", "rl_alphamaml", *args], cwd=ROOT, check=False)
+    if done.returncode != 0:
+        sys.exit(done.returncode)
 
 
 def last_iteration(run_dir: Path) -> int:

@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import results_io
 from cli_runs import ROOT, compare_once, relative, train_to
 from maml_paper import PAPER
 
@@ -163,8 +164,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    results_io.save_figure(fig, path)
 
 
 def main() -> None:
@@ -192,12 +192,12 @@ def main() -> None:
     md = markdown(results, note)
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "locomotion_paper.md").write_text(md + "\n![adaptation](locomotion_paper.png)\n")
+    results_io.write_text(args.out / "locomotion_paper.md", md + "\n![adaptation](locomotion_paper.png)\n")
     payload = {"note": note, "results": results}
-    (args.out / "locomotion_paper.json").write_text(relative(json.dumps(payload, indent=2, default=str)))
+    results_io.write_text(args.out / "locomotion_paper.json", relative(json.dumps(payload, indent=2, default=str)))
     plot(results, args.out / "locomotion_paper.png")
     print(f"wrote {args.out / 'locomotion_paper.md'} ({(time.perf_counter() - started) / 60:.1f} min)", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

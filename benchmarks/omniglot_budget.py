@@ -33,9 +33,9 @@ import json
 import time
 from pathlib import Path
 
-from rl_alphamaml.atomic import write_text_atomic
 from rl_alphamaml.logging import read_metrics
 
+import results_io
 from cli_runs import OMNIGLOT_HELP, ROOT, evaluate_once, last_iteration, omniglot_root, train_to
 
 RUNS = ROOT / "benchmarks" / "results" / "omniglot_runs"
@@ -83,9 +83,9 @@ def main() -> None:
               "```bash", *[r["command"] for r in rows], "```", ""]
     md = "\n".join(lines)
     print(md)
-    write_text_atomic(OUT.with_suffix(".md"), md)
-    write_text_atomic(OUT.with_suffix(".json"), json.dumps({"iterations": args.iterations, "rows": rows}, indent=2))
+    results_io.write_text(OUT.with_suffix(".md"), md)
+    results_io.write_text(OUT.with_suffix(".json"), json.dumps({"iterations": args.iterations, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

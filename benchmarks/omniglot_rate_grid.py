@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import rate_grid as grid
+import results_io
 from cli_runs import OMNIGLOT_HELP, omniglot_root
 
 CONFIG = "omniglot_5w1s_alpha"
@@ -81,7 +82,7 @@ def main() -> None:
                                "summaries.)",
                   good=lambda v: v >= 0.80, good_text="≥ 80 %")
     print("\n" + text)
-    (args.out / f"{stem}.md").write_text(text + "\n")
+    results_io.write_text(args.out / f"{stem}.md", text + "\n")
     title = (f"5-way 1-shot Omniglot, {args.iterations} iterations × {args.meta_batch} tasks per run, "
              f"{grid.seeds_text(args.seeds)}; test accuracy (%) after {args.eval_steps} steps on {args.eval_tasks} "
              "held-out tasks")
@@ -91,4 +92,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

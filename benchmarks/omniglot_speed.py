@@ -57,6 +57,7 @@ from rl_alphamaml.meta import adapt, call
 from rl_alphamaml.supervised.omniglot import load_omniglot
 from rl_alphamaml.supervised.omniglot_trainer import OmniglotConfig, OmniglotExperiment
 
+import results_io
 from cli_runs import OMNIGLOT_HELP, ROOT, omniglot_root
 
 
@@ -224,7 +225,7 @@ def main() -> None:
     print(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} on {os.cpu_count()} CPUs; "
           f"{time.perf_counter() - started:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
+    results_io.write_text(args.out, json.dumps({
         "setting": {"n_way": 5, "k_shot": 1, "queries": args.queries, "meta_batch": args.meta_batch,
                     "second_order": True, "dtype": "float32", "rounds": args.rounds},
         "reference": reference,
@@ -238,4 +239,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+import results_io
 from cli_runs import ROOT, compare_once, relative, train_to
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -189,8 +190,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    results_io.save_figure(fig, path)
 
 
 def main() -> None:
@@ -210,11 +210,12 @@ def main() -> None:
             + (f" --seeds {seeds}`." if seeds else "`."))
     md = markdown(results, note)
     print(md)
-    (args.out / "promp_comparison.md").write_text(md)
-    (args.out / "promp_comparison.json").write_text(relative(json.dumps({"note": note, "results": results}, indent=1)))
+    results_io.write_text(args.out / "promp_comparison.md", md)
+    results_io.write_text(args.out / "promp_comparison.json",
+                         relative(json.dumps({"note": note, "results": results}, indent=1)))
     plot(results, args.out / "promp_comparison.png")
     print(f"wrote {args.out / 'promp_comparison.md'} ({(time.perf_counter() - started) / 60:.1f} min)", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

@@ -45,11 +45,12 @@ from typing import Any
 import torch
 
 from rl_alphamaml import seeding
-from rl_alphamaml.atomic import write_text_atomic
 from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.config import to_dict
 from rl_alphamaml.errors import NonFiniteError
 from rl_alphamaml.runner import close_experiment
+
+import results_io
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -184,12 +185,16 @@ class GridStore:
         return [r for seed in self.settings["seeds"] if (r := self.runs.get(key(method, alpha, beta, seed)))]
 
     def save(self) -> None:
-        write_text_atomic(self.path, json.dumps({
+        """Write the file (atomically); a full disk is a :class:`results_io.ResultsWriteError` saying that the file
+        still holds the runs saved before (a rerun of the command trains only the others)."""
+        kept = (f"{self.path} still holds the runs saved before, which the same command keeps" if self.path.exists()
+                else "no run of this study was saved")
+        results_io.write_text(self.path, json.dumps({
             "settings": self.settings,
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                         "load_average_at_start": self.load_average_at_start},
             "runs": sorted(self.runs.values(), key=lambda r: (r["seed"], r["alpha0"], r["beta0"], r["method"])),
-        }, indent=2) + "\n")
+        }, indent=2) + "\n", kept)
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, alphas: list[float], betas: list[float], iterations: int,
@@ -372,8 +377,7 @@ def heatmap(store: GridStore, path: Path, title: str, metric: Metric, floor: flo
         ax.set_title(LABELS[method], fontsize=10)
     fig.colorbar(image, ax=list(axes), label=label, shrink=0.9)
     fig.suptitle(title, fontsize=9)
-    fig.savefig(path)
-    plt.close(fig)
+    results_io.save_figure(fig, path)
 
 
 def seeds_text(seeds: Sequence[int]) -> str:

@@ -49,6 +49,8 @@ from rl_alphamaml import seeding
 from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.meta import expand_params
 
+import results_io
+
 ROOT = Path(__file__).resolve().parents[1]
 TASKS, EPISODES = 20, 10
 CONFIGS = {"HalfCheetahVel": "halfcheetah_vel", "AntVel": "ant_vel", "Navigation2D": "navigation2d"}
@@ -141,9 +143,9 @@ def main() -> None:
         results["families"][family] = row
     ray.shutdown()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    results_io.write_text(args.out.with_suffix(".json"), json.dumps(results, indent=2) + "\n")
     report = render(results, cores)
-    args.out.with_suffix(".md").write_text(report)
+    results_io.write_text(args.out.with_suffix(".md"), report)
     print(report)
 
 
@@ -202,4 +204,4 @@ def render(results: dict[str, Any], cores: int) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

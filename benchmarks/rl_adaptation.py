@@ -31,6 +31,7 @@ from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.logging import read_metrics
 from rl_alphamaml.runner import prepare_run_dir, set_threads, train
 
+import results_io
 from cli_runs import ROOT, relative
 from maml_paper import PAPER as MAML_PAPER
 
@@ -94,9 +95,9 @@ def main() -> None:
     print(f"\n{note}\n\n{table}")
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "rl_adaptation_" + "_".join(args.configs)
-    (args.out / f"{stem}.json").write_text(json.dumps({"note": note, "rows": rows}, indent=2))
-    (args.out / f"{stem}.md").write_text(f"{note}\n\n{table}\n")
+    results_io.write_text(args.out / f"{stem}.json", json.dumps({"note": note, "rows": rows}, indent=2))
+    results_io.write_text(args.out / f"{stem}.md", f"{note}\n\n{table}\n")
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

@@ -33,6 +33,7 @@ import time
 from rl_alphamaml.cli import load_experiment_config
 
 import rate_grid as grid
+import results_io
 
 
 def main() -> None:
@@ -83,7 +84,7 @@ def main() -> None:
                                f"≥ {threshold:.1f}.)",
                   good=lambda v: v >= threshold, good_text="near best")
     print("\n" + text)
-    (args.out / f"{stem}.md").write_text(text + "\n")
+    results_io.write_text(args.out / f"{stem}.md", text + "\n")
     title = (f"{family}: {args.iterations} its × {args.meta_batch} tasks × {args.episodes} episodes per run, "
              f"{grid.seeds_text(args.seeds)}; return after {args.eval_steps} step(s) on {args.eval_tasks} held-out "
              "tasks")
@@ -96,4 +97,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

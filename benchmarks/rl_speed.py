@@ -47,6 +47,8 @@ import torch
 from rl_alphamaml import seeding
 from rl_alphamaml.cli import load_experiment_config
 
+import results_io
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTING = ["train.meta_batch=20", "sampler.episodes=10"]
 VARIANTS = [
@@ -108,8 +110,8 @@ def main() -> None:
             f"{len(os.sched_getaffinity(0))} CPUs.")
     print(f"\n{note}\n\n" + "\n".join(lines))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"note": note, "rows": rows}, indent=2))
+    results_io.write_text(args.out, json.dumps({"note": note, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

@@ -64,6 +64,8 @@ import envs  # noqa: E402
 from envs.batched import default_threads  # noqa: E402
 from envs.mujoco_family import SimViews  # noqa: E402
 
+import results_io  # noqa: E402
+
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "sampler.json"
 
 
@@ -511,10 +513,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     if str(args.out) != "-":
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        results_io.write_text(args.out, json.dumps(report, indent=2) + "\n")
         print(f"\nwrote {args.out}")
     return report
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

@@ -33,6 +33,8 @@ from rl_alphamaml.logging import read_metrics
 from rl_alphamaml.runner import prepare_run_dir, train
 from rl_alphamaml.supervised import sinusoid
 
+import results_io
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # (name, config, overrides): the MAML paper's rates, then deliberately bad starts (too small / too large).
@@ -92,9 +94,9 @@ def main() -> None:
             f"(seed 12345); machine: {machine}.")
     print(f"\n{note}\n\n{table}")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sinusoid_rates.json").write_text(json.dumps({"note": note, "rows": rows}, indent=2))
-    (args.out / "sinusoid_rates.md").write_text(f"{note}\n\n{table}\n")
+    results_io.write_text(args.out / "sinusoid_rates.json", json.dumps({"note": note, "rows": rows}, indent=2))
+    results_io.write_text(args.out / "sinusoid_rates.md", f"{note}\n\n{table}\n")
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

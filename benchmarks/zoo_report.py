@@ -28,6 +28,7 @@ from typing import Any
 from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.logging import read_metrics
 
+import results_io
 from cli_runs import ROOT
 from maml_paper import PAPER
 
@@ -115,8 +116,7 @@ def plot(entries: list[dict[str, Any]], path: Path) -> None:
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(entries):]:
         ax.axis("off")
-    fig.savefig(path)
-    plt.close(fig)
+    results_io.save_figure(fig, path)
 
 
 def main() -> None:
@@ -129,12 +129,12 @@ def main() -> None:
             f"env steps and wall time summed over `metrics.jsonl` (this 2-core CPU machine). The paper's numbers "
             f"and budgets: `benchmarks/maml_paper.py`. Curves: `zoo.png` ({WINDOW}-iteration moving average of the "
             f"training meta-batch's post-adaptation return). Command: `python benchmarks/zoo_report.py`.")
-    (args.out / "zoo.md").write_text(f"# The zoo beside the MAML paper\n\n{text}\n\n{note}\n")
-    (args.out / "zoo.json").write_text(json.dumps(entries, indent=1) + "\n")
+    results_io.write_text(args.out / "zoo.md", f"# The zoo beside the MAML paper\n\n{text}\n\n{note}\n")
+    results_io.write_text(args.out / "zoo.json", json.dumps(entries, indent=1) + "\n")
     plot(entries, args.out / "zoo.png")
     print(text)
     print(f"\nwrote {args.out / 'zoo'}.{{md,json,png}}")
 
 
 if __name__ == "__main__":
-    main()
+    results_io.run(main)

@@ -17,8 +17,9 @@ rl_alphamaml/Navigation2DSparse-v0 goal position g             U[−0.5, 0.5]² 
 =================================  ==========================  ==============  =======
 
 The conventions (rewards, distributions, horizons) are those of MAML-RL [1] and
-its PyTorch reproduction pytorch-maml-rl; the robots are gymnasium's v5 MuJoCo models. See
-``docs/envs.md``. This package imports only gymnasium, mujoco and numpy.
+its PyTorch reproduction pytorch-maml-rl; the robots are gymnasium's v5 MuJoCo models, and the Ant families
+also run on the Ant the MAML paper ran (``model="maml2017"``, :mod:`envs.ant`). See ``docs/envs.md``.
+This package imports only gymnasium, mujoco and numpy.
 
 Example::
 

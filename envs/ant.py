@@ -286,10 +286,10 @@ class AntDir2DEnv(_AntFamily[Direction2DTask]):
 class AntGoalEnv(GoalTasks, _AntFamily[GoalTask]):  # type: ignore[misc]  # gymnasium base vs mixin
     """AntGoal: walk to a goal position in the plane.
 
-    Task reward ``−‖p_xy − g‖₁ + 4`` (p the torso position); task ``g ~ U[low, high]²``, by
-    default U[−3, 3]² (cbfinn/maml_rl ``ant_env_rand_goal.py``, pytorch-maml-rl ``AntPosEnv``).
-    The observation keeps the torso's x-y position (R¹⁰⁷), since the reward depends on it.
-    Horizon 200.
+    Task reward ``−‖p_xy − g‖₁ + 4`` (p the torso position; on ``model="maml2017"`` the centre of mass);
+    task ``g ~ U[low, high]²``, by default U[−3, 3]² (cbfinn/maml_rl ``ant_env_rand_goal.py``, pytorch-maml-rl
+    ``AntPosEnv``). The observation keeps the torso's x-y position (R¹⁰⁷; rllab's R¹²⁵ on ``maml2017`` has it
+    too), since the reward depends on it. Horizon 200.
     """
 
     family_name = "AntGoal-v0"

@@ -27,14 +27,23 @@ def temporary(path: Path, owner: str) -> Path:
 def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
     """Call ``write`` on a binary file that becomes ``path`` once it returns, in one rename; returns the path.
 
-    The parent folder is created. If ``write`` raises, ``path`` is left as it was and the temporary removed.
+    The parent folder is created. If ``write`` raises, ``path`` is left as it was and the temporary removed. A
+    failure that a file write caused (a full disk) is raised as that :class:`OSError`, even when ``write`` turned
+    it into another exception on the way out (``torch.save``'s zip writer makes ``No space left on device`` a
+    ``RuntimeError``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary(path, str(os.getpid()))
     try:
         with open(tmp, "wb") as f:
-            write(f)
+            try:
+                write(f)
+            except Exception as err:
+                cause = os_error_behind(err)
+                if cause is None or cause is err:
+                    raise
+                raise cause from None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -49,6 +58,19 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     except OSError:
         pass
     return path
+
+
+def os_error_behind(err: BaseException) -> OSError | None:
+    """The :class:`OSError` that ``err`` is or was raised while handling (its ``__cause__`` / ``__context__``
+    chain), if any: what a library's own exception hides when a write failed underneath it."""
+    seen: set[int] = set()
+    found: BaseException | None = err
+    while found is not None and id(found) not in seen:
+        if isinstance(found, OSError):
+            return found
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    return None
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

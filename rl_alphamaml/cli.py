@@ -17,6 +17,7 @@ kind's module ends with ``KIND``, an :class:`~rl_alphamaml.kind.ExperimentKind` 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import math
 import sys
@@ -24,15 +25,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from rl_alphamaml import resume
+from rl_alphamaml import resume, runlock
 from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_state
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import ConfigError, UserError
 from rl_alphamaml.evaluation import check_writable, write_report
 from rl_alphamaml.kind import ExperimentKind
 from rl_alphamaml.rendering import RenderingUnavailableError, guard_gl_backend, write_videos
-from rl_alphamaml.rundir import config_path
-from rl_alphamaml.runner import close_experiment, prepare_run_dir, set_threads, train
+from rl_alphamaml.rundir import RunDir, config_path
+from rl_alphamaml.runner import close_experiment, make_run_dir, prepare_run_dir, set_threads, train
 from rl_alphamaml.seeding import MAX_STREAM_SEED, evaluation_seed
 
 KIND_MODULES = {
@@ -73,22 +74,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config is not None or args.run_dir is not None:
             raise UserError("--resume RUN_DIR takes no CONFIG and no --run-dir: the run folder holds both")
         run_dir = Path(args.resume)
-        saved, _ = load_experiment_config(config_path(run_dir))
-        payload = load_checkpoint(latest_checkpoint(run_dir), kind=saved.kind)  # fail early if nothing to resume
-        completed = resume.finish_interrupted(run_dir, payload)  # before the folder is read for --set
-        if completed:
-            print(f"{run_dir}: completed the record of a resume that was killed: {'; '.join(completed)}",
-                  file=sys.stderr)
-            saved, _ = load_experiment_config(config_path(run_dir))
-        config, kind = load_experiment_config(config_path(run_dir), args.set)
-        changes = resume.changes(saved, config, int(payload["iteration"]))
-        return train(config, kind.build, run_dir, resume=True, changes=changes, completed=completed)
+        config_path(run_dir)  # a run folder, before a lock file is put into it
+        with runlock.hold(run_dir):  # before the folder is read: another process may be writing it
+            return resume_run(run_dir, args.set)
     if args.config is None:
         raise UserError("train needs a CONFIG file (e.g. configs/sinusoid.yaml) or --resume RUN_DIR")
     config, kind = load_experiment_config(Path(args.config), args.set)
-    run_dir = prepare_run_dir(config, args.run_dir)
-    print(f"run folder: {run_dir}", file=sys.stderr)
-    return train(config, kind.build, run_dir)
+    run_dir = make_run_dir(config, args.run_dir)
+    with runlock.hold(run_dir):
+        prepare_run_dir(config, run_dir)
+        print(f"run folder: {run_dir}", file=sys.stderr)
+        return train(config, kind.build, run_dir)
+
+
+def resume_run(run_dir: Path, overrides: Sequence[str]) -> int:
+    """``train --resume RUN_DIR --set …``, with the folder's lock held."""
+    saved, _ = load_experiment_config(config_path(run_dir))
+    payload = load_checkpoint(latest_checkpoint(run_dir), kind=saved.kind)  # fail early if nothing to resume
+    completed = resume.finish_interrupted(run_dir, payload)  # before the folder is read for --set
+    if completed:
+        print(f"{run_dir}: completed the record of a resume that was killed: {'; '.join(completed)}",
+              file=sys.stderr)
+        saved, _ = load_experiment_config(config_path(run_dir))
+    config, kind = load_experiment_config(config_path(run_dir), overrides)
+    changes = resume.changes(saved, config, int(payload["iteration"]))
+    return train(config, kind.build, run_dir, resume=True, changes=changes, completed=completed)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -151,20 +161,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from agents import compare  # kind: rl only
 
     run_dirs = [Path(p) for p in args.run_dirs]
+    out = Path(args.out) if args.out else run_dirs[0] / "eval" / "compare"
+    check_not_in_a_run_in_use(out)
     first = compare.load_run(run_dirs[0])
     seed = args.seed if args.seed is not None else evaluation_seed(first.config.seed)
     check_seed(seed)
-    out = Path(args.out) if args.out else run_dirs[0] / "eval" / "compare"
     check_writable(out)  # before the (long) measurements, not after
     set_threads(first.config)
     report = compare.compare(run_dirs, args.tasks, args.steps, seed, args.methods, args.ppo_budgets, args.ppo_tasks)
     command = " ".join(["rl-alphamaml compare", *map(str, run_dirs), f"--tasks {args.tasks}", f"--steps {args.steps}",
                         f"--seed {seed}", "--methods", *args.methods, "--ppo-budgets", *map(str, args.ppo_budgets),
                         *([f"--ppo-tasks {args.ppo_tasks}"] if args.ppo_tasks else [])])
+    print(compare.render_markdown(report, command), flush=True)  # the numbers first: a failed write cannot lose them
     md = compare.write(report, out, command)
-    print(md.read_text())
     print(f"wrote {md}, {out / 'compare.json'} and {out / 'compare.png'}", file=sys.stderr)
     return 0
+
+
+def check_not_in_a_run_in_use(out: Path) -> None:
+    """Refuse ``compare --out`` inside a run folder that a ``train`` holds, unless under its ``eval/`` (the only
+    part of a run that is not the training's: :mod:`rl_alphamaml.runlock`)."""
+    target = out.absolute()
+    for folder in (target, *target.parents):
+        if RunDir(folder).config.is_file():
+            held = runlock.holder(folder)
+            if held is not None and not target.is_relative_to(RunDir(folder).eval.absolute()):
+                raise UserError(f"--out {out}: {folder} is in use by {held.describe()}; write the comparison under "
+                                f"{RunDir(folder).eval} or elsewhere")
+            return
 
 
 def config_markdown(kind: str) -> str:
@@ -282,6 +306,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:  # one line, whatever the message quotes (a --set value may hold a newline)
         message = str(err).replace("\r", "\\r").replace("\n", "\\n")
         print(f"rl-alphamaml: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # a full disk where no write path says more (each of train's, evaluate's and compare's does)
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"rl-alphamaml: error: {err.strerror}{where}: free space and run the command again", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C, or one before training started: stop without a traceback
         print("rl-alphamaml: interrupted (no checkpoint written for the unfinished iteration)", file=sys.stderr)

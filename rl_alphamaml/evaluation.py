@@ -7,14 +7,17 @@ table and writes ``RUN_DIR/eval/adaptation.json``, a PNG plot and TensorBoard sc
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rl_alphamaml.atomic import write_text_atomic
+from rl_alphamaml.atomic import write_atomic, write_text_atomic
 from rl_alphamaml.errors import UserError
+from rl_alphamaml.logging import EventFile
 from rl_alphamaml.rundir import file_in_the_way
 from rl_alphamaml.stats import format_ci, json_safe, mean_ci95
 
@@ -66,7 +69,8 @@ def format_table(result: AdaptationResult) -> str:
 
 
 def plot_adaptation(results: Sequence[tuple[str, AdaptationResult]], path: str | Path, title: str) -> None:
-    """A PNG of mean ± 95 % CI against the number of inner steps, one line per labelled result."""
+    """A PNG of mean ± 95 % CI against the number of inner steps, one line per labelled result (written
+    atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,40 +91,76 @@ def plot_adaptation(results: Sequence[tuple[str, AdaptationResult]], path: str |
     if len(results) > 1:
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def check_writable(folder: str | Path) -> None:
     """Fail now, with one clear message, if results cannot be written to ``folder`` (created if missing): a
-    read-only run folder, a path under a file, a full disk. Evaluations call it before computing anything."""
+    read-only run folder, a path under a file, a full disk. Evaluations call it before computing anything (a disk
+    that fills meanwhile is :func:`write_outputs`'s to report)."""
     folder = Path(folder)
     blocking = file_in_the_way(folder)
     if blocking is not None:
         raise UserError(f"cannot write results to {folder}: {blocking} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        with tempfile.TemporaryFile(dir=folder) as f:  # a byte, not an empty file: a full disk has room for those
+            f.write(b"\0")
+            f.flush()
+            os.fsync(f.fileno())
     except OSError as err:
-        raise UserError(f"cannot write results to {folder}: {err.strerror or err} (make it writable, or copy the "
-                        "run folder somewhere writable)") from None
+        hint = "free space first" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (
+            "make it writable, or copy the run folder somewhere writable")
+        raise UserError(f"cannot write results to {folder}: {err.strerror or err} ({hint})") from None
+
+
+def write_outputs(outputs: Sequence[tuple[str, Callable[[], object]]], kept: str) -> None:
+    """Call each ``(what, write)`` of ``outputs`` in turn. A write that fails (a full disk) ends in one
+    :class:`UserError` naming ``what`` it was writing, what was written before it, and ``kept``: where the results
+    still are (e.g. "the table above holds the results"). Each write must leave no torn file behind."""
+    done: list[str] = []
+    for what, write in outputs:
+        try:
+            write()
+        except OSError as err:
+            written = f"{' and '.join(done)} {'was' if len(done) == 1 else 'were'}" if done else "nothing was"
+            raise UserError(f"cannot write {what}: {err.strerror or err}; {kept} ({written} written): free space and "
+                            "run the command again") from None
+        done.append(what)
+
+
+def log_events(folder: Path, write: Callable[[EventFile], object]) -> None:
+    """``write`` TensorBoard events to a new event file in ``folder``; if a write fails, the file is removed (a
+    part of an evaluation's events would read as the whole) and the :class:`OSError` raised."""
+    events = EventFile(folder)
+    try:
+        write(events)
+    except OSError:
+        events.close()
+        events.path.unlink(missing_ok=True)
+        raise
+    events.close()
 
 
 def write_report(run_dir: str | Path, result: AdaptationResult, title: str) -> Path:
-    """Write ``eval/adaptation.json`` and ``eval/adaptation.png``, log to TensorBoard, print the table."""
-    from torch.utils.tensorboard import SummaryWriter
-
+    """Write ``eval/adaptation.json`` and ``eval/adaptation.png``, log to TensorBoard, print the table; a write
+    that fails (a full disk) is one :class:`UserError` (:func:`write_outputs`)."""
     out = Path(run_dir) / "eval"
     print(f"{title}\n{format_table(result)}", flush=True)  # the numbers first: a failed write cannot lose them
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "adaptation.json"
-    write_text_atomic(path, json.dumps(json_safe(result.to_json()), indent=2))
-    plot_adaptation([("", result)], out / "adaptation.png", title)
-    writer = SummaryWriter(log_dir=str(out))
-    for row in result.summary():
-        writer.add_scalar(f"eval/{result.metric}_mean", row["mean"], row["steps"])
-        writer.add_scalar(f"eval/{result.metric}_ci95", row["ci95"], row["steps"])
-    writer.close()
+
+    def scalars(events: EventFile) -> None:
+        for row in result.summary():
+            events.add_scalar(f"eval/{result.metric}_mean", row["mean"], int(row["steps"]))
+            events.add_scalar(f"eval/{result.metric}_ci95", row["ci95"], int(row["steps"]))
+
+    write_outputs([
+        (str(path), lambda: write_text_atomic(path, json.dumps(json_safe(result.to_json()), indent=2))),
+        (str(out / "adaptation.png"), lambda: plot_adaptation([("", result)], out / "adaptation.png", title)),
+        (f"TensorBoard events in {out}", lambda: log_events(out, scalars)),
+    ], "the table above holds the results")
     print(f"wrote {path} and {out / 'adaptation.png'}")
     return path

@@ -23,7 +23,7 @@ import dataclasses
 import io
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ import numpy as np
 from rl_alphamaml.errors import UserError
 
 if TYPE_CHECKING:
-    from torch.utils.tensorboard import SummaryWriter
+    from rl_alphamaml.logging import EventFile
 
 VIDEO_DIR = "videos"
 """Clips go to ``RUN_DIR/eval/videos``."""
@@ -191,7 +191,7 @@ class Clip:
 # --------------------------------------------------------------------------------------------------
 
 
-def add_gif(writer: SummaryWriter, tag: str, clip: Clip, step: int) -> None:
+def add_gif(events: EventFile, tag: str, clip: Clip, step: int) -> None:
     """Log ``clip`` as an image summary holding the GIF bytes: TensorBoard's Images tab plays it, with the
     caption as its description.
 
@@ -205,7 +205,7 @@ def add_gif(writer: SummaryWriter, tag: str, clip: Clip, step: int) -> None:
 
     meta = metadata.create_summary_metadata(display_name=tag, description=clip.caption)
     tensor = tensor_util.make_tensor_proto([str(clip.width).encode(), str(clip.height).encode(), clip.gif])
-    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=tensor)]), step)
+    events.add_summary(Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=tensor)]), step)
 
 
 def write_videos(run_dir: str | Path, clips: Sequence[Clip], step: int) -> list[Path]:
@@ -213,25 +213,27 @@ def write_videos(run_dir: str | Path, clips: Sequence[Clip], step: int) -> list[
 
     The TensorBoard events go to ``RUN_DIR/eval`` (next to :func:`rl_alphamaml.evaluation.write_report`'s
     scalars), as images tagged ``eval/video/<name>`` at ``step`` (the checkpoint's iteration), with the
-    captions as the text ``eval/videos``.
+    captions as the text ``eval/videos``. Each GIF is written atomically; a write that fails (a full disk) is
+    one :class:`UserError` (:func:`rl_alphamaml.evaluation.write_outputs`).
     """
-    from torch.utils.tensorboard import SummaryWriter
+    from rl_alphamaml.atomic import write_atomic
+    from rl_alphamaml.evaluation import log_events, write_outputs
 
     eval_dir = Path(run_dir) / "eval"
     out = eval_dir / VIDEO_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for clip in clips:
-        path = out / f"{clip.name}.gif"
-        path.write_bytes(clip.gif)
-        paths.append(path)
-    writer = SummaryWriter(log_dir=str(eval_dir))
-    try:
+    paths = [out / f"{clip.name}.gif" for clip in clips]
+
+    def gif(path: Path, clip: Clip) -> Callable[[], object]:
+        return lambda: write_atomic(path, lambda f: f.write(clip.gif))
+
+    def events(writer: EventFile) -> None:
         for clip in clips:
             add_gif(writer, f"eval/video/{clip.name}", clip, step)
         writer.add_text("eval/videos", "\n\n".join(f"**{c.name}**: {c.caption}" for c in clips), step)
-    finally:
-        writer.close()
+
+    write_outputs([*((str(path), gif(path, clip)) for path, clip in zip(paths, clips)),
+                   (f"TensorBoard events in {eval_dir}", lambda: log_events(eval_dir, events))],
+                  "the adaptation report is written")
     for clip, path in zip(clips, paths):
         print(f"{path}: {clip.caption}")
     return paths

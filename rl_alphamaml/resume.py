@@ -133,7 +133,9 @@ def finish_interrupted(run_dir: Path, payload: dict[str, Any]) -> list[str]:
         write_text_atomic(folder.config, record["config"])
         write_text_atomic(folder.changes, wanted)
     except OSError as err:
-        raise UserError(f"cannot write to the run folder {run_dir}: {err.strerror or err}") from None
+        raise UserError(f"cannot write to the run folder {run_dir}: {err.strerror or err}; the checkpoint still "
+                        "holds what config.yaml and changes.log are to say: free space and run the same command "
+                        "again") from None
     return wanted[len(logged):].splitlines()
 
 

@@ -2,7 +2,8 @@
 
 A run folder holds ``config.yaml`` (the resolved config, always what is in effect), ``metrics.jsonl`` (one record
 per iteration), TensorBoard events, ``checkpoints/iter_NNNNNN.pt``, ``changes.log`` (what resumes changed, from
-which iteration) and ``eval/`` (reports, videos, comparisons).
+which iteration) and ``eval/`` (reports, videos, comparisons); while a ``train`` runs in it, also ``.lock``
+(:mod:`rl_alphamaml.runlock`).
 """
 
 from __future__ import annotations

@@ -10,12 +10,17 @@ An experiment implements :class:`Experiment` — one meta-iteration at a time, p
 * ``resume=True`` continues from the newest checkpoint: randomness is drawn from per-iteration streams
   (:mod:`rl_alphamaml.seeding`), so the resumed run logs the same numbers as an uninterrupted one;
 * Ctrl-C (SIGINT) finishes the current iteration, saves a checkpoint and stops (exit status 130);
-* too many non-finite meta-steps in a row save the last good state and end with a clear message.
+* too many non-finite meta-steps in a row save the last good state and end with a clear message;
+* the run folder's lock is held throughout (:mod:`rl_alphamaml.runlock`): one ``train`` at a time;
+* a write that fails (a full disk) ends the run with one message naming the file and the newest checkpoint
+  (:func:`train` says what is saved first).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import shutil
 import signal
 import sys
 import time
@@ -24,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from rl_alphamaml import runlock
 from rl_alphamaml.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
@@ -156,27 +162,37 @@ def _discard_unstarted_run(path: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def prepare_run_dir(config: Any, run_dir: str | Path | None) -> Path:
-    """Create a fresh run folder and save the resolved config in it."""
+def make_run_dir(config: Any, run_dir: str | Path | None) -> Path:
+    """Create the folder of a new run (``run_dir``, else :func:`default_run_dir`) and return it."""
     path = Path(run_dir) if run_dir is not None else default_run_dir(config.experiment)
     blocking = file_in_the_way(path)
     if blocking is not None:
         raise UserError(f"--run-dir {path}: {blocking} is a file, not a folder; choose another --run-dir")
-    run = RunDir(path)
-    if list_checkpoints(path) or run.config.exists():
-        raise UserError(f"{path} already holds a run; continue it with `rl-alphamaml train --resume {path}` "
-                        "or choose another --run-dir")
-    stray = run.start_files()
-    if stray:  # e.g. metrics.jsonl of a run whose config was deleted: a fresh run would overwrite it
-        raise UserError(f"{path} holds files of another run ({', '.join(p.name for p in stray)}); "
-                        "choose another --run-dir or move them away")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        save_config(config, run.config)
     except OSError as err:
-        if path.is_dir():
-            run.config.unlink(missing_ok=True)
-        raise UserError(f"cannot write the run folder {path}: {err.strerror or err}") from None
+        raise UserError(f"cannot create the run folder {path}: {err.strerror or err}") from None
+    return path
+
+
+def prepare_run_dir(config: Any, run_dir: str | Path | None) -> Path:
+    """Create a fresh run folder and save the resolved config in it (holding its lock while it does:
+    :mod:`rl_alphamaml.runlock`)."""
+    path = make_run_dir(config, run_dir)
+    run = RunDir(path)
+    with runlock.hold(path):
+        if list_checkpoints(path) or run.config.exists():
+            raise UserError(f"{path} already holds a run; continue it with `rl-alphamaml train --resume {path}` "
+                            "or choose another --run-dir")
+        stray = run.start_files()
+        if stray:  # e.g. metrics.jsonl of a run whose config was deleted: a fresh run would overwrite it
+            raise UserError(f"{path} holds files of another run ({', '.join(p.name for p in stray)}); "
+                            "choose another --run-dir or move them away")
+        try:
+            save_config(config, run.config)
+        except OSError as err:
+            raise UserError(f"cannot write {run.config}: {err.strerror or err}; nothing was written: free space "
+                            "and run the same command again") from None
     return path
 
 
@@ -190,15 +206,88 @@ def train(
 ) -> int:
     """Meta-train ``build(config, run_dir)`` for ``config.train.iterations``; returns the exit status.
 
-    A fresh run that cannot start (missing data, a full disk) leaves no ``config.yaml``, metrics or events
-    behind, so the same ``--run-dir`` can be used again. ``changes`` are a resume's ``--set`` values
-    (:func:`rl_alphamaml.resume.changes`): once the checkpoint is loaded they are put into effect and recorded
-    (:func:`rl_alphamaml.resume.apply_changes`) and the run's config is rewritten. A change to α or β is first
-    saved into the checkpoint it resumes from, so that a kill before the next checkpoint cannot leave the folder
-    claiming a rate the run would not continue with (on a finished run :func:`rl_alphamaml.resume.changes`
-    refuses it); a kill right after that save is completed by the next resume
-    (:func:`rl_alphamaml.resume.finish_interrupted`), whose ``completed`` lines go to TensorBoard with its own.
+    The run folder's lock is held throughout (:mod:`rl_alphamaml.runlock`). A fresh run that cannot start
+    (missing data, a full disk) leaves no ``config.yaml``, metrics or events behind, so the same ``--run-dir``
+    can be used again. ``changes`` are a resume's ``--set`` values (:func:`rl_alphamaml.resume.changes`): once
+    the checkpoint is loaded they are put into effect and recorded (:func:`rl_alphamaml.resume.apply_changes`)
+    and the run's config is rewritten. A change to α or β is first saved into the checkpoint it resumes from, so
+    that a kill before the next checkpoint cannot leave the folder claiming a rate the run would not continue
+    with (on a finished run :func:`rl_alphamaml.resume.changes` refuses it); a kill right after that save is
+    completed by the next resume (:func:`rl_alphamaml.resume.finish_interrupted`), whose ``completed`` lines go
+    to TensorBoard with its own.
+
+    A write that fails (a full disk) ends the run with one :class:`~rl_alphamaml.errors.UserError` naming the
+    file and the newest checkpoint (:func:`_write_failed`): a failed checkpoint is first retried once after
+    removing the checkpoints ``train.keep_checkpoints`` would remove after it (:func:`_save`); a failed
+    TensorBoard write still saves the iteration's checkpoint; a failed ``metrics.jsonl`` line does not (the record
+    would lack that iteration for good), so the resumed run trains it again.
     """
+    with runlock.hold(run_dir):
+        return _train(config, build, run_dir, resume, changes, completed)
+
+
+def _again(newest: int, done: int) -> str:
+    if done <= newest:
+        return ""
+    if done == newest + 1:
+        return f" (it trains iteration {done} again)"
+    return f" (it trains iterations {newest + 1}–{done} again)"
+
+
+def _write_failed(run_dir: Path, resume: bool, done: int, unchanged: bool = False) -> str:
+    """What is safe after a failed write, and how to go on: the newest checkpoint (``done``: the last iteration
+    trained in memory, which a resume trains again when it is newer; ``unchanged``: a resume's ``--set`` values
+    are not in effect, so the same command is the one to run again) or, for a fresh run without one, that its
+    files were removed so that the same command starts it again."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        if not resume:
+            _discard_unstarted_run(run_dir)
+        return ("no checkpoint was written and the run's files were removed: free space and run the same command "
+                "again")
+    newest, path = found[-1]
+    if unchanged:
+        return (f"the newest checkpoint is {path}, the --set values are not in effect: free space and run the same "
+                "command again")
+    return (f"the newest checkpoint is {path}: free space and continue with `rl-alphamaml train --resume {run_dir}`"
+            f"{_again(newest, done)}")
+
+
+def _prunable(run_dir: Path, keep: int, need: int) -> list[Path]:
+    """The checkpoints a save would prune after it (``keep``; never the newest), if removing them first frees
+    the ``need`` bytes it lacks; else none."""
+    found = [path for _, path in list_checkpoints(run_dir)]
+    if keep <= 0 or len(found) < 2:
+        return []
+    early = found[:max(0, len(found) - keep + 1)][:len(found) - 1]
+    freed = sum(p.stat().st_blocks * 512 for p in early)
+    return early if early and shutil.disk_usage(run_dir).free + freed >= need else []
+
+
+def _save(run_dir: Path, kind: str, iteration: int, state: dict[str, Any], keep: int) -> Path:
+    """Write ``iteration``'s checkpoint and prune to ``keep``. On a full disk, once: remove the older checkpoints
+    that this save would prune anyway (never the newest; only if that makes room for one more checkpoint of the
+    newest one's size) and write it again. Raises :class:`OSError` if it cannot be written."""
+    path = checkpoint_path(run_dir, iteration)
+    try:
+        save_checkpoint(path, kind, iteration, state)
+    except OSError as err:
+        found = list_checkpoints(run_dir)
+        need = found[-1][1].stat().st_blocks * 512 if found else 0
+        early = _prunable(run_dir, keep, need) if err.errno == errno.ENOSPC else []
+        if not early:
+            raise
+        for old in early:
+            old.unlink(missing_ok=True)
+        print(f"disk full: removed {', '.join(p.name for p in early)} before writing {path.name} to make room "
+              f"(train.keep_checkpoints={keep} removes them after it)", file=sys.stderr)
+        save_checkpoint(path, kind, iteration, state)
+    prune_checkpoints(run_dir, keep)
+    return path
+
+
+def _train(config: Any, build: Callable[[Any, Path], Experiment], run_dir: Path, resume: bool,
+           changes: Sequence[Change], completed: Sequence[str]) -> int:
     kind = config.kind
     set_threads(config)
     if resume:
@@ -206,9 +295,12 @@ def train(
             print(f"removed {stale}, left by a write that was killed", file=sys.stderr)
     try:
         experiment = build(config, run_dir)
-    except UserError:
+    except (UserError, OSError) as err:
         if not resume:
             _discard_unstarted_run(run_dir)
+        if isinstance(err, OSError):  # e.g. the Omniglot split the run keeps in its folder
+            raise UserError(f"cannot write to the run folder {run_dir}: {err.strerror or err}; "
+                            f"{_write_failed(run_dir, resume, 0)}") from None
         raise
     payload = None
     total = config.train.iterations
@@ -225,16 +317,22 @@ def train(
     if payload is not None:
         start = int(payload["iteration"]) + 1
         print(f"resuming {run_dir} after iteration {start - 1}", file=sys.stderr)
+    folder = RunDir(run_dir)
+    writing, recorded = "", not changes
     try:
         changed = apply_changes(changes, experiment.meta, start) if changes else []
         if state_changes(changes):
             # α and β live in the checkpoint: the resumed state with its new rates replaces the one it came from
             # before config.yaml and changes.log say the change is in effect, and carries what they will say.
+            writing = f"the new rates into {checkpoint_path(run_dir, start - 1)}"
             save_checkpoint(checkpoint_path(run_dir, start - 1), kind, start - 1, experiment.state_dict(),
                             record=folder_record(run_dir, config, changed))
         if changes:
-            save_config(config, RunDir(run_dir).config)
+            writing = str(folder.config)
+            save_config(config, folder.config)
+            writing = str(folder.changes)
             record_changes(run_dir, changed)
+            recorded = True
         for line in changed:
             print(f"resume: {line}", file=sys.stderr)
         if start > total:
@@ -242,32 +340,47 @@ def train(
                   file=sys.stderr)
             close_experiment(experiment)
             return 0
-        logger = RunLogger(run_dir, start_iteration=start)
+        writing = f"the logs in {run_dir}"
+        logger = RunLogger(run_dir, start_iteration=start)  # its write failures: stop_if_a_log_failed
     except OSError as err:
         close_experiment(experiment)
-        if not resume:
-            _discard_unstarted_run(run_dir)
-        raise UserError(f"cannot write to the run folder {run_dir}: {err.strerror or err}") from None
-    if start == 1:
-        logger.text("hyperparameters", hparam_table(config))
-        logger.hparams(flat_config(config), getattr(experiment, "hparam_metrics", DEFAULT_HPARAM_METRICS))
-    if completed or changed:
-        logger.text("config changes", "\n\n".join([*completed, *changed]), start)
+        raise UserError(f"cannot write {writing}: {err.strerror or err}; "
+                        f"{_write_failed(run_dir, resume, start - 1, unchanged=not recorded)}") from None
+
+    def stop_if_a_log_failed(done: int) -> None:
+        """End the run if ``metrics.jsonl`` or the TensorBoard events could not be written (``done``: the last
+        iteration trained); after a TensorBoard failure, save ``done``'s checkpoint first."""
+        if not logger.failures:
+            return
+        err = next(iter(logger.failures.values()))
+        what = (f"cannot write {' or '.join(logger.failures)} in {run_dir}"
+                + (f" at iteration {done}" if done >= start else "") + f": {err.strerror or err}")
+        if RunLogger.METRICS not in logger.failures and done >= start:
+            try:
+                path = _save(run_dir, kind, done, experiment.state_dict(), config.train.keep_checkpoints)
+            except OSError as save_err:
+                what += f", nor the checkpoint of iteration {done} ({save_err.strerror or save_err})"
+            else:
+                raise UserError(f"{what}; saved the checkpoint of iteration {done}, {path}: free space and "
+                                f"continue with `rl-alphamaml train --resume {run_dir}`")
+        raise UserError(f"{what}; {_write_failed(run_dir, resume, done)}")
 
     def checkpoint(iteration: int) -> Path:
         try:
-            path = save_checkpoint(checkpoint_path(run_dir, iteration), kind, iteration, experiment.state_dict())
+            return _save(run_dir, kind, iteration, experiment.state_dict(), config.train.keep_checkpoints)
         except OSError as err:
-            found = list_checkpoints(run_dir)
-            last = f"the newest checkpoint is {found[-1][1]}" if found else "no checkpoint was written"
             raise CheckpointError(f"cannot write the checkpoint of iteration {iteration} in {run_dir}: "
-                                  f"{err.strerror or err}; {last}") from None
-        prune_checkpoints(run_dir, config.train.keep_checkpoints)
-        return path
+                                  f"{err.strerror or err}; {_write_failed(run_dir, resume, iteration)}") from None
 
     progress = _Progress(total, start, config.experiment)
     status = 0
     try:
+        if start == 1:
+            logger.text("hyperparameters", hparam_table(config))
+            logger.hparams(flat_config(config), getattr(experiment, "hparam_metrics", DEFAULT_HPARAM_METRICS))
+        if completed or changed:
+            logger.text("config changes", "\n\n".join([*completed, *changed]), start)
+        stop_if_a_log_failed(start - 1)
         with _StopFlag() as stop:
             for iteration in range(start, total + 1):
                 try:
@@ -278,6 +391,7 @@ def train(
                     raise type(err)(f"iteration {iteration}: {err}{saved}") from None
                 logger.scalars(iteration, scalars)
                 progress.update(iteration, scalars)
+                stop_if_a_log_failed(iteration)
                 if stop.requested:
                     path = checkpoint(iteration)
                     print(f"stopped after iteration {iteration}; checkpoint {path}\n"

@@ -8,12 +8,16 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import rate_grid as grid
+import results_io
+
+if TYPE_CHECKING:
+    from conftest import SmallDisk  # tests/conftest.py
 
 
 def settings(seeds: list[int], iterations: int = 3) -> dict[str, Any]:
@@ -50,6 +54,25 @@ def test_a_file_with_other_settings_is_refused_not_overwritten(tmp_path: Path,
     assert path.read_text() == before
     assert grid.GridStore(path, settings([0], iterations=4), fresh=True).runs == {}
     assert json.loads(path.read_text())["runs"]  # --fresh replaces the file only when a run finishes
+
+
+def test_a_full_disk_keeps_the_runs_saved_before(small_disk: SmallDisk, capsys: pytest.CaptureFixture[str]) -> None:
+    path = small_disk.path / "grid.json"
+    store = grid.GridStore(path, settings([0]), fresh=False)
+    store.add(record("maml", 0.1, 0, -20.0))
+    saved = path.read_text()
+    small_disk.leave(0)
+    with pytest.raises(SystemExit) as stop:  # as a study's main ends: results_io.run
+        results_io.run(lambda: store.add(record("alpha_maml", 0.1, 0, -10.0)))
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith(
+        f": error: cannot write {path}: No space left on device; {path} still holds the runs saved before, which the "
+        "same command keeps: free space and run the same command again\n"), err
+    assert path.read_text() == saved and [p.name for p in small_disk.path.glob(".*")] == []
+    small_disk.make_room()
+    store.save()
+    assert len(grid.GridStore(path, settings([0]), fresh=False).runs) == 2
 
 
 def test_cell_text_one_seed_several_seeds_and_divergence() -> None:

@@ -107,7 +107,8 @@ def _fetch(url: str, target: Path, expected_md5: str, progress: bool) -> None:
         raise UserError(f"cannot download {url}: {reason} (offline? the zips can also be copied into "
                         f"{target.parent} by hand)") from None
     except OSError as err:
-        raise UserError(f"cannot write {target}: {err.strerror or err}") from None
+        raise UserError(f"cannot write {target}: {err.strerror or err}; no part of it was kept (zips already in "
+                        f"{target.parent} are untouched): free space and run the command again") from None
     finally:  # a failure, a mismatch or Ctrl-C: no partial file
         part.unlink(missing_ok=True)
 

@@ -67,7 +67,7 @@ from rl_alphamaml.atomic import write_text_atomic
 from rl_alphamaml.compute import resolve_device, reuse_freed_memory, thread_pool
 from rl_alphamaml.config import ExperimentConfig, TrainConfig, ranged
 from rl_alphamaml.errors import CheckpointError, UserError
-from rl_alphamaml.evaluation import AdaptationResult
+from rl_alphamaml.evaluation import AdaptationResult, write_outputs
 from rl_alphamaml.kind import ExperimentKind
 from rl_alphamaml.logging import RunLogger
 from rl_alphamaml.meta import (
@@ -552,9 +552,9 @@ def evaluate(experiment: OmniglotExperiment, tasks: int, steps: int, seed: int) 
           f"{tasks} test tasks ({cfg.data.protocol} split): {100 * mean:.2f} ± {format_ci(100 * half, 2)} % (95 % CI)",
           file=sys.stderr)
     if experiment.run_dir is not None:
-        out = experiment.run_dir / "eval"
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / ACCURACY_FILE, json.dumps(json_safe(summary), indent=2) + "\n")
+        path = experiment.run_dir / "eval" / ACCURACY_FILE
+        write_outputs([(str(path), lambda: write_text_atomic(path, json.dumps(json_safe(summary), indent=2) + "\n"))],
+                      "the accuracy above is the result")
     return AdaptationResult("accuracy", acc, drawn, "", experiment.iteration, seed, higher_is_better=True,
                             extra={"accuracy": summary})
 

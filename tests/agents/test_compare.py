@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from rl_alphamaml.cli import load_experiment_config, main
 from rl_alphamaml.stats import mean_ci95
+
+if TYPE_CHECKING:
+    from conftest import SmallDisk  # tests/conftest.py
 
 ROOT = Path(__file__).resolve().parents[2]
 # Episodes of fixed length (no goal tolerance), so that every budget below is exact.
@@ -104,6 +108,21 @@ def test_compare_rejects_bad_input(runs: dict[str, Path], tmp_path: Path, capsys
     assert main(["compare", str(runs["maml"]), "--out", str(blocker / "report")]) == 2
     err = capsys.readouterr().err
     assert "is a file, not a folder" in err and "compare:" not in err  # refused before measuring anything
+
+
+def test_a_full_disk_under_compare_is_one_line_after_the_tables(runs: dict[str, Path], small_disk: SmallDisk,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = small_disk.path / "report"
+    small_disk.leave(1)  # compare.json fits in a page, the plot does not
+    assert main(["compare", str(runs["maml"]), "--tasks", "2", "--steps", "1", "--methods", "runs", "--out",
+                 str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "| method |" in captured.out  # the tables, printed before anything is written
+    line = captured.err.splitlines()[-1]
+    assert line == (f"rl-alphamaml: error: cannot write {out / 'compare.png'}: No space left on device; the tables "
+                    f"above hold the results ({out / 'compare.json'} was written): free space and run the command "
+                    "again"), line
+    assert sorted(p.name for p in out.iterdir()) == ["compare.json"]  # no torn plot, no temporary
 
 
 def test_student_t_interval_matches_tables() -> None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import pytest
+import torch
 
 from rl_alphamaml.atomic import temporary, write_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from conftest import SmallDisk  # tests/conftest.py
 
 
 def test_writes_the_file_and_its_folder(tmp_path: Path) -> None:
@@ -50,3 +55,16 @@ def test_a_process_killed_mid_write_leaves_the_old_file(tmp_path: Path) -> None:
     assert path.read_text() == "old\n"
     leftover = temporary(path, "*").name
     assert [p.name for p in tmp_path.glob(leftover)], "the killed writer's temporary is where the glob finds it"
+
+
+def test_a_full_disk_under_torch_save_is_the_os_error_and_leaves_the_old_file(small_disk: SmallDisk) -> None:
+    # torch.save's zip writer turns "No space left on device" into a RuntimeError on its way out
+    path = small_disk.path / "results" / "state.pt"
+    write_atomic(path, lambda f: torch.save({"x": torch.zeros(10)}, f))
+    old = path.read_bytes()
+    small_disk.leave(2)
+    with pytest.raises(OSError) as raised:
+        write_atomic(path, lambda f: torch.save({"x": torch.zeros(100_000)}, f))
+    assert raised.value.errno == errno.ENOSPC
+    assert path.read_bytes() == old
+    assert [p.name for p in path.parent.iterdir()] == ["state.pt"]

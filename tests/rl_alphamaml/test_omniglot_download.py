@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import random
 import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,11 +19,14 @@ from rl_alphamaml.cli import main
 from rl_alphamaml.supervised import omniglot_download
 from rl_alphamaml.supervised.omniglot_data import OmniglotDataError, resolve_root
 
+if TYPE_CHECKING:
+    from conftest import SmallDisk  # tests/conftest.py
 
-def fake_zip(name: str) -> bytes:
+
+def fake_zip(name: str, extra: bytes = b"") -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(f"{name.removesuffix('.zip')}/Alphabet/character01/0001_01.png", b"not really a png")
+        archive.writestr(f"{name.removesuffix('.zip')}/Alphabet/character01/0001_01.png", b"not really a png" + extra)
     return buffer.getvalue()
 
 
@@ -117,3 +122,24 @@ def test_the_loader_finds_the_user_data_folder(server: Server, tmp_path: Path,
     assert main(["data", "omniglot", "--url", server.url]) == 0
     assert resolve_root(None) == tmp_path / "data" / "rl_alphamaml" / "omniglot"
     assert (resolve_root(None) / "images_background.zip").is_file()
+
+
+def test_a_full_disk_keeps_the_zips_already_there_and_no_part(server: Server, small_disk: SmallDisk,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    big = fake_zip("images_evaluation.zip", extra=random.Random(0).randbytes(200_000))  # 49 pages, incompressible
+    server.files["images_evaluation.zip"] = big
+    monkeypatch.setitem(omniglot_download.FILES, "images_evaluation.zip", hashlib.md5(big).hexdigest())
+    root = small_disk.path / "omniglot"
+    small_disk.leave(2)  # the first zip fits
+    assert run(root, server.url) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"rl-alphamaml: error: cannot write {root / 'images_evaluation.zip'}: No space left on device; "
+                       f"no part of it was kept (zips already in {root} are untouched): free space and run the command "
+                       "again") and not any("Traceback" in line for line in err)
+    assert sorted(p.name for p in root.iterdir()) == ["images_background.zip"]  # no .part file
+    small_disk.make_room()
+    server.requests.clear()
+    assert run(root, server.url) == 0
+    assert [r.rsplit("/", 1)[-1] for r in server.requests] == ["images_evaluation.zip"]
+    assert (root / "images_evaluation.zip").read_bytes() == big
