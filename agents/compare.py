@@ -82,12 +82,16 @@ class MethodResult:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        """The method's summary rows and every per-task value, for ``compare.json``."""
         return {"name": self.name, "family": self.family, "source": self.source, "seconds": self.seconds,
                 "summary": self.rows(), "per_task": self.values}
 
 
 @dataclasses.dataclass
 class Run:
+    """A trained ``kind: rl`` run as :func:`load_run` reads it: its folder, config, newest checkpoint's state and
+    that checkpoint's iteration."""
+
     path: Path
     config: RLConfig
     state: dict[str, Any]
@@ -95,6 +99,7 @@ class Run:
 
     @property
     def label(self) -> str:
+        """What the run is, from its config: MAML, Alpha MAML, Meta-SGD, ProMP, Alpha-ProMP or pretrained."""
         inner, outer = self.config.inner, self.config.outer
         if inner.steps == 0:
             kind = "pretrained (no meta-learning)"

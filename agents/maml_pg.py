@@ -138,6 +138,7 @@ class MetaBatch:
 
     @property
     def num_tasks(self) -> int:
+        """Tasks in the meta-batch."""
         return len(self.tasks)
 
     @property
@@ -186,6 +187,9 @@ def phase_name(step: int, steps: int) -> str:
 class MAMLPG:
     """The meta-learner: a Gaussian MLP policy, its :class:`MetaOptimizer`, a sampler, the baseline and the
     outer step (:mod:`agents.outer_steps`); ``estimator`` is the inner surrogate (:func:`inner_loss`).
+
+    Policy-gradient MAML as in [1, §5.3]: α and β fixed or by hypergradient (Alpha MAML [2]); the outer step
+    MAML-TRPO, SGD/Adam or ProMP [3].
 
     Example (what :meth:`iteration` does, without the timing)::
 

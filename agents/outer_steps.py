@@ -82,15 +82,19 @@ class GradientStep(OuterStep):
 
     @classmethod
     def core_optimizer(cls, name: str) -> CoreOptimizer | None:
+        """``sgd`` or ``adam``, as ``outer.optimizer`` names it: the core's optimizer with rate β updates θ."""
         if name not in ("sgd", "adam"):
             raise ValueError(f"GradientStep drives sgd or adam, not {name!r}")
         return "sgd" if name == "sgd" else "adam"
 
     @classmethod
     def from_config(cls, config: RLConfig) -> GradientStep:
+        """The step has no settings of its own (β and its mode are the core's, ``outer.*``)."""
         return cls()
 
     def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
+        """Replay the adaptation with its graph, then one :meth:`~rl_alphamaml.meta.MetaOptimizer.step` on the
+        post-adaptation surrogate of the validation episodes: θ by β, then α and β by their hypergradients."""
         loss = surrogate(learner.policy, learner.adapt(batch), batch.val)
         info = learner.meta.step(loss)
         return {**info.scalars(), "loss/post_adapt": float(loss.detach())}
@@ -133,13 +137,19 @@ class TRPOStep(OuterStep):
 
     @classmethod
     def core_optimizer(cls, name: str) -> CoreOptimizer | None:
+        """None: TRPO updates θ itself, β is not used (the core only carries α's state)."""
         return None
 
     @classmethod
     def from_config(cls, config: RLConfig) -> TRPOStep:
+        """The step with the run's ``trpo:`` settings."""
         return cls(config.trpo)
 
     def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
+        """One MAML-TRPO step on θ: the meta-gradient of the post-adaptation surrogate, conjugate gradient with
+        the KL's curvature through the adaptation (``trpo.hvp``), a step to the ``max_kl`` boundary and the line
+        search [1, 3]; then α by its hypergradient from the same meta-gradient. A non-finite meta-gradient
+        changes nothing (``trpo/accepted`` 0)."""
         cfg = self.config
         meta, policy = learner.meta, learner.policy
         theta = meta.params
@@ -310,10 +320,12 @@ class ProMPStep(OuterStep):
 
     @classmethod
     def core_optimizer(cls, name: str) -> CoreOptimizer | None:
+        """``adam``: each of ProMP's steps is an Adam step of the core with rate β [4]."""
         return "adam"
 
     @classmethod
     def from_config(cls, config: RLConfig) -> ProMPStep:
+        """The step with the run's ``promp:`` settings, one KL coefficient per inner step."""
         return cls(config.promp, config.inner.steps)
 
     def objective(self, learner: MAMLPG, batch: MetaBatch, first_order: bool | None = None) -> ProMPObjective:
@@ -334,6 +346,8 @@ class ProMPStep(OuterStep):
         return ProMPObjective(loss, clipped, inner_kls, clip_fraction)
 
     def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
+        """``promp.epochs`` core steps on :meth:`objective` of the one batch, then the KL coefficients adapted
+        (with ``promp.adaptive_kl``) from the inner KLs after the last step [4, Alg. 1]."""
         infos = []
         for epoch in range(self.config.epochs):
             objective = self.objective(learner, batch)
@@ -360,9 +374,11 @@ class ProMPStep(OuterStep):
         return out
 
     def state_dict(self) -> dict[str, Any]:
+        """The KL coefficients, which the adaptive penalty changes from batch to batch."""
         return {"kl_coefficients": list(self.kl_coefficients)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (a checkpoint from before ProMP kept none: the initial coefficients stay)."""
         if "kl_coefficients" in state:
             self.kl_coefficients = [float(c) for c in state["kl_coefficients"]]
 

@@ -82,9 +82,11 @@ class RolloutWorker:
         return self.envs[num_tasks]
 
     def set_policy(self, policy: GaussianMLPPolicy) -> None:
+        """The policy module to evaluate (its architecture; the parameters come with every sample call)."""
         self.policy = policy
 
     def pid(self) -> int:
+        """This worker's process id (for tests and diagnostics)."""
         return os.getpid()
 
     def node_id(self) -> str:
@@ -129,12 +131,16 @@ class RaySampler:
     """Drop-in for :class:`agents.sampler.Sampler` that steps the slots on Ray actors.
 
     Args:
-        env_id, num_tasks, episodes, horizon, env_kwargs: as for :class:`agents.sampler.Sampler`.
+        env_id: as for :class:`agents.sampler.Sampler`.
+        num_tasks: as for :class:`agents.sampler.Sampler`.
+        episodes: as for :class:`agents.sampler.Sampler`.
+        horizon: as for :class:`agents.sampler.Sampler`.
         address: an existing cluster (``"auto"`` or ``"HOST:PORT"``, as for ``ray.init``); ``None``
             starts a local Ray instance (or joins the one this process already started).
         workers: actors; ``0`` means one per CPU of the cluster. Never more than ``num_tasks``.
         threads: MuJoCo batch threads per actor (each actor reserves that many CPUs).
         max_retries: attempts to re-sample a slice after its worker died, per phase.
+        env_kwargs: as for :class:`agents.sampler.Sampler`.
     """
 
     def __init__(self, env_id: str, num_tasks: int, episodes: int, horizon: int | None = None,
@@ -183,6 +189,7 @@ class RaySampler:
         return self._actor_cls.remote(self.env_id, self.episodes, self.horizon_arg, self.threads, self.env_kwargs)
 
     def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]:
+        """``n`` tasks (default: ``num_tasks``) from the family's distribution, drawn here with ``rng``."""
         return self._probe.sample_tasks(self.num_tasks if n is None else n, rng)
 
     def _send_policy(self, workers: Sequence[Any]) -> None:

@@ -87,7 +87,8 @@ def gae(
     Â_t = Σ_{l≥0} (γλ)^l δ_{t+l}. With λ = 1 (MAML-RL's setting) Â_t = R_t − V(s_t).
 
     Args:
-        rewards, values: ``(..., time, episodes)``.
+        rewards: ``(..., time, episodes)``.
+        values: baseline values V(s_t), the same shape.
         gamma: discount γ.
         lam: GAE λ.
         mask: same shape, 1 = valid step; ``None`` = all valid.

@@ -68,12 +68,19 @@ class EpisodeSampler(Protocol):
     env_seconds: float
     policy_seconds: float
 
-    def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]: ...
+    def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]:
+        """``n`` tasks (default: ``num_tasks``) from the family's distribution, drawn with ``rng``."""
+        ...
 
     def sample(self, policy: GaussianMLPPolicy, params: Mapping[str, Tensor], tasks: Sequence[Task],
-               seed: Sequence[int]) -> Episodes: ...
+               seed: Sequence[int]) -> Episodes:
+        """``episodes`` episodes of every task with its own parameters (a leading task dimension), on the random
+        stream ``seed``; the same stream gives the same episodes on every backend."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the simulators (and workers)."""
+        ...
 
 
 class Sampler:
@@ -103,6 +110,7 @@ class Sampler:
         self.policy_seconds = 0.0
 
     def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]:
+        """``n`` tasks (default: ``num_tasks``) from the family's distribution, drawn with ``rng``."""
         return self.env.sample_tasks(self.num_tasks if n is None else n, rng)
 
     @torch.no_grad()
@@ -135,6 +143,7 @@ class Sampler:
         return out.episodes
 
     def close(self) -> None:
+        """Release the batched simulator."""
         self.env.close()
 
 

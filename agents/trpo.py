@@ -309,14 +309,20 @@ def trpo_step(
     accept_ratio: float = 0.0,
     old_loss: float | None = None,
 ) -> tuple[Tensor, LineSearchResult]:
-    """One TRPO update on flat parameters: CG on H s = −g, scale to the KL boundary, line search.
+    """One TRPO update [1] on flat parameters: CG on H s = −g, scale to the KL boundary, line search.
 
     Args:
         loss_grad: flat gradient g of the surrogate loss at ``params``.
         hvp_fn: v ↦ (H + cI) v, e.g. from :func:`hessian_vector_product`.
-        loss_and_kl_fn, max_kl, max_backtracks, ratio, accept_ratio, old_loss: see :func:`line_search`.
+        loss_and_kl_fn: see :func:`line_search`.
         params: flat θ_old.
-        cg_iters, cg_residual_tol: see :func:`conjugate_gradient`.
+        max_kl: the trust region; see :func:`line_search`.
+        cg_iters: conjugate-gradient iterations (:func:`conjugate_gradient`'s ``iters``).
+        cg_residual_tol: see :func:`conjugate_gradient` (``residual_tol``).
+        max_backtracks: see :func:`line_search`.
+        ratio: see :func:`line_search`.
+        accept_ratio: see :func:`line_search`.
+        old_loss: see :func:`line_search`.
 
     Returns:
         The new flat parameters and the :class:`LineSearchResult` (with ``shs`` filled in).

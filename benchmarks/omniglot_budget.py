@@ -1,4 +1,4 @@
-"""Omniglot 5-way 1-shot at a CPU budget: MAML [1] against Alpha MAML [2] from the same start, quoted in the README.
+"""Omniglot 5-way 1-shot at a CPU budget: MAML [1] against Alpha MAML [2] from the same start (docs/benchmarks.md).
 
 Two CLI runs of the shipped configs — ``configs/omniglot_5w1s.yaml`` (MAML: α 0.4, Adam β 0.001, fixed) and
 ``configs/omniglot_5w1s_alpha.yaml`` (Alpha MAML: both rates by hypergradient descent [3] from the same values)

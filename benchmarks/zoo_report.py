@@ -9,7 +9,7 @@ Usage::
 
     python benchmarks/zoo_report.py
 
-Writes ``benchmarks/results/zoo.{md,json,png}``: the table the README's zoo section quotes, and the training
+Writes ``benchmarks/results/zoo.{md,json,png}``: the table docs/zoo.md quotes, and the training
 curves (post-adaptation return of each iteration's meta-batch against environment steps, 10-iteration
 moving average) with the paper's return after one step as a dashed line.
 

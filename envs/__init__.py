@@ -18,7 +18,8 @@ rl_alphamaml/Navigation2DSparse-v0 goal position g             U[−0.5, 0.5]² 
 
 The conventions (rewards, distributions, horizons) are those of MAML-RL [1] and
 its PyTorch reproduction pytorch-maml-rl; the robots are gymnasium's v5 MuJoCo models, and the Ant families
-also run on the Ant the MAML paper ran (``model="maml2017"``, :mod:`envs.ant`). See ``docs/envs.md``. This package imports only gymnasium, mujoco and numpy.
+also run on the Ant the MAML paper ran (``model="maml2017"``, :mod:`envs.ant`). See ``docs/envs.md``.
+This package imports only gymnasium, mujoco and numpy.
 
 Example::
 
@@ -30,6 +31,9 @@ Example::
     benv = envs.BatchedEnv("rl_alphamaml/HalfCheetahVel-v0", n_slots=800)
     obs = benv.reset(tasks, seeds=0)                              # 20 slots per task
     obs, reward, terminated, truncated = benv.step(np.zeros((800, benv.act_dim)))
+
+A family of your own is a subclass of one of these classes registered with :func:`register_family`
+(``examples/custom_task_family.py``).
 
 References:
     [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
@@ -50,6 +54,7 @@ from envs.registry import (
     make,
     make_unwrapped,
     register_families,
+    register_family,
     resolve_id,
 )
 from envs.tasks import (
@@ -95,6 +100,7 @@ __all__ = [
     "make",
     "make_unwrapped",
     "register_families",
+    "register_family",
     "resolve_id",
     "task_from_dict",
     "task_from_json",

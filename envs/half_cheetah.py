@@ -178,9 +178,11 @@ class HalfCheetahRandParamsEnv(_HalfCheetahFamily[DynamicsTask]):
 
     @property
     def n_params(self) -> int:
+        """Multipliers per task: one per non-world body, one per actuated joint, one for friction (7 + 6 + 1)."""
         return self._n_bodies + len(self._damped_dofs) + 1
 
     def default_task(self) -> DynamicsTask:
+        """gymnasium's HalfCheetah: every multiplier 1."""
         return DynamicsTask((1.0,) * self._n_bodies, (1.0,) * len(self._damped_dofs), 1.0)
 
     def _sample(self, n: int, rng: np.random.Generator) -> list[DynamicsTask]:
@@ -214,6 +216,7 @@ class HalfCheetahRandParamsEnv(_HalfCheetahFamily[DynamicsTask]):
         return TaskError(f"{self.family_name}: {name} needs {want} values, got {got}")
 
     def task_params(self, tasks: Sequence[DynamicsTask]) -> np.ndarray:
+        """Tasks as ``(len(tasks), n_params)``: the mass, damping and friction multipliers, in that order."""
         return np.array(
             [(*t.body_mass_scale, *t.dof_damping_scale, t.friction_scale) for t in tasks],
             dtype=np.float64,
@@ -247,10 +250,13 @@ class HalfCheetahRandParamsEnv(_HalfCheetahFamily[DynamicsTask]):
         return x_velocity
 
     def batch_setup(self, batch: Any) -> None:
+        """Give every slot of ``batch`` its own masses, inertias, damping and friction."""
         for name in ("body_mass", "body_inertia", "dof_damping", "geom_friction"):
             batch.expand(name)
 
     def batch_apply_tasks(self, batch: Any, ids: np.ndarray, tasks: Sequence[DynamicsTask]) -> None:
+        """Write the tasks' model fields into the slots ``ids`` of ``batch`` and recompute their constants (as
+        ``mj_setConst`` does for the single env)."""
         for name, value in self.model_fields(self.task_params(tasks)).items():
             batch.expand(name)[ids] = value
         batch.set_const(ids)

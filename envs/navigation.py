@@ -38,7 +38,7 @@ __all__ = ["Navigation2DEnv", "Navigation2DSparseEnv"]
 
 
 class Navigation2DEnv(GoalTasks, gym.Env, utils.EzPickle):
-    """Navigation2D: reach a goal in the plane; reward ``−‖p − g‖₂`` after the move.
+    """Navigation2D [1, §5.3]: reach a goal in the plane; reward ``−‖p − g‖₂`` after the move.
 
     Task ``g ~ U[low, high]²``, by default U[−0.5, 0.5]². Actions are clipped to ±0.1 (the
     action space is ``Box(−0.1, 0.1, (2,))``). ``render_mode="rgb_array"`` draws the goal
@@ -128,6 +128,7 @@ class Navigation2DEnv(GoalTasks, gym.Env, utils.EzPickle):
         return self.observe(self._state)[0], {"task": self._task}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Move by ``action`` (clipped to ±0.1 per coordinate); ``info`` holds ``distance`` and ``task``."""
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (2,):
             raise ValueError(f"action must have shape (2,), got {a.shape}")
@@ -140,6 +141,7 @@ class Navigation2DEnv(GoalTasks, gym.Env, utils.EzPickle):
         return self.observe(self._state)[0], float(reward[0]), terminated, False, info
 
     def render(self) -> np.ndarray | None:
+        """An RGB frame ``(height, width, 3)`` drawn with numpy: the goal range, the goal and the agent."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
@@ -154,7 +156,7 @@ class Navigation2DEnv(GoalTasks, gym.Env, utils.EzPickle):
         rows, cols = np.mgrid[0:h, 0:w]
         (x0, y1), (x1, y0) = px(np.array([self.low, self.low])), px(np.array([self.high, self.high]))
         img[(cols >= x0) & (cols <= x1) & (rows >= y0) & (rows <= y1)] = (235, 235, 235)
-        gx, gy = px(np.asarray(self._task.goal))
+        gx, gy = px(self._params[:2])  # the goal the kernels use: a subclass's task need not be a GoalTask
         radius = max(3.0, self._goal_marker_radius() * scale)
         img[(cols - gx) ** 2 + (rows - gy) ** 2 <= radius**2] = (40, 170, 60)
         ax, ay = px(self._state[0])

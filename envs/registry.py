@@ -2,7 +2,8 @@
 
 ``import envs`` registers every family (idempotently). :func:`make` is ``gymnasium.make`` that
 also accepts the short id (``"HalfCheetahVel-v0"``) and fails with one clear message for an id
-that is not one of ours.
+that is not one of ours. :func:`register_family` adds a family of your own: after it, every function
+here, :class:`envs.BatchedEnv` and the RL learner (``env.id``) take its id like a built-in one.
 
 References:
     [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
@@ -26,6 +27,7 @@ __all__ = [
     "make",
     "make_unwrapped",
     "register_families",
+    "register_family",
     "resolve_id",
 ]
 
@@ -45,8 +47,12 @@ _FAMILIES: dict[str, tuple[str, int]] = {
     "Navigation2DSparse-v0": ("envs.navigation:Navigation2DSparseEnv", 100),
 }
 
-#: every registered id, ``rl_alphamaml/<Family>-v0``
+#: the built-in families' ids, ``rl_alphamaml/<Family>-v0`` (families added by :func:`register_family` are not
+#: listed here; :func:`resolve_id` knows both)
 FAMILY_IDS: tuple[str, ...] = tuple(f"{NAMESPACE}/{name}" for name in _FAMILIES)
+
+#: full id -> (environment class, horizon) of the families added by :func:`register_family`
+_USER_FAMILIES: dict[str, tuple[type, int]] = {}
 
 
 class UnknownEnvError(ValueError):
@@ -75,16 +81,20 @@ def resolve_id(env_id: str) -> str:
     if not isinstance(env_id, str):
         raise UnknownEnvError(f"environment id must be a string, got {env_id!r}")
     full = env_id if "/" in env_id else f"{NAMESPACE}/{env_id}"
-    if full in FAMILY_IDS:
+    known = (*FAMILY_IDS, *_USER_FAMILIES)
+    if full in known:
         return full
-    close = difflib.get_close_matches(full, FAMILY_IDS, n=1)
+    close = difflib.get_close_matches(full, known, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise UnknownEnvError(f"unknown task family {env_id!r}.{hint} Known families: {', '.join(FAMILY_IDS)}")
+    raise UnknownEnvError(f"unknown task family {env_id!r}.{hint} Known families: {', '.join(known)}")
 
 
 def horizon_of(env_id: str) -> int:
     """The registered horizon (``max_episode_steps``) of a family."""
-    return _FAMILIES[resolve_id(env_id).split("/", 1)[1]][1]
+    full = resolve_id(env_id)
+    if full in _USER_FAMILIES:
+        return _USER_FAMILIES[full][1]
+    return _FAMILIES[full.split("/", 1)[1]][1]
 
 
 def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
@@ -99,10 +109,63 @@ def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
 
 def family_class(env_id: str) -> type:
     """The environment class of a family (its entry point)."""
-    module_name, class_name = _FAMILIES[resolve_id(env_id).split("/", 1)[1]][0].split(":")
+    full = resolve_id(env_id)
+    if full in _USER_FAMILIES:
+        return _USER_FAMILIES[full][0]
+    module_name, class_name = _FAMILIES[full.split("/", 1)[1]][0].split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 
 def make_unwrapped(env_id: str, **kwargs: Any) -> Any:
     """The family's environment instantiated directly, without gymnasium's wrappers."""
     return family_class(env_id)(**kwargs)
+
+
+def register_family(env_id: str, env_class: type, max_episode_steps: int) -> str:
+    """Register a task family of your own; return its full id.
+
+    ``env_class`` is a :class:`gymnasium.Env` that is also a :class:`envs.base.TaskFamily` (``sample_tasks``,
+    ``set_task``, ``task_params``, …). ``env_id`` is a short id (``"RingNavigation-v0"``, registered as
+    ``rl_alphamaml/RingNavigation-v0``) or a full one with your own namespace (``"mylab/RingNavigation-v0"``);
+    ``max_episode_steps`` is the family's horizon. Afterwards :func:`make`, :func:`resolve_id`,
+    :func:`horizon_of`, :func:`family_class`, :class:`envs.BatchedEnv` and the RL learner's ``env.id`` take
+    the id like a built-in family's. Meta-training steps the family in a :class:`envs.BatchedEnv`, which
+    needs a subclass of :class:`envs.mujoco_family.MujocoFamily` (a MuJoCo robot with vectorised kernels) or
+    of :class:`envs.Navigation2DEnv` (numpy kernels ``initial_state``, ``observe``, ``transition``,
+    ``terminated``); ``envs.make`` and stable-baselines3 take any such environment.
+
+    The registration lives in this process: a program (or a Ray worker, ``sampler.backend: ray``) that
+    should know the family must import the module that registers it. Registering an id again replaces its
+    class (e.g. a class redefined in a notebook); a built-in family's id cannot be taken.
+
+    Example::
+
+        class RingNavigationEnv(envs.Navigation2DEnv): ...        # examples/custom_task_family.py
+        envs.register_family("RingNavigation-v0", RingNavigationEnv, max_episode_steps=100)
+        benv = envs.BatchedEnv("RingNavigation-v0", n_slots=40)
+
+    Raises:
+        ValueError: the id is a built-in family's, malformed or registered by other code, the class is not a
+            task family, or the horizon is not a positive integer.
+    """
+    from envs.base import TaskFamily  # here, not at the top: the registry is imported before the families
+
+    if not isinstance(env_id, str) or env_id.count("/") > 1 or not env_id.strip("/") or env_id != env_id.strip():
+        raise ValueError(f"env_id must be 'Name-v0' or 'namespace/Name-v0', got {env_id!r}")
+    full = env_id if "/" in env_id else f"{NAMESPACE}/{env_id}"
+    if full in FAMILY_IDS:
+        raise ValueError(f"{full!r} is a built-in family; register yours under another name")
+    if not (isinstance(env_class, type) and issubclass(env_class, gymnasium.Env)
+            and issubclass(env_class, TaskFamily)):
+        raise ValueError(f"env_class must be a gymnasium.Env subclass that is also an envs.base.TaskFamily "
+                         f"(e.g. derived from envs.Navigation2DEnv), got {env_class!r}")
+    if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int) or max_episode_steps < 1:
+        raise ValueError(f"max_episode_steps must be a positive integer, got {max_episode_steps!r}")
+    if full in _USER_FAMILIES:
+        del gymnasium.registry[full]  # replacing our own earlier registration, without gymnasium's warning
+    elif full in gymnasium.registry:
+        raise ValueError(f"{full!r} is already registered with gymnasium by something else")
+    creator: Any = env_class  # a class is a valid entry point; gymnasium's EnvCreator protocol types only **kwargs
+    gymnasium.register(id=full, entry_point=creator, max_episode_steps=max_episode_steps, disable_env_checker=True)
+    _USER_FAMILIES[full] = (env_class, max_episode_steps)
+    return full

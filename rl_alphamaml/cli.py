@@ -191,15 +191,31 @@ def check_not_in_a_run_in_use(out: Path) -> None:
             return
 
 
+def config_markdown(kind: str) -> str:
+    """Every config key of ``kind`` as a Markdown table: key, type, default, range, meaning.
+
+    What ``rl-alphamaml config KIND --markdown`` prints, and what the documentation site's configuration page is
+    generated from at build time (``docs/hooks.py``). A ``|`` inside a cell (a type such as ``'v5' | null``) is
+    escaped, so the table keeps its five columns.
+    """
+    from rl_alphamaml.config import describe
+
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|")
+
+    lines = ["| key | type | default | range | meaning |", "| --- | --- | --- | --- | --- |"]
+    for r in describe(experiment_kind(kind, "config").config):
+        lines.append(f"| `{r.key}` | {cell(r.type)} | {cell(repr(r.default))} | {cell(r.range)} | {cell(r.doc)} |")
+    return "\n".join(lines)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from rl_alphamaml.config import describe
 
-    rows = describe(experiment_kind(args.kind, "config").config)
     if args.markdown:
-        print("| key | type | default | range | meaning |\n| --- | --- | --- | --- | --- |")
-        for r in rows:
-            print(f"| `{r.key}` | {r.type} | {r.default!r} | {r.range} | {r.doc} |")
+        print(config_markdown(args.kind))
         return 0
+    rows = describe(experiment_kind(args.kind, "config").config)
     width = max(len(r.key) for r in rows)
     for r in rows:
         print(f"{r.key:<{width}}  {r.type}  (default {r.default!r}{', ' + r.range if r.range else ''})")

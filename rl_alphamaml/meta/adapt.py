@@ -70,7 +70,8 @@ def adapt(
     steps: int,
     first_order: bool = False,
 ) -> Adapted:
-    """Take ``steps`` gradient steps on ``loss_fn`` from ``params`` with per-name rates ``alpha``.
+    """Take ``steps`` gradient steps on ``loss_fn`` from ``params`` with per-name rates ``alpha``: MAML's inner
+    loop [1], differentiable to ``params`` and ``alpha`` (α's hypergradient, Alpha MAML [2]).
 
     ``loss_fn(params) -> scalar`` evaluates the inner (support / pre-update) loss, typically through
     :func:`torch.func.functional_call`. ``alpha[name]`` broadcasts against ``params[name]`` (a 0-d tensor,

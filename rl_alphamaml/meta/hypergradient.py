@@ -68,9 +68,11 @@ class HypergradientRule:
             rate.clamp_(self.lr_min, self.lr_max)
 
     def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the rule: the number of updates taken (and a rule's running moments)."""
         return {"steps": self.steps}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
         self.steps = int(state["steps"])
 
 
@@ -83,11 +85,17 @@ class AdditiveRule(HypergradientRule):
         return 1e-7 if optimizer == "adam" else 1e-3
 
     def step(self, index: int, rate: Tensor, hypergrad: Tensor) -> None:
+        """``rate ← rate − η·hypergrad`` in place (SGD-HD's update of the rate [1])."""
         rate.sub_(self.hyper_lr * hypergrad)
 
 
 class NormalizedRule(HypergradientRule):
-    """``log r ← log r − η·h/√v̂``, v̂ the bias-corrected running mean of h² (scale-free; the default)."""
+    """``log r ← log r − η·h/√v̂``, v̂ the bias-corrected running mean of h² (scale-free; the default).
+
+    Hypergradient descent [1] on ``log r`` with the hypergradient normalised by its running RMS, as Adam
+    normalises a gradient (Chandra et al. [3] optimise hyperparameters with Adam); Alpha MAML [2] adapts α and β
+    with it in this toolkit.
+    """
 
     def __init__(self, hyper_lr: float, lr_min: float, lr_max: float, decay: float = 0.9, eps: float = 1e-30) -> None:
         super().__init__(hyper_lr, lr_min, lr_max)
@@ -102,6 +110,8 @@ class NormalizedRule(HypergradientRule):
 
     @torch.no_grad()
     def update(self, rates: list[Tensor], hypergrads: list[Tensor]) -> None:
+        """:meth:`HypergradientRule.update`, with the running second moments created (or moved to the rates'
+        device after a checkpoint of another device) first."""
         if not self.second_moment:
             self.second_moment = [torch.zeros_like(r) for r in rates]
         elif self.second_moment[0].device != rates[0].device:  # loaded from a checkpoint of another device
@@ -109,15 +119,18 @@ class NormalizedRule(HypergradientRule):
         super().update(rates, hypergrads)
 
     def step(self, index: int, rate: Tensor, hypergrad: Tensor) -> None:
+        """``rate ← rate · exp(−η·h/√v̂)`` in place, after folding ``h²`` into rate ``index``'s running moment."""
         v = self.second_moment[index]
         v.mul_(self.decay).addcmul_(hypergrad, hypergrad, value=1 - self.decay)
         v_hat = v / (1 - self.decay**self.steps)
         rate.mul_(torch.exp(-self.hyper_lr * hypergrad / (v_hat.sqrt() + self.eps)))
 
     def state_dict(self) -> dict[str, Any]:
+        """The number of updates (for the bias correction) and the running second moments."""
         return {"steps": self.steps, "second_moment": [v.clone() for v in self.second_moment]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
         self.steps = int(state["steps"])
         self.second_moment = [v.clone() for v in state.get("second_moment", [])]
 

@@ -56,6 +56,7 @@ class MetaGradients:
     alpha: list[Tensor] | None
 
     def is_finite(self) -> bool:
+        """Whether the loss and every gradient entry are finite (a step with anything else changes nothing)."""
         tensors = list(self.theta.values()) + (self.alpha or [])
         return math.isfinite(self.loss) and all(bool(torch.isfinite(t).all()) for t in tensors)
 
@@ -102,6 +103,10 @@ class StepInfo:
 class MetaOptimizer:
     """θ, α and β of one meta-learner, with adaptation, the outer step and resumable state.
 
+    MAML [1] with the inner rate α fixed, adapted by its hypergradient (Alpha MAML [2]) or learned as a
+    meta-parameter (Meta-SGD [4]), and the outer rate β of SGD or Adam fixed or adapted by SGD-HD / Adam-HD [3]
+    (Alpha MAML [2] with both adapted).
+
     ``module``'s parameters are θ; they change only in :meth:`step` / :meth:`apply` (in place, under
     ``no_grad``). For a TRPO outer loop, update θ yourself and call ``apply(grads, update_theta=False)``
     so that α still follows its hypergradient (β is not used there).
@@ -129,6 +134,7 @@ class MetaOptimizer:
 
     @property
     def beta(self) -> float:
+        """The current outer rate β."""
         return self.outer.beta
 
     def adapt(
@@ -221,6 +227,7 @@ class MetaOptimizer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (θ itself with ``module.load_state_dict``)."""
         self.alpha.load_state_dict(state["alpha"])
         self.outer.load_state_dict(state["outer"])
         self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])

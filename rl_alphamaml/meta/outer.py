@@ -50,6 +50,11 @@ class OuterConfig:
     max_grad_norm: float | None = ranged(None, min=0.0, min_exclusive=True, doc="clip the meta-gradient norm")
 
     def validate(self) -> None:
+        """Cross-field checks: β starts within its bounds, and the ``normalized`` rule gets a positive lower bound.
+
+        Raises:
+            ValueError: naming the field that is wrong.
+        """
         if not self.lr_min <= self.lr <= self.lr_max:
             raise ValueError(
                 f"lr: initial beta {self.lr} is outside [lr_min, lr_max] = [{self.lr_min}, {self.lr_max}]"
@@ -63,7 +68,9 @@ def _dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
 
 
 class OuterOptimizer:
-    """SGD or Adam over a list of tensors with rate β, optionally adapted by SGD-HD / Adam-HD.
+    """SGD or Adam over a list of tensors with rate β, optionally adapted by SGD-HD / Adam-HD [1].
+
+    Alpha MAML [2] uses it for MAML's outer loop with ``lr_mode="hd"``.
 
     Example::
 
@@ -119,6 +126,8 @@ class OuterOptimizer:
             self.prev_direction = [d.clone() for d in directions]
 
     def state_dict(self) -> dict[str, Any]:
+        """β, the step count, Adam's moments, the previous step direction and the rule's state: a resumed run
+        continues exactly."""
         return {
             "beta": self.beta,
             "t": self.t,
@@ -129,6 +138,7 @@ class OuterOptimizer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`, moving its tensors to the parameters' device."""
         self.beta = float(state["beta"])
         self.t = int(state["t"])
         on = self.params  # the state may come from a checkpoint of another device

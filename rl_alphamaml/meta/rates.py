@@ -54,6 +54,11 @@ class InnerConfig:
     lr_max: float = ranged(10.0, min=0.0, min_exclusive=True, max=1e6, doc="upper bound of alpha")
 
     def validate(self) -> None:
+        """Cross-field checks: α starts within its bounds, and the ``normalized`` rule gets a positive lower bound.
+
+        Raises:
+            ValueError: naming the field that is wrong.
+        """
         if not self.lr_min <= self.lr <= self.lr_max:
             raise ValueError(f"lr: initial alpha {self.lr} is outside [lr_min, lr_max] = "
                              f"[{self.lr_min}, {self.lr_max}]")
@@ -87,9 +92,11 @@ class HypergradientRate(InnerRateMode):
     trainable = True
 
     def rule(self, config: InnerConfig) -> HypergradientRule:
+        """The rule ``inner.hd_rule`` names, with α's hyper-rate and bounds."""
         return make_rule(config.hd_rule, config.hyper_lr, config.lr_min, config.lr_max)
 
     def after_outer_step(self, rate: InnerRate, hypergrads: list[Tensor] | None) -> None:
+        """One step of the rule on α with the hypergradients ∂L_val/∂α of the outer step."""
         assert hypergrads is not None and rate.rule is not None
         rate.rule.update(rate.tensors, hypergrads)
 
@@ -101,6 +108,7 @@ class LearnedRate(InnerRateMode):
     meta_parameter = True
 
     def after_outer_step(self, rate: InnerRate, hypergrads: list[Tensor] | None) -> None:
+        """Clamp α to its bounds (the outer optimizer has just updated it with θ)."""
         rate.clamp_()
 
 
@@ -175,6 +183,7 @@ class InnerRate:
             t.clamp_(self.config.lr_min, self.config.lr_max)
 
     def state_dict(self) -> dict[str, Any]:
+        """α's tensors and its rule's state."""
         return {
             "tensors": [t.detach().clone() for t in self.tensors],
             "rule": self.rule.state_dict() if self.rule else None,
@@ -182,6 +191,11 @@ class InnerRate:
 
     @torch.no_grad()
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` into α's tensors (in place: the optimizer keeps referring to them).
+
+        Raises:
+            ValueError: the state's α has another layout (another model or ``lr_shape``).
+        """
         tensors = state["tensors"]
         if len(tensors) != len(self.tensors) or any(a.shape != b.shape for a, b in zip(tensors, self.tensors)):
             raise ValueError("alpha's layout in the state does not match this model and lr_shape")

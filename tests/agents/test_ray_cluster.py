@@ -1,5 +1,5 @@
 """The Ray backend on real multi-node clusters (several raylets on this machine, ``ray.cluster_utils.Cluster``),
-through the cluster path the README documents (``sampler.address``): a worker node that dies in the middle of a
+through the cluster path docs/rl-learner.md documents (``sampler.address``): a worker node that dies in the middle of a
 run (the run finishes on the survivors with the local backend's numbers) and a head node that dies (the run
 ends with a checkpoint and one line, and resumes elsewhere to the same numbers)."""
 

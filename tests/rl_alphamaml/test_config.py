@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rl_alphamaml.cli import KIND_MODULES, experiment_kind, load_experiment_config, main
+from rl_alphamaml.cli import KIND_MODULES, config_markdown, experiment_kind, load_experiment_config, main
 from rl_alphamaml.config import FieldInfo, describe, save_config
 from rl_alphamaml.errors import ConfigError
 
@@ -95,10 +95,11 @@ def test_config_command_shows_every_key_with_its_meaning(capsys: pytest.CaptureF
     assert "| `promp.clip_eps` | float | 0.3 | (0, 1] | clip range of the likelihood ratio |" in capsys.readouterr().out
 
 
-def test_the_readme_config_table_matches_the_configs() -> None:
-    """The README's table names no key that does not exist and leaves out no RL key or key every kind shares."""
-    readme = (CONFIGS.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Configs\n", 1)[1].split("\n## ", 1)[0]
+def test_the_configuration_overview_matches_the_configs() -> None:
+    """The grouped overview on the site's configuration page (it was the README's) names no key that does not
+    exist and leaves out no RL key or key every kind shares; the full tables under it are generated."""
+    page = (CONFIGS.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = page.split("\n## Every key\n", 1)[0]
     kinds = {kind: set(described(kind)) for kind in KIND_MODULES}
     shared = set.intersection(*kinds.values())
     listed: set[str] = set()
@@ -107,7 +108,15 @@ def test_the_readme_config_table_matches_the_configs() -> None:
             continue
         cell = line.split("|")[1].strip()
         for key in re.findall(r"`([a-z_.]+)`", cell):
-            assert key in (kinds["rl"] if cell.startswith("RL:") else shared), f"README names unknown key {key}"
+            assert key in (kinds["rl"] if cell.startswith("RL:") else shared), f"the overview names unknown key {key}"
             listed.add(key)
     unlisted = sorted(k for k in kinds["rl"] | shared if k not in listed and k not in ("kind", "experiment", "seed"))
-    assert not unlisted, f"keys missing from the README's config table: {unlisted}"
+    assert not unlisted, f"keys missing from the configuration overview: {unlisted}"
+    assert page.count("<!-- config-reference: ") == len(KIND_MODULES)  # docs/hooks.py fills in every kind's table
+
+
+def test_config_markdown_keeps_five_columns_when_a_type_has_a_bar() -> None:
+    for kind in KIND_MODULES:
+        for line in config_markdown(kind).splitlines():
+            assert len(re.split(r"(?<!\\)\|", line)) == 7, line  # | five cells |
+    assert "| `env.model` | 'v5' \\| 'maml2017' \\| null | None |" in config_markdown("rl")

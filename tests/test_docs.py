@@ -1,0 +1,95 @@
+"""The documentation site builds with ``mkdocs build --strict`` (no broken link or anchor, no missing reference,
+no missing included file), offline, with its generated parts in it: the configuration reference from
+``rl-alphamaml config``, the API reference from the docstrings and the examples in the guide."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from rl_alphamaml.cli import KIND_MODULES, experiment_kind
+from rl_alphamaml.config import describe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_hooks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+                           "-d", str(out)], cwd=out, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+def text(path: Path) -> str:
+    """A page's text without its markup."""
+    return re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8"))
+
+
+def test_the_site_builds_strict_with_every_page(site: Path) -> None:
+    for page in ("getting-started", "concepts", "guide/custom-task-family", "task-families", "envs", "cli",
+                 "configuration", "tensorboard", "zoo", "benchmarks", "architecture", "changelog",
+                 "reference/meta", "reference/envs", "reference/agents"):
+        assert (site / page / "index.html").is_file(), page
+    assert (site / "assets" / "results" / "locomotion_paper.png").is_file()
+    assert (site / "assets" / "zoo" / "ant_dir" / "eval" / "videos" / "task0_before_after.gif").is_file()
+
+
+def test_the_site_loads_nothing_from_the_internet(site: Path) -> None:
+    for page in site.rglob("*.html"):
+        external = re.findall(r'<(?:script|link|img)[^>]*(?:src|href)="(https?://[^"]+)"', page.read_text())
+        assert not external, (page, external)
+
+
+def test_the_configuration_page_lists_every_key_of_every_kind(site: Path) -> None:
+    page = text(site / "configuration" / "index.html")
+    for kind in KIND_MODULES:
+        for row in describe(experiment_kind(kind, "test").config):
+            assert row.key in page and row.doc in page, (kind, row.key)
+    assert "'v5' | 'maml2017' | null" in page  # an escaped | stays inside its cell
+
+
+def test_the_api_reference_and_the_guide_are_generated(site: Path) -> None:
+    meta = (site / "reference" / "meta" / "index.html").read_text()
+    assert 'id="rl_alphamaml.meta.optimizer.MetaOptimizer"' in meta and ":class:" not in meta
+    assert "Behl, Baydin &amp; Torr" in meta  # the docstrings' references
+    agents = (site / "reference" / "agents" / "index.html").read_text()
+    assert 'id="agents.outer_steps.TRPOStep.step"' in agents
+    guide = text(site / "guide" / "custom-task-family" / "index.html")
+    assert 'ENV_ID = envs.register_family("RingNavigation-v0"' in guide.replace("&quot;", '"')
+
+
+def test_config_reference_hook() -> None:
+    hooks = load_hooks()
+    page = hooks.config_reference("before\n<!-- config-reference: sinusoid -->\nafter")
+    assert page.startswith("before\n| key | type | default | range | meaning |") and page.endswith("\nafter")
+    assert "| `task.amplitude` | list of float | (0.1, 5.0) |" in page
+    with pytest.raises(ValueError, match="unknown kind 'chess'"):
+        hooks.config_reference("<!-- config-reference: chess -->")
+
+
+def test_the_readme_points_at_pages_and_files_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    local = [t for t in targets if not re.match(r"[a-z]+://", t)]
+    assert len(local) > 20
+    assert not [t for t in local if not (ROOT / t).exists()]
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert not [t for t in local if t.startswith("docs/") and t.endswith(".md") and t[5:] not in nav]
