@@ -61,6 +61,7 @@ class EnvConfig:
         False, doc="MuJoCo families: append the task to the observation (the MAML paper's oracle)")
 
     def validate(self) -> None:
+        """Resolve ``id`` to the full registered id; refuse options the family does not take."""
         try:
             self.id = envs.resolve_id(self.id)
         except envs.UnknownEnvError as err:
@@ -122,6 +123,7 @@ class SamplerConfig:
     max_retries: int = ranged(3, min=0, doc="re-samples of a slice whose Ray worker died, per phase")
 
     def validate(self) -> None:
+        """Refuse Ray settings (``address``, ``workers``) on the local backend."""
         if self.backend == "local" and (self.address is not None or self.workers):
             raise ValueError("address and workers apply to backend ray; set sampler.backend=ray to use them")
 
@@ -154,6 +156,7 @@ class RLOuterConfig(OuterConfig):
     optimizer: str = ranged("trpo", doc="outer step: " + ", ".join(OUTER_STEPS))  # type: ignore[assignment]
 
     def validate(self) -> None:
+        """Refuse an outer step that is not registered, then check the core settings."""
         if self.optimizer not in OUTER_STEPS:
             raise ValueError(f"optimizer: must be one of {', '.join(OUTER_STEPS)}, got {self.optimizer!r}")
         super().validate()
@@ -189,6 +192,7 @@ class RLConfig(ExperimentConfig):
     )
 
     def validate(self) -> None:
+        """Refuse rate modes the chosen outer step cannot use (an adapted β without β, Meta-SGD without β)."""
         with_beta = ", ".join(name for name, step in OUTER_STEPS.items() if step.core_optimizer(name))
         if not self.outer.uses_beta and self.outer.lr_mode == "hd":
             raise ValueError(f"outer.lr_mode: `hd` adapts β, which a {self.outer.optimizer.upper()} outer loop does "
@@ -219,6 +223,8 @@ class RLExperiment:
                               estimator=config.inner.estimator)
 
     def train_iteration(self, iteration: int, logger: RunLogger | None) -> dict[str, float]:
+        """Meta-iteration ``iteration``: draw its tasks, sample, adapt and take the outer step (see
+        :meth:`agents.maml_pg.MAMLPG.iteration`); returns the scalars to log, and logs the per-task histograms."""
         cfg = self.config
         tasks = self.sampler.sample_tasks(seeding.rng(cfg.seed, "tasks", iteration))
         out = self.learner.iteration(tasks, (cfg.seed, iteration))
@@ -232,6 +238,7 @@ class RLExperiment:
         return out
 
     def state_dict(self) -> dict[str, Any]:
+        """The policy, the meta-optimizer (α, β and their state) and the outer step's state, for a checkpoint."""
         return {"policy": self.policy.state_dict(), "meta": self.meta.state_dict(),
                 "outer_step": self.learner.outer_step.state_dict()}
 
@@ -240,12 +247,14 @@ class RLExperiment:
         self.sampler.close()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved."""
         self.policy.load_state_dict(state["policy"])
         self.meta.load_state_dict(state["meta"])
         self.learner.outer_step.load_state_dict(state.get("outer_step", {}))
 
 
 def build(config: RLConfig, run_dir: Path | None) -> RLExperiment:
+    """The ``kind: rl`` experiment of ``config`` (the runner's entry point for this kind)."""
     return RLExperiment(config, run_dir)
 
 

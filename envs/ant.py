@@ -266,6 +266,7 @@ class AntDir2DEnv(_AntFamily[Direction2DTask]):
         utils.EzPickle.__init__(self, task, **kwargs)
 
     def default_task(self) -> Direction2DTask:
+        """Along +x (angle 0)."""
         return Direction2DTask(0.0)
 
     def _sample(self, n: int, rng: np.random.Generator) -> list[Direction2DTask]:
@@ -276,6 +277,7 @@ class AntDir2DEnv(_AntFamily[Direction2DTask]):
             raise self._range_error("direction angle", task.angle, 0.0, "2π)")
 
     def task_params(self, tasks: Sequence[Direction2DTask]) -> np.ndarray:
+        """Each task as the unit vector ``(cos θ, sin θ)``, ``(len(tasks), 2)``."""
         angle = np.array([t.angle for t in tasks], dtype=np.float64)
         return np.stack((np.cos(angle), np.sin(angle)), axis=1).reshape(len(tasks), 2)
 

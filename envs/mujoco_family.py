@@ -116,6 +116,7 @@ class MujocoFamily(TaskFamily[TaskT]):
         return qpos, qvel
 
     def reset_model(self) -> np.ndarray:
+        """Start an episode from :meth:`sample_initial_state` (gymnasium's hook); returns the first observation."""
         qpos, qvel = self.sample_initial_state(self.np_random)
         self.set_state(qpos, qvel)
         return self._get_obs()
@@ -149,6 +150,8 @@ class MujocoFamily(TaskFamily[TaskT]):
         return super().reset(seed=seed, options=options)  # type: ignore[misc]
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One control step (``frame_skip`` physics steps, then an ``mj_forward`` where the model asks for it),
+        with the observation, reward and termination from the family's kernels and the reward terms in ``info``."""
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (self.model.nu,):
             raise ValueError(f"action must have shape ({self.model.nu},), got {a.shape}")

@@ -16,24 +16,6 @@ import pytest
 
 PACKAGES = ("rl_alphamaml.meta", "envs", "agents")
 
-#: Public names without a docstring in files whose owner is rewriting them (issue 26 lists them for that owner).
-#: The test fails as soon as one of them gets its docstring, so that this list only ever shrinks.
-PENDING = {
-    "agents.trainer.EnvConfig.validate",
-    "agents.trainer.SamplerConfig.validate",
-    "agents.trainer.RLOuterConfig.validate",
-    "agents.trainer.RLConfig.validate",
-    "agents.trainer.RLExperiment.train_iteration",
-    "agents.trainer.RLExperiment.state_dict",
-    "agents.trainer.RLExperiment.load_state_dict",
-    "agents.trainer.build",
-    "envs.ant.AntDir2DEnv.default_task",
-    "envs.ant.AntDir2DEnv.task_params",
-    "envs.mujoco_family.MujocoFamily.reset_model",
-    "envs.mujoco_family.MujocoFamily.step",
-}
-
-
 def modules() -> Iterator[ModuleType]:
     for name in PACKAGES:
         package = importlib.import_module(name)
@@ -83,11 +65,8 @@ def test_every_public_module_class_function_and_method_has_a_docstring() -> None
     assert not undocumented_modules
     names = dict(documented_objects())
     assert len(names) > 300  # the walk found the API, not an empty list
-    missing = sorted(n for n, obj in names.items() if not own_doc(obj) and n not in PENDING)
+    missing = sorted(n for n, obj in names.items() if not own_doc(obj))
     assert not missing, f"public names without a docstring: {missing}"
-    done = sorted(n for n in PENDING if n in names and own_doc(names[n]))
-    assert not done, f"documented now, remove from PENDING: {done}"
-    assert set(names) >= PENDING, f"no longer public, remove from PENDING: {sorted(PENDING - set(names))}"
 
 
 #: (object, an author of the paper whose algorithm it implements)
