@@ -1,0 +1,283 @@
+"""Ant as the MAML paper [1] ran it: the action convention on both simulator models, the ceiling, the paper's rows.
+
+Every run is trained through the CLI (``cli_runs.train_to``: resumed when interrupted, reused when done) in
+``benchmarks/results/ant_paper_runs/``, with MAML-TRPO's [1, 2] budget per iteration of the zoo (20 tasks × 10
+episodes before and after adaptation, max-KL 0.02, ``trpo.subsample`` 0.1) and tanh units. Every setting that
+differs from ``configs/ant_dir.yaml`` is on the command line, so a run stays the same run when a default changes.
+
+Stages (``--stages``, default all, run in this order):
+
+* ``speed`` — environment steps per second of ``envs.BatchedEnv`` on each model (800 slots, horizon 200, every
+  CPU, uniformly random actions in the action space, termination off so that every slot steps every time),
+  alternating the models, best of 3; the ratio is of measurements taken back to back.
+
+* ``convention`` — AntDir on each simulator model (``env.model``: ``maml2017``, the paper's Ant; ``v5``,
+  gymnasium's Ant-v5) with the paper's actions, clip(a) at σ = 1 over the full torque range
+  (``policy.action_scale=1``), against the references' clip(0.1 · a) (``0.1``), 60 iterations each. Compared at
+  equal environment steps: each run's training return after one adaptation step, mean of the last 10
+  iterations that end within the smallest step count any of the runs reached.
+* ``ant_dir`` — MAML-TRPO on the paper's AntDir with the convention that won on that model, up to a tenth of
+  the paper's environment steps (36.8 M of 368 M), evaluated with the paper's protocol: 40 held-out goals,
+  40 episodes per adaptation step, α as trained, 0-3 steps.
+* ``oracle`` — the ceiling of the paper's AntDir, for each action convention: the same policy and outer loop
+  told its task (``env.task_in_observation=true``, ``inner.steps=0``, twice the tasks per iteration so that it
+  spends the same steps per iteration), as the paper's oracle; evaluated on the same 40 goals without adaptation.
+
+Usage::
+
+    python benchmarks/ant_paper.py                                       # every stage
+    python benchmarks/ant_paper.py --stages convention --models maml2017 # part of one stage
+
+Writes ``benchmarks/results/ant_paper.{md,json,png}``; a stage not run yet keeps what the file had (or is
+reported as not run). Wall times are those of this machine (2 cores), summed from the runs' metrics.
+
+References:
+    [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl_alphamaml.logging import read_metrics
+
+import results_io
+from cli_runs import ROOT, evaluate_once, relative, train_to
+
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = RESULTS / "ant_paper_runs"
+WINDOW = 10
+#: the zoo's budget per iteration: 20 tasks × 10 episodes of at most 200 steps, before and after adaptation
+COMMON = ["train.meta_batch=20", "sampler.episodes=10", "trpo.max_kl=0.02", "trpo.subsample=0.1",
+          "policy.activation=tanh", "train.checkpoint_every=10"]
+MODELS = ("maml2017", "v5")
+SCALES = (1.0, 0.1)
+STAGES = ("speed", "convention", "ant_dir", "oracle")
+CONVENTION_ITERATIONS = 60
+#: a tenth of the paper's AntDir steps: 40 tasks × 40 episodes × 200 steps × 2 phases × 575 iterations = 368 M
+PAPER_ANT_DIR_STEPS = 368e6
+ANT_DIR_ITERATIONS = 460  # at most 80,000 steps each: 36.8 M
+ORACLE_ITERATIONS = 150
+#: the paper's protocol for AntDir (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``): 40 goals, 40 episodes
+EVALUATE = ["--tasks", "40", "--steps", "3", "--episodes", "40"]
+#: MAML paper, Fig. 5 (cbfinn/maml_rl ``icml/icml_antdirec_results_*.pkl``): return after 0-3 steps, and oracle
+PAPER: dict[str, Any] = {"maml": [8.7, 499.1, 500.7, 499.1], "oracle": 524.8}
+
+
+def run_dir(name: str) -> Path:
+    return RUNS / name
+
+
+def command(config: str, sets: list[str]) -> str:
+    return f"rl-alphamaml train configs/{config}.yaml " + " ".join(f"--set {s}" for s in sets)
+
+
+def speed(repeats: int = 3, slots: int = 800) -> dict[str, Any]:
+    import time
+
+    import envs
+
+    best: dict[str, float] = {}
+    for _ in range(repeats):
+        for model in MODELS:
+            with envs.BatchedEnv("AntDir-v0", slots, model=model, terminate_when_unhealthy=False) as benv:
+                rng = np.random.default_rng(0)
+                tasks = benv.sample_tasks(slots, rng)
+                low, high = benv.action_space.low, benv.action_space.high
+                start = time.perf_counter()
+                benv.reset(tasks, seeds=0)
+                while not benv.done:
+                    benv.step(rng.uniform(low, high, size=(slots, benv.act_dim)))
+                rate = slots * benv.horizon / (time.perf_counter() - start)
+            best[model] = max(best.get(model, 0.0), rate)
+    return {"steps_per_second": best, "ratio": best["maml2017"] / best["v5"], "slots": slots,
+            "load_average_1min": os.getloadavg()[0]}
+
+
+def convention_sets(model: str, scale: float) -> list[str]:
+    return [*COMMON, f"env.model={model}", f"policy.action_scale={scale:g}",
+            f"train.iterations={CONVENTION_ITERATIONS}"]
+
+
+def curve(folder: Path) -> dict[str, Any]:
+    """Cumulative environment steps, the training return before (and, with adaptation, after one step) and wall
+    seconds of a run."""
+    rows = read_metrics(folder)
+    out = {"steps": np.cumsum([r["time/env_steps"] for r in rows]).tolist(),
+           "pre_adapt": [r["returns/pre_adapt"] for r in rows],
+           "seconds": float(sum(r["time/iteration"] for r in rows))}
+    if all("returns/post_adapt" in r for r in rows):  # not in a run without adaptation (the oracle)
+        out["post_adapt"] = [r["returns/post_adapt"] for r in rows]
+    return out
+
+
+def at_steps(c: dict[str, Any], budget: float, key: str = "post_adapt") -> float:
+    """Mean of ``key`` over the last WINDOW iterations that end within ``budget`` environment steps."""
+    within = [v for s, v in zip(c["steps"], c[key]) if s <= budget]
+    return float(np.mean(within[-WINDOW:]))
+
+
+def convention(models: list[str], previous: dict[str, Any] | None) -> dict[str, Any]:
+    runs: dict[str, dict[str, Any]] = dict((previous or {}).get("curves", {}))
+    commands: dict[str, str] = dict((previous or {}).get("commands", {}))
+    for model in models:
+        for scale in SCALES:
+            name = f"ant_dir-{model}-scale{scale:g}"
+            train_to(run_dir(name), "ant_dir", convention_sets(model, scale), CONVENTION_ITERATIONS)
+            runs[f"{model}/{scale:g}"] = curve(run_dir(name))
+            commands[f"{model}/{scale:g}"] = command("ant_dir", convention_sets(model, scale))
+    budget = min(c["steps"][-1] for c in runs.values())
+    table = {m: {s: at_steps(runs[f"{m}/{s}"], budget) for s in ("1", "0.1") if f"{m}/{s}" in runs}
+             for m in MODELS}
+    table = {m: row for m, row in table.items() if row}
+    winner = {m: max(row, key=row.__getitem__) for m, row in table.items() if len(row) == 2}
+    return {"budget_steps": budget, "return_after_one_step": table, "winner": winner, "curves": runs,
+            "commands": commands}
+
+
+def ant_dir_sets(scale: str) -> list[str]:
+    return [*COMMON, "env.model=maml2017", f"policy.action_scale={scale}", f"train.iterations={ANT_DIR_ITERATIONS}"]
+
+
+def oracle_sets(scale: str) -> list[str]:
+    common = [s for s in COMMON if not s.startswith("train.meta_batch=")]
+    return [*common, "train.meta_batch=40", "inner.steps=0", "env.model=maml2017", "env.task_in_observation=true",
+            f"policy.action_scale={scale}", f"train.iterations={ORACLE_ITERATIONS}"]
+
+
+def adaptation(report: dict[str, Any]) -> list[dict[str, float]]:
+    return [{"steps": r["steps"], "mean": r["mean"], "ci95": r["ci95"]} for r in report["adaptation"]]
+
+
+def trained(name: str, sets: list[str], iterations: int, evaluate: list[str]) -> dict[str, Any]:
+    folder = run_dir(name)
+    train_to(folder, "ant_dir", sets, iterations)
+    report = evaluate_once(folder, *evaluate)
+    return {"command": command("ant_dir", sets), "evaluate": "rl-alphamaml evaluate RUN " + " ".join(evaluate),
+            "curve": curve(folder), "adaptation": adaptation(report), "alpha": report.get("alpha")}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["# Ant as the MAML paper ran it", "",
+             f"Made by `python benchmarks/ant_paper.py` on {result['machine']}; runs in "
+             "`benchmarks/results/ant_paper_runs/`. Returns are summed over an episode of at most 200 steps.", ""]
+    sp = result.get("speed")
+    if sp:
+        rates = sp["steps_per_second"]
+        lines += ["## Simulator speed", "",
+                  f"`envs.BatchedEnv`, {sp['slots']} slots, random actions, termination off, best of 3: the paper's "
+                  f"model {rates['maml2017']:,.0f} environment steps/s, gymnasium's Ant-v5 {rates['v5']:,.0f} "
+                  f"({sp['ratio']:.1f}×; load average {sp['load_average_1min']:.2f} at the end).", ""]
+    conv = result.get("convention")
+    if conv:
+        lines += ["## Action convention (AntDir, MAML-TRPO, 20 tasks × 10 episodes per iteration)", "",
+                  f"Training return after one adaptation step, mean of the last {WINDOW} iterations within "
+                  f"{conv['budget_steps'] / 1e6:.2f} M environment steps (the smallest any run reached):", "",
+                  "| simulator model | clip(a), σ = 1 over the full torque range (paper) | clip(0.1 · a) (references) "
+                  "| wall time (both runs) |", "|---|---|---|---|"]
+        for model, row in conv["return_after_one_step"].items():
+            cells = [f"{row[s]:.1f}" if s in row else "not run" for s in ("1", "0.1")]
+            seconds = sum(conv["curves"][f"{model}/{s}"]["seconds"] for s in row)
+            lines.append(f"| `{model}` | {cells[0]} | {cells[1]} | {seconds / 60:.1f} min |")
+        lines += ["", "Commands: " + "; ".join(f"`{c}`" for c in conv["commands"].values()), ""]
+    stages = [("AntDir on the paper's model (MAML-TRPO)", result.get("ant_dir"))]
+    stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
+               for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
+    for title, stage in stages:
+        if not stage:
+            lines += [f"## {title}", "", "Not run yet.", ""]
+            continue
+        c = stage["curve"]
+        header = [f"after {r['steps']} step{'s' * (r['steps'] != 1)}" for r in stage["adaptation"]]
+        lines += [f"## {title}", "",
+                  f"{len(c['steps'])} iterations, {c['steps'][-1] / 1e6:.1f} M environment steps, "
+                  f"{c['seconds'] / 60:.1f} min here. 40 held-out goals, 40 episodes per adaptation step, "
+                  "± 95 % CI:", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                  "| " + " | ".join(f"{r['mean']:.1f} ± {r['ci95']:.1f}" for r in stage["adaptation"]) + " |", "",
+                  f"Commands: `{stage['command']}`, then `{stage['evaluate']}`.", ""]
+    lines += ["## The paper", "",
+              f"MAML paper (Finn et al. 2017, Fig. 5), AntDir after 0 / 1 / 2 / 3 steps: "
+              f"{' / '.join(f'{v:g}' for v in PAPER['maml'])}; oracle {PAPER['oracle']:g}. 40 tasks × 40 episodes "
+              f"per iteration, 575 iterations: {PAPER_ANT_DIR_STEPS / 1e6:.0f} M environment steps.", ""]
+    if result.get("ant_dir") and result.get("oracle"):
+        ours = result["ant_dir"]["adaptation"][1]["mean"]
+        ceiling = result["oracle"]["adaptation"][0]["mean"]
+        lines += [f"One adaptation step reaches {100 * ours / ceiling:.0f} % of this simulator's oracle "
+                  f"({ours:.1f} / {ceiling:.1f}); the paper's reaches "
+                  f"{100 * PAPER['maml'][1] / PAPER['oracle']:.0f} % ({PAPER['maml'][1]:g} / {PAPER['oracle']:g}).", ""]
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    conv = result.get("convention", {})
+    for name, c in conv.get("curves", {}).items():
+        model, scale = name.split("/")
+        axes[0].plot(np.array(c["steps"]) / 1e6, c["post_adapt"], label=f"{model}, action scale {scale}")
+    axes[0].set(title="AntDir: action convention", xlabel="environment steps (M)",
+                ylabel="training return after one step")
+    axes[0].legend(fontsize=8)
+    runs = [("MAML-TRPO, after one step", result.get("ant_dir"), "post_adapt")]
+    runs += [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]
+    for label, stage, key in runs:
+        if stage:
+            axes[1].plot(np.array(stage["curve"]["steps"]) / 1e6, stage["curve"][key], label=label)
+    axes[1].axhline(PAPER["maml"][1], color="grey", linestyle="--", label="paper, after one step")
+    axes[1].axhline(PAPER["oracle"], color="grey", linestyle=":", label="paper's oracle")
+    axes[1].set(title="AntDir on the paper's model (training returns)", xlabel="environment steps (M)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.set_dpi(110)
+    results_io.save_figure(fig, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", nargs="*", default=list(STAGES), choices=STAGES)
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS,
+                        help="the simulator models of the convention stage (default both)")
+    args = parser.parse_args()
+    out = RESULTS / "ant_paper"
+    result: dict[str, Any] = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() \
+        else {}
+    result["machine"] = f"this project's {platform.machine()} VM, {len(os.sched_getaffinity(0))} CPUs"
+    if "speed" in args.stages:
+        result["speed"] = speed()
+    if "convention" in args.stages:
+        result["convention"] = convention(args.models, result.get("convention"))
+    scale = result.get("convention", {}).get("winner", {}).get("maml2017")
+    if ("ant_dir" in args.stages or "oracle" in args.stages) and scale is None:
+        parser.error("the ant_dir and oracle stages use the convention that won on the paper's model: "
+                     "run --stages convention --models maml2017 first")
+    if "ant_dir" in args.stages:
+        result["ant_dir"] = trained(f"ant_dir-maml2017-maml-scale{scale}", ant_dir_sets(scale), ANT_DIR_ITERATIONS,
+                                    EVALUATE)
+    if "oracle" in args.stages:
+        oracle_evaluation = [*EVALUATE[:2], "--steps", "0", *EVALUATE[4:]]  # the same goals, no adaptation
+        result["oracles"] = {f"{s:g}": trained(f"ant_dir-maml2017-oracle-scale{s:g}", oracle_sets(f"{s:g}"),
+                                               ORACLE_ITERATIONS, oracle_evaluation) for s in SCALES}
+        # the simulator's ceiling: the better of the two conventions
+        result["oracle"] = max(result["oracles"].values(), key=lambda o: o["adaptation"][0]["mean"])
+    results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    results_io.write_text(out.with_suffix(".md"), markdown(result))
+    plot(result, out.with_suffix(".png"))
+    print(relative(f"wrote {out}.json, .md and .png"))
+
+
+if __name__ == "__main__":
+    results_io.run(main)
