@@ -4,11 +4,14 @@ environment steps, and the references' action scale against torques at σ = 1 on
 * **AntVel**: ``configs/ant_vel_alpha.yaml`` (Adam, α and β by hypergradient) trained with the zoo entry's
   budget (150 iterations × 20 tasks × 10 episodes, 12 M steps) and evaluated like it (40 held-out tasks, 0–3
   steps); beside it the zoo's MAML-TRPO entry (``build_zoo.py ant_vel``, whose run it reuses).
-* **AntDir, action scale**: the zoo entry's settings with ``policy.action_scale=1.0`` for 50 iterations, its
-  training return after one step (mean of iterations 41–50) against the zoo run's over the same iterations.
+* **AntDir, action scale**: the settings of the zoo's former AntDir entry (gymnasium's Ant-v5) with
+  ``policy.action_scale=1.0`` for 50 iterations, its training return after one step (mean of iterations 41–50)
+  against the same settings at the default 0.1 over the same iterations. Both conventions on both Ant models, at
+  equal environment steps: ``ant_paper.py``'s convention stage.
 
-Runs are trained, resumed or reused through the CLI (``cli_runs.train_to``): the Alpha MAML and scale-1 runs
-in ``benchmarks/results/ant_runs/``, the MAML-TRPO ones in ``benchmarks/results/zoo_runs/`` (``build_zoo.py``).
+All runs are on gymnasium's Ant-v5, trained, resumed or reused through the CLI (``cli_runs.train_to``): the
+Alpha MAML and AntDir runs in ``benchmarks/results/ant_runs/``, the AntVel MAML-TRPO one in
+``benchmarks/results/zoo_runs/`` (``build_zoo.py``).
 
 Usage::
 
@@ -57,10 +60,13 @@ def main() -> None:
     alpha_sets = ["train.iterations=150", "train.meta_batch=20", "sampler.episodes=10", "train.checkpoint_every=25"]
     train_to(alpha_vel, "ant_vel_alpha", alpha_sets, 150)
 
-    trpo_dir, _ = build_zoo.train_entry("ant_dir")
-    _, dir_sets, _ = build_zoo.ENTRIES["ant_dir"]
-    scale_sets = [*(s for s in dir_sets if not s.startswith("train.iterations=")), "train.iterations=100",
-                  "train.checkpoint_every=25", "policy.action_scale=1.0"]
+    # gymnasium's Ant-v5 (configs/ant_dir.yaml's model), with the settings of the zoo's former v5 AntDir entry
+    dir_sets = ["train.iterations=350", "train.meta_batch=20", "sampler.episodes=10", "trpo.max_kl=0.02",
+                "trpo.subsample=0.1", "train.checkpoint_every=25"]
+    trpo_dir = RESULTS / "ant_runs" / "ant_dir-s0"
+    train_to(trpo_dir, "ant_dir", dir_sets, SCALE_ITERATIONS)
+    scale_sets = [*(s for s in dir_sets if not s.startswith(("train.iterations=", "train.checkpoint_every="))),
+                  "train.iterations=100", "train.checkpoint_every=25", "policy.action_scale=1.0"]
     scale_dir = RESULTS / "ant_runs" / "ant_dir-scale1-s0"
     train_to(scale_dir, "ant_dir", scale_sets, SCALE_ITERATIONS)  # stopped after 50 of the 100 it was given
 

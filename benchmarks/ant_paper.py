@@ -68,6 +68,8 @@ CONVENTION_ITERATIONS = 60
 PAPER_ANT_DIR_STEPS = 368e6
 ANT_DIR_ITERATIONS = 460  # at most 80,000 steps each: 36.8 M
 ORACLE_ITERATIONS = 150
+#: the convention the zoo's AntDir entry uses: the winner of the convention stage on the paper's model
+ZOO_SCALE = "0.1"
 #: the paper's protocol for AntDir (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``): 40 goals, 40 episodes
 EVALUATE = ["--tasks", "40", "--steps", "3", "--episodes", "40"]
 #: MAML paper, Fig. 5 (cbfinn/maml_rl ``icml/icml_antdirec_results_*.pkl``): return after 0-3 steps, and oracle
@@ -143,6 +145,11 @@ def convention(models: list[str], previous: dict[str, Any] | None) -> dict[str, 
     winner = {m: max(row, key=row.__getitem__) for m, row in table.items() if len(row) == 2}
     return {"budget_steps": budget, "return_after_one_step": table, "winner": winner, "curves": runs,
             "commands": commands}
+
+
+def ant_dir_run(scale: str) -> str:
+    """The ant_dir stage's run folder name (``build_zoo.py ant_dir`` ships the one of :data:`ZOO_SCALE`)."""
+    return f"ant_dir-maml2017-maml-scale{scale}"
 
 
 def ant_dir_sets(scale: str) -> list[str]:
@@ -265,7 +272,7 @@ def main() -> None:
         parser.error("the ant_dir and oracle stages use the convention that won on the paper's model: "
                      "run --stages convention --models maml2017 first")
     if "ant_dir" in args.stages:
-        result["ant_dir"] = trained(f"ant_dir-maml2017-maml-scale{scale}", ant_dir_sets(scale), ANT_DIR_ITERATIONS,
+        result["ant_dir"] = trained(ant_dir_run(scale), ant_dir_sets(scale), ANT_DIR_ITERATIONS,
                                     EVALUATE)
     if "oracle" in args.stages:
         oracle_evaluation = [*EVALUATE[:2], "--steps", "0", *EVALUATE[4:]]  # the same goals, no adaptation

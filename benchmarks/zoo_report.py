@@ -46,8 +46,10 @@ def training(config: Any) -> str:
     else:
         method = "Alpha MAML (Adam)" if config.inner.lr_mode == "hd" else f"MAML ({outer})"
     alpha = f"α {config.inner.lr:g}" + (" (hd)" if config.inner.lr_mode == "hd" else "")
+    model = {"maml2017": ", the paper's Ant", "v5": ", gymnasium's Ant-v5"}.get(getattr(config.env, "model", None)
+                                                                               or "", "")
     return (f"{method}, {config.train.iterations} its × {config.train.meta_batch} tasks × "
-            f"{config.sampler.episodes} episodes, {alpha}")
+            f"{config.sampler.episodes} episodes, {alpha}{model}")
 
 
 def entry(folder: Path) -> dict[str, Any]:
