@@ -49,10 +49,11 @@ from typing import Any
 
 import numpy as np
 
+from rl_alphamaml.checkpoint import checkpoint_path, list_checkpoints
 from rl_alphamaml.logging import read_metrics
 
 import results_io
-from cli_runs import ROOT, evaluate_once, relative, train_to
+from cli_runs import ROOT, cli, evaluate_once, last_iteration, relative, train_to
 
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "ant_paper_runs"
@@ -66,10 +67,12 @@ STAGES = ("speed", "convention", "ant_dir", "oracle")
 CONVENTION_ITERATIONS = 60
 #: a tenth of the paper's AntDir steps: 40 tasks × 40 episodes × 200 steps × 2 phases × 575 iterations = 368 M
 PAPER_ANT_DIR_STEPS = 368e6
-ANT_DIR_ITERATIONS = 460  # at most 80,000 steps each: 36.8 M
+# Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
+# one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
+# the rest of the budget would have been spent on a declining run. The newest and the peak checkpoint are
+# both evaluated.
+ANT_DIR_ITERATIONS = 263
 ORACLE_ITERATIONS = 150
-#: the convention the zoo's AntDir entry uses: the winner of the convention stage on the paper's model
-ZOO_SCALE = "0.1"
 #: the paper's protocol for AntDir (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``): 40 goals, 40 episodes
 EVALUATE = ["--tasks", "40", "--steps", "3", "--episodes", "40"]
 #: MAML paper, Fig. 5 (cbfinn/maml_rl ``icml/icml_antdirec_results_*.pkl``): return after 0-3 steps, and oracle
@@ -148,7 +151,7 @@ def convention(models: list[str], previous: dict[str, Any] | None) -> dict[str, 
 
 
 def ant_dir_run(scale: str) -> str:
-    """The ant_dir stage's run folder name (``build_zoo.py ant_dir`` ships the one of :data:`ZOO_SCALE`)."""
+    """The ant_dir stage's run folder name."""
     return f"ant_dir-maml2017-maml-scale{scale}"
 
 
@@ -166,12 +169,43 @@ def adaptation(report: dict[str, Any]) -> list[dict[str, float]]:
     return [{"steps": r["steps"], "mean": r["mean"], "ci95": r["ci95"]} for r in report["adaptation"]]
 
 
-def trained(name: str, sets: list[str], iterations: int, evaluate: list[str]) -> dict[str, Any]:
+def peak_checkpoint(folder: Path) -> int:
+    """The saved checkpoint at which the training return after one step, averaged over the WINDOW iterations up to
+    it, was highest (chosen from training numbers only, never from the held-out tasks)."""
+    post = {r["iteration"]: r["returns/post_adapt"] for r in read_metrics(folder)}
+
+    def score(iteration: int) -> float:
+        return float(np.mean([post[i] for i in range(iteration - WINDOW + 1, iteration + 1) if i in post]))
+
+    return max((it for it, _ in list_checkpoints(folder) if it >= WINDOW), key=score)
+
+
+def evaluate_at(folder: Path, iteration: int, options: list[str]) -> dict[str, Any]:
+    """``rl-alphamaml evaluate RUN --checkpoint …`` of an older checkpoint, kept as ``eval/adaptation_iterN.json``
+    (reused when there)."""
+    kept = folder / "eval" / f"adaptation_iter{iteration:06d}.json"
+    if not kept.is_file():
+        cli("evaluate", str(folder), "--checkpoint", str(checkpoint_path(folder, iteration)), *options)
+        results_io.write_text(kept, (folder / "eval" / "adaptation.json").read_text())
+    return json.loads(kept.read_text())
+
+
+def trained(name: str, sets: list[str], iterations: int, evaluate: list[str], peak: bool = False) -> dict[str, Any]:
     folder = run_dir(name)
     train_to(folder, "ant_dir", sets, iterations)
-    report = evaluate_once(folder, *evaluate)
-    return {"command": command("ant_dir", sets), "evaluate": "rl-alphamaml evaluate RUN " + " ".join(evaluate),
-            "curve": curve(folder), "adaptation": adaptation(report), "alpha": report.get("alpha")}
+    out: dict[str, Any] = {"command": command("ant_dir", sets),
+                           "evaluate": "rl-alphamaml evaluate RUN " + " ".join(evaluate), "curve": curve(folder)}
+    if peak:
+        best = peak_checkpoint(folder)
+        out["peak"] = {"iteration": best, "adaptation": adaptation(evaluate_at(folder, best, evaluate))}
+    report = evaluate_once(folder, *evaluate)  # the newest checkpoint, last: its report stays in eval/
+    out.update(adaptation=adaptation(report), alpha=report.get("alpha"), iteration=last_iteration(folder))
+    return out
+
+
+def ci_cells(rows: list[dict[str, float]]) -> str:
+    """``mean ± ci95`` of each row, as Markdown table cells."""
+    return " | ".join(f"{r['mean']:.1f} ± {r['ci95']:.1f}" for r in rows)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -206,12 +240,18 @@ def markdown(result: dict[str, Any]) -> str:
             continue
         c = stage["curve"]
         header = [f"after {r['steps']} step{'s' * (r['steps'] != 1)}" for r in stage["adaptation"]]
+        table = [f"| checkpoint | {' | '.join(header)} |", "|---" * (len(header) + 1) + "|",
+                 f"| newest (iteration {stage.get('iteration', len(c['steps']))}) | {ci_cells(stage['adaptation'])} |"]
+        if "peak" in stage:
+            p = stage["peak"]
+            table.append(f"| the peak of the training return after one step (iteration {p['iteration']}) | "
+                         f"{ci_cells(p['adaptation'])} |")
         lines += [f"## {title}", "",
                   f"{len(c['steps'])} iterations, {c['steps'][-1] / 1e6:.1f} M environment steps, "
                   f"{c['seconds'] / 60:.1f} min here. 40 held-out goals, 40 episodes per adaptation step, "
-                  "± 95 % CI:", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                  "| " + " | ".join(f"{r['mean']:.1f} ± {r['ci95']:.1f}" for r in stage["adaptation"]) + " |", "",
-                  f"Commands: `{stage['command']}`, then `{stage['evaluate']}`.", ""]
+                  "± 95 % CI:", "", *table, "",
+                  f"Commands: `{stage['command']}`, then `{stage['evaluate']}`"
+                  + (" (with `--checkpoint` for the peak)" if "peak" in stage else "") + ".", ""]
     lines += ["## The paper", "",
               f"MAML paper (Finn et al. 2017, Fig. 5), AntDir after 0 / 1 / 2 / 3 steps: "
               f"{' / '.join(f'{v:g}' for v in PAPER['maml'])}; oracle {PAPER['oracle']:g}. 40 tasks × 40 episodes "
@@ -219,9 +259,13 @@ def markdown(result: dict[str, Any]) -> str:
     if result.get("ant_dir") and result.get("oracle"):
         ours = result["ant_dir"]["adaptation"][1]["mean"]
         ceiling = result["oracle"]["adaptation"][0]["mean"]
-        lines += [f"One adaptation step reaches {100 * ours / ceiling:.0f} % of this simulator's oracle "
-                  f"({ours:.1f} / {ceiling:.1f}); the paper's reaches "
-                  f"{100 * PAPER['maml'][1] / PAPER['oracle']:.0f} % ({PAPER['maml'][1]:g} / {PAPER['oracle']:g}).", ""]
+        text = (f"One adaptation step reaches {100 * ours / ceiling:.0f} % of this simulator's oracle "
+                f"({ours:.1f} / {ceiling:.1f})")
+        if "peak" in result["ant_dir"]:
+            peak = result["ant_dir"]["peak"]["adaptation"][1]["mean"]
+            text += f", {100 * peak / ceiling:.0f} % at the peak checkpoint ({peak:.1f} / {ceiling:.1f})"
+        lines += [f"{text}; the paper's reaches {100 * PAPER['maml'][1] / PAPER['oracle']:.0f} % "
+                  f"({PAPER['maml'][1]:g} / {PAPER['oracle']:g}).", ""]
     return "\n".join(lines)
 
 
@@ -272,8 +316,7 @@ def main() -> None:
         parser.error("the ant_dir and oracle stages use the convention that won on the paper's model: "
                      "run --stages convention --models maml2017 first")
     if "ant_dir" in args.stages:
-        result["ant_dir"] = trained(ant_dir_run(scale), ant_dir_sets(scale), ANT_DIR_ITERATIONS,
-                                    EVALUATE)
+        result["ant_dir"] = trained(ant_dir_run(scale), ant_dir_sets(scale), ANT_DIR_ITERATIONS, EVALUATE, peak=True)
     if "oracle" in args.stages:
         oracle_evaluation = [*EVALUATE[:2], "--steps", "0", *EVALUATE[4:]]  # the same goals, no adaptation
         result["oracles"] = {f"{s:g}": trained(f"ant_dir-maml2017-oracle-scale{s:g}", oracle_sets(f"{s:g}"),
