@@ -49,10 +49,12 @@ from typing import Any
 
 import numpy as np
 
+from envs.batched import default_threads
 from rl_alphamaml.checkpoint import checkpoint_path, list_checkpoints
 from rl_alphamaml.logging import read_metrics
 
 import results_io
+import sampler
 from cli_runs import ROOT, cli, evaluate_once, last_iteration, relative, train_to
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -88,22 +90,11 @@ def command(config: str, sets: list[str]) -> str:
 
 
 def speed(repeats: int = 3, slots: int = 800) -> dict[str, Any]:
-    import time
-
-    import envs
-
     best: dict[str, float] = {}
     for _ in range(repeats):
-        for model in MODELS:
-            with envs.BatchedEnv("AntDir-v0", slots, model=model, terminate_when_unhealthy=False) as benv:
-                rng = np.random.default_rng(0)
-                tasks = benv.sample_tasks(slots, rng)
-                low, high = benv.action_space.low, benv.action_space.high
-                start = time.perf_counter()
-                benv.reset(tasks, seeds=0)
-                while not benv.done:
-                    benv.step(rng.uniform(low, high, size=(slots, benv.act_dim)))
-                rate = slots * benv.horizon / (time.perf_counter() - start)
+        for model in MODELS:  # termination off, so that every slot steps every time on both models
+            rate = sampler.bench_stepper("rl_alphamaml/AntDir-v0", slots, 200, default_threads(), 0, model=model,
+                                         terminate_when_unhealthy=False)
             best[model] = max(best.get(model, 0.0), rate)
     return {"steps_per_second": best, "ratio": best["maml2017"] / best["v5"], "slots": slots,
             "load_average_1min": os.getloadavg()[0]}
@@ -142,17 +133,12 @@ def convention(models: list[str], previous: dict[str, Any] | None) -> dict[str, 
             runs[f"{model}/{scale:g}"] = curve(run_dir(name))
             commands[f"{model}/{scale:g}"] = command("ant_dir", convention_sets(model, scale))
     budget = min(c["steps"][-1] for c in runs.values())
-    table = {m: {s: at_steps(runs[f"{m}/{s}"], budget) for s in ("1", "0.1") if f"{m}/{s}" in runs}
+    table = {m: {f"{s:g}": at_steps(runs[f"{m}/{s:g}"], budget) for s in SCALES if f"{m}/{s:g}" in runs}
              for m in MODELS}
     table = {m: row for m, row in table.items() if row}
     winner = {m: max(row, key=row.__getitem__) for m, row in table.items() if len(row) == 2}
     return {"budget_steps": budget, "return_after_one_step": table, "winner": winner, "curves": runs,
             "commands": commands}
-
-
-def ant_dir_run(scale: str) -> str:
-    """The ant_dir stage's run folder name."""
-    return f"ant_dir-maml2017-maml-scale{scale}"
 
 
 def ant_dir_sets(scale: str) -> list[str]:
@@ -227,7 +213,7 @@ def markdown(result: dict[str, Any]) -> str:
                   "| simulator model | clip(a), σ = 1 over the full torque range (paper) | clip(0.1 · a) (references) "
                   "| wall time (both runs) |", "|---|---|---|---|"]
         for model, row in conv["return_after_one_step"].items():
-            cells = [f"{row[s]:.1f}" if s in row else "not run" for s in ("1", "0.1")]
+            cells = [f"{row[f'{s:g}']:.1f}" if f"{s:g}" in row else "not run" for s in SCALES]
             seconds = sum(conv["curves"][f"{model}/{s}"]["seconds"] for s in row)
             lines.append(f"| `{model}` | {cells[0]} | {cells[1]} | {seconds / 60:.1f} min |")
         lines += ["", "Commands: " + "; ".join(f"`{c}`" for c in conv["commands"].values()), ""]
@@ -316,7 +302,8 @@ def main() -> None:
         parser.error("the ant_dir and oracle stages use the convention that won on the paper's model: "
                      "run --stages convention --models maml2017 first")
     if "ant_dir" in args.stages:
-        result["ant_dir"] = trained(ant_dir_run(scale), ant_dir_sets(scale), ANT_DIR_ITERATIONS, EVALUATE, peak=True)
+        result["ant_dir"] = trained(f"ant_dir-maml2017-maml-scale{scale}", ant_dir_sets(scale), ANT_DIR_ITERATIONS,
+                                    EVALUATE, peak=True)
     if "oracle" in args.stages:
         oracle_evaluation = [*EVALUATE[:2], "--steps", "0", *EVALUATE[4:]]  # the same goals, no adaptation
         result["oracles"] = {f"{s:g}": trained(f"ant_dir-maml2017-oracle-scale{s:g}", oracle_sets(f"{s:g}"),
