@@ -30,6 +30,7 @@ from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator
 from agents.outer_steps import OUTER_STEPS, ProMPConfig, TRPOConfig
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import EpisodeSampler, Sampler
+from envs.ant import AntModel
 from envs.tasks import Task
 from rl_alphamaml import seeding
 from rl_alphamaml.compute import resolve_device
@@ -53,7 +54,7 @@ class EnvConfig:
     horizon: int | None = ranged(None, min=1, doc="episode length; null: the family's (MAML-RL's) horizon")
     goal_tolerance: float | None = ranged(None, min=0.0, min_exclusive=True,
                                           doc="navigation: end an episode within this distance of the goal")
-    model: Literal["v5", "maml2017"] | None = ranged(
+    model: AntModel | None = ranged(
         None, doc="Ant: the simulator model, v5 (gymnasium's Ant-v5) or maml2017 (the MAML paper's); null: v5")
     terminate_when_unhealthy: bool | None = ranged(
         None, doc="Ant: end an episode when the torso leaves z in [0.2, 1]; null: the model's default")

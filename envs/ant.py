@@ -30,7 +30,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 import mujoco
 import numpy as np
@@ -48,7 +48,7 @@ TaskT = TypeVar("TaskT", bound=Task)
 
 AntModel = Literal["v5", "maml2017"]
 #: the simulator models of the Ant families (``model=``)
-ANT_MODELS: tuple[str, ...] = ("v5", "maml2017")
+ANT_MODELS: tuple[str, ...] = get_args(AntModel)
 
 #: the MAML paper's Ant (cbfinn/maml_rl ``vendor/mujoco_models/ant.xml``): timestep and contact impedance
 #: (its geom default ``solref=".02 1"`` is MuJoCo's default too; ``solimp``'s midpoint and power keep
