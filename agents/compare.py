@@ -45,7 +45,7 @@ import numpy as np
 import envs
 from agents.trainer import RLConfig, RLExperiment, evaluate, held_out_tasks
 from envs.tasks import Task
-from rl_alphamaml.atomic import write_atomic, write_text_atomic
+from rl_alphamaml.atomic import write_figure_atomic, write_text_atomic
 from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_state
 from rl_alphamaml.config import build_config, read_yaml
 from rl_alphamaml.errors import CheckpointError, UserError
@@ -310,10 +310,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    try:
-        write_atomic(path, lambda f: fig.savefig(f, format="png"))
-    finally:
-        plt.close(fig)
+    write_figure_atomic(fig, path)
 
 
 def write(report: dict[str, Any], out: Path, command: str) -> Path:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rl_alphamaml.atomic import write_atomic, write_text_atomic
+from rl_alphamaml.atomic import write_figure_atomic, write_text_atomic
 
 
 class ResultsWriteError(Exception):
@@ -45,14 +45,10 @@ def write_text(path: Path, text: str, kept: str = "") -> Path:
 
 def save_figure(fig: Any, path: Path) -> Path:
     """Save a matplotlib figure to ``path`` atomically, in the format its suffix names, and close it."""
-    from matplotlib import pyplot as plt
-
     try:
-        return write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png"))
+        return write_figure_atomic(fig, path)
     except OSError as err:
         raise ResultsWriteError(Path(path), err) from None
-    finally:
-        plt.close(fig)
 
 
 def run(main: Callable[[], object]) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def temporary(path: Path, owner: str) -> Path:
@@ -77,3 +77,14 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` with :func:`write_atomic`."""
     data = text.encode("utf-8")
     return write_atomic(path, lambda f: f.write(data))
+
+
+def write_figure_atomic(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Save a matplotlib figure to ``path`` with :func:`write_atomic`, in the format its suffix names (PNG by
+    default), and close the figure whether or not the write succeeds."""
+    from matplotlib import pyplot as plt
+
+    try:
+        return write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(fig)

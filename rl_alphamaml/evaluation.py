@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rl_alphamaml.atomic import write_atomic, write_text_atomic
+from rl_alphamaml.atomic import write_figure_atomic, write_text_atomic
 from rl_alphamaml.errors import UserError
 from rl_alphamaml.logging import EventFile
 from rl_alphamaml.rundir import file_in_the_way
@@ -91,10 +91,7 @@ def plot_adaptation(results: Sequence[tuple[str, AdaptationResult]], path: str |
     if len(results) > 1:
         ax.legend()
     fig.tight_layout()
-    try:
-        write_atomic(path, lambda f: fig.savefig(f, format="png"))
-    finally:
-        plt.close(fig)
+    write_figure_atomic(fig, path)
 
 
 def check_writable(folder: str | Path) -> None:
