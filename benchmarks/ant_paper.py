@@ -44,6 +44,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -52,33 +53,45 @@ import numpy as np
 from envs.batched import default_threads
 from rl_alphamaml.checkpoint import checkpoint_path, list_checkpoints
 from rl_alphamaml.logging import read_metrics
+from rl_alphamaml.rundir import RunDir
 
 import results_io
 import sampler
 from cli_runs import ROOT, cli, evaluate_once, last_iteration, relative, train_to
+from maml_paper import PAPER as MAML_PAPER
 
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "ant_paper_runs"
 WINDOW = 10
 #: the zoo's budget per iteration: 20 tasks × 10 episodes of at most 200 steps, before and after adaptation
-COMMON = ["train.meta_batch=20", "sampler.episodes=10", "trpo.max_kl=0.02", "trpo.subsample=0.1",
+META_BATCH, HORIZON = 20, 200
+COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=0.02", "trpo.subsample=0.1",
           "policy.activation=tanh", "train.checkpoint_every=10"]
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
-STAGES = ("speed", "convention", "ant_dir", "oracle")
+STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "ant_vel")
 CONVENTION_ITERATIONS = 60
-#: a tenth of the paper's AntDir steps: 40 tasks × 40 episodes × 200 steps × 2 phases × 575 iterations = 368 M
-PAPER_ANT_DIR_STEPS = 368e6
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
 # the rest of the budget would have been spent on a declining run. The newest and the peak checkpoint are
 # both evaluated.
 ANT_DIR_ITERATIONS = 263
 ORACLE_ITERATIONS = 150
-#: the paper's protocol for AntDir (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``): 40 goals, 40 episodes
+#: ``ant_dir_batch``: the AntDir run continued from its peak checkpoint with the paper's 40 episodes per task (4× the
+#: batch per iteration), to a tenth of the paper's steps — is the decline the noise of a small batch?
+BATCH_EPISODES = 40
+#: AntVel with the zoo's budget: 150 iterations of at most 80,000 steps, 12 M (a tenth of the paper's 120 M)
+ANT_VEL_ITERATIONS = 150
+#: the paper's protocols (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``, ``test_maml_ant.py``): 40 goals,
+#: 40 (AntDir) and 20 (AntVel: 4,000 steps) episodes per adaptation step
 EVALUATE = ["--tasks", "40", "--steps", "3", "--episodes", "40"]
-#: MAML paper, Fig. 5 (cbfinn/maml_rl ``icml/icml_antdirec_results_*.pkl``): return after 0-3 steps, and oracle
-PAPER: dict[str, Any] = {"maml": [8.7, 499.1, 500.7, 499.1], "oracle": 524.8}
+EVALUATE_VEL = ["--tasks", "40", "--steps", "3", "--episodes", "20"]
+#: MAML paper, Fig. 5: returns after 0-3 steps, the oracle, the budget (``maml_paper.py``)
+PAPER = MAML_PAPER["ant_dir"]
+PAPER_VEL = MAML_PAPER["ant_vel"]
+#: the budget: a tenth of the paper's environment steps (AntDir 40 tasks × 40 episodes × 200 steps × 2 phases ×
+#: 575 iterations = 368 M)
+BUDGET = 0.1
 
 
 def run_dir(name: str) -> Path:
@@ -145,6 +158,18 @@ def ant_dir_sets(scale: str) -> list[str]:
     return [*COMMON, "env.model=maml2017", f"policy.action_scale={scale}", f"train.iterations={ANT_DIR_ITERATIONS}"]
 
 
+def ant_vel_sets(scale: str) -> list[str]:
+    return [*COMMON, "env.model=maml2017", f"policy.action_scale={scale}", f"train.iterations={ANT_VEL_ITERATIONS}"]
+
+
+def budget_iterations(source: Path, at: int, episodes: int) -> int:
+    """The last iteration that stays within :data:`BUDGET` of the paper's AntDir steps when the run ``source`` is
+    continued from iteration ``at`` with ``episodes`` per task (counting full-length episodes)."""
+    spent = sum(r["time/env_steps"] for r in read_metrics(source) if r["iteration"] <= at)
+    per_iteration = META_BATCH * episodes * HORIZON * 2  # before and after adaptation
+    return at + int((BUDGET * PAPER["env_steps"] - spent) // per_iteration)
+
+
 def oracle_sets(scale: str) -> list[str]:
     common = [s for s in COMMON if not s.startswith("train.meta_batch=")]
     return [*common, "train.meta_batch=40", "inner.steps=0", "env.model=maml2017", "env.task_in_observation=true",
@@ -176,17 +201,57 @@ def evaluate_at(folder: Path, iteration: int, options: list[str]) -> dict[str, A
     return json.loads(kept.read_text())
 
 
-def trained(name: str, sets: list[str], iterations: int, evaluate: list[str], peak: bool = False) -> dict[str, Any]:
+def trained(name: str, sets: list[str], iterations: int, evaluate: list[str], peak: bool = False,
+            config: str = "ant_dir") -> dict[str, Any]:
     folder = run_dir(name)
-    train_to(folder, "ant_dir", sets, iterations)
-    out: dict[str, Any] = {"command": command("ant_dir", sets),
-                           "evaluate": "rl-alphamaml evaluate RUN " + " ".join(evaluate), "curve": curve(folder)}
+    train_to(folder, config, sets, iterations)
+    return report(folder, command(config, sets), evaluate, peak)
+
+
+def report(folder: Path, how: str, evaluate: list[str], peak: bool = False) -> dict[str, Any]:
+    """A trained run's curve and its held-out adaptation (``rl-alphamaml evaluate RUN EVALUATE``) at the newest
+    checkpoint, and with ``peak`` also at :func:`peak_checkpoint`."""
+    out: dict[str, Any] = {"command": how, "evaluate": "rl-alphamaml evaluate RUN " + " ".join(evaluate),
+                           "episodes": int(evaluate[evaluate.index("--episodes") + 1]), "curve": curve(folder)}
     if peak:
         best = peak_checkpoint(folder)
         out["peak"] = {"iteration": best, "adaptation": adaptation(evaluate_at(folder, best, evaluate))}
-    report = evaluate_once(folder, *evaluate)  # the newest checkpoint, last: its report stays in eval/
-    out.update(adaptation=adaptation(report), alpha=report.get("alpha"), iteration=last_iteration(folder))
+    newest = evaluate_once(folder, *evaluate)  # the newest checkpoint, last: its report stays in eval/
+    out.update(adaptation=adaptation(newest), alpha=newest.get("alpha"), iteration=last_iteration(folder))
     return out
+
+
+def branch(source: Path, iteration: int, folder: Path) -> None:
+    """Make ``folder`` the run ``source`` as it stood at its checkpoint ``iteration`` — the checkpoints up to it,
+    ``config.yaml``, ``changes.log`` and the metrics up to it (not the TensorBoard events, which hold the
+    source's later iterations too) — so that it is resumed from there with another batch per task, the
+    iterations both share computed once. Nothing is done when ``folder`` exists."""
+    if folder.exists():
+        return
+    src, partial = RunDir(source), RunDir(folder.with_name(folder.name + ".partial"))
+    shutil.rmtree(partial.path, ignore_errors=True)
+    partial.checkpoints.mkdir(parents=True)
+    for it, path in list_checkpoints(source):
+        if it <= iteration:
+            shutil.copy2(path, partial.checkpoints / path.name)
+    for name in ("config", "changes"):
+        shutil.copy2(getattr(src, name), getattr(partial, name))
+    rows = [r for r in read_metrics(source) if r["iteration"] <= iteration]
+    partial.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    partial.path.rename(folder)
+
+
+def continued(source: str, at: int, changes: list[str], iterations: int, evaluate: list[str]) -> dict[str, Any]:
+    """The run ``source`` continued from its checkpoint ``at`` with the resume ``changes`` (``--set`` values) to
+    ``iterations`` (:func:`branch`, then ``rl-alphamaml train --resume``), evaluated at its newest checkpoint."""
+    folder = run_dir(f"{source}-from{at}-" + "-".join(c.replace("=", "") for c in changes))
+    branch(run_dir(source), at, folder)
+    if last_iteration(folder) < iterations:
+        cli("train", "--resume", str(folder), *[x for s in [*changes, f"train.iterations={iterations}"]
+                                                for x in ("--set", s)])
+    how = (f"the `{source}` run's first {at} iterations, then `rl-alphamaml train --resume RUN "
+           + " ".join(f"--set {c}" for c in [*changes, f"train.iterations={iterations}"]) + "`")
+    return {**report(folder, how, evaluate), "from": at, "changes": changes}
 
 
 def ci_cells(rows: list[dict[str, float]]) -> str:
@@ -218,8 +283,12 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| `{model}` | {cells[0]} | {cells[1]} | {seconds / 60:.1f} min |")
         lines += ["", "Commands: " + "; ".join(f"`{c}`" for c in conv["commands"].values()), ""]
     stages = [("AntDir on the paper's model (MAML-TRPO)", result.get("ant_dir"))]
+    if "ant_dir_batch" in result:
+        b = result["ant_dir_batch"]
+        stages.append((f"AntDir continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b))
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
+    stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
     for title, stage in stages:
         if not stage:
             lines += [f"## {title}", "", "Not run yet.", ""]
@@ -234,14 +303,17 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{ci_cells(p['adaptation'])} |")
         lines += [f"## {title}", "",
                   f"{len(c['steps'])} iterations, {c['steps'][-1] / 1e6:.1f} M environment steps, "
-                  f"{c['seconds'] / 60:.1f} min here. 40 held-out goals, 40 episodes per adaptation step, "
+                  f"{c['seconds'] / 60:.1f} min here. 40 held-out goals, {stage['episodes']} episodes per adaptation "
+                  "step, "
                   "± 95 % CI:", "", *table, "",
                   f"Commands: `{stage['command']}`, then `{stage['evaluate']}`"
                   + (" (with `--checkpoint` for the peak)" if "peak" in stage else "") + ".", ""]
     lines += ["## The paper", "",
               f"MAML paper (Finn et al. 2017, Fig. 5), AntDir after 0 / 1 / 2 / 3 steps: "
               f"{' / '.join(f'{v:g}' for v in PAPER['maml'])}; oracle {PAPER['oracle']:g}. 40 tasks × 40 episodes "
-              f"per iteration, 575 iterations: {PAPER_ANT_DIR_STEPS / 1e6:.0f} M environment steps.", ""]
+              f"per iteration, 575 iterations: {PAPER['env_steps'] / 1e6:.0f} M environment steps. AntVel: "
+              f"{' / '.join(f'{v:g}' for v in PAPER_VEL['maml'])}; oracle {PAPER_VEL['oracle']:g}; "
+              f"{PAPER_VEL['settings']}, {PAPER_VEL['env_steps'] / 1e6:.0f} M steps.", ""]
     if result.get("ant_dir") and result.get("oracle"):
         ours = result["ant_dir"]["adaptation"][1]["mean"]
         ceiling = result["oracle"]["adaptation"][0]["mean"]
@@ -298,8 +370,8 @@ def main() -> None:
     if "convention" in args.stages:
         result["convention"] = convention(args.models, result.get("convention"))
     scale = result.get("convention", {}).get("winner", {}).get("maml2017")
-    if ("ant_dir" in args.stages or "oracle" in args.stages) and scale is None:
-        parser.error("the ant_dir and oracle stages use the convention that won on the paper's model: "
+    if set(args.stages) - {"speed", "convention"} and scale is None:
+        parser.error("every training stage after convention uses the convention that won on the paper's model: "
                      "run --stages convention --models maml2017 first")
     if "ant_dir" in args.stages:
         result["ant_dir"] = trained(f"ant_dir-maml2017-maml-scale{scale}", ant_dir_sets(scale), ANT_DIR_ITERATIONS,
@@ -310,6 +382,15 @@ def main() -> None:
                                                ORACLE_ITERATIONS, oracle_evaluation) for s in SCALES}
         # the simulator's ceiling: the better of the two conventions
         result["oracle"] = max(result["oracles"].values(), key=lambda o: o["adaptation"][0]["mean"])
+    if "ant_dir_batch" in args.stages:
+        source = f"ant_dir-maml2017-maml-scale{scale}"
+        train_to(run_dir(source), "ant_dir", ant_dir_sets(scale), ANT_DIR_ITERATIONS)
+        at = peak_checkpoint(run_dir(source))
+        result["ant_dir_batch"] = continued(source, at, [f"sampler.episodes={BATCH_EPISODES}"],
+                                            budget_iterations(run_dir(source), at, BATCH_EPISODES), EVALUATE)
+    if "ant_vel" in args.stages:
+        result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", ant_vel_sets(scale), ANT_VEL_ITERATIONS,
+                                    EVALUATE_VEL, peak=True, config="ant_vel")
     results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     results_io.write_text(out.with_suffix(".md"), markdown(result))
     plot(result, out.with_suffix(".png"))

@@ -5,7 +5,9 @@ effect. So every key is in one of three groups:
 
 * **how the run executes** (:data:`EXECUTION_KEYS`, :data:`EXECUTION_SECTIONS`) — iterations, checkpoint
   cadence, threads, the device (checkpoints load on either), the sampler backend and its cluster, validation
-  cadence, compute layout, where the data is: applied as written. ``train.iterations`` may not fall below the
+  cadence, compute layout, where the data is, and the episodes sampled per task (``sampler.episodes``, the
+  batch size: a larger batch for the later iterations of a run, as ``benchmarks/ant_paper.py`` does): applied
+  as written. ``train.iterations`` may not fall below the
   checkpoint's iteration.
 * **the rates** (:data:`RATE_KEYS`) — α and β live in the checkpoint, so a new ``inner.lr`` / ``outer.lr``
   *sets* them to the new value at the resumed iteration (e.g. lower rates after a divergence); new bounds

@@ -188,3 +188,18 @@ def test_evaluate_with_the_papers_navigation_protocol(tmp_path: Path, capsys: py
     for bad in (["--inner-lr", "0"], ["--episodes", "0"]):
         assert main(["evaluate", str(run_dir), *bad]) == 2
         assert "rl-alphamaml: error:" in capsys.readouterr().err
+
+
+def test_a_resume_may_take_a_larger_batch_per_task(tmp_path: Path) -> None:
+    """``sampler.episodes`` is a resume change (a larger batch for the later iterations): in effect, and recorded."""
+    run_dir = tmp_path / "run"
+    small = ["--set", "train.meta_batch=2", "--set", "env.horizon=10", "--set", "train.checkpoint_every=1"]
+    assert main(["train", str(NAV), "--run-dir", str(run_dir), "--set", "train.iterations=1",
+                 "--set", "sampler.episodes=2", *small]) == 0
+    assert main(["train", "--resume", str(run_dir), "--set", "sampler.episodes=5", "--set", "train.iterations=2"]) == 0
+    # environment steps of an iteration: 2 phases (before and after adaptation) × 2 tasks × episodes × ≤ 10 steps
+    # (an episode ends early at its goal): ≤ 80 with 2 episodes, > 80 only with more
+    first, second = (r["time/env_steps"] for r in read_metrics(run_dir))
+    assert first <= 2 * 2 * 2 * 10 < second <= 2 * 2 * 5 * 10
+    assert "iteration 2: sampler.episodes 2 -> 5" in (run_dir / "changes.log").read_text()
+    assert load_experiment_config(run_dir / "config.yaml")[0].sampler.episodes == 5
