@@ -1,6 +1,7 @@
 """Episode sampling for meta-RL: every task's policy on its own task, all slots stepped together.
 
-The environment side is :class:`envs.BatchedEnv` (MuJoCo's batch API, every slot one row of state);
+The environment side is :class:`envs.BatchedEnv` (MuJoCo's batch API, every slot one row of state, or one
+``MjData`` per slot where MuJoCo has no batch API);
 this module is the torch side: one policy call per control step for all tasks at once (parameters
 stacked per task, see :class:`agents.policy.GaussianMLPPolicy`), actions drawn from a seeded
 :class:`torch.Generator`, environments reset from seeds of the same stream. Same stream, same episodes.

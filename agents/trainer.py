@@ -35,6 +35,7 @@ from envs.tasks import Task
 from rl_alphamaml import seeding
 from rl_alphamaml.compute import resolve_device
 from rl_alphamaml.config import ExperimentConfig, TrainConfig, ranged
+from rl_alphamaml.errors import UserError
 from rl_alphamaml.evaluation import AdaptationResult
 from rl_alphamaml.kind import ExperimentKind
 from rl_alphamaml.logging import RunLogger
@@ -124,9 +125,14 @@ class SamplerConfig:
     max_retries: int = ranged(3, min=0, doc="re-samples of a slice whose Ray worker died, per phase")
 
     def validate(self) -> None:
-        """Refuse Ray settings (``address``, ``workers``) on the local backend."""
+        """Refuse Ray settings (``address``, ``workers``) on the local backend, and a simulator backend that
+        ``$RL_ALPHAMAML_BATCHED_BACKEND`` names but this MuJoCo cannot run (:func:`envs.resolve_backend`)."""
         if self.backend == "local" and (self.address is not None or self.workers):
             raise ValueError("address and workers apply to backend ray; set sampler.backend=ray to use them")
+        try:
+            envs.resolve_backend()
+        except envs.BackendError as err:  # the environment's setting, not the config's: no key to name
+            raise UserError(str(err)) from None
 
     def build(self, env_id: str, num_tasks: int, horizon: int | None,
               env_kwargs: Mapping[str, Any] | None = None) -> EpisodeSampler:

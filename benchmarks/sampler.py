@@ -15,9 +15,13 @@ For each family (default HalfCheetahVel and AntVel) at meta-batch × episodes sl
 It prints a table with the ratios (a)/(c) and (a)/(b) and writes them, with every repeat and the
 machine's load average, to ``benchmarks/results/sampler.json``. ``--designs`` also measures the
 backends that were considered for (a): ``mujoco.batch`` in persistent mode, one ``MjData`` per
-slot stepped by a Python loop (one thread, or one Python thread per core: MuJoCo releases the
-GIL), a closed-loop ``mujoco.rollout`` call per control step, and worker processes that each own
-a share of the slots. Each measurement is repeated ``--repeats`` times, interleaved; the table
+slot stepped by a Python loop (``BatchedEnv(backend="mjdata")`` on one thread, or one Python thread per
+core: MuJoCo releases the GIL), a closed-loop ``mujoco.rollout`` call per control step, and worker
+processes that each own a share of the slots. ``--fallback`` measures, instead of (a)-(c), the candidates
+for the backend where ``mujoco.batch`` is missing (MuJoCo < 3.17): ``BatchedEnv(backend="mjdata")`` on one
+thread and on ``--threads``, gymnasium's ``SyncVectorEnv`` and ``AsyncVectorEnv`` over the registered env, a
+``mujoco.rollout`` call per control step, and ``BatchedEnv(backend="batch")`` as the reference where this
+MuJoCo has it. Each measurement is repeated ``--repeats`` times, interleaved; the table
 shows the best repeat. On a shared machine other processes steal CPU: every measurement records
 the share of the CPUs they used meanwhile (from /proc/stat), and ``--retries N`` repeats a
 measurement (after ``--retry-wait`` seconds) while that share exceeds ``--max-others``.
@@ -27,6 +31,7 @@ Usage::
     python benchmarks/sampler.py                         # the full benchmark
     python benchmarks/sampler.py --quick                 # 8 x 5 slots, horizon 50, 1 repeat
     python benchmarks/sampler.py --designs --repeats 3   # with the alternative designs
+    python benchmarks/sampler.py --fallback --repeats 3 --out benchmarks/results/sampler_fallback.json
 
 References:
     [1] Todorov, Erez & Tassa, "MuJoCo: A physics engine for model-based control", IROS 2012.
@@ -46,7 +51,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any
@@ -61,8 +65,7 @@ import numpy as np  # noqa: E402
 from mujoco import rollout as mjrollout  # noqa: E402
 
 import envs  # noqa: E402
-from envs.batched import default_threads  # noqa: E402
-from envs.mujoco_family import SimViews  # noqa: E402
+from envs.batched import default_threads, mjbatch  # noqa: E402
 
 import results_io  # noqa: E402
 
@@ -72,11 +75,12 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "sampler.json"
 # --------------------------------------------------------------------------------------------
 # (a) the batched stepper
 # --------------------------------------------------------------------------------------------
-def bench_stepper(env_id: str, n: int, horizon: int, threads: int, seed: int, **env_kwargs: Any) -> float:
-    """Steps per second of ``envs.BatchedEnv`` (``env_kwargs``: the family's options) with uniformly random
-    actions, resets and rewards included."""
+def bench_stepper(env_id: str, n: int, horizon: int, threads: int, seed: int, backend: str | None = None,
+                  **env_kwargs: Any) -> float:
+    """Steps per second of ``envs.BatchedEnv`` on ``backend`` (None: its default; ``env_kwargs``: the family's
+    options) with uniformly random actions, resets and rewards included."""
     rng = np.random.default_rng(seed)
-    with envs.BatchedEnv(env_id, n, horizon=horizon, n_threads=threads, **env_kwargs) as benv:
+    with envs.BatchedEnv(env_id, n, horizon=horizon, n_threads=threads, backend=backend, **env_kwargs) as benv:
         tasks = benv.sample_tasks(n, rng)
         low, high = benv.action_space.low, benv.action_space.high
         start = time.perf_counter()
@@ -115,6 +119,29 @@ def bench_async(env_id: str, n: int, horizon: int, workers: int, seed: int) -> f
     vec = gymnasium.vector.AsyncVectorEnv([_make_env(env_id, t) for t in tasks], context="spawn")
     try:
         vec.reset(seed=seed)  # start-up (process spawn, model compile) is not timed
+        rounds = ASYNC_ROUNDS or -(-n // workers)
+        low, high = vec.single_action_space.low, vec.single_action_space.high
+        start = time.perf_counter()
+        for r in range(rounds):
+            vec.reset(seed=seed + r * workers)
+            for _ in range(horizon):
+                vec.step(rng.uniform(low, high, size=(workers, len(low))))
+        elapsed = time.perf_counter() - start
+    finally:
+        vec.close()
+    return rounds * workers * horizon / elapsed
+
+
+def bench_sync(env_id: str, n: int, horizon: int, workers: int, seed: int) -> float:
+    """Throughput of gymnasium's ``SyncVectorEnv`` over ``workers`` registered envs (one per task, stepped one
+    after the other in this process), over ``ASYNC_ROUNDS`` rounds of ``workers`` episodes (0: ``n``)."""
+    rng = np.random.default_rng(seed)
+    probe = envs.make_unwrapped(env_id)
+    tasks = [t.to_dict() for t in probe.sample_tasks(workers, rng)]
+    probe.close()
+    vec = gymnasium.vector.SyncVectorEnv([_make_env(env_id, t) for t in tasks])
+    try:
+        vec.reset(seed=seed)
         rounds = ASYNC_ROUNDS or -(-n // workers)
         low, high = vec.single_action_space.low, vec.single_action_space.high
         start = time.perf_counter()
@@ -183,67 +210,6 @@ def bench_batch_persistent(env_id: str, n: int, horizon: int, threads: int, seed
         while not benv.done:
             benv.step(rng.uniform(-1, 1, size=(n, benv.act_dim)))
         elapsed = time.perf_counter() - start
-    return n * horizon / elapsed
-
-
-class _DataLoop:
-    """Closed-loop stepping with one ``MjData`` per slot and a Python loop over slots."""
-
-    def __init__(self, env_id: str, n: int, threads: int) -> None:
-        self.family = envs.make_unwrapped(env_id)
-        self.model = self.family.model
-        self.datas = [mujoco.MjData(self.model) for _ in range(n)]
-        self.n, self.fs = n, self.family.frame_skip
-        m = self.model
-        self.qpos, self.qvel = np.empty((n, m.nq)), np.empty((n, m.nv))
-        self.xpos, self.cfrc = np.empty((n, m.nbody, 3)), np.empty((n, m.nbody, 6))
-        self.unused = np.zeros((n, m.nbody, 9)), np.zeros((n, m.nbody, 3)), np.zeros((n, m.nbody, 3))
-        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
-        self.chunks = np.array_split(np.arange(n), threads)
-
-    def reset(self, rng: np.random.Generator) -> None:
-        for d in self.datas:
-            mujoco.mj_resetData(self.model, d)
-            d.qpos[:], d.qvel[:] = self.family.sample_initial_state(rng)
-            mujoco.mj_forward(self.model, d)
-        self._gather(np.arange(self.n))
-
-    def _gather(self, ids: np.ndarray) -> None:
-        for i in ids:
-            d = self.datas[i]
-            self.qpos[i], self.qvel[i] = d.qpos, d.qvel
-            self.xpos[i], self.cfrc[i] = d.xpos, d.cfrc_ext
-
-    def _run(self, ids: np.ndarray, actions: np.ndarray) -> None:
-        m, fs = self.model, self.fs
-        for i in ids:
-            d = self.datas[i]
-            d.ctrl[:] = actions[i]
-            mujoco.mj_step(m, d, fs)
-        self._gather(ids)
-
-    def step(self, actions: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        v = SimViews(self.qpos, self.qvel, self.xpos, self.cfrc, *self.unused)  # the v5 families' outputs
-        before = self.family.pre_step(v)
-        if self.pool is None:
-            self._run(np.arange(self.n), actions)
-        else:
-            list(self.pool.map(lambda ids: self._run(ids, actions), self.chunks))
-        reward, _, _ = self.family.transition(v, before, actions, params)
-        return self.family.observe(v), reward
-
-
-def bench_dataloop(env_id: str, n: int, horizon: int, threads: int, seed: int) -> float:
-    rng = np.random.default_rng(seed)
-    loop = _DataLoop(env_id, n, threads)
-    params = loop.family.task_params(loop.family.sample_tasks(n, rng))
-    start = time.perf_counter()
-    loop.reset(rng)
-    for _ in range(horizon):
-        loop.step(rng.uniform(-1, 1, size=(n, loop.model.nu)), params)
-    elapsed = time.perf_counter() - start
-    if loop.pool is not None:
-        loop.pool.shutdown()
     return n * horizon / elapsed
 
 
@@ -382,12 +348,38 @@ MAIN = {
     "b_async_vector_env": ("(b) gymnasium AsyncVectorEnv", bench_async),
     "c_rollout_raw": ("(c) mujoco.rollout open loop", bench_rollout),
 }
+def bench_mjdata(env_id: str, n: int, horizon: int, threads: int, seed: int) -> float:
+    """(a) on the ``"mjdata"`` backend: one ``MjData`` per slot, ``threads`` Python threads."""
+    return bench_stepper(env_id, n, horizon, threads, seed, backend="mjdata")
+
+
+def bench_mjdata_1thread(env_id: str, n: int, horizon: int, threads: int, seed: int) -> float:
+    """(a) on the ``"mjdata"`` backend, one thread: a plain Python loop over the slots."""
+    return bench_stepper(env_id, n, horizon, 1, seed, backend="mjdata")
+
+
+def bench_batch(env_id: str, n: int, horizon: int, threads: int, seed: int) -> float:
+    """(a) on the ``"batch"`` backend (``mujoco.batch``)."""
+    return bench_stepper(env_id, n, horizon, threads, seed, backend="batch")
+
+
 DESIGNS = {
     "batch_persistent": ("mujoco.batch, persistent=True", bench_batch_persistent),
-    "mjdata_loop_1thread": ("MjData per slot, Python loop", lambda e, n, h, t, s: bench_dataloop(e, n, h, 1, s)),
-    "mjdata_loop_threads": ("MjData per slot, 1 Python thread/core", bench_dataloop),
+    "mjdata_loop_1thread": ("MjData per slot, Python loop", bench_mjdata_1thread),
+    "mjdata_loop_threads": ("MjData per slot, 1 Python thread/core", bench_mjdata),
     "rollout_per_step": ("mujoco.rollout per control step", bench_rollout_closed),
     "worker_processes": ("worker processes (1/core)", bench_processes),
+}
+#: the candidates for BatchedEnv's backend where mujoco.batch is missing (--fallback), and the one the others
+#: are divided by
+FALLBACK_REFERENCE = "mjdata_loop_threads"
+FALLBACK = {
+    "batch": ("BatchedEnv, backend batch (reference)", bench_batch),
+    "mjdata_loop_1thread": ("BatchedEnv, backend mjdata, 1 thread", bench_mjdata_1thread),
+    "mjdata_loop_threads": ("BatchedEnv, backend mjdata, 1 thread/core", bench_mjdata),
+    "sync_vector_env": ("gymnasium SyncVectorEnv", bench_sync),
+    "b_async_vector_env": ("gymnasium AsyncVectorEnv", bench_async),
+    "rollout_per_step": ("mujoco.rollout per control step (not exact)", bench_rollout_closed),
 }
 
 
@@ -413,7 +405,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--retries", type=int, default=0, help="how often to repeat such a measurement")
     parser.add_argument("--retry-wait", type=float, default=10.0, help="seconds to wait before a retry")
     parser.add_argument("--designs", action="store_true", help="also measure the alternative designs")
-    parser.add_argument("--skip", nargs="*", default=[], choices=sorted(MAIN), help="measurements to leave out")
+    parser.add_argument("--fallback", action="store_true",
+                        help="measure the candidates for the backend where mujoco.batch is missing, instead of (a)-(c)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=sorted({*MAIN, *FALLBACK}),
+                        help="measurements to leave out")
     parser.add_argument("--quick", action="store_true", help="8 x 5 slots, horizon 50, 1 repeat")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output ('-' for none)")
     args = parser.parse_args(argv)
@@ -423,9 +418,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     global ASYNC_ROUNDS
     ASYNC_ROUNDS = args.async_rounds
     async_envs = args.async_envs or 4 * args.threads
-    benches = {k: v for k, v in MAIN.items() if k not in args.skip}
+    benches = {k: v for k, v in (FALLBACK if args.fallback else MAIN).items() if k not in args.skip}
     if args.designs:
         benches.update(DESIGNS)
+    if mjbatch is None:  # this MuJoCo has no batch API (before 3.17)
+        benches = {k: v for k, v in benches.items() if k not in ("batch", "batch_persistent")}
 
     print(
         f"{n} slots ({args.meta_batch} x {args.episodes}), horizon {args.horizon}, {args.threads} threads, "
@@ -441,12 +438,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         loads: list[float] = []
         for rep in range(args.repeats):
             for key, (label, fn) in benches.items():
-                workers = async_envs if key == "b_async_vector_env" else args.threads
+                workers = {"b_async_vector_env": async_envs, "sync_vector_env": args.meta_batch}.get(key, args.threads)
                 for attempt in range(1 + args.retries):
                     loads.append(os.getloadavg()[0])
                     sps, others = measure(functools.partial(fn, env_id, n, args.horizon, workers, args.seed + rep))
                     print(
-                        f"  {fam:<20} {label:<40} repeat {rep}: {sps:10.0f} steps/s"
+                        f"  {fam:<20} {label:<44} repeat {rep}: {sps:10.0f} steps/s"
                         f"   (other processes used {100 * others:3.0f}% of the CPUs)",
                         flush=True,
                     )
@@ -468,20 +465,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 entry[key] = best["a_stepper"] / best[ref]
                 # measured back to back, so both saw the same load
                 entry[f"{key}_per_repeat"] = [a / r for a, r in zip(runs["a_stepper"], runs[ref])]
+        if FALLBACK_REFERENCE in runs:
+            # each candidate over the mjdata backend on all threads, per repeat (back to back: the same load)
+            entry["reference"] = FALLBACK_REFERENCE
+            entry["ratio_to_reference_per_repeat"] = {
+                k: [x / r for x, r in zip(v, runs[FALLBACK_REFERENCE])] for k, v in runs.items()
+            }
+            entry["ratio_to_reference_median"] = {
+                k: statistics.median(v) for k, v in entry["ratio_to_reference_per_repeat"].items()
+            }
         results[fam] = entry
 
     labels = {k: v[0] for k, v in benches.items()}
     print()
-    header = f"| {'measurement':<40} | " + " | ".join(f"{f:>18}" for f in args.families) + " |"
+    header = f"| {'measurement':<44} | " + " | ".join(f"{f:>18}" for f in args.families) + " |"
     print(header)
-    print("|" + "-" * 42 + "|" + "|".join("-" * 20 for _ in args.families) + "|")
+    print("|" + "-" * 46 + "|" + "|".join("-" * 20 for _ in args.families) + "|")
     for key, label in labels.items():
         cells = " | ".join(f"{results[f]['steps_per_s'][key]:>12.0f} st/s" for f in args.families)
-        print(f"| {label:<40} | {cells} |")
+        print(f"| {label:<44} | {cells} |")
     for key, label in (("ratio_a_over_c", "(a)/(c)"), ("ratio_a_over_b", "(a)/(b)")):
         if all(key in results[f] for f in args.families):
             cells = " | ".join(f"{results[f][key]:>18.2f}" for f in args.families)
-            print(f"| {label:<40} | {cells} |")
+            print(f"| {label:<44} | {cells} |")
+    if all("ratio_to_reference_median" in results[f] for f in args.families):
+        print(f"\nmedian over repeats of each measurement / {labels[FALLBACK_REFERENCE]} in the same repeat:")
+        for key, label in labels.items():
+            cells = " | ".join(f"{results[f]['ratio_to_reference_median'][key]:>18.2f}" for f in args.families)
+            print(f"| {label:<44} | {cells} |")
 
     report = {
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),

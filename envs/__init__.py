@@ -42,7 +42,7 @@ References:
 
 from envs.ant import AntDir2DEnv, AntDirEnv, AntGoalEnv, AntVelEnv
 from envs.base import TaskFamily, load_model
-from envs.batched import BatchedEnv, BatchStep
+from envs.batched import BACKENDS, BackendError, BatchedEnv, BatchStep, resolve_backend
 from envs.half_cheetah import HalfCheetahDirEnv, HalfCheetahRandParamsEnv, HalfCheetahVelEnv
 from envs.navigation import Navigation2DEnv, Navigation2DSparseEnv
 from envs.registry import (
@@ -72,12 +72,14 @@ from envs.tasks import (
 register_families()
 
 __all__ = [
+    "BACKENDS",
     "FAMILY_IDS",
     "NAMESPACE",
     "AntDir2DEnv",
     "AntDirEnv",
     "AntGoalEnv",
     "AntVelEnv",
+    "BackendError",
     "BatchStep",
     "BatchedEnv",
     "Direction2DTask",
@@ -101,6 +103,7 @@ __all__ = [
     "make_unwrapped",
     "register_families",
     "register_family",
+    "resolve_backend",
     "resolve_id",
     "task_from_dict",
     "task_from_json",

@@ -3,13 +3,16 @@
 MAML-RL samples ``meta_batch × episodes_per_task`` episodes per iteration (40 tasks × 20
 episodes for HalfCheetahVel in [1]), each slot with its own task, the policy evaluated
 once per control step for all slots together. :class:`BatchedEnv` does that without a Python
-environment object per slot: the MuJoCo families run on one ``mujoco.batch.Batch`` (MuJoCo's
-batch API: every slot is one row of integration state, stepped on a native thread pool with the
-GIL released), the navigation families on numpy arrays. Observations, rewards and termination
-come from the same vectorised kernels as the single environments (:mod:`envs.half_cheetah`, :mod:`envs.ant`,
-:mod:`envs.navigation`), and each slot's state row carries the constraint solver's warm start,
-so a slot's transitions equal those of ``gymnasium.make(env_id)`` with the same task, seed and
-actions (tested over full episodes of every family).
+environment object per slot. The MuJoCo families run on one of two backends (:data:`BACKENDS`,
+chosen by :func:`resolve_backend`): ``"batch"``, one ``mujoco.batch.Batch`` (MuJoCo's batch API,
+MuJoCo >= 3.17: every slot is one row of integration state, stepped on a native thread pool with the
+GIL released), the default where it exists; ``"mjdata"``, one ``MjData`` per slot stepped by
+``mujoco.mj_step`` in a Python loop, the default where it does not (MuJoCo 3.2.4-3.16, e.g. the
+3.3.0 that Meta-World pins). The navigation families run on numpy arrays. Observations, rewards
+and termination come from the same vectorised kernels as the single environments
+(:mod:`envs.half_cheetah`, :mod:`envs.ant`, :mod:`envs.navigation`), and each slot's state carries
+the constraint solver's warm start, so a slot's transitions equal those of ``gymnasium.make(env_id)``
+with the same task, seed and actions on either backend (tested over full episodes of every family).
 
 Example — one closed-loop batch of episodes::
 
@@ -26,11 +29,14 @@ Example — one closed-loop batch of episodes::
     200
 
 The design was chosen by measurement on a 2-core machine (``benchmarks/sampler.py --designs``;
-numbers in ``docs/envs.md``): at 800 slots this closed loop runs as fast as one open-loop
+numbers in ``docs/envs.md``): at 800 slots the ``"batch"`` closed loop runs as fast as one open-loop
 ``mujoco.rollout`` over all slots on all cores (HalfCheetahVel 78k vs 75k steps/s, AntVel 12.1k vs
 11.4k); a Python loop over one ``MjData`` per slot was 1.1-2.7x slower (GIL-bound), and a
 ``mujoco.rollout`` call per control step or worker processes were no faster — the former cannot
-return the solver's warm start, the latter add processes for nothing on 2 cores.
+return the solver's warm start, the latter add processes for nothing on 2 cores. Where
+``mujoco.batch`` is missing, the ``"mjdata"`` loop is the fastest of the exact candidates
+(``benchmarks/sampler.py --fallback``: gymnasium's ``SyncVectorEnv`` and ``AsyncVectorEnv`` over the
+single environments are slower; a ``mujoco.rollout`` call per control step is not exact).
 
 References:
     [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
@@ -39,21 +45,72 @@ References:
 
 from __future__ import annotations
 
+import copy
+import importlib
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import mujoco
 import numpy as np
 from gymnasium.utils import seeding
-from mujoco import batch as mjbatch
 
 from envs.mujoco_family import MujocoFamily
 from envs.navigation import Navigation2DEnv
 from envs.registry import horizon_of, make_unwrapped, resolve_id
 from envs.tasks import Task
 
-__all__ = ["BatchStep", "BatchedEnv", "default_threads"]
+__all__ = ["BACKENDS", "BACKEND_ENV", "BackendError", "BatchStep", "BatchedEnv", "default_threads", "resolve_backend"]
+
+
+def _import_mujoco_batch() -> Any:
+    """``mujoco.batch`` (MuJoCo >= 3.17), or None where this MuJoCo has no batch API."""
+    try:
+        return importlib.import_module("mujoco.batch")
+    except ModuleNotFoundError as err:
+        if err.name != "mujoco.batch":
+            raise
+        return None
+
+
+mjbatch: Any = _import_mujoco_batch()
+
+#: the backends of the MuJoCo families: ``"batch"``, one ``mujoco.batch.Batch`` (MuJoCo >= 3.17, the default
+#: there); ``"mjdata"``, one ``MjData`` per slot stepped by ``mujoco.mj_step`` (any MuJoCo; the default
+#: where ``mujoco.batch`` is missing). Both give the single environment's transitions bit for bit.
+BACKENDS: tuple[str, ...] = ("batch", "mjdata")
+#: the environment variable that chooses the backend when ``BatchedEnv(backend=None)``
+BACKEND_ENV = "RL_ALPHAMAML_BATCHED_BACKEND"
+
+
+class BackendError(ValueError):
+    """A :class:`BatchedEnv` backend that is not one of :data:`BACKENDS`, or that this MuJoCo cannot run."""
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """The backend :class:`BatchedEnv` steps the MuJoCo families on.
+
+    ``backend`` if given, else the environment variable ``RL_ALPHAMAML_BATCHED_BACKEND`` if set and not
+    empty, else ``"batch"`` where ``mujoco.batch`` exists (MuJoCo >= 3.17) and ``"mjdata"`` where it does not.
+    Raises :class:`BackendError` for a name not in :data:`BACKENDS` and for ``"batch"`` on a MuJoCo without
+    ``mujoco.batch``.
+    """
+    source = "backend"
+    if backend is None:
+        backend = os.environ.get(BACKEND_ENV) or None
+        source = BACKEND_ENV
+    if backend is None:
+        return "batch" if mjbatch is not None else "mjdata"
+    if backend not in BACKENDS:
+        raise BackendError(f"{source}={backend!r} is not a BatchedEnv backend; choose one of {', '.join(BACKENDS)}")
+    if backend == "batch" and mjbatch is None:
+        instead = f"unset {BACKEND_ENV}" if source == BACKEND_ENV else "pass backend=None"
+        raise BackendError(
+            f"{source}='batch' needs mujoco.batch, which MuJoCo {mujoco.__version__} does not have (it came with "
+            f"MuJoCo 3.17): {instead} or choose 'mjdata', which gives the same transitions"
+        )
+    return backend
 
 
 class BatchStep(NamedTuple):
@@ -114,6 +171,91 @@ class _MujocoBackend:
         return obs, reward, terminated, terms
 
 
+class _MjDataBackend:
+    """Every slot its own ``MjData``, stepped by ``mujoco.mj_step`` in a Python loop over the slots (split over
+    ``n_threads`` Python threads: MuJoCo releases the GIL while it steps).
+
+    Each slot gets the single environment's calls (``mj_resetData``, ``mj_forward``, ``mj_step`` with the family's
+    ``frame_skip``, an ``mj_forward`` after it where the family asks) on a model equal to the single environment's,
+    so its transitions are the env's by construction; a family whose tasks change the model
+    (:meth:`~envs.mujoco_family.MujocoFamily.model_fields`) gets one ``MjModel`` per slot. After every call the
+    arrays the kernels read are gathered from the slots into ``(n_slots, ...)`` arrays (``np.stack`` over views of
+    each slot's ``MjData``).
+    """
+
+    def __init__(self, family: MujocoFamily[Any], n_slots: int, n_threads: int) -> None:
+        if type(family).batch_apply_tasks is not MujocoFamily.batch_apply_tasks:
+            raise BackendError(
+                f"{type(family).__name__} applies its tasks through batch_apply_tasks, which "
+                f"only the 'batch' backend calls: give the family model_fields(params) instead, or use backend "
+                f"'batch'"
+            )
+        self.family = family
+        self.n = n_slots
+        self.per_slot_models = bool(family.model_fields(family.task_params([family.default_task()])))
+        self.models = [copy.copy(family.model) if self.per_slot_models else family.model for _ in range(n_slots)]
+        self.datas = [mujoco.MjData(m) for m in self.models]
+        self._scratch = mujoco.MjData(family.model)  # mj_setConst's workspace, as the single env's
+        names = ("qpos", "qvel", *sorted(family.sim_outputs))
+        # live views of each slot's arrays, and the (n_slots, ...) arrays they are gathered into
+        self._slot_arrays = {name: [getattr(d, name) for d in self.datas] for name in names}
+        self._gathered = {name: np.empty((n_slots, *arrays[0].shape)) for name, arrays in self._slot_arrays.items()}
+        self.views = family.sim_views(self._gathered.__getitem__, n_slots)
+        self._ctrl = [d.ctrl for d in self.datas]
+        self.frame_skip = int(family.frame_skip)
+        self.forward_after_step = bool(family.forward_after_step)
+        self.n_threads = max(1, min(n_threads, n_slots))
+        self.pool = ThreadPoolExecutor(self.n_threads) if self.n_threads > 1 else None
+
+    def _gather(self) -> None:
+        for name, arrays in self._slot_arrays.items():
+            np.stack(arrays, out=self._gathered[name])
+
+    def reset(self, tasks: Sequence[Task], rngs: Sequence[np.random.Generator], params: np.ndarray) -> np.ndarray:
+        fam = self.family
+        if self.per_slot_models:  # as the single env's set_task: the task's fields, then mj_setConst
+            for name, values in fam.model_fields(params).items():
+                for model, value in zip(self.models, values):
+                    getattr(model, name)[...] = value
+            for model in self.models:
+                mujoco.mj_setConst(model, self._scratch)
+        for model, data, rng in zip(self.models, self.datas, rngs):  # as gymnasium's reset and set_state
+            mujoco.mj_resetData(model, data)
+            data.qpos[:], data.qvel[:] = fam.sample_initial_state(rng)
+            mujoco.mj_forward(model, data)
+        self._gather()
+        return fam.observation(self.views, params)
+
+    def _run(self, ids: np.ndarray, actions: np.ndarray) -> None:
+        models, datas, ctrl, nstep = self.models, self.datas, self._ctrl, self.frame_skip
+        for i in ids.tolist():
+            ctrl[i][:] = actions[i]
+            mujoco.mj_step(models[i], datas[i], nstep=nstep)
+            if self.forward_after_step:
+                mujoco.mj_forward(models[i], datas[i])
+
+    def step(
+        self, actions: np.ndarray, params: np.ndarray, ids: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        fam, v = self.family, self.views
+        before = fam.pre_step(v)
+        slots = np.arange(self.n) if ids is None else ids
+        if self.pool is None:
+            self._run(slots, actions)
+        else:
+            list(self.pool.map(self._run, np.array_split(slots, self.n_threads), [actions] * self.n_threads))
+        self._gather()
+        obs = fam.observation(v, params)
+        reward, terminated, terms = fam.transition(v, before, actions, params)
+        return obs, reward, terminated, terms
+
+    def close(self) -> None:
+        """Stop the thread pool."""
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+
 class _NavigationBackend:
     """All slots of a navigation family as one ``(n_slots, 2)`` position array."""
 
@@ -146,8 +288,15 @@ class BatchedEnv:
         horizon: episode length in control steps; default: the family's registered
             ``max_episode_steps`` (200 locomotion, 100 navigation). Every slot is truncated
             when ``t`` reaches it.
-        n_threads: threads of MuJoCo's batch thread pool (the caller's included); default: all
-            CPUs this process may use. Ignored for the navigation families.
+        n_threads: threads of MuJoCo's batch thread pool (the caller's included), or of the Python threads
+            that share the slots on the ``"mjdata"`` backend; default: all CPUs this process may use. Ignored
+            for the navigation families.
+        backend: how the MuJoCo families are stepped, one of :data:`BACKENDS`: ``"batch"`` (one
+            ``mujoco.batch.Batch``, MuJoCo >= 3.17) or ``"mjdata"`` (one ``MjData`` per slot, any MuJoCo).
+            Default: the environment variable ``RL_ALPHAMAML_BATCHED_BACKEND`` if set, else ``"batch"`` where
+            ``mujoco.batch`` exists and ``"mjdata"`` where it does not (:func:`resolve_backend`). Both give the
+            single environment's transitions bit for bit; they differ in speed only. The navigation families
+            run on numpy whatever the backend.
         **env_kwargs: constructor arguments of the family (``low=``, ``terminate_when_unhealthy=``,
             ``goal_radius=``, ...), as for ``gymnasium.make``.
 
@@ -171,6 +320,7 @@ class BatchedEnv:
         *,
         horizon: int | None = None,
         n_threads: int | None = None,
+        backend: str | None = None,
         **env_kwargs: Any,
     ) -> None:
         self.env_id = resolve_id(env_id)
@@ -186,17 +336,23 @@ class BatchedEnv:
         if threads < 1:
             raise ValueError(f"n_threads must be >= 1, got {n_threads!r}")
         self.n_threads = threads
+        mujoco_backend = resolve_backend(backend)
         #: the family's single environment: spaces, task sampling/validation and the kernels
         self.family = make_unwrapped(self.env_id, **env_kwargs)
         self.observation_space = self.family.observation_space
         self.action_space = self.family.action_space
         self.obs_dim = int(self.observation_space.shape[0])
         self.act_dim = int(self.action_space.shape[0])
-        self._backend: _MujocoBackend | _NavigationBackend
+        self._backend: _MujocoBackend | _MjDataBackend | _NavigationBackend
+        #: the backend that steps the slots: ``"batch"`` or ``"mjdata"`` (MuJoCo families), ``"numpy"`` (navigation)
+        self.backend: str
         if isinstance(self.family, MujocoFamily):
-            self._backend = _MujocoBackend(self.family, self.n_slots, threads)
+            backend_class = _MujocoBackend if mujoco_backend == "batch" else _MjDataBackend
+            self._backend = backend_class(self.family, self.n_slots, threads)
+            self.backend = mujoco_backend
         elif isinstance(self.family, Navigation2DEnv):
             self._backend = _NavigationBackend(self.family, self.n_slots)
+            self.backend = "numpy"
         else:  # pragma: no cover - every registered family is one of the two
             raise TypeError(f"no batched backend for {type(self.family).__name__}")
         self._rngs: list[np.random.Generator | None] = [None] * self.n_slots
@@ -315,9 +471,11 @@ class BatchedEnv:
         return BatchStep(obs, reward, terminated, truncated)
 
     def close(self) -> None:
-        """Release the MuJoCo batch and its thread pool."""
+        """Release the MuJoCo batch or the slots' thread pool."""
         if isinstance(self._backend, _MujocoBackend):
             self._backend.batch = None
+        elif isinstance(self._backend, _MjDataBackend):
+            self._backend.close()
         self.family.close()
 
     def __enter__(self) -> BatchedEnv:
@@ -328,7 +486,8 @@ class BatchedEnv:
 
     def __repr__(self) -> str:
         return (
-            f"BatchedEnv({self.env_id!r}, n_slots={self.n_slots}, horizon={self.horizon}, n_threads={self.n_threads})"
+            f"BatchedEnv({self.env_id!r}, n_slots={self.n_slots}, horizon={self.horizon}, n_threads={self.n_threads}, "
+            f"backend={self.backend!r})"
         )
 
     # -- seeding -----------------------------------------------------------------------------

@@ -249,18 +249,6 @@ class HalfCheetahRandParamsEnv(_HalfCheetahFamily[DynamicsTask]):
     def _task_reward(self, x_velocity: np.ndarray, params: np.ndarray) -> np.ndarray:
         return x_velocity
 
-    def batch_setup(self, batch: Any) -> None:
-        """Give every slot of ``batch`` its own masses, inertias, damping and friction."""
-        for name in ("body_mass", "body_inertia", "dof_damping", "geom_friction"):
-            batch.expand(name)
-
-    def batch_apply_tasks(self, batch: Any, ids: np.ndarray, tasks: Sequence[DynamicsTask]) -> None:
-        """Write the tasks' model fields into the slots ``ids`` of ``batch`` and recompute their constants (as
-        ``mj_setConst`` does for the single env)."""
-        for name, value in self.model_fields(self.task_params(tasks)).items():
-            batch.expand(name)[ids] = value
-        batch.set_const(ids)
-
 
 # ---------------------------------------------------------------------------------------------
 # Ant

@@ -183,12 +183,29 @@ class MujocoFamily(TaskFamily[TaskT]):
         """Rewards ``(n,)``, terminated flags ``(n,)`` and reward terms after a step."""
         raise NotImplementedError
 
-    # -- batched-backend hooks (no-ops for goal families) -----------------------------------
+    # -- tasks that change the model (dynamics families) -----------------------------------
+    def model_fields(self, params: np.ndarray) -> dict[str, np.ndarray]:
+        """The ``MjModel`` fields the tasks ``params`` ``(n, k)`` set, each ``(n, ...)``; none (an empty dict)
+        unless the task changes the dynamics. :class:`envs.batched.BatchedEnv` gives every slot its task's
+        values, followed by ``mj_setConst``, on either backend; the family's ``set_task`` must do the same to
+        its own model (as :class:`envs.half_cheetah.HalfCheetahRandParamsEnv` does)."""
+        return {}
+
+    # -- hooks of BatchedEnv's "batch" backend (no-ops for goal families) ---------------------
     def batch_setup(self, batch: Any) -> None:
-        """Prepare a ``mujoco.batch.Batch`` of this family's model (expand per-slot fields)."""
+        """Prepare a ``mujoco.batch.Batch`` of this family's model: give every slot its own copy of the fields
+        of :meth:`model_fields`."""
+        for name in self.model_fields(self.task_params([self.default_task()])):
+            batch.expand(name)
 
     def batch_apply_tasks(self, batch: Any, ids: np.ndarray, tasks: Sequence[TaskT]) -> None:
-        """Apply ``tasks`` to the slots ``ids`` of ``batch`` before their state is reset."""
+        """Apply ``tasks`` to the slots ``ids`` of ``batch`` before their state is reset: write their
+        :meth:`model_fields` and recompute the slots' constants (as ``mj_setConst`` does for the single env)."""
+        fields = self.model_fields(self.task_params(tasks))
+        for name, value in fields.items():
+            batch.expand(name)[ids] = value
+        if fields:
+            batch.set_const(ids)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -157,6 +157,17 @@ def test_rl_config_errors_are_clear() -> None:
         load_experiment_config(NAV, ["inner.estimator=dice"])
 
 
+def test_a_simulator_backend_the_environment_names_wrongly_is_one_error_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RL_ALPHAMAML_BATCHED_BACKEND", "rollout")
+    run_dir = tmp_path / "run"
+    assert main(["train", str(NAV), "--run-dir", str(run_dir), "--set", "train.iterations=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("rl-alphamaml: error: RL_ALPHAMAML_BATCHED_BACKEND='rollout' is not a BatchedEnv backend; "
+                   "choose one of batch, mjdata")
+    assert not run_dir.exists()  # refused before anything was written
+
+
 def test_evaluate_cli_reports_returns_after_each_step(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     assert main(["train", str(NAV), "--run-dir", str(run_dir), "--set", "train.iterations=1",

@@ -9,8 +9,32 @@ import pytest
 
 import envs
 from envs import BatchedEnv, TaskError, VelocityTask
+from envs.batched import BACKENDS, mjbatch
 
 TOL = 1e-6  # the issue's bound; in practice the two are bit-identical
+
+#: every backend of the MuJoCo families; "batch" where this MuJoCo has mujoco.batch (MuJoCo >= 3.17)
+BACKEND_PARAMS = [
+    pytest.param(name, marks=pytest.mark.skipif(name == "batch" and mjbatch is None,
+                                                reason="this MuJoCo has no mujoco.batch"))
+    for name in BACKENDS
+]
+
+
+def _slot_field(benv: BatchedEnv, name: str, i: int) -> np.ndarray:
+    """Slot ``i``'s ``MjData`` field ``name`` on either MuJoCo backend."""
+    backend: Any = benv._backend
+    if benv.backend == "batch":
+        return np.asarray(backend.batch.bind(name)[i])
+    return np.asarray(getattr(backend.datas[i], name))
+
+
+def _slot_model_field(benv: BatchedEnv, name: str, i: int) -> np.ndarray:
+    """Slot ``i``'s ``MjModel`` field ``name`` on either MuJoCo backend."""
+    backend: Any = benv._backend
+    if benv.backend == "batch":
+        return np.asarray(backend.batch.expand(name)[i])
+    return np.asarray(getattr(backend.models[i], name))
 
 
 def _actions(env_id: str, horizon: int, n: int, act_dim: int, seed: int) -> np.ndarray:
@@ -20,9 +44,11 @@ def _actions(env_id: str, horizon: int, n: int, act_dim: int, seed: int) -> np.n
     return np.random.default_rng(seed).normal(0.0, scale, (horizon, n, act_dim))
 
 
-def _compare_with_gymnasium(env_id: str, n: int = 3, **kwargs: Any) -> dict[str, Any]:
+def _compare_with_gymnasium(env_id: str, n: int = 3, backend: str | None = None, **kwargs: Any) -> dict[str, Any]:
     """Run n slots batched and the same n episodes one by one in ONE gymnasium env; compare."""
-    benv = BatchedEnv(env_id, n, n_threads=2, **kwargs)
+    benv = BatchedEnv(env_id, n, n_threads=2, backend=backend, **kwargs)
+    if backend is not None and benv.backend != "numpy":
+        assert benv.backend == backend
     tasks = benv.sample_tasks(n, np.random.default_rng(11))
     seeds = [1000 + 7 * i for i in range(n)]
     acts = _actions(env_id, benv.horizon, n, benv.act_dim, 5)
@@ -54,9 +80,9 @@ def _compare_with_gymnasium(env_id: str, n: int = 3, **kwargs: Any) -> dict[str,
                     assert later.reward[i] == 0.0 and not later.terminated[i] and not later.truncated[i]
                     assert np.array_equal(later.obs[i], step.obs[i])
                 break
-        if isinstance(benv._backend, envs.batched._MujocoBackend):
+        if benv.backend != "numpy":
             # the solver's warm start travels with each slot's state (an ended slot's is frozen)
-            warm = benv._backend.batch.bind("qacc_warmstart")[i]
+            warm = _slot_field(benv, "qacc_warmstart", i)
             assert np.any(warm != 0.0)
             assert np.abs(warm - env.unwrapped.data.qacc_warmstart).max() <= TOL
     env.close()
@@ -65,31 +91,35 @@ def _compare_with_gymnasium(env_id: str, n: int = 3, **kwargs: Any) -> dict[str,
     return {"lengths": lengths, "max_diff": max_diff}
 
 
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 @pytest.mark.parametrize("env_id", envs.FAMILY_IDS)
-def test_batched_transitions_equal_gymnasium_over_full_episodes(env_id: str) -> None:
-    result = _compare_with_gymnasium(env_id)
+def test_batched_transitions_equal_gymnasium_over_full_episodes(env_id: str, backend: str) -> None:
+    result = _compare_with_gymnasium(env_id, backend=backend)
     assert result["lengths"] == [envs.horizon_of(env_id)] * 3
 
 
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 @pytest.mark.parametrize("env_id", [i for i in envs.FAMILY_IDS if "/Ant" in i])
-def test_batched_transitions_equal_gymnasium_on_the_paper_ant(env_id: str) -> None:
+def test_batched_transitions_equal_gymnasium_on_the_paper_ant(env_id: str, backend: str) -> None:
     # the MAML paper's Ant: an mj_forward after every step, one substep, termination on (σ = 1 actions end
     # some episodes early), the observation and rewards read from the centre of mass
-    result = _compare_with_gymnasium(env_id, n=4, model="maml2017")
+    result = _compare_with_gymnasium(env_id, n=4, backend=backend, model="maml2017")
     assert result["max_diff"] == 0.0 and len(result["lengths"]) == 4 and min(result["lengths"]) < 200
 
 
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 @pytest.mark.parametrize(("env_id", "kwargs"),
                          [("HalfCheetahRandParams-v0", {}), ("AntGoal-v0", {"model": "maml2017"})])
-def test_batched_transitions_equal_gymnasium_with_the_task_in_the_observation(env_id: str,
-                                                                              kwargs: dict[str, Any]) -> None:
-    result = _compare_with_gymnasium(env_id, n=3, task_in_observation=True, **kwargs)
+def test_batched_transitions_equal_gymnasium_with_the_task_in_the_observation(env_id: str, kwargs: dict[str, Any],
+                                                                              backend: str) -> None:
+    result = _compare_with_gymnasium(env_id, n=3, backend=backend, task_in_observation=True, **kwargs)
     assert result["max_diff"] == 0.0
 
 
-def test_batched_termination_matches_gymnasium_and_freezes_ended_slots() -> None:
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_batched_termination_matches_gymnasium_and_freezes_ended_slots(backend: str) -> None:
     # Gaussian actions make the ant jump above z = 1: slots end at different steps
-    result = _compare_with_gymnasium("AntDir-v0", n=4, terminate_when_unhealthy=True)
+    result = _compare_with_gymnasium("AntDir-v0", n=4, backend=backend, terminate_when_unhealthy=True)
     assert min(result["lengths"]) < 200 and len(set(result["lengths"])) > 1
 
 
@@ -175,13 +205,15 @@ def test_horizon_is_explicit_and_env_kwargs_reach_the_family() -> None:
     assert "HalfCheetahVel-v0" in repr(benv)
 
 
-def test_dynamics_slots_get_their_own_models() -> None:
-    benv = BatchedEnv("HalfCheetahRandParams-v0", 2, horizon=20)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_dynamics_slots_get_their_own_models(backend: str) -> None:
+    benv = BatchedEnv("HalfCheetahRandParams-v0", 2, horizon=20, backend=backend)
     light = envs.DynamicsTask((0.5,) * 7, (1.0,) * 6, 1.0)
     heavy = envs.DynamicsTask((2.0,) * 7, (1.0,) * 6, 1.0)
     benv.reset([light, heavy], seeds=[3, 3])  # same initial state, different masses
-    masses = benv._backend.batch.expand("body_mass")
-    assert np.allclose(masses[1, 1:], 4.0 * masses[0, 1:])
+    masses = [_slot_model_field(benv, "body_mass", i) for i in range(2)]
+    assert np.allclose(masses[1][1:], 4.0 * masses[0][1:])
+    assert np.array_equal(masses[0], benv.family.model_fields(benv.task_params[:1])["body_mass"][0])
     actions = np.repeat(np.random.default_rng(0).normal(size=(20, 1, 6)), 2, axis=1)
     for a in actions:
         obs = benv.step(a).obs
@@ -210,3 +242,71 @@ def test_non_finite_actions_are_refused(env_id: str) -> None:
     with pytest.raises(ValueError, match=r"slots \[1\]"):
         benv.step(actions)
     benv.close()
+
+
+def test_the_backend_is_chosen_by_argument_then_environment_then_mujoco(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(envs.batched.BACKEND_ENV, raising=False)
+    default = "batch" if mjbatch is not None else "mjdata"
+    assert envs.resolve_backend() == default
+    with BatchedEnv("HalfCheetahVel-v0", 2, horizon=2) as benv:
+        assert benv.backend == default and f"backend={default!r}" in repr(benv)
+    monkeypatch.setenv(envs.batched.BACKEND_ENV, "mjdata")
+    assert envs.resolve_backend() == "mjdata"
+    with BatchedEnv("AntDir-v0", 2, horizon=2) as benv:
+        assert benv.backend == "mjdata" and isinstance(benv._backend, envs.batched._MjDataBackend)
+    with BatchedEnv("Navigation2D-v0", 2, horizon=2) as benv:
+        assert benv.backend == "numpy"  # the navigation families run on numpy whatever the backend
+    monkeypatch.setenv(envs.batched.BACKEND_ENV, "")  # empty: as if unset
+    assert envs.resolve_backend() == default
+    if mjbatch is not None:
+        monkeypatch.setenv(envs.batched.BACKEND_ENV, "mjdata")
+        assert envs.resolve_backend("batch") == "batch"  # the argument wins over the variable
+
+
+def test_backend_mistakes_are_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(envs.batched.BACKEND_ENV, raising=False)
+    with pytest.raises(envs.BackendError, match=r"backend='rollout' is not a BatchedEnv backend; choose one of "
+                                                r"batch, mjdata"):
+        BatchedEnv("HalfCheetahVel-v0", 2, backend="rollout")
+    monkeypatch.setenv(envs.batched.BACKEND_ENV, "Batch")
+    with pytest.raises(envs.BackendError, match=r"RL_ALPHAMAML_BATCHED_BACKEND='Batch' is not"):
+        BatchedEnv("Navigation2D-v0", 2)
+    # a MuJoCo without mujoco.batch (before 3.17): asking for it says what to do instead
+    monkeypatch.setattr(envs.batched, "mjbatch", None)
+    monkeypatch.setenv(envs.batched.BACKEND_ENV, "batch")
+    missing = (r"needs mujoco\.batch, which MuJoCo .* does not have \(it came with MuJoCo 3\.17\): unset "
+               r"RL_ALPHAMAML_BATCHED_BACKEND or choose 'mjdata'")
+    with pytest.raises(envs.BackendError, match=missing):
+        BatchedEnv("HalfCheetahVel-v0", 2)
+    monkeypatch.delenv(envs.batched.BACKEND_ENV)
+    with pytest.raises(envs.BackendError, match="pass backend=None or choose 'mjdata'"):
+        envs.resolve_backend("batch")
+    assert envs.resolve_backend() == "mjdata"
+
+
+class _BatchHookCheetah(envs.HalfCheetahVelEnv):
+    """A family that changes its slots through the batch backend's hook only."""
+
+    def batch_apply_tasks(self, batch: Any, ids: np.ndarray, tasks: Any) -> None:
+        batch.expand("dof_damping")[ids] = 2.0
+
+
+def test_the_mjdata_backend_refuses_a_family_it_cannot_give_its_tasks() -> None:
+    env_id = envs.register_family("BatchHookCheetah-v0", _BatchHookCheetah, max_episode_steps=5)
+    with pytest.raises(envs.BackendError, match="_BatchHookCheetah applies its tasks through batch_apply_tasks, "
+                                                "which only the 'batch' backend calls: give the family model_fields"):
+        BatchedEnv(env_id, 2, backend="mjdata")
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_mjdata_backend_gives_the_same_steps_on_any_number_of_threads(threads: int) -> None:
+    # the slots are shared out among the threads; ended slots (termination on) are not stepped again
+    def run(n_threads: int) -> list[np.ndarray]:
+        with BatchedEnv("AntDir-v0", 5, n_threads=n_threads, backend="mjdata", model="maml2017") as benv:
+            obs = [benv.reset(benv.sample_tasks(5, np.random.default_rng(0)), seeds=3)]
+            actions = _actions("AntDir-v0", benv.horizon, 5, benv.act_dim, 1)
+            while not benv.done:
+                obs.append(benv.step(actions[benv.t]).obs)
+        return obs
+
+    assert all(np.array_equal(a, b) for a, b in zip(run(threads), run(2), strict=True))
