@@ -236,7 +236,7 @@ class MAMLPG:
                 phases.append(phase)
                 if j < k:
                     leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
-                    step = self.adapt_step(leaves, phase, first_order=True)
+                    step = self.adapt_step(leaves, phase, first_order=True, step=j)
                     inner_losses.append(step.inner_losses[0] / len(tasks))
                     params = {n: p.detach() for n, p in step.params.items()}
         return MetaBatch(tasks, phases[:-1], phases[-1], returns, inner_losses)
@@ -261,14 +261,14 @@ class MAMLPG:
         return out
 
     def adapt_step(self, params: Params, phase: Phase, first_order: bool | None = None,
-                   lr: float | None = None) -> Adapted:
-        """One inner step θ → θ − α∇L for every task (batched params) on ``phase``, with the loss it descended;
-        α is the meta-optimizer's, or the scalar ``lr`` when given (an evaluation schedule, see
-        :meth:`adapt_params`)."""
+                   lr: float | None = None, step: int = 0) -> Adapted:
+        """Inner step ``step`` (0-based) θ_j → θ_j − α∇L for every task (batched params) on ``phase``, with the
+        loss it descended; α is the meta-optimizer's (that step's, with per-step rates: α_K past the last trained
+        step), or the scalar ``lr`` when given (an evaluation schedule, see :meth:`adapt_params`)."""
         loss = partial(inner_loss, self.policy, episodes=phase.episodes, adv=phase.adv, estimator=self.estimator,
                        old_logp=phase.logp)
         if lr is None:
-            return self.meta.adapt(loss, params, steps=1, first_order=first_order)
+            return self.meta.adapt(loss, params, steps=1, first_order=first_order, start=step)
         fo = self.meta.inner_config.first_order if first_order is None else first_order
         return adapt(params, loss, dict.fromkeys(params, torch.tensor(float(lr))), 1, first_order=fo)
 
@@ -276,8 +276,8 @@ class MAMLPG:
         """θ'ᵢ(θ) for every task of ``batch`` by replaying its inner steps from ``theta`` (default: the
         meta-parameters), differentiable to θ and α (second order unless ``first_order``)."""
         params = expand_params(self.meta.params if theta is None else theta, batch.num_tasks)
-        for phase in batch.train:
-            params = self.adapt_step(params, phase, first_order).params
+        for j, phase in enumerate(batch.train):
+            params = self.adapt_step(params, phase, first_order, step=j).params
         return params
 
     def adaptation_curve(self, tasks: Sequence[Task], steps: int, seed: Sequence[int],
@@ -291,8 +291,9 @@ class MAMLPG:
 
         What ``rl-alphamaml evaluate`` measures (:meth:`adaptation_curve` is its second value): fresh episodes
         from the policy adapted so far before every first-order step, the stream ``(*seed, j)`` at step j.
-        Step j uses the meta-learned α, or with ``inner_lrs`` the scalar rate ``inner_lrs[j]`` (the last one
-        for every later step) — e.g. ``(0.5, 0.25)``, the MAML paper's navigation evaluation.
+        Step j uses the meta-learned α (with per-step rates α_{j+1}, and α_K for every step past the K trained
+        ones), or with ``inner_lrs`` the scalar rate ``inner_lrs[j]`` (the last one for every later step) — e.g.
+        ``(0.5, 0.25)``, the MAML paper's navigation evaluation.
         """
         if inner_lrs is not None and (not inner_lrs or any(not lr > 0 for lr in inner_lrs)):
             raise ValueError(f"inner_lrs must be positive rates, got {list(inner_lrs)}")
@@ -306,7 +307,7 @@ class MAMLPG:
                 logp = self.policy.log_prob(params, episodes.obs, episodes.actions)
             phase = Phase(episodes, adv, {n: p.detach() for n, p in params.items()}, logp)
             lr = None if inner_lrs is None else inner_lrs[min(j, len(inner_lrs) - 1)]
-            return self.adapt_step(params, phase, first_order=True, lr=lr).params
+            return self.adapt_step(params, phase, first_order=True, lr=lr, step=j).params
 
         adapted, sampled = adaptation_curve(expand_params(self.meta.params, len(tasks)), steps, measure, step)
         return adapted, [episodes.task_returns().tolist() for episodes in sampled]

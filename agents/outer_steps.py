@@ -5,7 +5,9 @@ Every step has one interface, :meth:`OuterStep.step` ``(learner, batch) -> scala
 
 * :class:`GradientStep` (``sgd``, ``adam``) — one step of the core's outer optimizer with rate β on the
   post-adaptation surrogate: MAML [1] with a first-order outer optimizer, or Alpha MAML when β and α follow
-  their hypergradients [2].
+  their hypergradients [2]; an adapted β is repaired when a step proves too large (``beta_repair``: the
+  sufficient-decrease check of a backtracking line search [3, 7] after the step, which is then shrunk and β cut
+  with it).
 * :class:`TRPOStep` (``trpo``) — MAML-TRPO ([1], §5.3): conjugate gradient with
   Hessian-vector products of the KL taken *through the inner adaptation*, a step to the max-KL boundary
   and a backtracking line search [3].
@@ -24,12 +26,17 @@ References:
         https://arxiv.org/abs/1810.06784
     [5] Schulman, Wolski, Dhariwal, Radford & Klimov, "Proximal Policy Optimization Algorithms", 2017.
         https://arxiv.org/abs/1707.06347
+    [6] Baydin, Cornish, Martínez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation with Hypergradient
+        Descent", ICLR 2018. https://arxiv.org/abs/1703.04782
+    [7] Armijo, "Minimization of functions having Lipschitz continuous first partial derivatives", Pacific J.
+        Math. 1966. https://doi.org/10.2140/pjm.1966.16.1
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
@@ -76,9 +83,58 @@ class OuterStep(abc.ABC):
         """Restore :meth:`state_dict`."""
 
 
+@dataclasses.dataclass
+class BetaRepairConfig:
+    """The repair of a too-large β for the SGD/Adam outer step with β by hypergradient (``outer.optimizer: sgd |
+    adam`` with ``outer.lr_mode: hd``; other outer steps and a fixed β ignore it).
+
+    Hypergradient descent [6] lowers β only after a too-large step has left its trace in the next gradients; in
+    RL the policy can be destroyed by then, and its gradients carry no signal after. So every step is checked at
+    once on the batch that made it, as a backtracking line search checks a step (TRPO's [3]; Armijo's
+    sufficient-decrease condition [7]): the post-adaptation surrogate must improve by at least ``accept_ratio``
+    times the improvement its first-order model predicts for the step, −⟨∇L, θ_new − θ_old⟩, and, with
+    ``max_kl``, the mean KL between the adapted policies before and after the step (π_θ′(θ_old), which sampled
+    the validation episodes, and π_θ′(θ_new)) must stay within it. While the step fails, it is shrunk by ``cut``
+    and β with it (β becomes the rate of the step that remains), up to ``max_cuts`` times; a step that still
+    fails is taken back (θ keeps its old value) and β stays cut.
+
+    The ratio of actual to predicted improvement is scale-free: near 1 for a step of a sound size (measured on
+    Navigation2D and HalfCheetahVel at β = 10⁻³), about 0 or negative for a destructive one (β = 0.1 on both),
+    whereas the KL of a sound step differs by a factor of about 50 between the two families at one β — hence no
+    KL bound by default.
+    """
+
+    enabled: bool = ranged(True, doc="check each SGD/Adam step with beta by hypergradient, cut beta when too large")
+    accept_ratio: float | None = ranged(
+        0.1, min=0.0, max=1.0, doc="a step must improve the surrogate by this share of its first-order prediction")
+    max_kl: float | None = ranged(None, min=0.0, min_exclusive=True,
+                                  doc="largest mean KL between the adapted policies before and after a step")
+    cut: float = ranged(0.5, min=0.0, max=0.999, min_exclusive=True, doc="factor the step and beta shrink by per cut")
+    max_cuts: int = ranged(6, min=1, doc="cuts tried before the step is taken back")
+
+    def validate(self) -> None:
+        """An enabled repair checks something."""
+        if self.enabled and self.accept_ratio is None and self.max_kl is None:
+            raise ValueError("accept_ratio: set it or max_kl (both null check nothing), or set enabled: false")
+
+
+def adapted_loss_and_kl(learner: MAMLPG, batch: MetaBatch, theta: Params | None = None) -> tuple[Tensor, Tensor]:
+    """The post-adaptation surrogate of ``batch`` and the mean KL(π_θ′(θ_old) ‖ π_θ′(θ)) on its validation
+    episodes, θ′ adapted first-order from ``theta`` (default: the meta-parameters), no graph kept: what TRPO's
+    line search checks [3] (and the β repair of :class:`GradientStep`)."""
+    start = learner.meta.params if theta is None else theta
+    adapted = learner.adapt(batch, {n: v.detach().requires_grad_(True) for n, v in start.items()}, first_order=True)
+    with torch.no_grad():
+        return surrogate(learner.policy, adapted, batch.val), _post_adaptation_kl(learner, batch, adapted)
+
+
 class GradientStep(OuterStep):
     """SGD or Adam with rate β on the post-adaptation surrogate, through the core's
-    :meth:`~rl_alphamaml.meta.MetaOptimizer.step` (α and β by hypergradient when adapted) [1, 2]."""
+    :meth:`~rl_alphamaml.meta.MetaOptimizer.step` (α and β by hypergradient when adapted) [1, 2]; an adapted β is
+    repaired after a too-large step (:class:`BetaRepairConfig`; ``repair`` ``None``: never)."""
+
+    def __init__(self, repair: BetaRepairConfig | None = None) -> None:
+        self.repair = repair
 
     @classmethod
     def core_optimizer(cls, name: str) -> CoreOptimizer | None:
@@ -89,15 +145,55 @@ class GradientStep(OuterStep):
 
     @classmethod
     def from_config(cls, config: RLConfig) -> GradientStep:
-        """The step has no settings of its own (β and its mode are the core's, ``outer.*``)."""
-        return cls()
+        """β and its mode are the core's (``outer.*``); ``beta_repair`` applies when β follows its hypergradient."""
+        repair = config.beta_repair
+        return cls(repair if repair.enabled and config.outer.lr_mode == "hd" else None)
 
     def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
         """Replay the adaptation with its graph, then one :meth:`~rl_alphamaml.meta.MetaOptimizer.step` on the
-        post-adaptation surrogate of the validation episodes: θ by β, then α and β by their hypergradients."""
+        post-adaptation surrogate of the validation episodes: θ by β, then α and β by their hypergradients; then,
+        with a repair, the step checked and shrunk with β while it fails (:meth:`repair_beta`)."""
+        meta = learner.meta
         loss = surrogate(learner.policy, learner.adapt(batch), batch.val)
-        info = learner.meta.step(loss)
-        return {**info.scalars(), "loss/post_adapt": float(loss.detach())}
+        grads = meta.gradients(loss)
+        before = flatten_params(meta.params).detach().clone() if self.repair is not None else None
+        info = meta.apply(grads)
+        out = {**info.scalars(), "loss/post_adapt": grads.loss}
+        if before is not None and not info.skipped:
+            # the surrogate's first-order prediction of the step's improvement, −⟨∇L, θ_new − θ_old⟩
+            expected = -float(torch.dot(flatten_params(grads.theta), flatten_params(meta.params).detach() - before))
+            out.update(self.repair_beta(learner, batch, grads.loss, expected))
+        return out
+
+    def repair_beta(self, learner: MAMLPG, batch: MetaBatch, old_loss: float, expected: float) -> dict[str, float]:
+        """Check the step just taken on ``batch`` (:class:`BetaRepairConfig`: the surrogate, down from ``old_loss``,
+        improves by at least ``accept_ratio`` × ``expected``, the improvement its first-order model predicts for the
+        whole step; with ``max_kl``, the KL within it), as a backtracking line search does [3, 7]; while it fails,
+        shrink the step by ``cut`` and β with it (:meth:`~rl_alphamaml.meta.MetaOptimizer.retract`), at most
+        ``max_cuts`` times, then take the step back. Returns ``meta/beta_cuts`` (this step's cuts), ``meta/beta``
+        (after them) and the first check's values."""
+        cfg, meta = self.repair, learner.meta
+        assert cfg is not None
+
+        def passes(loss: float, kl: float, fraction: float) -> bool:
+            improvement = old_loss - loss
+            return (math.isfinite(loss) and math.isfinite(kl)
+                    and (cfg.accept_ratio is None or improvement >= cfg.accept_ratio * fraction * expected)
+                    and (cfg.max_kl is None or kl <= cfg.max_kl))
+
+        loss, kl = (float(x) for x in adapted_loss_and_kl(learner, batch))
+        first_loss, first_kl = loss, kl
+        cuts = 0
+        while not passes(loss, kl, cfg.cut**cuts) and cuts < cfg.max_cuts:
+            meta.retract(cfg.cut)
+            cuts += 1
+            loss, kl = (float(x) for x in adapted_loss_and_kl(learner, batch))
+        taken = passes(loss, kl, cfg.cut**cuts)
+        if not taken:
+            meta.retract(0.0, beta_factor=1.0)
+        return {"meta/beta": meta.beta, "meta/beta_cuts": float(cuts), "beta_repair/kl": first_kl,
+                "beta_repair/improvement": old_loss - first_loss, "beta_repair/expected_improvement": expected,
+                "beta_repair/step_fraction": cfg.cut**cuts if taken else 0.0}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -160,12 +256,7 @@ class TRPOStep(OuterStep):
             return {"trpo/accepted": 0.0, **info.scalars(), "loss/post_adapt": grads.loss}
 
         def loss_and_kl(flat: Tensor) -> tuple[Tensor, Tensor]:
-            p = {n: v.detach().requires_grad_(True) for n, v in unflatten_params(flat, theta).items()}
-            adapted = learner.adapt(batch, p, first_order=True)
-            with torch.no_grad():
-                new_loss = surrogate(policy, adapted, batch.val)
-                kl = policy.kl(batch.val.params, adapted, batch.val.episodes.obs, batch.val.episodes.mask).mean()
-            return new_loss, kl
+            return adapted_loss_and_kl(learner, batch, unflatten_params(flat, theta))
 
         make_hvp = kl_hvp if cfg.hvp == "fisher" else kl_hvp_direct
         hvp = make_hvp(learner, theta, batch.subsample(cfg.subsample), cfg.cg_damping)
@@ -208,27 +299,28 @@ def kl_hvp(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> 
 
     At θ_old the KL's gradient with respect to the adapted parameters θ' vanishes (KL(p‖q) is smallest at
     q = p), so the curvature of the adaptation drops out and H = Jᵀ F J exactly: F the Fisher matrix of
-    each task's policy at θ'ᵢ and J = ∂θ'/∂θ = Π_j (I − α ⊙ ∇²L_j(θ_j)). Each product then costs two
-    Hessian-vector products of the inner loss per inner step and one Fisher-vector product —
-    second-order autograd instead of the third-order double backward of :func:`kl_hvp_direct` (tested
-    equal).
+    each task's policy at θ'ᵢ and J = ∂θ'/∂θ = Π_j (I − α_j ⊙ ∇²L_j(θ_j)), α_j the rate of inner step j (one α
+    for every step, or per-step rates). Each product then costs two Hessian-vector products of the inner loss
+    per inner step and one Fisher-vector product — second-order autograd instead of the third-order double
+    backward of :func:`kl_hvp_direct` (tested equal).
     """
     T = batch.num_tasks
-    alpha = learner.meta.alpha.for_params()
     names = list(theta)
+    # α_j of each inner step j, detached (the same tensors for every step unless the rates are per step)
+    rates = [learner.meta.alpha.for_params(j) for j in range(len(batch.train))]
+    alphas = [[rate[n].detach() for n in names] for rate in rates]
     steps: list[tuple[list[Tensor], list[Tensor]]] = []  # (θ_j leaves, ∇L_j(θ_j) with graph)
     current = {n: v.detach() for n, v in expand_params(theta, T).items()}
-    for phase in ([] if learner.meta.inner_config.first_order else batch.train):  # first order: J = I
+    for j, phase in enumerate([] if learner.meta.inner_config.first_order else batch.train):  # first order: J = I
         leaves = {n: v.clone().requires_grad_(True) for n, v in current.items()}
         loss = inner_loss(learner.policy, leaves, phase.episodes, phase.adv, learner.estimator, phase.logp)
         grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
         steps.append(([leaves[n] for n in names], list(grads)))
-        current = {n: inner_update(leaves[n], g, alpha[n]).detach() for n, g in zip(names, grads)}
+        current = {n: inner_update(leaves[n], g, a).detach() for n, g, a in zip(names, grads, alphas[j])}
     # θ'(θ_old) is what the validation episodes were sampled with.
     adapted = {n: v.detach().clone().requires_grad_(True) for n, v in batch.val.params.items()}
     kl_grads = torch.autograd.grad(_post_adaptation_kl(learner, batch, adapted), [adapted[n] for n in names],
                                    create_graph=True)
-    alphas = [alpha[n].detach() for n in names]
 
     def inner(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
         return torch.stack([(x * y).sum() for x, y in zip(a, b)]).sum()
@@ -240,11 +332,11 @@ def kl_hvp(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> 
     def hvp(v_flat: Tensor) -> Tensor:
         v = unflatten_params(v_flat.detach(), theta)
         u = [v[n].unsqueeze(0).expand(T, *v[n].shape) for n in names]
-        for j in range(len(steps)):  # J v = J_k … J_1 v
-            u = inner_update_jvp(u, alphas, partial(hessian, j))
+        for j in range(len(steps)):  # J v = J_k … J_1 v, J_j = I − α_j ⊙ H_j
+            u = inner_update_jvp(u, alphas[j], partial(hessian, j))
         u = list(torch.autograd.grad(inner(kl_grads, u), [adapted[n] for n in names], retain_graph=True))  # F u
         for j in reversed(range(len(steps))):  # Jᵀ w = J_1ᵀ … J_kᵀ w
-            u = inner_update_vjp(u, alphas, partial(hessian, j))
+            u = inner_update_vjp(u, alphas[j], partial(hessian, j))
         return torch.cat([x.sum(dim=0).reshape(-1) for x in u]) + damping * v_flat.detach()
 
     return hvp
@@ -332,9 +424,9 @@ class ProMPStep(OuterStep):
         """J^ProMP at the meta-parameters, differentiable to θ and α."""
         params = expand_params(learner.meta.params, batch.num_tasks)
         kls = []
-        for phase in batch.train:
+        for j, phase in enumerate(batch.train):
             kls.append(learner.policy.kl(phase.params, params, phase.episodes.obs, phase.episodes.mask).mean())
-            params = learner.adapt_step(params, phase, first_order).params
+            params = learner.adapt_step(params, phase, first_order, step=j).params
         clipped = clipped_surrogate(learner.policy, params, batch.val, self.config.clip_eps)
         inner_kls = torch.stack(kls) if kls else torch.zeros(0, device=clipped.device)
         coefficients = torch.tensor(self.kl_coefficients, dtype=clipped.dtype, device=clipped.device)

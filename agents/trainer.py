@@ -27,7 +27,7 @@ import torch
 import envs
 from agents import video
 from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator
-from agents.outer_steps import OUTER_STEPS, ProMPConfig, TRPOConfig
+from agents.outer_steps import OUTER_STEPS, BetaRepairConfig, ProMPConfig, TRPOConfig
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import EpisodeSampler, Sampler
 from envs.ant import AntModel
@@ -194,6 +194,7 @@ class RLConfig(ExperimentConfig):
     outer: RLOuterConfig = dataclasses.field(default_factory=RLOuterConfig)
     trpo: TRPOConfig = dataclasses.field(default_factory=TRPOConfig)
     promp: ProMPConfig = dataclasses.field(default_factory=ProMPConfig)
+    beta_repair: BetaRepairConfig = dataclasses.field(default_factory=BetaRepairConfig)
     train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(iterations=500, meta_batch=20, checkpoint_every=50, threads=1)
     )
@@ -296,6 +297,8 @@ def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int, episod
     values = experiment.learner.adaptation_curve(task_list, steps, (seed, seeding.EVALUATION_SAMPLING), inner_lrs)
     extra: dict[str, Any] = {"env": config.env.id, "episodes_per_task": episodes,
                              "alpha": experiment.meta.alpha.mean()}
+    if (alphas := experiment.meta.alpha_steps()) is not None:
+        extra["alpha_steps"] = alphas  # α₁ … α_K; evaluation steps past K take α_K
     if inner_lrs is not None:
         extra["inner_lrs"] = list(inner_lrs)
     return AdaptationResult("return", values, [t.to_dict() for t in task_list], "", 0, seed, higher_is_better=True,

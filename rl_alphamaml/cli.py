@@ -263,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=int, metavar="N",
                     help="kind: rl: episodes per task and per step (default: the run's sampler.episodes)")
     ev.add_argument("--inner-lr", type=float, nargs="+", metavar="ALPHA",
-                    help="kind: rl: α of each inner step instead of the run's, the last for every later step "
-                         "(the MAML paper's navigation evaluation: --inner-lr 0.5 0.25)")
+                    help="kind: rl: α of each inner step instead of the run's (one α, or its per-step α_j), the last "
+                         "for every later step (the MAML paper's navigation evaluation: --inner-lr 0.5 0.25)")
     ev.add_argument("--video", action="store_true",
                     help="also render episodes before and after adaptation to RUN_DIR/eval/videos and TensorBoard "
                          "(kind: rl; MuJoCo families need MUJOCO_GL=egl or osmesa)")

@@ -15,11 +15,15 @@ meta-gradient ``∇L_val(θ')`` for θ and exactly the first-order hypergradient
 Tasks can be adapted one at a time or all at once: give parameters with a leading task dimension
 (:func:`expand_params`) and a loss that *sums* the per-task losses; each task's gradient is then its own.
 
+The rates may differ from step to step: give one mapping of rates per step (the per-step rates α₁ … α_K of
+MAML++ [3]), and each step's hypergradient is its own.
+
 References:
     [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
         ICML 2017. https://arxiv.org/abs/1703.03400
     [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
         https://arxiv.org/abs/1905.07435
+    [3] Antoniou, Edwards & Storkey, "How to train your MAML", ICLR 2019. https://arxiv.org/abs/1810.09502
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def inner_update_vjp(w: Sequence[Tensor], alpha: Sequence[Tensor],
 def adapt(
     params: Mapping[str, Tensor],
     loss_fn: Callable[[Params], Tensor],
-    alpha: Mapping[str, Tensor],
+    alpha: Mapping[str, Tensor] | Sequence[Mapping[str, Tensor]],
     steps: int,
     first_order: bool = False,
 ) -> Adapted:
@@ -75,7 +79,8 @@ def adapt(
 
     ``loss_fn(params) -> scalar`` evaluates the inner (support / pre-update) loss, typically through
     :func:`torch.func.functional_call`. ``alpha[name]`` broadcasts against ``params[name]`` (a 0-d tensor,
-    or a tensor of the parameter's shape). Parameters that do not require grad are held fixed.
+    or a tensor of the parameter's shape). ``alpha`` may also be a sequence of such mappings, one per step
+    (per-step rates [3]; steps past its end use its last). Parameters that do not require grad are held fixed.
 
     Example::
 
@@ -85,8 +90,10 @@ def adapt(
     """
     current: Params = dict(params)
     names = [n for n, p in current.items() if p.requires_grad]
+    rates = [alpha] if isinstance(alpha, Mapping) else list(alpha)
     losses: list[float] = []
-    for _ in range(steps):
+    for j in range(steps):
+        rate = rates[min(j, len(rates) - 1)]
         loss = loss_fn(current)
         losses.append(float(loss.detach()))
         grads = torch.autograd.grad(
@@ -97,7 +104,7 @@ def adapt(
                 continue
             if first_order:
                 grad = grad.detach()
-            current[name] = inner_update(current[name], grad, alpha[name])
+            current[name] = inner_update(current[name], grad, rate[name])
     return Adapted(current, losses)
 
 

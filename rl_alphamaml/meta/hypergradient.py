@@ -3,7 +3,7 @@
 Hypergradient descent [1] treats a learning rate as a parameter and descends the derivative of the loss
 with respect to it. Alpha MAML [2] applies it to both MAML rates: the inner rate α and the outer rate β.
 
-Two update rules are offered for a rate ``r`` with hypergradient ``h = ∂L/∂r``:
+Three update rules are offered for a rate ``r`` with hypergradient ``h = ∂L/∂r``:
 
 ``additive`` [1]
     ``r ← r − η·h``. Simple, but ``h`` scales with the square of the loss scale, so the hyper-rate η
@@ -16,7 +16,14 @@ Two update rules are offered for a rate ``r`` with hypergradient ``h = ∂L/∂r
     by a factor of at most about ``e^η``, and ``r`` stays positive. One default ``η`` works across
     problems of very different gradient scale.
 
-Both rules clamp the rate to ``[lr_min, lr_max]`` after every update.
+``log_adam`` (Adam [4] on ``log r``)
+    ``log r ← log r − η·m̂/(√v̂ + ε)`` with ``m̂`` and ``v̂`` Adam's bias-corrected running means of ``h``
+    and ``h²``. Scale-free like ``normalized``, but the step follows the *mean* hypergradient: it is close to
+    ``η`` while the hypergradient keeps its sign and shrinks when its sign is noise (alternating signs cancel
+    in ``m̂``), so its default hyper-rate can be ten times ``normalized``'s (0.2), which moves a rate across a
+    decade in about a dozen consistent updates — what an RL budget of a few hundred iterations needs.
+
+Every rule clamps the rate to ``[lr_min, lr_max]`` after every update.
 
 References:
     [1] Baydin, Cornish, Martínez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation with Hypergradient
@@ -25,6 +32,7 @@ References:
         https://arxiv.org/abs/1905.07435
     [3] Chandra, Xie, Ragan-Kelley & Meijer, "Gradient Descent: The Ultimate Optimizer", NeurIPS 2022.
         https://arxiv.org/abs/1909.13371
+    [4] Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. https://arxiv.org/abs/1412.6980
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-HDRule = Literal["additive", "normalized"]
+HDRule = Literal["additive", "normalized", "log_adam"]
 
 
 class HypergradientRule:
@@ -43,6 +51,9 @@ class HypergradientRule:
     ``[lr_min, lr_max]``. A rule is a subclass with :meth:`step` (and, if it keeps state, :meth:`state_dict`);
     ``hd_rule`` names one through :data:`HD_RULES` — one class and one registry line per rule.
     """
+
+    #: the rule adapts ``log r`` (the rate's lower bound must then be positive)
+    log_space: bool = False
 
     def __init__(self, hyper_lr: float, lr_min: float, lr_max: float) -> None:
         self.hyper_lr = hyper_lr
@@ -97,6 +108,8 @@ class NormalizedRule(HypergradientRule):
     with it in this toolkit.
     """
 
+    log_space = True
+
     def __init__(self, hyper_lr: float, lr_min: float, lr_max: float, decay: float = 0.9, eps: float = 1e-30) -> None:
         super().__init__(hyper_lr, lr_min, lr_max)
         self.decay = decay
@@ -135,8 +148,63 @@ class NormalizedRule(HypergradientRule):
         self.second_moment = [v.clone() for v in state.get("second_moment", [])]
 
 
+class LogAdamRule(NormalizedRule):
+    """``log r ← log r − η·m̂/(√v̂ + ε)``: Adam [4] on ``log r`` with hypergradient descent's gradient [1].
+
+    ``m̂`` and ``v̂`` are the bias-corrected running means of the hypergradient ``h`` and of ``h²``, both with
+    decay 0.9 — the ``normalized`` rule with Adam's first moment added. Hyperparameters optimised by Adam are
+    Chandra et al.'s [3]; doing it in log space keeps the rate positive and every step a factor of at most about
+    ``e^η``. While ``h`` keeps its sign, ``|m̂|/√v̂`` stays near 1 and each step changes the rate by about
+    ``e^η``; when the sign is noise, ``m̂`` averages it out and the steps shrink (to about 0.05 η for strictly
+    alternating signs), so the hyper-rate can be ten times the ``normalized`` rule's. (``v̂`` forgets at 0.9, not
+    Adam's 0.999, so that the normalisation follows the hypergradient as it shrinks near a good rate instead of
+    remembering the large ones of a bad start.)
+    """
+
+    def __init__(self, hyper_lr: float, lr_min: float, lr_max: float, decay: float = 0.9, eps: float = 1e-30,
+                 momentum: float = 0.9) -> None:
+        super().__init__(hyper_lr, lr_min, lr_max, decay, eps)
+        self.momentum = momentum
+        self.first_moment: list[Tensor] = []
+
+    @staticmethod
+    def default_hyper_lr(optimizer: str = "sgd") -> float:
+        """0.2, ten times the ``normalized`` rule's: a step changes a rate by at most about 22 %, by about that
+        while the hypergradient keeps its sign (a factor of 10 in about 12 updates)."""
+        return 0.2
+
+    @torch.no_grad()
+    def update(self, rates: list[Tensor], hypergrads: list[Tensor]) -> None:
+        """:meth:`NormalizedRule.update`, with the running first moments created (or moved) beside the second."""
+        if not self.first_moment:
+            self.first_moment = [torch.zeros_like(r) for r in rates]
+        elif self.first_moment[0].device != rates[0].device:
+            self.first_moment = [m.to(r.device) for m, r in zip(self.first_moment, rates)]
+        super().update(rates, hypergrads)
+
+    def step(self, index: int, rate: Tensor, hypergrad: Tensor) -> None:
+        """``rate ← rate · exp(−η·m̂/(√v̂ + ε))`` in place, after folding ``h`` and ``h²`` into rate ``index``'s
+        running moments."""
+        m, v = self.first_moment[index], self.second_moment[index]
+        m.mul_(self.momentum).add_(hypergrad, alpha=1 - self.momentum)
+        v.mul_(self.decay).addcmul_(hypergrad, hypergrad, value=1 - self.decay)
+        m_hat = m / (1 - self.momentum**self.steps)
+        v_hat = v / (1 - self.decay**self.steps)
+        rate.mul_(torch.exp(-self.hyper_lr * m_hat / (v_hat.sqrt() + self.eps)))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The number of updates (for the bias corrections) and both running moments."""
+        return {**super().state_dict(), "first_moment": [m.clone() for m in self.first_moment]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        super().load_state_dict(state)
+        self.first_moment = [m.clone() for m in state.get("first_moment", [])]
+
+
 #: ``hd_rule`` → the rule. One line per rule.
-HD_RULES: dict[str, type[HypergradientRule]] = {"additive": AdditiveRule, "normalized": NormalizedRule}
+HD_RULES: dict[str, type[HypergradientRule]] = {"additive": AdditiveRule, "normalized": NormalizedRule,
+                                                "log_adam": LogAdamRule}
 
 
 def default_hyper_lr(rule: HDRule, optimizer: str = "sgd") -> float:

@@ -88,11 +88,16 @@ class StepInfo:
     beta_hypergrad: float | None = None
     alpha_hypergrad_norm: float | None = None
     nonfinite_in_a_row: int = 0
+    #: the mean α of each inner step, α₁ … α_K (per-step rates only)
+    alpha_steps: list[float] | None = None
 
     def scalars(self) -> dict[str, float]:
-        """The values under their TensorBoard tags."""
+        """The values under their TensorBoard tags: ``meta/alpha`` is the mean α over all steps, and per-step
+        rates add ``meta/alpha_1`` … ``meta/alpha_K``."""
         out = {"meta/alpha": self.alpha, "meta/beta": self.beta, "meta/grad_norm": self.grad_norm,
                "meta/skipped": float(self.skipped)}
+        for j, value in enumerate(self.alpha_steps or []):
+            out[f"meta/alpha_{j + 1}"] = value
         if self.beta_hypergrad is not None:
             out["meta/beta_hypergrad"] = self.beta_hypergrad
         if self.alpha_hypergrad_norm is not None:
@@ -143,13 +148,17 @@ class MetaOptimizer:
         params: Mapping[str, Tensor] | None = None,
         steps: int | None = None,
         first_order: bool | None = None,
+        start: int = 0,
     ) -> Adapted:
-        """Adapt ``params`` (default θ) with α: ``steps`` (default ``inner.steps``) steps on ``loss_fn``."""
+        """Adapt ``params`` (default θ) with α: ``steps`` (default ``inner.steps``) steps on ``loss_fn``, the first
+        of them inner step ``start`` (0-based) — with per-step rates step j takes α_{j+1}, and a step past the last
+        trained one takes α_K (e.g. one step at a time: ``adapt(loss, params, steps=1, start=j)``)."""
+        steps = self.inner_config.steps if steps is None else steps
         return adapt(
             self.params if params is None else params,
             loss_fn,
-            self.alpha.for_params(),
-            self.inner_config.steps if steps is None else steps,
+            [self.alpha.for_params(start + j) for j in range(max(1, min(steps, self.alpha.steps)))],
+            steps,
             self.inner_config.first_order if first_order is None else first_order,
         )
 
@@ -189,7 +198,7 @@ class MetaOptimizer:
             self.nonfinite_in_a_row += 1
             self.nonfinite_total += 1
             info = StepInfo(True, grads.loss, self.alpha.mean(), self.beta, grad_norm,
-                            nonfinite_in_a_row=self.nonfinite_in_a_row)
+                            nonfinite_in_a_row=self.nonfinite_in_a_row, alpha_steps=self.alpha_steps())
             if self.nonfinite_in_a_row >= self.max_nonfinite:
                 raise NonFiniteError(
                     f"{self.nonfinite_in_a_row} meta-steps in a row had a non-finite loss or gradient "
@@ -211,8 +220,20 @@ class MetaOptimizer:
         return StepInfo(
             False, grads.loss, self.alpha.mean(), self.beta, grad_norm,
             beta_hypergrad=self.outer.last_hypergrad if update_theta else None,
-            alpha_hypergrad_norm=alpha_h_norm,
+            alpha_hypergrad_norm=alpha_h_norm, alpha_steps=self.alpha_steps(),
         )
+
+    def alpha_steps(self) -> list[float] | None:
+        """The mean α of each inner step, α₁ … α_K, with per-step rates (``inner.lr_per_step``); else ``None``."""
+        return self.alpha.step_means() if self.inner_config.lr_per_step else None
+
+    def retract(self, fraction: float, beta_factor: float | None = None) -> None:
+        """Shrink the last outer step to ``fraction`` of itself (0 takes it back; θ, and α when it is a
+        meta-parameter, move back along the step) and multiply β by ``beta_factor`` (default ``fraction``: β
+        becomes the rate of the step that remains), within β's bounds. The backtracking of a line search on an
+        SGD/Adam step (see :meth:`OuterOptimizer.scale_last_step`)."""
+        self.outer.scale_last_step(fraction)
+        self.set_rates(beta=self.beta * (fraction if beta_factor is None else beta_factor))
 
     def state_dict(self) -> dict[str, Any]:
         """θ's optimizer state, α, β, the stored previous gradients and the non-finite counters.
@@ -227,8 +248,16 @@ class MetaOptimizer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` (θ itself with ``module.load_state_dict``)."""
+        """Restore :meth:`state_dict` (θ itself with ``module.load_state_dict``). A state without per-step rates
+        loads into per-step ones: every step starts from its α (:meth:`InnerRate.widen`), and with a learned α
+        (Meta-SGD) every step's α from its optimizer moments too."""
         self.alpha.load_state_dict(state["alpha"])
-        self.outer.load_state_dict(state["outer"])
+        outer = dict(state["outer"])
+        if self.alpha.mode.meta_parameter:  # θ's tensors, then α's: widen α's part
+            theta = len(self.params)
+            for key in ("m", "v", "prev_direction"):
+                if outer[key]:
+                    outer[key] = list(outer[key][:theta]) + self.alpha.widen(outer[key][theta:])
+        self.outer.load_state_dict(outer)
         self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
         self.nonfinite_total = int(state["nonfinite_total"])

@@ -17,6 +17,8 @@ References:
         Descent", ICLR 2018. https://arxiv.org/abs/1703.04782
     [2] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
         https://arxiv.org/abs/1905.07435
+    [3] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch
 from torch import Tensor
 
 from rl_alphamaml.fields import ranged
-from rl_alphamaml.meta.hypergradient import HDRule, make_rule
+from rl_alphamaml.meta.hypergradient import HD_RULES, HDRule, make_rule
 
 
 @dataclasses.dataclass
@@ -39,7 +41,8 @@ class OuterConfig:
     optimizer: Literal["sgd", "adam"] = ranged("adam", doc="the outer optimizer of theta")
     lr: float = ranged(1e-3, min=0.0, min_exclusive=True, max=1e6, doc="initial outer rate beta")
     lr_mode: Literal["fixed", "hd"] = ranged("fixed", doc="beta fixed, or adapted by hypergradient (Alpha MAML)")
-    hd_rule: HDRule = ranged("normalized", doc="beta's hypergradient rule: scale-free normalized, or additive")
+    hd_rule: HDRule = ranged(
+        "normalized", doc="beta's hypergradient rule: normalized, log_adam (both scale-free) or additive")
     hyper_lr: float | None = ranged(
         None, min=0.0, doc="hyper-rate of beta's update; null: the rule's default (default_hyper_lr)"
     )
@@ -50,7 +53,8 @@ class OuterConfig:
     max_grad_norm: float | None = ranged(None, min=0.0, min_exclusive=True, doc="clip the meta-gradient norm")
 
     def validate(self) -> None:
-        """Cross-field checks: β starts within its bounds, and the ``normalized`` rule gets a positive lower bound.
+        """Cross-field checks: β starts within its bounds, and a log-space rule (``normalized``, ``log_adam``) gets a
+        positive lower bound.
 
         Raises:
             ValueError: naming the field that is wrong.
@@ -59,8 +63,8 @@ class OuterConfig:
             raise ValueError(
                 f"lr: initial beta {self.lr} is outside [lr_min, lr_max] = [{self.lr_min}, {self.lr_max}]"
             )
-        if self.hd_rule == "normalized" and self.lr_mode == "hd" and self.lr_min <= 0:
-            raise ValueError("lr_min: the normalized rule adapts log(beta), so lr_min must be > 0")
+        if HD_RULES[self.hd_rule].log_space and self.lr_mode == "hd" and self.lr_min <= 0:
+            raise ValueError(f"lr_min: the {self.hd_rule} rule adapts log(beta), so lr_min must be > 0")
 
 
 def _dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
@@ -89,6 +93,7 @@ class OuterOptimizer:
         self.rule = (make_rule(config.hd_rule, config.hyper_lr, config.lr_min, config.lr_max, config.optimizer)
                      if config.lr_mode == "hd" else None)
         self.last_hypergrad: float | None = None
+        self._last_step: tuple[list[Tensor], float] | None = None  # (directions, rate) of the last step taken
 
     @torch.no_grad()
     def step(self, grads: Sequence[Tensor]) -> None:
@@ -122,8 +127,30 @@ class OuterOptimizer:
                 directions.append(m_hat / (v_hat.sqrt() + self.config.adam_eps))
         for p, d in zip(self.params, directions):
             p.sub_(self.beta * d)
+        self._last_step = (directions, self.beta)
         if self.rule is not None:
             self.prev_direction = [d.clone() for d in directions]
+
+    @torch.no_grad()
+    def scale_last_step(self, fraction: float) -> None:
+        """Shrink the last step taken to ``fraction`` of its length, along the same direction (0 takes it back):
+        the parameters go to θ_old − fraction·β·u. Repeated calls compound (two calls with 0.5 leave a quarter of
+        the step). β and the moments stay as they are, and so does the previous direction unless the step is taken
+        back whole (then the next step takes no β hypergradient, as the first one); the step is remembered only
+        until the next one (a checkpoint does not keep it). The backtracking of TRPO's line search [3] on an
+        SGD/Adam step: the RL learner's β repair (``agents.outer_steps.GradientStep``) uses it.
+
+        Raises:
+            RuntimeError: no step has been taken since this optimizer was built or loaded.
+        """
+        if self._last_step is None:
+            raise RuntimeError("no outer step to scale: none was taken since the optimizer was built or loaded")
+        directions, rate = self._last_step
+        for p, d in zip(self.params, directions):
+            p.add_(d, alpha=(1.0 - fraction) * rate)
+        self._last_step = (directions, rate * fraction)
+        if fraction == 0.0:
+            self.prev_direction = None
 
     def state_dict(self) -> dict[str, Any]:
         """β, the step count, Adam's moments, the previous step direction and the rule's state: a resumed run
@@ -138,7 +165,16 @@ class OuterOptimizer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`, moving its tensors to the parameters' device."""
+        """Restore :meth:`state_dict`, moving its tensors to the parameters' device.
+
+        Raises:
+            ValueError: the state's moments or previous direction are for another number of tensors.
+        """
+        for key in ("m", "v", "prev_direction"):
+            if state[key] is not None and len(state[key]) not in (0, len(self.params)):
+                raise ValueError(f"the outer optimizer's state holds {len(state[key])} tensors of {key}, "
+                                 f"this optimizer has {len(self.params)}")
+        self._last_step = None
         self.beta = float(state["beta"])
         self.t = int(state["t"])
         on = self.params  # the state may come from a checkpoint of another device

@@ -444,7 +444,8 @@ class OmniglotExperiment:
     def adaptation_curves(
         self, tasks: Iterable[FewShotTask], steps: int
     ) -> tuple[list[list[float]], list[list[float]]]:
-        """Per-task query accuracy and loss after 0…``steps`` inner steps with the current α (no meta-gradient).
+        """Per-task query accuracy and loss after 0…``steps`` inner steps with the current α (no meta-gradient;
+        step k with α_{k+1} with per-step rates, α_K past the trained steps).
 
         Returns ``(accuracy, loss)``, each ``[step][task]``. Batch norm uses the statistics of the set at
         hand — support while adapting, query when scoring — as MAML does at test time.
@@ -464,7 +465,7 @@ class OmniglotExperiment:
                 return task_accuracies(logits, batch.query_y).tolist(), task_losses(logits, batch.query_y).tolist()
 
             def step(params: Params, k: int, _: tuple[list[float], list[float]]) -> Params:
-                return self.meta.adapt(loss_fn, params, steps=1, first_order=True).params
+                return self.meta.adapt(loss_fn, params, steps=1, first_order=True, start=k).params
 
             curve = adaptation_curve(expand_params(self.meta.params, len(chunk)), steps, measure, step)[1]
             return [a for a, _ in curve], [b for _, b in curve]
@@ -545,6 +546,7 @@ def evaluate(experiment: OmniglotExperiment, tasks: int, steps: int, seed: int) 
         "seed": seed,
         "checkpoint_iteration": experiment.iteration,
         "alpha": experiment.meta.alpha.mean(),
+        "alpha_steps": experiment.meta.alpha_steps(),
         "by_steps": [{"steps": k, "mean": m, "ci95": h} for k, (m, h) in enumerate(mean_ci95(a) for a in acc)],
         "loss_by_steps": [float(np.mean(v)) for v in loss],
     }

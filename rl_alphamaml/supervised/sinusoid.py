@@ -167,7 +167,8 @@ class SinusoidExperiment:
         return out
 
     def losses_after_steps(self, batch: SinusoidBatch, steps: int) -> list[list[float]]:
-        """Per-task query MSE after 0…steps inner steps (no meta-gradient)."""
+        """Per-task query MSE after 0…steps inner steps (no meta-gradient; step k with α_{k+1} with per-step rates,
+        α_K past the trained steps)."""
         loss_fn = self._support_loss(batch.xs, batch.ys)
 
         @torch.no_grad()
@@ -175,7 +176,7 @@ class SinusoidExperiment:
             return _task_mse(call_batched(self.model, params, {}, batch.xq), batch.yq).tolist()
 
         def step(params: Params, k: int, _: list[float]) -> Params:
-            return self.meta.adapt(loss_fn, params, steps=1, first_order=True).params
+            return self.meta.adapt(loss_fn, params, steps=1, first_order=True, start=k).params
 
         return adaptation_curve(expand_params(self.meta.params, batch.xs.shape[0]), steps, measure, step)[1]
 

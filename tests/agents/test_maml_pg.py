@@ -15,6 +15,7 @@ from agents.outer_steps import TRPOConfig, TRPOStep, kl_hvp, kl_hvp_direct
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import Sampler
 from agents.trpo import flatten_params, unflatten_params
+from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_state
 from rl_alphamaml.cli import load_experiment_config, main
 from rl_alphamaml.errors import ConfigError
 from rl_alphamaml.logging import read_metrics
@@ -23,6 +24,7 @@ from rl_alphamaml.runner import prepare_run_dir, train
 
 ROOT = Path(__file__).resolve().parents[2]
 NAV = ROOT / "configs" / "navigation2d.yaml"
+NAV_ALPHA = ROOT / "configs" / "navigation2d_alpha.yaml"
 SMALL = ["train.meta_batch=10", "sampler.episodes=10"]
 
 
@@ -66,13 +68,14 @@ def test_kl_hessian_vector_product_matches_finite_differences() -> None:
     (InnerConfig(lr=0.5), "vpg"),
     (InnerConfig(steps=2, lr=0.3, lr_shape="per_parameter", lr_mode="hd"), "vpg"),
     (InnerConfig(steps=2, lr=0.3), "lvc"),
+    (InnerConfig(steps=3, lr=0.3, lr_shape="per_layer", lr_mode="hd", lr_per_step=True), "vpg"),
 ])
 def test_fisher_form_hvp_equals_the_double_backward_one(inner: InnerConfig, estimator: Estimator) -> None:
     learner, sampler = make_learner(inner, torch.float64, estimator)
-    if inner.lr_shape == "per_parameter":  # make α differ per weight so J is not symmetric
+    if inner.lr_shape != "scalar":  # make α differ per weight (so J is not symmetric) and per step
         with torch.no_grad():
-            for t in learner.meta.alpha.tensors:
-                t.mul_(1 + torch.rand(t.shape, generator=torch.Generator().manual_seed(2), dtype=t.dtype))
+            for i, t in enumerate(learner.meta.alpha.tensors):
+                t.mul_(1 + torch.rand(t.shape, generator=torch.Generator().manual_seed(2 + i), dtype=t.dtype))
     batch = collect(learner, sampler)
     assert len(batch.train) == inner.steps and batch.val.episodes.obs.dtype == torch.float64
     theta = learner.meta.params
@@ -84,9 +87,11 @@ def test_fisher_form_hvp_equals_the_double_backward_one(inner: InnerConfig, esti
 
 
 # 0 inner steps: plain multi-task TRPO (no meta-learning); subsample: curvature from a fifth of the episodes,
-# LVC: ProMP's inner surrogate. The line search checks the KL on every episode in each case.
+# LVC: ProMP's inner surrogate; per-step α by hypergradient. The line search checks the KL on every episode in each
+# case.
 @pytest.mark.parametrize(("steps", "extra"), [(1, []), (0, []), (1, ["trpo.subsample=0.2"]),
-                                              (1, ["inner.estimator=lvc"])])
+                                              (1, ["inner.estimator=lvc"]),
+                                              (2, ["inner.lr_per_step=true", "inner.lr_mode=hd"])])
 def test_a_trpo_meta_step_respects_max_kl(steps: int, extra: list[str]) -> None:
     config, kind = load_experiment_config(NAV, [*SMALL, "trpo.max_kl=0.002", f"inner.steps={steps}", *extra])
     experiment = kind.build(config, None)
@@ -123,9 +128,13 @@ def test_navigation_meta_training_learns_to_adapt(tmp_path: Path) -> None:
     assert post > pre + 8
 
 
-# Alpha MAML with Adam; Alpha-ProMP with the adaptive KL coefficient (outer-step state in the checkpoint).
+# Alpha MAML with Adam; Alpha-ProMP with the adaptive KL coefficient (outer-step state in the checkpoint); per-step
+# rates by the log_adam rule with a β so large that the repair cuts it (its cuts are part of the numbers).
 @pytest.mark.parametrize("outer", [["outer.optimizer=adam"],
-                                   ["outer.optimizer=promp", "inner.estimator=lvc", "promp.adaptive_kl=true"]])
+                                   ["outer.optimizer=promp", "inner.estimator=lvc", "promp.adaptive_kl=true"],
+                                   ["outer.optimizer=adam", "inner.steps=2", "inner.lr_per_step=true",
+                                    "inner.hd_rule=log_adam", "outer.hd_rule=log_adam", "outer.lr=0.3",
+                                    "outer.lr_max=1"]])
 def test_resume_reproduces_an_uninterrupted_rl_run(tmp_path: Path, outer: list[str]) -> None:
     overrides = ["train.meta_batch=4", "sampler.episodes=4", "env.horizon=30", "train.iterations=4",
                  "train.checkpoint_every=2", *outer, "outer.lr_mode=hd", "inner.lr_mode=hd"]
@@ -142,6 +151,10 @@ def test_resume_reproduces_an_uninterrupted_rl_run(tmp_path: Path, outer: list[s
 
     assert numbers(resumed) == numbers(straight)
     assert len(numbers(straight)) == 4
+    if "inner.lr_per_step=true" in outer:
+        records = numbers(straight)
+        assert sum(r["meta/beta_cuts"] for r in records) > 0
+        assert records[-1]["meta/alpha_1"] != records[-1]["meta/alpha_2"]
 
 
 def test_rl_config_errors_are_clear() -> None:
@@ -155,6 +168,12 @@ def test_rl_config_errors_are_clear() -> None:
         load_experiment_config(NAV, ["env.id=rl_alphamaml/HalfCheetahDir-v0", "env.goal_tolerance=0.01"])
     with pytest.raises(ConfigError, match=r"inner\.estimator"):
         load_experiment_config(NAV, ["inner.estimator=dice"])
+    with pytest.raises(ConfigError, match=r"inner\.lr_per_step: one alpha per inner step needs steps >= 1"):
+        load_experiment_config(NAV, ["inner.lr_per_step=true", "inner.steps=0"])
+    with pytest.raises(ConfigError, match=r"beta_repair\.accept_ratio: set it or max_kl"):
+        load_experiment_config(NAV_ALPHA, ["beta_repair.accept_ratio=null"])
+    with pytest.raises(ConfigError, match=r"beta_repair\.cut: must be <= 0.999"):
+        load_experiment_config(NAV_ALPHA, ["beta_repair.cut=1"])
 
 
 def test_a_simulator_backend_the_environment_names_wrongly_is_one_error_line(
@@ -214,3 +233,93 @@ def test_a_resume_may_take_a_larger_batch_per_task(tmp_path: Path) -> None:
     assert first <= 2 * 2 * 2 * 10 < second <= 2 * 2 * 5 * 10
     assert "iteration 2: sampler.episodes 2 -> 5" in (run_dir / "changes.log").read_text()
     assert load_experiment_config(run_dir / "config.yaml")[0].sampler.episodes == 5
+
+
+def test_per_step_rates_are_trained_and_evaluated_step_by_step(tmp_path: Path) -> None:
+    """Meta-trained with 2 steps and α₁, α₂: ``evaluate`` adapts step 1 with α₁, step 2 with α₂ and step 3 with α₂
+    (the last trained) — number for number ``--inner-lr α₁ α₂``; ``--inner-lr`` still overrides."""
+    run_dir = tmp_path / "run"
+    assert main(["train", str(NAV_ALPHA), "--run-dir", str(run_dir), "--set", "train.iterations=3", "--set",
+                 "train.meta_batch=3", "--set", "sampler.episodes=3", "--set", "env.horizon=20", "--set",
+                 "inner.steps=2", "--set", "inner.lr_per_step=true", "--set", "inner.hd_rule=log_adam"]) == 0
+    records = read_metrics(run_dir)
+    alphas = [records[-1]["meta/alpha_1"], records[-1]["meta/alpha_2"]]
+    assert alphas[0] != alphas[1] and records[-1]["meta/alpha"] == pytest.approx(sum(alphas) / 2)
+    assert all(a > 0.1 * 1.1 or a < 0.1 / 1.1 for a in alphas)  # 3 log_adam steps of 0.2 moved both from 0.1
+
+    def evaluate(*extra: str) -> dict:
+        assert main(["evaluate", str(run_dir), "--tasks", "3", "--steps", "3", *extra]) == 0
+        return json.loads((run_dir / "eval" / "adaptation.json").read_text())
+
+    learned = evaluate()
+    assert learned["alpha_steps"] == pytest.approx(alphas)
+    assert evaluate("--inner-lr", *map(repr, alphas))["per_task"] == learned["per_task"]
+    assert evaluate("--inner-lr", repr(alphas[0]))["per_task"][2:] != learned["per_task"][2:]
+
+
+def test_a_run_without_per_step_rates_continues_with_them(tmp_path: Path) -> None:
+    """A checkpoint with one α (as every checkpoint before per-step rates) loads into a per-step experiment: each
+    step starts from that α and the run trains on."""
+    common = ["train.meta_batch=2", "sampler.episodes=2", "env.horizon=10", "train.iterations=2", "inner.steps=2"]
+    config, kind = load_experiment_config(NAV_ALPHA, common)
+    single = kind.build(config, None)
+    for i in (1, 2):
+        single.train_iteration(i, None)
+    per_step, _ = load_experiment_config(NAV_ALPHA, [*common, "inner.lr_per_step=true"])
+    widened = kind.build(per_step, None)
+    widened.load_state_dict(single.state_dict())
+    assert widened.meta.alpha.step_means() == [single.meta.alpha.mean()] * 2
+    out = widened.train_iteration(3, None)
+    assert out["meta/alpha_1"] != out["meta/alpha_2"]
+
+
+def test_a_zoo_checkpoint_from_before_per_step_rates_loads_into_them() -> None:
+    """The zoo's Navigation2D checkpoint, written before per-step rates existed (one α, MAML-TRPO), continues as a
+    3-step run with α₁, α₂, α₃ by hypergradient, each starting from its α."""
+    zoo = ROOT / "zoo" / "navigation2d"
+    config, kind = load_experiment_config(zoo / "config.yaml", [
+        "inner.steps=3", "inner.lr_per_step=true", "inner.lr_mode=hd", "train.meta_batch=2", "sampler.episodes=2",
+        "env.horizon=10"])
+    experiment = kind.build(config, None)
+    restore_state(experiment, load_checkpoint(latest_checkpoint(zoo), "rl"), zoo)
+    saved = load_experiment_config(zoo / "config.yaml")[0].inner.lr
+    assert experiment.meta.alpha.step_means() == pytest.approx([saved] * 3)
+    out = experiment.train_iteration(201, None)
+    assert all(abs(out[f"meta/alpha_{j}"] - saved) > 1e-3 for j in (1, 2, 3))  # each took its hypergradient step
+
+
+def run_navigation(tmp_path: Path, name: str, overrides: list[str]) -> list[dict]:
+    config, kind = load_experiment_config(NAV_ALPHA, [*SMALL, "train.iterations=12", "train.checkpoint_every=12",
+                                                      *overrides])
+    run_dir = prepare_run_dir(config, tmp_path / name)
+    assert train(config, kind.build, run_dir) == 0
+    return read_metrics(run_dir)
+
+
+def test_a_too_large_beta_is_cut_before_the_policy_collapses(tmp_path: Path) -> None:
+    """β₀ = 0.1 on Navigation2D: without the repair the post-adaptation return collapses within 12 iterations
+    (measured: about −37 at iteration 4, −712 at 9, −517 at 12); with it the first steps fail the sufficient-decrease
+    check, β is cut and the return keeps improving (about −18 at 12)."""
+    large = ["outer.lr=0.1", "outer.lr_max=1"]
+    unrepaired = run_navigation(tmp_path, "unrepaired", [*large, "beta_repair.enabled=false"])
+    repaired = run_navigation(tmp_path, "repaired", large)
+
+    def final(records: list[dict]) -> float:
+        return float(np.mean([r["returns/post_adapt"] for r in records[-3:]]))
+
+    assert final(unrepaired) < -300 and unrepaired[-1]["meta/beta"] > 0.09
+    assert "meta/beta_cuts" not in unrepaired[-1]
+    assert final(repaired) > -40
+    assert sum(r["meta/beta_cuts"] for r in repaired) >= 2 and repaired[-1]["meta/beta"] < 0.1 / 4
+    first_cut = next(r for r in repaired if r["meta/beta_cuts"])
+    assert first_cut["beta_repair/improvement"] < 0.1 * first_cut["beta_repair/expected_improvement"]
+
+
+def test_the_repair_changes_nothing_at_a_sound_beta(tmp_path: Path) -> None:
+    """At the config's β₀ = 10⁻³ every step passes the check: the run is the unrepaired one, number for number."""
+    def numbers(records: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if not k.startswith(("time/", "beta_repair/"))} for r in records]
+
+    repaired = numbers(run_navigation(tmp_path, "repaired", []))
+    assert all(r.pop("meta/beta_cuts") == 0 for r in repaired)
+    assert repaired == numbers(run_navigation(tmp_path, "unrepaired", ["beta_repair.enabled=false"]))

@@ -18,7 +18,9 @@ from rl_alphamaml.meta import (
     adapt,
     call,
     call_batched,
+    default_hyper_lr,
     expand_params,
+    make_rule,
     module_buffers,
 )
 
@@ -35,21 +37,28 @@ def make_task(seed: int, dtype: torch.dtype = torch.float64) -> tuple[torch.Tens
     return xs, torch.sin(xs @ w), xq, torch.sin(xq @ w)
 
 
-def post_adaptation_loss(net: nn.Module, alpha: dict[str, torch.Tensor], steps: int, first_order: bool,
-                         task: tuple[torch.Tensor, ...]) -> torch.Tensor:
+def post_adaptation_loss(net: nn.Module, alpha: dict[str, torch.Tensor] | list[dict[str, torch.Tensor]], steps: int,
+                         first_order: bool, task: tuple[torch.Tensor, ...]) -> torch.Tensor:
     xs, ys, xq, yq = task
     params = dict(net.named_parameters())
     fast = adapt(params, lambda p: F.mse_loss(call(net, p, {}, xs), ys), alpha, steps, first_order)
     return F.mse_loss(call(net, fast.params, {}, xq), yq)
 
 
-@pytest.mark.parametrize("steps", [1, 3])
+def per_step(meta: MetaOptimizer) -> list[dict[str, torch.Tensor]]:
+    """α of every inner step, as :func:`adapt` takes per-step rates."""
+    return [meta.alpha.for_params(j) for j in range(meta.alpha.steps)]
+
+
+@pytest.mark.parametrize(("steps", "per_step_rates"), [(1, False), (3, False), (3, True)])
 @pytest.mark.parametrize("shape", ["scalar", "per_parameter"])
-def test_alpha_hypergradient_matches_finite_difference(steps: int, shape: str) -> None:
+def test_alpha_hypergradient_matches_finite_difference(steps: int, per_step_rates: bool, shape: str) -> None:
     net = make_net()
     task = make_task(1)
-    meta = MetaOptimizer(net, InnerConfig(steps=steps, lr=0.3, lr_shape=shape, lr_mode="hd"), OuterConfig())
-    loss = post_adaptation_loss(net, meta.alpha.for_params(), steps, False, task)
+    meta = MetaOptimizer(net, InnerConfig(steps=steps, lr=0.3, lr_shape=shape, lr_mode="hd",
+                                          lr_per_step=per_step_rates), OuterConfig())
+    assert len(meta.alpha.tensors) == (steps if per_step_rates else 1) * (1 if shape == "scalar" else 4)
+    loss = post_adaptation_loss(net, per_step(meta), steps, False, task)
     hyper = meta.gradients(loss).alpha
     assert hyper is not None
     g = torch.Generator().manual_seed(7)
@@ -58,7 +67,8 @@ def test_alpha_hypergradient_matches_finite_difference(steps: int, shape: str) -
 
     def loss_at(eps: float) -> float:
         shifted = [(t.detach() + eps * d) for t, d in zip(meta.alpha.tensors, directions)]
-        alpha = {n: shifted[i] for n, i in meta.alpha.index.items()}
+        groups = meta.alpha.groups
+        alpha = [{n: shifted[j * groups + i] for n, i in meta.alpha.index.items()} for j in range(meta.alpha.steps)]
         with torch.enable_grad():
             return float(post_adaptation_loss(net, alpha, steps, False, task).detach())
 
@@ -68,14 +78,13 @@ def test_alpha_hypergradient_matches_finite_difference(steps: int, shape: str) -
     assert analytic == pytest.approx(numeric, rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.parametrize("steps", [1, 2])
-def test_first_order_hypergradient_equals_its_definition(steps: int) -> None:
+@pytest.mark.parametrize(("steps", "per_step_rates"), [(1, False), (2, False), (2, True)])
+def test_first_order_hypergradient_equals_its_definition(steps: int, per_step_rates: bool) -> None:
     net = make_net()
     xs, ys, xq, yq = make_task(2)
-    meta = MetaOptimizer(
-        net, InnerConfig(steps=steps, lr=0.2, lr_shape="per_layer", lr_mode="hd", first_order=True), OuterConfig()
-    )
-    loss = post_adaptation_loss(net, meta.alpha.for_params(), steps, True, (xs, ys, xq, yq))
+    meta = MetaOptimizer(net, InnerConfig(steps=steps, lr=0.2, lr_shape="per_layer", lr_mode="hd", first_order=True,
+                                          lr_per_step=per_step_rates), OuterConfig())
+    loss = post_adaptation_loss(net, per_step(meta), steps, True, (xs, ys, xq, yq))
     grads = meta.gradients(loss)
     assert grads.alpha is not None
 
@@ -89,9 +98,15 @@ def test_first_order_hypergradient_equals_its_definition(steps: int) -> None:
         current = {n: (p - 0.2 * gi).detach().requires_grad_(True) for (n, p), gi in zip(current.items(), g)}
     val_grad = dict(zip(current, torch.autograd.grad(F.mse_loss(call(net, current, {}, xq), yq),
                                                       list(current.values()))))
+    # Per-step rates: dL_val/dalpha_j,layer = -<grad L_val(theta'), grad L_train(theta_j)>, step j's term only.
     for name, idx in meta.alpha.index.items():
-        expected = -sum(float((val_grad[name] * tg[name]).sum()) for tg in train_grads)
-        assert float(grads.alpha[idx]) == pytest.approx(expected, rel=1e-10, abs=1e-14)
+        if per_step_rates:
+            for j, tg in enumerate(train_grads):
+                expected = -float((val_grad[name] * tg[name]).sum())
+                assert float(grads.alpha[j * meta.alpha.groups + idx]) == pytest.approx(expected, rel=1e-10, abs=1e-14)
+        else:
+            expected = -sum(float((val_grad[name] * tg[name]).sum()) for tg in train_grads)
+            assert float(grads.alpha[idx]) == pytest.approx(expected, rel=1e-10, abs=1e-14)
     # FOMAML: the meta-gradient for theta is the validation gradient at theta'.
     for name, g in grads.theta.items():
         torch.testing.assert_close(g, val_grad[name], rtol=1e-10, atol=1e-14)
@@ -166,14 +181,17 @@ def test_batched_adaptation_equals_the_per_task_loop() -> None:
             torch.testing.assert_close(batched.params[n][i], single.params[n], rtol=1e-10, atol=1e-12)
 
 
-def test_state_dict_round_trip_continues_exactly() -> None:
+@pytest.mark.parametrize(("rule", "per_step_rates"), [("normalized", False), ("log_adam", False),
+                                                      ("log_adam", True)])
+def test_state_dict_round_trip_continues_exactly(rule: str, per_step_rates: bool) -> None:
     def make() -> tuple[nn.Module, MetaOptimizer]:
         net = make_net()
-        inner = InnerConfig(steps=2, lr=0.1, lr_shape="per_layer", lr_mode="hd")
-        return net, MetaOptimizer(net, inner, OuterConfig(optimizer="adam", lr=1e-2, lr_mode="hd"))
+        inner = InnerConfig(steps=2, lr=0.1, lr_shape="per_layer", lr_mode="hd", hd_rule=rule,
+                            lr_per_step=per_step_rates)
+        return net, MetaOptimizer(net, inner, OuterConfig(optimizer="adam", lr=1e-2, lr_mode="hd", hd_rule=rule))
 
     def iterate(net: nn.Module, meta: MetaOptimizer, seed: int) -> float:
-        loss = post_adaptation_loss(net, meta.alpha.for_params(), 2, False, make_task(seed))
+        loss = post_adaptation_loss(net, per_step(meta), 2, False, make_task(seed))
         return meta.step(loss).loss
 
     net, meta = make()
@@ -186,9 +204,13 @@ def test_state_dict_round_trip_continues_exactly() -> None:
     meta2.load_state_dict(saved[1])
     assert [iterate(net2, meta2, s) for s in range(3, 6)] == expected
     assert meta2.beta == meta.beta and meta2.alpha.mean() == meta.alpha.mean()
+    if rule == "log_adam":  # both running moments are kept (and their number of updates, for the bias correction)
+        assert meta.state_dict()["alpha"]["rule"]["first_moment"] and meta.state_dict()["outer"]["rule"]["steps"] == 5
+    if per_step_rates:  # every step's α has followed its own hypergradient
+        assert len(set(meta.alpha.step_means())) == 2
 
 
-@pytest.mark.parametrize("rule", ["additive", "normalized"])
+@pytest.mark.parametrize("rule", ["additive", "normalized", "log_adam"])
 def test_rates_stay_within_bounds_under_adversarial_gradients(rule: str) -> None:
     net = make_net()
     meta = MetaOptimizer(
@@ -235,3 +257,156 @@ def test_a_nan_gradient_changes_nothing_and_repeated_ones_end_the_run() -> None:
         meta.step(poisoned())
     for k, v in net.state_dict().items():
         assert torch.equal(v, theta[k])
+
+
+# ------------------------------------------------------------------------------------------------
+# The log_adam rule, per-step rates, taking a step back
+# ------------------------------------------------------------------------------------------------
+
+
+def log_steps(rule: str, hypergrads: list[float], hyper_lr: float = 0.2) -> list[float]:
+    """|Δ log r| of each update of a rate driven by ``hypergrads``."""
+    rule_ = make_rule(rule, hyper_lr, 1e-12, 1e12)  # type: ignore[arg-type]
+    rate = torch.tensor(1.0, dtype=torch.float64)
+    steps = []
+    for h in hypergrads:
+        before = float(rate.log())
+        rule_.update([rate], [torch.tensor(h, dtype=torch.float64)])
+        steps.append(abs(float(rate.log()) - before))
+    return steps
+
+
+def test_log_adam_steps_are_near_eta_while_the_sign_holds_and_small_when_it_alternates() -> None:
+    consistent = log_steps("log_adam", [1.0] * 20)
+    assert consistent == pytest.approx([0.2] * 20, rel=1e-9)  # m̂/√v̂ = 1 for a constant hypergradient
+    assert log_steps("log_adam", [3e-7] * 20) == pytest.approx(consistent, rel=1e-9)  # scale-free
+    # A hypergradient that shrinks as the rate nears its good value keeps full steps while its sign holds.
+    assert min(log_steps("log_adam", [0.8**k for k in range(20)])) > 0.1
+    alternating = log_steps("log_adam", [(-1.0) ** k for k in range(40)])
+    assert max(alternating[20:]) < 0.07 * 0.2  # the first moment averages the sign out: about 0.05 η
+    # The normalized rule moves at its full step whatever the sign does: its η must stay small.
+    assert min(log_steps("normalized", [(-1.0) ** k for k in range(40)], hyper_lr=0.02)[10:]) > 0.9 * 0.02
+    noise = torch.randn(200, generator=torch.Generator().manual_seed(0), dtype=torch.float64).tolist()
+    assert sum(log_steps("log_adam", noise)[20:]) / 180 < 0.5 * 0.2
+
+
+def test_log_adam_moves_a_rate_a_decade_in_a_dozen_consistent_updates() -> None:
+    rule = make_rule("log_adam", None, 1e-6, 10.0)
+    assert rule.hyper_lr == 0.2 == default_hyper_lr("log_adam", "adam")
+    alpha = torch.tensor([0.01, 1.0], dtype=torch.float64)
+    for _ in range(12):  # α₁ too small (∂L/∂α < 0), α₂ too large (∂L/∂α > 0)
+        rule.update([alpha], [torch.tensor([-5.0, 2e-3], dtype=torch.float64)])
+    assert float(alpha[0]) > 0.1 and float(alpha[1]) < 0.1
+
+
+def test_per_step_rates_apply_step_by_step_and_the_last_past_the_trained_steps() -> None:
+    net = make_net()
+    xs, ys, _, _ = make_task(4)
+    meta = MetaOptimizer(net, InnerConfig(steps=2, lr=0.1, lr_mode="hd", lr_per_step=True), OuterConfig())
+    with torch.no_grad():
+        meta.alpha.tensors[1].fill_(0.3)
+    assert meta.alpha.step_means() == pytest.approx([0.1, 0.3]) and meta.alpha.mean() == pytest.approx(0.2)
+
+    def loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.mse_loss(call(net, p, {}, xs), ys)
+
+    def by_hand(rates: list[float]) -> dict[str, torch.Tensor]:
+        alphas = [{n: torch.tensor(r, dtype=torch.float64) for n in meta.params} for r in rates]
+        return adapt(dict(net.named_parameters()), loss, alphas, len(rates)).params
+
+    for steps, start, rates in [(2, 0, [0.1, 0.3]), (4, 0, [0.1, 0.3, 0.3, 0.3]), (1, 0, [0.1]), (1, 1, [0.3]),
+                                (1, 5, [0.3]), (2, 1, [0.3, 0.3])]:
+        fast = meta.adapt(loss, steps=steps, start=start).params
+        for n, p in by_hand(rates).items():
+            torch.testing.assert_close(fast[n], p, rtol=1e-12, atol=0)
+    scalars = meta.step(loss(meta.adapt(loss).params)).scalars()
+    assert scalars["meta/alpha_1"] != scalars["meta/alpha_2"]
+    assert scalars["meta/alpha"] == pytest.approx((scalars["meta/alpha_1"] + scalars["meta/alpha_2"]) / 2)
+    assert "meta/alpha_1" not in MetaOptimizer(make_net(), InnerConfig(steps=2), OuterConfig()).step(
+        torch.zeros((), dtype=torch.float64, requires_grad=True)).scalars()
+
+
+@pytest.mark.parametrize(("mode", "rule"), [("hd", "normalized"), ("hd", "log_adam"), ("learned", "normalized")])
+def test_a_state_without_per_step_rates_loads_into_them(mode: str, rule: str) -> None:
+    """A checkpoint of one α (a run without ``lr_per_step``, or written before it existed) gives every step that α
+    and its rule's moments; Meta-SGD's per-step α take its optimizer moments too."""
+    def make(per_step_rates: bool) -> MetaOptimizer:
+        inner = InnerConfig(steps=3, lr=0.1, lr_shape="per_layer", lr_mode=mode, hd_rule=rule,
+                            lr_per_step=per_step_rates)
+        return MetaOptimizer(make_net(), inner, OuterConfig(optimizer="adam", lr=1e-2))
+
+    single = make(False)
+    for seed in range(3):
+        single.step(post_adaptation_loss(single.module, single.alpha.for_params(), 3, False, make_task(seed)))
+    state = copy.deepcopy(single.state_dict())
+    assert len(state["alpha"]["tensors"]) == 4  # the layout of 0.1.0's checkpoints: one tensor per layer
+    widened = make(True)
+    widened.module.load_state_dict(single.module.state_dict())
+    widened.load_state_dict(state)
+    for j in range(3):
+        for a, b in zip(widened.alpha.step_tensors(j), single.alpha.tensors):
+            assert torch.equal(a, b)
+    if mode == "hd":
+        moments = widened.alpha.rule.state_dict()["second_moment"]  # type: ignore[union-attr]
+        saved = state["alpha"]["rule"]["second_moment"]
+        assert len(moments) == 12
+        assert all(torch.equal(moments[4 * j + i], v) for j in range(3) for i, v in enumerate(saved))
+    else:
+        assert len(widened.outer.m) == 4 + 12 and torch.equal(widened.outer.m[4 + 8 + 1], single.outer.m[4 + 1])
+    widened.step(post_adaptation_loss(widened.module, per_step(widened), 3, False, make_task(5)))  # and it trains on
+    with pytest.raises(ValueError, match="alpha's layout"):
+        make(False).load_state_dict(widened.state_dict())
+
+
+def test_an_outer_state_of_another_size_is_refused() -> None:
+    opt = OuterOptimizer([torch.zeros(2), torch.zeros(3)], OuterConfig(optimizer="adam"))
+    opt.step([torch.ones(2), torch.ones(3)])
+    state = opt.state_dict()
+    with pytest.raises(ValueError, match="holds 2 tensors of m"):
+        OuterOptimizer([torch.zeros(2), torch.zeros(3), torch.zeros(1)], OuterConfig(optimizer="adam")).load_state_dict(
+            state)
+
+
+def test_retract_shrinks_the_last_step_and_beta_with_it() -> None:
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    meta_like = OuterOptimizer([x], OuterConfig(optimizer="sgd", lr=0.1))
+    with pytest.raises(RuntimeError, match="no outer step"):
+        meta_like.scale_last_step(0.5)
+    meta_like.step([torch.tensor([1.0, 1.0], dtype=torch.float64)])
+    torch.testing.assert_close(x, torch.tensor([0.9, -2.1], dtype=torch.float64))
+    meta_like.scale_last_step(0.5)
+    torch.testing.assert_close(x, torch.tensor([0.95, -2.05], dtype=torch.float64))
+    meta_like.scale_last_step(0.5)  # compounds: a quarter of the step
+    torch.testing.assert_close(x, torch.tensor([0.975, -2.025], dtype=torch.float64))
+    meta_like.scale_last_step(0.0)  # taken back
+    torch.testing.assert_close(x, torch.tensor([1.0, -2.0], dtype=torch.float64))
+
+    net = make_net()
+    meta = MetaOptimizer(net, InnerConfig(lr=0.1, lr_mode="learned"),
+                         OuterConfig(optimizer="adam", lr=1e-2, lr_mode="hd", lr_min=1e-3))
+    before = [p.detach().clone() for p in meta.outer.params]
+    meta.step(post_adaptation_loss(net, meta.alpha.for_params(), 1, False, make_task(0)))
+    after = [p.detach().clone() for p in meta.outer.params]
+    beta = meta.beta
+    meta.retract(0.25)  # θ and the learned α a quarter of the way, β a quarter
+    for p, b, a in zip(meta.outer.params, before, after):
+        torch.testing.assert_close(p.detach(), b + 0.25 * (a - b))
+    assert meta.beta == pytest.approx(0.25 * beta)
+    assert meta.outer.prev_direction is not None
+    meta.retract(0.0, beta_factor=1.0)
+    for p, b in zip(meta.outer.params, before):
+        torch.testing.assert_close(p.detach(), b)
+    assert meta.beta == pytest.approx(0.25 * beta)
+    assert meta.outer.prev_direction is None  # a step taken back leaves no direction for β's next hypergradient
+    meta.retract(1.0, beta_factor=1e-6)  # β stays within its bounds
+    assert meta.beta == 1e-3
+
+
+def test_rate_config_errors() -> None:
+    with pytest.raises(ValueError, match="lr_per_step: one alpha per inner step needs steps >= 1"):
+        InnerConfig(steps=0, lr_per_step=True).validate()
+    with pytest.raises(ValueError, match="the log_adam rule adapts log"):
+        InnerConfig(lr_mode="hd", hd_rule="log_adam", lr_min=0.0).validate()
+    with pytest.raises(ValueError, match="the log_adam rule adapts log"):
+        OuterConfig(lr_mode="hd", hd_rule="log_adam", lr_min=0.0).validate()
+    InnerConfig(lr_mode="hd", hd_rule="additive", lr_min=0.0).validate()

@@ -82,7 +82,7 @@ def test_forward_tasks_equals_functional_call_and_vmap() -> None:
 def per_task_meta_loss(exp: OmniglotExperiment, batch: Any) -> torch.Tensor:
     """The reference: a plain loop over tasks, one functional_call per task (MAML, Finn et al. 2017)."""
     net, inner = exp.model, exp.config.inner
-    alpha = exp.meta.alpha.for_params()
+    alpha = [exp.meta.alpha.for_params(j) for j in range(exp.meta.alpha.steps)]  # one α, or one per step
     losses = []
     for t in range(len(batch)):
         xs, ys, xq, yq = batch.support_x[t], batch.support_y[t], batch.query_x[t], batch.query_y[t]
@@ -100,6 +100,7 @@ def per_task_meta_loss(exp: OmniglotExperiment, batch: Any) -> torch.Tensor:
         ({"steps": 1, "lr": 0.1, "lr_mode": "learned", "lr_shape": "per_parameter"}, "stride"),  # Meta-SGD
         ({"steps": 2, "lr": 0.3, "lr_mode": "hd", "first_order": True}, "stride"),  # first order
         ({"steps": 2, "lr": 0.4, "lr_mode": "hd"}, "maxpool"),
+        ({"steps": 2, "lr": 0.3, "lr_mode": "hd", "lr_shape": "per_layer", "lr_per_step": True}, "stride"),
     ],
 )
 def test_batched_meta_gradient_equals_the_per_task_loop(
@@ -109,6 +110,9 @@ def test_batched_meta_gradient_equals_the_per_task_loop(
     config = make_config(inner=inner, model={"downsample": downsample},
                          compute={"tasks_per_pass": 2, "workers": 2})
     exp = OmniglotExperiment(config, None, dataset=data, dtype=torch.float64)
+    with torch.no_grad():  # per-step rates: α₂ ≠ α₁
+        for t in exp.meta.alpha.tensors[exp.meta.alpha.groups:]:
+            t.mul_(0.5)
     batch = exp.sampler("train").sample_batch(5, np.random.default_rng(0))
     got, metrics = exp.meta_gradients(batch)
     ref = exp.meta.gradients(per_task_meta_loss(exp, batch))
@@ -223,6 +227,7 @@ def test_cli_train_resume_and_evaluate(data: OmniglotDataset, cache_dir: Path, t
     assert untimed(resumed) == untimed(straight)
 
     assert main(["evaluate", str(straight), "--tasks", "20", "--steps", "3"]) == 0
+    assert json.loads((straight / "eval" / "accuracy.json").read_text())["alpha_steps"] is None
     report = json.loads((straight / "eval" / "adaptation.json").read_text())
     assert report["metric"] == "accuracy" and report["higher_is_better"] and report["num_tasks"] == 20
     assert [r["steps"] for r in report["adaptation"]] == [0, 1, 2, 3]
@@ -234,6 +239,19 @@ def test_cli_train_resume_and_evaluate(data: OmniglotDataset, cache_dir: Path, t
     assert accuracy["checkpoint_iteration"] == 4
     assert {c for t in report["tasks"] for c in t["characters"]} <= set(saved.test)
     assert (straight / "eval" / "adaptation.png").stat().st_size > 1000
+
+
+def test_per_step_rates_adapt_step_by_step_at_test_time(data: OmniglotDataset) -> None:
+    """Step k of test-time adaptation uses α_{k+1}, and every step past the trained ones α_K: with α₂ = 0 the
+    accuracy after 2, 3 and 4 steps is the accuracy after 1; ``evaluate`` reports α₁, α₂."""
+    config = make_config(inner={"steps": 2, "lr": 0.4, "lr_mode": "hd", "lr_per_step": True})
+    exp = OmniglotExperiment(config, None, dataset=data)
+    with torch.no_grad():
+        exp.meta.alpha.tensors[1].zero_()
+    result = evaluate(exp, tasks=10, steps=4, seed=3)
+    means = [row["mean"] for row in result.summary()]
+    assert means[1] != means[0] and means[1] == means[2] == means[3] == means[4]
+    assert result.extra["accuracy"]["alpha_steps"] == [pytest.approx(0.4), 0.0]
 
 
 def test_a_bad_data_root_is_one_clear_line(

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,6 +53,25 @@ def test_alpha_maml_learns_to_adapt(tmp_path: Path) -> None:
     # Both rates moved under hypergradient descent.
     assert abs(last["meta/alpha"] - 0.01) > 1e-3 and abs(last["meta/beta"] - 1e-3) > 1e-4
     assert (run_dir / "config.yaml").is_file() and list(run_dir.glob("events.out.tfevents.*"))
+
+
+def test_per_step_rates_train_apart_and_evaluate_step_by_step(tmp_path: Path) -> None:
+    """Sinusoid with α₁, α₂ (``inner.lr_per_step``): each follows its own hypergradient, ``meta/alpha_1`` and
+    ``meta/alpha_2`` are logged, and test-time step k adapts with α_{k+1} — α₂ for every step past the second."""
+    config, kind = load_experiment_config(CONFIG, [*FAST, "train.iterations=20", "train.checkpoint_every=20",
+                                                   "inner.steps=2", "inner.lr_per_step=true",
+                                                   "inner.hd_rule=log_adam"])
+    run_dir = prepare_run_dir(config, tmp_path / "run")
+    assert train(config, kind.build, run_dir) == 0
+    last = read_metrics(run_dir)[-1]
+    assert last["meta/alpha_1"] != last["meta/alpha_2"]
+    assert last["meta/alpha"] == pytest.approx((last["meta/alpha_1"] + last["meta/alpha_2"]) / 2)
+    experiment = kind.build(config, run_dir)
+    with torch.no_grad():  # α₂ = 0: the second step and every later one leave the parameters as they are
+        for t in experiment.meta.alpha.step_tensors(1):
+            t.zero_()
+    losses = [float(np.mean(v)) for v in experiment.losses_after_steps(experiment.eval_batch, 4)]
+    assert losses[1] < losses[0] and losses[1] == losses[2] == losses[3] == losses[4]
 
 
 def test_a_killed_and_resumed_run_logs_the_same_numbers(tmp_path: Path) -> None:
@@ -198,8 +218,6 @@ def test_a_diverging_run_stops_with_its_last_good_state(tmp_path: Path, capsys: 
 
 
 def test_sinusoid_tasks_follow_the_maml_distribution() -> None:
-    import numpy as np
-
     batch = sinusoid.sample_batch(sinusoid.SinusoidTaskConfig(), 500, np.random.default_rng(0))
     assert batch.amplitude.min() >= 0.1 and batch.amplitude.max() <= 5.0
     assert batch.phase.min() >= 0.0 and batch.phase.max() <= np.pi
