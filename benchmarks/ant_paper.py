@@ -176,6 +176,11 @@ def oracle_sets(scale: str) -> list[str]:
             f"policy.action_scale={scale}", f"train.iterations={ORACLE_ITERATIONS}"]
 
 
+def no_adaptation(evaluate: list[str]) -> list[str]:
+    """The evaluation options ``evaluate`` (the same goals and episodes) for an oracle: no adaptation step."""
+    return [*evaluate[:2], "--steps", "0", *evaluate[4:]]
+
+
 def adaptation(report: dict[str, Any]) -> list[dict[str, float]]:
     return [{"steps": r["steps"], "mean": r["mean"], "ci95": r["ci95"]} for r in report["adaptation"]]
 
@@ -289,6 +294,8 @@ def markdown(result: dict[str, Any]) -> str:
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
+    stages.append(("The AntVel oracle on the paper's model (told its task, no adaptation)",
+                   result.get("ant_vel_oracle")))
     for title, stage in stages:
         if not stage:
             lines += [f"## {title}", "", "Not run yet.", ""]
@@ -314,6 +321,12 @@ def markdown(result: dict[str, Any]) -> str:
               f"per iteration, 575 iterations: {PAPER['env_steps'] / 1e6:.0f} M environment steps. AntVel: "
               f"{' / '.join(f'{v:g}' for v in PAPER_VEL['maml'])}; oracle {PAPER_VEL['oracle']:g}; "
               f"{PAPER_VEL['settings']}, {PAPER_VEL['env_steps'] / 1e6:.0f} M steps.", ""]
+    if result.get("ant_vel") and result.get("ant_vel_oracle"):
+        ours, ceiling = result["ant_vel"]["adaptation"][1]["mean"], result["ant_vel_oracle"]["adaptation"][0]["mean"]
+        paper = PAPER_VEL["maml"][1]
+        lines += [f"AntVel: one adaptation step reaches {100 * ours / ceiling:.0f} % of this simulator's oracle "
+                  f"({ours:.1f} / {ceiling:.1f}); the paper's reaches {100 * paper / PAPER_VEL['oracle']:.0f} % "
+                  f"({paper:g} / {PAPER_VEL['oracle']:g}).", ""]
     if result.get("ant_dir") and result.get("oracle"):
         ours = result["ant_dir"]["adaptation"][1]["mean"]
         ceiling = result["oracle"]["adaptation"][0]["mean"]
@@ -333,7 +346,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
     conv = result.get("convention", {})
     for name, c in conv.get("curves", {}).items():
         model, scale = name.split("/")
@@ -341,15 +354,20 @@ def plot(result: dict[str, Any], path: Path) -> None:
     axes[0].set(title="AntDir: action convention", xlabel="environment steps (M)",
                 ylabel="training return after one step")
     axes[0].legend(fontsize=8)
-    runs = [("MAML-TRPO, after one step", result.get("ant_dir"), "post_adapt")]
-    runs += [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]
-    for label, stage, key in runs:
-        if stage:
-            axes[1].plot(np.array(stage["curve"]["steps"]) / 1e6, stage["curve"][key], label=label)
-    axes[1].axhline(PAPER["maml"][1], color="grey", linestyle="--", label="paper, after one step")
-    axes[1].axhline(PAPER["oracle"], color="grey", linestyle=":", label="paper's oracle")
-    axes[1].set(title="AntDir on the paper's model (training returns)", xlabel="environment steps (M)")
-    axes[1].legend(fontsize=8)
+    batch = result.get("ant_dir_batch")
+    panels = [(axes[1], "AntDir", PAPER, [("MAML-TRPO, after one step", result.get("ant_dir"), "post_adapt")]
+               + [(f"continued with {BATCH_EPISODES} episodes per task", batch, "post_adapt")] * bool(batch)
+               + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]),
+              (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
+                                              ("oracle", result.get("ant_vel_oracle"), "pre_adapt")])]
+    for ax, family, paper, runs in panels:
+        for label, stage, key in runs:
+            if stage:
+                ax.plot(np.array(stage["curve"]["steps"]) / 1e6, stage["curve"][key], label=label)
+        ax.axhline(paper["maml"][1], color="grey", linestyle="--", label="paper, after one step")
+        ax.axhline(paper["oracle"], color="grey", linestyle=":", label="paper's oracle")
+        ax.set(title=f"{family} on the paper's model (training returns)", xlabel="environment steps (M)")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.set_dpi(110)
     results_io.save_figure(fig, path)
@@ -377,7 +395,7 @@ def main() -> None:
         result["ant_dir"] = trained(f"ant_dir-maml2017-maml-scale{scale}", ant_dir_sets(scale), ANT_DIR_ITERATIONS,
                                     EVALUATE, peak=True)
     if "oracle" in args.stages:
-        oracle_evaluation = [*EVALUATE[:2], "--steps", "0", *EVALUATE[4:]]  # the same goals, no adaptation
+        oracle_evaluation = no_adaptation(EVALUATE)
         result["oracles"] = {f"{s:g}": trained(f"ant_dir-maml2017-oracle-scale{s:g}", oracle_sets(f"{s:g}"),
                                                ORACLE_ITERATIONS, oracle_evaluation) for s in SCALES}
         # the simulator's ceiling: the better of the two conventions
@@ -391,6 +409,8 @@ def main() -> None:
     if "ant_vel" in args.stages:
         result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", ant_vel_sets(scale), ANT_VEL_ITERATIONS,
                                     EVALUATE_VEL, peak=True, config="ant_vel")
+        result["ant_vel_oracle"] = trained(f"ant_vel-maml2017-oracle-scale{scale}", oracle_sets(scale),
+                                           ORACLE_ITERATIONS, no_adaptation(EVALUATE_VEL), config="ant_vel")
     results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     results_io.write_text(out.with_suffix(".md"), markdown(result))
     plot(result, out.with_suffix(".png"))
