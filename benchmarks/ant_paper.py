@@ -69,7 +69,7 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
           "policy.activation=tanh", "train.checkpoint_every=10"]
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
-STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "ant_vel")
+STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "ant_vel", "alpha")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -80,6 +80,9 @@ ORACLE_ITERATIONS = 150
 #: ``ant_dir_batch``: the AntDir run continued from its peak checkpoint with the paper's 40 episodes per task (4× the
 #: batch per iteration), to a tenth of the paper's steps — is the decline the noise of a small batch?
 BATCH_EPISODES = 40
+#: ``alpha``: the AntDir run's peak checkpoint adapted with other inner rates than the α = 0.1 it was trained with
+#: (``evaluate --inner-lr``) — is the rate what keeps one step below the oracle?
+TEST_ALPHAS = (0.05, 0.2, 0.4)
 #: AntVel with the zoo's budget: 150 iterations of at most 80,000 steps, 12 M (a tenth of the paper's 120 M)
 ANT_VEL_ITERATIONS = 150
 #: the paper's protocols (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``, ``test_maml_ant.py``): 40 goals,
@@ -217,12 +220,30 @@ def report(folder: Path, how: str, evaluate: list[str], peak: bool = False) -> d
     """A trained run's curve and its held-out adaptation (``rl-alphamaml evaluate RUN EVALUATE``) at the newest
     checkpoint, and with ``peak`` also at :func:`peak_checkpoint`."""
     out: dict[str, Any] = {"command": how, "evaluate": "rl-alphamaml evaluate RUN " + " ".join(evaluate),
-                           "episodes": int(evaluate[evaluate.index("--episodes") + 1]), "curve": curve(folder)}
+                           "curve": curve(folder)}
     if peak:
         best = peak_checkpoint(folder)
         out["peak"] = {"iteration": best, "adaptation": adaptation(evaluate_at(folder, best, evaluate))}
     newest = evaluate_once(folder, *evaluate)  # the newest checkpoint, last: its report stays in eval/
     out.update(adaptation=adaptation(newest), alpha=newest.get("alpha"), iteration=last_iteration(folder))
+    return out
+
+
+def alpha_sensitivity(source: Path, iteration: int) -> dict[str, Any]:
+    """One adaptation step from checkpoint ``iteration`` of ``source`` with each rate of :data:`TEST_ALPHAS` (the
+    AntDir protocol), each in a folder of its own holding the run's config and that checkpoint (so that the run's
+    own reports stay as they are)."""
+    options = [*EVALUATE[:2], "--steps", "1", *EVALUATE[4:]]
+    out: dict[str, Any] = {"iteration": iteration, "rows": {}}
+    for alpha in TEST_ALPHAS:
+        probe = RunDir(source.with_name(f"{source.name}-iter{iteration}-alpha{alpha:g}"))
+        if not probe.config.is_file():
+            probe.checkpoints.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(checkpoint_path(source, iteration), probe.checkpoints)
+            shutil.copy2(RunDir(source).config, probe.config)
+        out["rows"][f"{alpha:g}"] = adaptation(evaluate_once(probe.path, *options, "--inner-lr", f"{alpha:g}"))
+    out["command"] = (f"rl-alphamaml evaluate RUN --checkpoint RUN/checkpoints/iter_{iteration:06d}.pt "
+                      + " ".join(options) + " --inner-lr ALPHA")
     return out
 
 
@@ -251,17 +272,22 @@ def continued(source: str, at: int, changes: list[str], iterations: int, evaluat
     ``iterations`` (:func:`branch`, then ``rl-alphamaml train --resume``), evaluated at its newest checkpoint."""
     folder = run_dir(f"{source}-from{at}-" + "-".join(c.replace("=", "") for c in changes))
     branch(run_dir(source), at, folder)
+    sets = [x for s in [*changes, f"train.iterations={iterations}"] for x in ("--set", s)]
     if last_iteration(folder) < iterations:
-        cli("train", "--resume", str(folder), *[x for s in [*changes, f"train.iterations={iterations}"]
-                                                for x in ("--set", s)])
-    how = (f"the `{source}` run's first {at} iterations, then `rl-alphamaml train --resume RUN "
-           + " ".join(f"--set {c}" for c in [*changes, f"train.iterations={iterations}"]) + "`")
-    return {**report(folder, how, evaluate), "from": at, "changes": changes}
+        cli("train", "--resume", str(folder), *sets)
+    how = "rl-alphamaml train --resume RUN " + " ".join(sets)
+    return {**report(folder, how, evaluate), "from": at, "source": source, "changes": changes}
 
 
 def ci_cells(rows: list[dict[str, float]]) -> str:
     """``mean ± ci95`` of each row, as Markdown table cells."""
     return " | ".join(f"{r['mean']:.1f} ± {r['ci95']:.1f}" for r in rows)
+
+
+def episodes(stage: dict[str, Any]) -> int:
+    """The episodes per adaptation step of a stage's held-out evaluation (its ``evaluate`` command's)."""
+    words = stage["evaluate"].split()
+    return int(words[words.index("--episodes") + 1])
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -310,11 +336,20 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{ci_cells(p['adaptation'])} |")
         lines += [f"## {title}", "",
                   f"{len(c['steps'])} iterations, {c['steps'][-1] / 1e6:.1f} M environment steps, "
-                  f"{c['seconds'] / 60:.1f} min here. 40 held-out goals, {stage['episodes']} episodes per adaptation "
+                  f"{c['seconds'] / 60:.1f} min here. 40 held-out goals, {episodes(stage)} episodes per adaptation "
                   "step, "
                   "± 95 % CI:", "", *table, "",
-                  f"Commands: `{stage['command']}`, then `{stage['evaluate']}`"
+                  ("RUN starts as a copy of the run above at its checkpoint {} (its checkpoints, config and metrics "
+                   "up to there: `branch` in ant_paper.py). ".format(stage["from"]) if "from" in stage else "")
+                  + f"Commands: `{stage['command']}`, then `{stage['evaluate']}`"
                   + (" (with `--checkpoint` for the peak)" if "peak" in stage else "") + ".", ""]
+        if stage is result.get("ant_dir") and "alpha" in result and "peak" in stage:
+            probe, trained_alpha = result["alpha"], f"{stage['alpha']:g}"
+            rows = {**probe["rows"], trained_alpha: stage["peak"]["adaptation"][:2]}
+            cells = ", ".join(f"α {a}{' (trained)' * (a == trained_alpha)}: {rows[a][1]['mean']:.1f} ± "
+                              f"{rows[a][1]['ci95']:.1f}" for a in sorted(rows, key=float))
+            lines += [f"Adapted with other inner rates at the peak checkpoint (iteration {probe['iteration']}), after "
+                      f"one step: {cells}. Command: `{probe['command']}`.", ""]
     lines += ["## The paper", "",
               f"MAML paper (Finn et al. 2017, Fig. 5), AntDir after 0 / 1 / 2 / 3 steps: "
               f"{' / '.join(f'{v:g}' for v in PAPER['maml'])}; oracle {PAPER['oracle']:g}. 40 tasks × 40 episodes "
@@ -335,6 +370,10 @@ def markdown(result: dict[str, Any]) -> str:
         if "peak" in result["ant_dir"]:
             peak = result["ant_dir"]["peak"]["adaptation"][1]["mean"]
             text += f", {100 * peak / ceiling:.0f} % at the peak checkpoint ({peak:.1f} / {ceiling:.1f})"
+        if "ant_dir_batch" in result:
+            batch = result["ant_dir_batch"]["adaptation"][1]["mean"]
+            text += (f", {100 * batch / ceiling:.0f} % continued with {BATCH_EPISODES} episodes per task "
+                     f"({batch:.1f} / {ceiling:.1f})")
         lines += [f"{text}; the paper's reaches {100 * PAPER['maml'][1] / PAPER['oracle']:.0f} % "
                   f"({PAPER['maml'][1]:g} / {PAPER['oracle']:g}).", ""]
     return "\n".join(lines)
@@ -391,8 +430,9 @@ def main() -> None:
     if set(args.stages) - {"speed", "convention"} and scale is None:
         parser.error("every training stage after convention uses the convention that won on the paper's model: "
                      "run --stages convention --models maml2017 first")
+    source = f"ant_dir-maml2017-maml-scale{scale}"  # the MAML-TRPO AntDir run
     if "ant_dir" in args.stages:
-        result["ant_dir"] = trained(f"ant_dir-maml2017-maml-scale{scale}", ant_dir_sets(scale), ANT_DIR_ITERATIONS,
+        result["ant_dir"] = trained(source, ant_dir_sets(scale), ANT_DIR_ITERATIONS,
                                     EVALUATE, peak=True)
     if "oracle" in args.stages:
         oracle_evaluation = no_adaptation(EVALUATE)
@@ -400,12 +440,14 @@ def main() -> None:
                                                ORACLE_ITERATIONS, oracle_evaluation) for s in SCALES}
         # the simulator's ceiling: the better of the two conventions
         result["oracle"] = max(result["oracles"].values(), key=lambda o: o["adaptation"][0]["mean"])
-    if "ant_dir_batch" in args.stages:
-        source = f"ant_dir-maml2017-maml-scale{scale}"
+    if "ant_dir_batch" in args.stages or "alpha" in args.stages:  # both start from the AntDir run's peak
         train_to(run_dir(source), "ant_dir", ant_dir_sets(scale), ANT_DIR_ITERATIONS)
         at = peak_checkpoint(run_dir(source))
+    if "ant_dir_batch" in args.stages:
         result["ant_dir_batch"] = continued(source, at, [f"sampler.episodes={BATCH_EPISODES}"],
                                             budget_iterations(run_dir(source), at, BATCH_EPISODES), EVALUATE)
+    if "alpha" in args.stages:
+        result["alpha"] = alpha_sensitivity(run_dir(source), at)
     if "ant_vel" in args.stages:
         result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", ant_vel_sets(scale), ANT_VEL_ITERATIONS,
                                     EVALUATE_VEL, peak=True, config="ant_vel")
