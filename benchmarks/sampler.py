@@ -106,40 +106,15 @@ def _make_env(env_id: str, task: dict[str, Any]) -> Callable[[], gymnasium.Env]:
 ASYNC_ROUNDS = 2  # set from --async-rounds
 
 
-def bench_async(env_id: str, n: int, horizon: int, workers: int, seed: int) -> float:
-    """Throughput of ``workers`` processes over ``ASYNC_ROUNDS`` rounds of ``workers`` episodes.
-
-    The vector env steps ``workers`` episodes at a time, so its steps/s does not depend on how
-    many slots a meta-batch has; a few rounds measure it (``--async-rounds 0``: ``n`` episodes).
-    """
+def _bench_vector(make_vec: Any, env_id: str, n: int, horizon: int, workers: int, seed: int) -> float:
+    """Throughput of the gymnasium vector env ``make_vec(env_fns)`` over ``workers`` registered envs (one per task),
+    over ``ASYNC_ROUNDS`` rounds of ``workers`` episodes (0: ``n``). Start-up (process spawn, model compile) and the
+    first reset are not timed."""
     rng = np.random.default_rng(seed)
     probe = envs.make_unwrapped(env_id)
     tasks = [t.to_dict() for t in probe.sample_tasks(workers, rng)]
     probe.close()
-    vec = gymnasium.vector.AsyncVectorEnv([_make_env(env_id, t) for t in tasks], context="spawn")
-    try:
-        vec.reset(seed=seed)  # start-up (process spawn, model compile) is not timed
-        rounds = ASYNC_ROUNDS or -(-n // workers)
-        low, high = vec.single_action_space.low, vec.single_action_space.high
-        start = time.perf_counter()
-        for r in range(rounds):
-            vec.reset(seed=seed + r * workers)
-            for _ in range(horizon):
-                vec.step(rng.uniform(low, high, size=(workers, len(low))))
-        elapsed = time.perf_counter() - start
-    finally:
-        vec.close()
-    return rounds * workers * horizon / elapsed
-
-
-def bench_sync(env_id: str, n: int, horizon: int, workers: int, seed: int) -> float:
-    """Throughput of gymnasium's ``SyncVectorEnv`` over ``workers`` registered envs (one per task, stepped one
-    after the other in this process), over ``ASYNC_ROUNDS`` rounds of ``workers`` episodes (0: ``n``)."""
-    rng = np.random.default_rng(seed)
-    probe = envs.make_unwrapped(env_id)
-    tasks = [t.to_dict() for t in probe.sample_tasks(workers, rng)]
-    probe.close()
-    vec = gymnasium.vector.SyncVectorEnv([_make_env(env_id, t) for t in tasks])
+    vec = make_vec([_make_env(env_id, t) for t in tasks])
     try:
         vec.reset(seed=seed)
         rounds = ASYNC_ROUNDS or -(-n // workers)
@@ -153,6 +128,22 @@ def bench_sync(env_id: str, n: int, horizon: int, workers: int, seed: int) -> fl
     finally:
         vec.close()
     return rounds * workers * horizon / elapsed
+
+
+def bench_async(env_id: str, n: int, horizon: int, workers: int, seed: int) -> float:
+    """Throughput of ``workers`` processes (``AsyncVectorEnv``) over ``ASYNC_ROUNDS`` rounds of ``workers`` episodes.
+
+    The vector env steps ``workers`` episodes at a time, so its steps/s does not depend on how
+    many slots a meta-batch has; a few rounds measure it (``--async-rounds 0``: ``n`` episodes).
+    """
+    return _bench_vector(lambda fns: gymnasium.vector.AsyncVectorEnv(fns, context="spawn"), env_id, n, horizon,
+                         workers, seed)
+
+
+def bench_sync(env_id: str, n: int, horizon: int, workers: int, seed: int) -> float:
+    """Throughput of gymnasium's ``SyncVectorEnv`` over ``workers`` registered envs (stepped one after the other
+    in this process), as :func:`bench_async` measures it."""
+    return _bench_vector(gymnasium.vector.SyncVectorEnv, env_id, n, horizon, workers, seed)
 
 
 # --------------------------------------------------------------------------------------------
