@@ -69,7 +69,7 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
           "policy.activation=tanh", "train.checkpoint_every=10"]
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
-STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "ant_vel", "alpha")
+STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "ant_vel", "alpha", "lvc")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -83,6 +83,9 @@ BATCH_EPISODES = 40
 #: ``alpha``: the AntDir run's peak checkpoint adapted with other inner rates than the α = 0.1 it was trained with
 #: (``evaluate --inner-lr``) — is the rate what keeps one step below the oracle?
 TEST_ALPHAS = (0.05, 0.2, 0.4)
+#: ``lvc``: the AntDir run's settings with ProMP's low-variance curvature estimator in the inner step
+#: (``inner.estimator=lvc``, which credits the pre-update policy's exploration), to the AntDir run's peak (10.4 M steps)
+LVC_ITERATIONS = 130
 #: AntVel with the zoo's budget: 150 iterations of at most 80,000 steps, 12 M (a tenth of the paper's 120 M)
 ANT_VEL_ITERATIONS = 150
 #: the paper's protocols (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``, ``test_maml_ant.py``): 40 goals,
@@ -163,6 +166,11 @@ def ant_dir_sets(scale: str) -> list[str]:
 
 def ant_vel_sets(scale: str) -> list[str]:
     return [*COMMON, "env.model=maml2017", f"policy.action_scale={scale}", f"train.iterations={ANT_VEL_ITERATIONS}"]
+
+
+def lvc_sets(scale: str) -> list[str]:
+    return [*COMMON, "env.model=maml2017", f"policy.action_scale={scale}", "inner.estimator=lvc",
+            f"train.iterations={LVC_ITERATIONS}"]
 
 
 def budget_iterations(source: Path, at: int, episodes: int) -> int:
@@ -317,6 +325,7 @@ def markdown(result: dict[str, Any]) -> str:
     if "ant_dir_batch" in result:
         b = result["ant_dir_batch"]
         stages.append((f"AntDir continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b))
+    stages.append(("AntDir with ProMP's low-variance curvature estimator (inner.estimator=lvc)", result.get("lvc")))
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
@@ -396,6 +405,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     batch = result.get("ant_dir_batch")
     panels = [(axes[1], "AntDir", PAPER, [("MAML-TRPO, after one step", result.get("ant_dir"), "post_adapt")]
                + [(f"continued with {BATCH_EPISODES} episodes per task", batch, "post_adapt")] * bool(batch)
+               + [("inner.estimator=lvc, after one step", result.get("lvc"), "post_adapt")]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt")])]
@@ -448,6 +458,8 @@ def main() -> None:
                                             budget_iterations(run_dir(source), at, BATCH_EPISODES), EVALUATE)
     if "alpha" in args.stages:
         result["alpha"] = alpha_sensitivity(run_dir(source), at)
+    if "lvc" in args.stages:
+        result["lvc"] = trained(f"ant_dir-maml2017-lvc-scale{scale}", lvc_sets(scale), LVC_ITERATIONS, EVALUATE)
     if "ant_vel" in args.stages:
         result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", ant_vel_sets(scale), ANT_VEL_ITERATIONS,
                                     EVALUATE_VEL, peak=True, config="ant_vel")
