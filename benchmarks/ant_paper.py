@@ -22,6 +22,16 @@ Stages (``--stages``, default all, run in this order):
 * ``oracle`` — the ceiling of the paper's AntDir, for each action convention: the same policy and outer loop
   told its task (``env.task_in_observation=true``, ``inner.steps=0``, twice the tasks per iteration so that it
   spends the same steps per iteration), as the paper's oracle; evaluated on the same 40 goals without adaptation.
+* ``ant_dir_batch`` — the ``ant_dir`` run continued from its peak checkpoint (chosen from its training return) with
+  the paper's 40 episodes per task instead of 10: a copy of the run up to that checkpoint, resumed with
+  ``--set sampler.episodes=40``, to the same budget (a tenth of the paper's steps, the copied iterations' included).
+* ``alpha`` — the ``ant_dir`` run's peak checkpoint adapted with α 0.05, 0.2 and 0.4 instead of the 0.1 it was
+  trained with (``evaluate --inner-lr``), on the same goals.
+* ``lvc`` — the ``ant_dir`` run's settings with ProMP's [3] low-variance curvature estimator in the inner step
+  (``inner.estimator=lvc``), to the ``ant_dir`` run's peak iteration (130, 10.4 M steps), evaluated as ``ant_dir``.
+* ``ant_vel`` — MAML-TRPO on the paper's AntVel with the zoo's budget (150 iterations, 12 M steps: a tenth of the
+  paper's), and its oracle (as ``oracle``, the winning convention only), evaluated with the paper's protocol: 40
+  goals, 20 episodes per adaptation step.
 
 Usage::
 
@@ -36,6 +46,8 @@ References:
         ICML 2017. https://arxiv.org/abs/1703.03400
     [2] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
         https://arxiv.org/abs/1502.05477
+    [3] Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search", ICLR 2019.
+        https://arxiv.org/abs/1810.06784
 """
 
 from __future__ import annotations
@@ -69,7 +81,7 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
           "policy.activation=tanh", "train.checkpoint_every=10"]
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
-STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "ant_vel", "alpha", "lvc")
+STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "ant_vel")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -160,17 +172,9 @@ def convention(models: list[str], previous: dict[str, Any] | None) -> dict[str, 
             "commands": commands}
 
 
-def ant_dir_sets(scale: str) -> list[str]:
-    return [*COMMON, "env.model=maml2017", f"policy.action_scale={scale}", f"train.iterations={ANT_DIR_ITERATIONS}"]
-
-
-def ant_vel_sets(scale: str) -> list[str]:
-    return [*COMMON, "env.model=maml2017", f"policy.action_scale={scale}", f"train.iterations={ANT_VEL_ITERATIONS}"]
-
-
-def lvc_sets(scale: str) -> list[str]:
-    return [*COMMON, "env.model=maml2017", f"policy.action_scale={scale}", "inner.estimator=lvc",
-            f"train.iterations={LVC_ITERATIONS}"]
+def paper_model_sets(scale: str, iterations: int, *extra: str) -> list[str]:
+    """MAML-TRPO on the paper's model with the common budget, action scale ``scale`` and the ``extra`` settings."""
+    return [*COMMON, "env.model=maml2017", f"policy.action_scale={scale}", *extra, f"train.iterations={iterations}"]
 
 
 def budget_iterations(source: Path, at: int, episodes: int) -> int:
@@ -411,8 +415,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt")])]
     for ax, family, paper, runs in panels:
         for label, stage, key in runs:
-            if stage:
-                ax.plot(np.array(stage["curve"]["steps"]) / 1e6, stage["curve"][key], label=label)
+            if stage:  # a continued run from where it leaves the run it continues
+                start = stage.get("from", 0)
+                ax.plot(np.array(stage["curve"]["steps"][start:]) / 1e6, stage["curve"][key][start:], label=label)
         ax.axhline(paper["maml"][1], color="grey", linestyle="--", label="paper, after one step")
         ax.axhline(paper["oracle"], color="grey", linestyle=":", label="paper's oracle")
         ax.set(title=f"{family} on the paper's model (training returns)", xlabel="environment steps (M)")
@@ -442,7 +447,7 @@ def main() -> None:
                      "run --stages convention --models maml2017 first")
     source = f"ant_dir-maml2017-maml-scale{scale}"  # the MAML-TRPO AntDir run
     if "ant_dir" in args.stages:
-        result["ant_dir"] = trained(source, ant_dir_sets(scale), ANT_DIR_ITERATIONS,
+        result["ant_dir"] = trained(source, paper_model_sets(scale, ANT_DIR_ITERATIONS), ANT_DIR_ITERATIONS,
                                     EVALUATE, peak=True)
     if "oracle" in args.stages:
         oracle_evaluation = no_adaptation(EVALUATE)
@@ -451,7 +456,7 @@ def main() -> None:
         # the simulator's ceiling: the better of the two conventions
         result["oracle"] = max(result["oracles"].values(), key=lambda o: o["adaptation"][0]["mean"])
     if "ant_dir_batch" in args.stages or "alpha" in args.stages:  # both start from the AntDir run's peak
-        train_to(run_dir(source), "ant_dir", ant_dir_sets(scale), ANT_DIR_ITERATIONS)
+        train_to(run_dir(source), "ant_dir", paper_model_sets(scale, ANT_DIR_ITERATIONS), ANT_DIR_ITERATIONS)
         at = peak_checkpoint(run_dir(source))
     if "ant_dir_batch" in args.stages:
         result["ant_dir_batch"] = continued(source, at, [f"sampler.episodes={BATCH_EPISODES}"],
@@ -459,10 +464,11 @@ def main() -> None:
     if "alpha" in args.stages:
         result["alpha"] = alpha_sensitivity(run_dir(source), at)
     if "lvc" in args.stages:
-        result["lvc"] = trained(f"ant_dir-maml2017-lvc-scale{scale}", lvc_sets(scale), LVC_ITERATIONS, EVALUATE)
+        lvc = paper_model_sets(scale, LVC_ITERATIONS, "inner.estimator=lvc")
+        result["lvc"] = trained(f"ant_dir-maml2017-lvc-scale{scale}", lvc, LVC_ITERATIONS, EVALUATE)
     if "ant_vel" in args.stages:
-        result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", ant_vel_sets(scale), ANT_VEL_ITERATIONS,
-                                    EVALUATE_VEL, peak=True, config="ant_vel")
+        result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", paper_model_sets(scale, ANT_VEL_ITERATIONS),
+                                    ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
         result["ant_vel_oracle"] = trained(f"ant_vel-maml2017-oracle-scale{scale}", oracle_sets(scale),
                                            ORACLE_ITERATIONS, no_adaptation(EVALUATE_VEL), config="ant_vel")
     results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
