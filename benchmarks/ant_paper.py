@@ -29,6 +29,9 @@ Stages (``--stages``, default all, run in this order):
   trained with (``evaluate --inner-lr``), on the same goals.
 * ``lvc`` — the ``ant_dir`` run's settings with ProMP's [3] low-variance curvature estimator in the inner step
   (``inner.estimator=lvc``), to the ``ant_dir`` run's peak iteration (130, 10.4 M steps), evaluated as ``ant_dir``.
+* ``alpha_hd`` — the ``ant_dir`` run's settings with α by hypergradient [4] (``inner.lr_mode=hd``, the ``log_adam``
+  rule: Alpha MAML's inner rate under MAML-TRPO's outer step), to iteration 130, evaluated as ``ant_dir`` with the
+  α it learned.
 * ``ant_vel`` — MAML-TRPO on the paper's AntVel with the zoo's budget (150 iterations, 12 M steps: a tenth of the
   paper's), and its oracle (as ``oracle``, the winning convention only), evaluated with the paper's protocol: 40
   goals, 20 episodes per adaptation step.
@@ -48,6 +51,8 @@ References:
         https://arxiv.org/abs/1502.05477
     [3] Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search", ICLR 2019.
         https://arxiv.org/abs/1810.06784
+    [4] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
           "policy.activation=tanh", "train.checkpoint_every=10"]
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
-STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "ant_vel")
+STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "ant_vel")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -95,9 +100,14 @@ BATCH_EPISODES = 40
 #: ``alpha``: the AntDir run's peak checkpoint adapted with other inner rates than the α = 0.1 it was trained with
 #: (``evaluate --inner-lr``) — is the rate what keeps one step below the oracle?
 TEST_ALPHAS = (0.05, 0.2, 0.4)
+#: ``lvc`` and ``alpha_hd`` run to the AntDir run's peak iteration (10.4 M steps)
+PEAK_ITERATIONS = 130
 #: ``lvc``: the AntDir run's settings with ProMP's low-variance curvature estimator in the inner step
-#: (``inner.estimator=lvc``, which credits the pre-update policy's exploration), to the AntDir run's peak (10.4 M steps)
-LVC_ITERATIONS = 130
+#: (``inner.estimator=lvc``, which credits the pre-update policy's exploration)
+LVC = ("inner.estimator=lvc",)
+#: ``alpha_hd``: the AntDir run's settings with α by hypergradient (Alpha MAML's inner rate under the TRPO outer step,
+#: the fast ``log_adam`` rule) — does α find a better value than the paper's 0.1?
+ALPHA_HD = ("inner.lr_mode=hd", "inner.hd_rule=log_adam")
 #: AntVel with the zoo's budget: 150 iterations of at most 80,000 steps, 12 M (a tenth of the paper's 120 M)
 ANT_VEL_ITERATIONS = 150
 #: the paper's protocols (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``, ``test_maml_ant.py``): 40 goals,
@@ -330,6 +340,7 @@ def markdown(result: dict[str, Any]) -> str:
         b = result["ant_dir_batch"]
         stages.append((f"AntDir continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b))
     stages.append(("AntDir with ProMP's low-variance curvature estimator (inner.estimator=lvc)", result.get("lvc")))
+    stages.append(("AntDir with α by hypergradient (inner.lr_mode=hd, the log_adam rule)", result.get("alpha_hd")))
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
@@ -349,8 +360,9 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{ci_cells(p['adaptation'])} |")
         lines += [f"## {title}", "",
                   f"{len(c['steps'])} iterations, {c['steps'][-1] / 1e6:.1f} M environment steps, "
-                  f"{c['seconds'] / 60:.1f} min here. 40 held-out goals, {episodes(stage)} episodes per adaptation "
-                  "step, "
+                  f"{c['seconds'] / 60:.1f} min here"
+                  + (f"; α {stage['alpha']:.3g} at the newest checkpoint" if len(stage["adaptation"]) > 1 else "")
+                  + f". 40 held-out goals, {episodes(stage)} episodes per adaptation step, "
                   "± 95 % CI:", "", *table, "",
                   ("RUN starts as a copy of the run above at its checkpoint {} (its checkpoints, config and metrics "
                    "up to there: `branch` in ant_paper.py). ".format(stage["from"]) if "from" in stage else "")
@@ -410,6 +422,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     panels = [(axes[1], "AntDir", PAPER, [("MAML-TRPO, after one step", result.get("ant_dir"), "post_adapt")]
                + [(f"continued with {BATCH_EPISODES} episodes per task", batch, "post_adapt")] * bool(batch)
                + [("inner.estimator=lvc, after one step", result.get("lvc"), "post_adapt")]
+               + [("α by hypergradient, after one step", result.get("alpha_hd"), "post_adapt")]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt")])]
@@ -464,8 +477,11 @@ def main() -> None:
     if "alpha" in args.stages:
         result["alpha"] = alpha_sensitivity(run_dir(source), at)
     if "lvc" in args.stages:
-        lvc = paper_model_sets(scale, LVC_ITERATIONS, "inner.estimator=lvc")
-        result["lvc"] = trained(f"ant_dir-maml2017-lvc-scale{scale}", lvc, LVC_ITERATIONS, EVALUATE)
+        lvc = paper_model_sets(scale, PEAK_ITERATIONS, *LVC)
+        result["lvc"] = trained(f"ant_dir-maml2017-lvc-scale{scale}", lvc, PEAK_ITERATIONS, EVALUATE)
+    if "alpha_hd" in args.stages:
+        hd = paper_model_sets(scale, PEAK_ITERATIONS, *ALPHA_HD)
+        result["alpha_hd"] = trained(f"ant_dir-maml2017-alphahd-scale{scale}", hd, PEAK_ITERATIONS, EVALUATE)
     if "ant_vel" in args.stages:
         result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", paper_model_sets(scale, ANT_VEL_ITERATIONS),
                                     ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
