@@ -298,7 +298,8 @@ def continued(source: str, at: int, changes: list[str], iterations: int, evaluat
     if last_iteration(folder) < iterations:
         cli("train", "--resume", str(folder), *sets)
     how = "rl-alphamaml train --resume RUN " + " ".join(sets)
-    return {**report(folder, how, evaluate), "from": at, "source": source, "changes": changes}
+    own = sum(r["time/iteration"] for r in read_metrics(folder) if r["iteration"] > at)
+    return {**report(folder, how, evaluate), "from": at, "source": source, "changes": changes, "own_seconds": own}
 
 
 def ci_cells(rows: list[dict[str, float]]) -> str:
@@ -361,6 +362,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"## {title}", "",
                   f"{len(c['steps'])} iterations, {c['steps'][-1] / 1e6:.1f} M environment steps, "
                   f"{c['seconds'] / 60:.1f} min here"
+                  + (f" ({stage['own_seconds'] / 60:.1f} of them after the copied {stage['from']} iterations)"
+                     if "own_seconds" in stage else "")
                   + (f"; α {stage['alpha']:.3g} at the newest checkpoint" if len(stage["adaptation"]) > 1 else "")
                   + f". 40 held-out goals, {episodes(stage)} episodes per adaptation step, "
                   "± 95 % CI:", "", *table, "",
