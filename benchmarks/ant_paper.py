@@ -32,6 +32,8 @@ Stages (``--stages``, default all, run in this order):
 * ``alpha_hd`` — the ``ant_dir`` run's settings with α by hypergradient [4] (``inner.lr_mode=hd``, the ``log_adam``
   rule: Alpha MAML's inner rate under MAML-TRPO's outer step), to iteration 130, evaluated as ``ant_dir`` with the
   α it learned.
+* ``relu`` — the ``ant_dir`` run's settings with the paper's ReLU units (``policy.activation=relu``), to iteration 130,
+  evaluated as ``ant_dir``.
 * ``ant_vel`` — MAML-TRPO on the paper's AntVel with the zoo's budget (150 iterations, 12 M steps: a tenth of the
   paper's), and its oracle (as ``oracle``, the winning convention only), evaluated with the paper's protocol: 40
   goals, 20 episodes per adaptation step.
@@ -86,7 +88,7 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
           "policy.activation=tanh", "train.checkpoint_every=10"]
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
-STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "ant_vel")
+STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "ant_vel")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -108,6 +110,8 @@ LVC = ("inner.estimator=lvc",)
 #: ``alpha_hd``: the AntDir run's settings with α by hypergradient (Alpha MAML's inner rate under the TRPO outer step,
 #: the fast ``log_adam`` rule) — does α find a better value than the paper's 0.1?
 ALPHA_HD = ("inner.lr_mode=hd", "inner.hd_rule=log_adam")
+#: ``relu``: the AntDir run's settings with the paper's ReLU units instead of tanh
+RELU = ("policy.activation=relu",)
 #: AntVel with the zoo's budget: 150 iterations of at most 80,000 steps, 12 M (a tenth of the paper's 120 M)
 ANT_VEL_ITERATIONS = 150
 #: the paper's protocols (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``, ``test_maml_ant.py``): 40 goals,
@@ -183,8 +187,11 @@ def convention(models: list[str], previous: dict[str, Any] | None) -> dict[str, 
 
 
 def paper_model_sets(scale: str, iterations: int, *extra: str) -> list[str]:
-    """MAML-TRPO on the paper's model with the common budget, action scale ``scale`` and the ``extra`` settings."""
-    return [*COMMON, "env.model=maml2017", f"policy.action_scale={scale}", *extra, f"train.iterations={iterations}"]
+    """MAML-TRPO on the paper's model with the common budget, action scale ``scale`` and the ``extra`` settings
+    (which replace a common setting of the same key)."""
+    keys = {e.split("=", 1)[0] for e in extra}
+    common = [c for c in COMMON if c.split("=", 1)[0] not in keys]
+    return [*common, "env.model=maml2017", f"policy.action_scale={scale}", *extra, f"train.iterations={iterations}"]
 
 
 def budget_iterations(source: Path, at: int, episodes: int) -> int:
@@ -342,6 +349,7 @@ def markdown(result: dict[str, Any]) -> str:
         stages.append((f"AntDir continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b))
     stages.append(("AntDir with ProMP's low-variance curvature estimator (inner.estimator=lvc)", result.get("lvc")))
     stages.append(("AntDir with α by hypergradient (inner.lr_mode=hd, the log_adam rule)", result.get("alpha_hd")))
+    stages.append(("AntDir with the paper's ReLU units (policy.activation=relu)", result.get("relu")))
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
@@ -426,6 +434,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
                + [(f"continued with {BATCH_EPISODES} episodes per task", batch, "post_adapt")] * bool(batch)
                + [("inner.estimator=lvc, after one step", result.get("lvc"), "post_adapt")]
                + [("α by hypergradient, after one step", result.get("alpha_hd"), "post_adapt")]
+               + [("ReLU units, after one step", result.get("relu"), "post_adapt")]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt")])]
@@ -485,6 +494,9 @@ def main() -> None:
     if "alpha_hd" in args.stages:
         hd = paper_model_sets(scale, PEAK_ITERATIONS, *ALPHA_HD)
         result["alpha_hd"] = trained(f"ant_dir-maml2017-alphahd-scale{scale}", hd, PEAK_ITERATIONS, EVALUATE)
+    if "relu" in args.stages:
+        relu = paper_model_sets(scale, PEAK_ITERATIONS, *RELU)
+        result["relu"] = trained(f"ant_dir-maml2017-relu-scale{scale}", relu, PEAK_ITERATIONS, EVALUATE)
     if "ant_vel" in args.stages:
         result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", paper_model_sets(scale, ANT_VEL_ITERATIONS),
                                     ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
