@@ -145,6 +145,10 @@ class _MujocoBackend:
         # mjSTAGE_ACC: mj_forward at the new state after the step, as the single env does when asked
         self.stage = int(mujoco.mjtStage.mjSTAGE_ACC if family.forward_after_step else mujoco.mjtStage.mjSTAGE_NONE)
 
+    def close(self) -> None:
+        """Release the MuJoCo batch (and its thread pool)."""
+        self.batch = None
+
     def reset(self, tasks: Sequence[Task], rngs: Sequence[np.random.Generator], params: np.ndarray) -> np.ndarray:
         fam, b = self.family, self.batch
         fam.batch_apply_tasks(b, np.arange(self.n), tasks)
@@ -263,6 +267,9 @@ class _NavigationBackend:
         self.family = family
         self.n = n_slots
         self.state = family.initial_state(n_slots)
+
+    def close(self) -> None:
+        """Nothing to release: the slots are numpy arrays."""
 
     def reset(self, tasks: Sequence[Task], rngs: Sequence[np.random.Generator], params: np.ndarray) -> np.ndarray:
         self.state = self.family.initial_state(self.n)
@@ -472,10 +479,7 @@ class BatchedEnv:
 
     def close(self) -> None:
         """Release the MuJoCo batch or the slots' thread pool."""
-        if isinstance(self._backend, _MujocoBackend):
-            self._backend.batch = None
-        elif isinstance(self._backend, _MjDataBackend):
-            self._backend.close()
+        self._backend.close()
         self.family.close()
 
     def __enter__(self) -> BatchedEnv:

@@ -157,7 +157,7 @@ class MetaOptimizer:
         return adapt(
             self.params if params is None else params,
             loss_fn,
-            [self.alpha.for_params(start + j) for j in range(max(1, min(steps, self.alpha.steps)))],
+            [self.alpha.for_params(start + j) for j in range(max(1, steps))],
             steps,
             self.inner_config.first_order if first_order is None else first_order,
         )
