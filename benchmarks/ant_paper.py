@@ -27,13 +27,11 @@ Stages (``--stages``, default all, run in this order):
   ``--set sampler.episodes=40``, to the same budget (a tenth of the paper's steps, the copied iterations' included).
 * ``alpha`` — the ``ant_dir`` run's peak checkpoint adapted with α 0.05, 0.2 and 0.4 instead of the 0.1 it was
   trained with (``evaluate --inner-lr``), on the same goals.
-* ``lvc`` — the ``ant_dir`` run's settings with ProMP's [3] low-variance curvature estimator in the inner step
-  (``inner.estimator=lvc``), to the ``ant_dir`` run's peak iteration (130, 10.4 M steps), evaluated as ``ant_dir``.
-* ``alpha_hd`` — the ``ant_dir`` run's settings with α by hypergradient [4] (``inner.lr_mode=hd``, the ``log_adam``
-  rule: Alpha MAML's inner rate under MAML-TRPO's outer step), to iteration 130, evaluated as ``ant_dir`` with the
-  α it learned.
-* ``relu`` — the ``ant_dir`` run's settings with the paper's ReLU units (``policy.activation=relu``), to iteration 130,
-  evaluated as ``ant_dir``.
+* the variants (``VARIANTS``: ``lvc``, ``alpha_hd``, ``relu``, ``trpo_paper``, ``wide``) — the ``ant_dir`` run's
+  settings with one difference each (ProMP's [3] low-variance curvature estimator; α by hypergradient [4], Alpha
+  MAML's inner rate under MAML-TRPO's outer step; the paper's ReLU units; the paper's trust region, max-KL 0.01
+  with full curvature; a 256 × 256 policy), to the ``ant_dir`` run's peak iteration (130, 10.4 M steps), evaluated
+  as ``ant_dir`` with the α each ends with.
 * ``ant_vel`` — MAML-TRPO on the paper's AntVel with the zoo's budget (150 iterations, 12 M steps: a tenth of the
   paper's), and its oracle (as ``oracle``, the winning convention only), evaluated with the paper's protocol: 40
   goals, 20 episodes per adaptation step.
@@ -88,7 +86,8 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
           "policy.activation=tanh", "train.checkpoint_every=10"]
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
-STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "ant_vel")
+STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "trpo_paper",
+          "wide", "ant_vel")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -102,16 +101,26 @@ BATCH_EPISODES = 40
 #: ``alpha``: the AntDir run's peak checkpoint adapted with other inner rates than the α = 0.1 it was trained with
 #: (``evaluate --inner-lr``) — is the rate what keeps one step below the oracle?
 TEST_ALPHAS = (0.05, 0.2, 0.4)
-#: ``lvc`` and ``alpha_hd`` run to the AntDir run's peak iteration (10.4 M steps)
+#: the variant stages run to the AntDir run's peak iteration (10.4 M steps)
 PEAK_ITERATIONS = 130
-#: ``lvc``: the AntDir run's settings with ProMP's low-variance curvature estimator in the inner step
-#: (``inner.estimator=lvc``, which credits the pre-update policy's exploration)
-LVC = ("inner.estimator=lvc",)
-#: ``alpha_hd``: the AntDir run's settings with α by hypergradient (Alpha MAML's inner rate under the TRPO outer step,
-#: the fast ``log_adam`` rule) — does α find a better value than the paper's 0.1?
-ALPHA_HD = ("inner.lr_mode=hd", "inner.hd_rule=log_adam")
-#: ``relu``: the AntDir run's settings with the paper's ReLU units instead of tanh
-RELU = ("policy.activation=relu",)
+#: one difference at a time from the AntDir run, each to :data:`PEAK_ITERATIONS` and evaluated as ``ant_dir``:
+#: stage → (its run folder's tag, its section's title, its settings, which replace the common ones of the same key)
+VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    # ProMP's low-variance curvature estimator in the inner step (it credits the pre-update policy's exploration)
+    "lvc": ("lvc", "ProMP's low-variance curvature estimator (inner.estimator=lvc)", ("inner.estimator=lvc",)),
+    # α by hypergradient (Alpha MAML's inner rate under the TRPO outer step, the fast log_adam rule): does α find a
+    # better value than the paper's 0.1?
+    "alpha_hd": ("alphahd", "α by hypergradient (inner.lr_mode=hd, the log_adam rule)",
+                 ("inner.lr_mode=hd", "inner.hd_rule=log_adam")),
+    # the paper's ReLU units instead of tanh
+    "relu": ("relu", "the paper's ReLU units (policy.activation=relu)", ("policy.activation=relu",)),
+    # the paper's trust region: max-KL 0.01 with the curvature of every episode (the common settings: 0.02 and a
+    # tenth of the episodes) — is the plateau the outer step's size or its noisy curvature?
+    "trpo_paper": ("kl0.01-full", "the paper's trust region (trpo.max_kl=0.01, full curvature: trpo.subsample=1)",
+                   ("trpo.max_kl=0.01", "trpo.subsample=1")),
+    # a wider policy (256 × 256): is the 100 × 100 network what caps one step at about 60 % of the oracle?
+    "wide": ("wide256", "a wider policy (policy.hidden=[256,256])", ("policy.hidden=[256,256]",)),
+}
 #: AntVel with the zoo's budget: 150 iterations of at most 80,000 steps, 12 M (a tenth of the paper's 120 M)
 ANT_VEL_ITERATIONS = 150
 #: the paper's protocols (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``, ``test_maml_ant.py``): 40 goals,
@@ -347,9 +356,7 @@ def markdown(result: dict[str, Any]) -> str:
     if "ant_dir_batch" in result:
         b = result["ant_dir_batch"]
         stages.append((f"AntDir continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b))
-    stages.append(("AntDir with ProMP's low-variance curvature estimator (inner.estimator=lvc)", result.get("lvc")))
-    stages.append(("AntDir with α by hypergradient (inner.lr_mode=hd, the log_adam rule)", result.get("alpha_hd")))
-    stages.append(("AntDir with the paper's ReLU units (policy.activation=relu)", result.get("relu")))
+    stages += [(f"AntDir with {title}", result.get(stage)) for stage, (_, title, _) in VARIANTS.items()]
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
@@ -432,9 +439,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     batch = result.get("ant_dir_batch")
     panels = [(axes[1], "AntDir", PAPER, [("MAML-TRPO, after one step", result.get("ant_dir"), "post_adapt")]
                + [(f"continued with {BATCH_EPISODES} episodes per task", batch, "post_adapt")] * bool(batch)
-               + [("inner.estimator=lvc, after one step", result.get("lvc"), "post_adapt")]
-               + [("α by hypergradient, after one step", result.get("alpha_hd"), "post_adapt")]
-               + [("ReLU units, after one step", result.get("relu"), "post_adapt")]
+               + [(f"{', '.join(sets)}, after one step", result.get(stage), "post_adapt")
+                  for stage, (_, _, sets) in VARIANTS.items()]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt")])]
@@ -488,15 +494,10 @@ def main() -> None:
                                             budget_iterations(run_dir(source), at, BATCH_EPISODES), EVALUATE)
     if "alpha" in args.stages:
         result["alpha"] = alpha_sensitivity(run_dir(source), at)
-    if "lvc" in args.stages:
-        lvc = paper_model_sets(scale, PEAK_ITERATIONS, *LVC)
-        result["lvc"] = trained(f"ant_dir-maml2017-lvc-scale{scale}", lvc, PEAK_ITERATIONS, EVALUATE)
-    if "alpha_hd" in args.stages:
-        hd = paper_model_sets(scale, PEAK_ITERATIONS, *ALPHA_HD)
-        result["alpha_hd"] = trained(f"ant_dir-maml2017-alphahd-scale{scale}", hd, PEAK_ITERATIONS, EVALUATE)
-    if "relu" in args.stages:
-        relu = paper_model_sets(scale, PEAK_ITERATIONS, *RELU)
-        result["relu"] = trained(f"ant_dir-maml2017-relu-scale{scale}", relu, PEAK_ITERATIONS, EVALUATE)
+    for stage, (tag, _, extra) in VARIANTS.items():
+        if stage in args.stages:
+            sets = paper_model_sets(scale, PEAK_ITERATIONS, *extra)
+            result[stage] = trained(f"ant_dir-maml2017-{tag}-scale{scale}", sets, PEAK_ITERATIONS, EVALUATE)
     if "ant_vel" in args.stages:
         result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", paper_model_sets(scale, ANT_VEL_ITERATIONS),
                                     ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")

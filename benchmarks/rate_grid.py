@@ -7,6 +7,8 @@ with the same seed — same initial model, same task and episode streams — and
 * **Alpha MAML** [2]: α and β *start* at the cell's values and follow their hypergradients [3] (the core's
   scale-free ``normalized`` rule; α ∈ [1e-4, 10], β ∈ [1e-6, 1]; Adam for θ in both),
 
+(a study may train only some of the methods: ``methods`` in its settings),
+
 then evaluates both as ``rl-alphamaml evaluate`` does (the kind's held-out stream, 95 % confidence interval
 over tasks). A run whose meta-steps stay non-finite is stopped by the core's safety rule and marked diverged.
 Every run goes through the kind's public ``build``/``evaluate`` (:class:`rl_alphamaml.kind.ExperimentKind`)
@@ -100,7 +102,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
          *rate_overrides(spec.method, spec.alpha, spec.beta)])
     experiment = kind.build(config, None)
     started = time.perf_counter()
-    diverged, done = False, 0
+    diverged, done, cuts, cut_steps = False, 0, 0, 0
     recent: list[float] = []
     try:
         for iteration in range(1, spec.iterations + 1):
@@ -110,6 +112,8 @@ def run(spec: RunSpec) -> dict[str, Any]:
                 diverged = True
                 break
             done = iteration
+            cuts += int(scalars.get("meta/beta_cuts", 0))  # the β repair's cuts (agents.outer_steps.BetaRepairConfig)
+            cut_steps += bool(scalars.get("meta/beta_cuts", 0))
             if not scalars.get("meta/skipped"):
                 recent = [*recent, float(scalars[spec.train_metric])][-spec.train_window:]
         train_seconds = time.perf_counter() - started
@@ -126,7 +130,8 @@ def run(spec: RunSpec) -> dict[str, Any]:
         "value": value if finite else None, "ci95": half if finite and math.isfinite(half) else None,
         "value_by_steps": [r["mean"] if math.isfinite(r["mean"]) else None for r in rows],
         "final_alpha": final_alpha, "final_beta": final_beta,
-        "diverged": diverged, "iterations_done": done, "skipped_steps": skipped,
+        "diverged": diverged, "iterations_done": done, "skipped_steps": skipped, "beta_cuts": cuts,
+        "beta_cut_steps": cut_steps,
         "train_value_last": sum(recent) / len(recent) if recent else None,
         "train_seconds": train_seconds, "total_seconds": time.perf_counter() - started,
     }
@@ -173,8 +178,8 @@ class GridStore:
 
     def todo(self) -> list[tuple[str, float, float, int]]:
         s = self.settings
-        return [(m, a, b, seed) for seed in s["seeds"] for a in s["alphas"] for b in s["betas"] for m in METHODS
-                if key(m, a, b, seed) not in self.runs]
+        return [(m, a, b, seed) for seed in s["seeds"] for a in s["alphas"] for b in s["betas"]
+                for m in s.get("methods", METHODS) if key(m, a, b, seed) not in self.runs]
 
     def add(self, record: dict[str, Any]) -> None:
         self.runs[key(record["method"], record["alpha0"], record["beta0"], record["seed"])] = record

@@ -122,3 +122,28 @@ def test_same_seed_pairs_compare_run_for_run() -> None:
                           "| all | 4 | 2 | +22.8 | 2 | 2 |"]
     assert grid.pairs_table(grid.GridStore(Path("/nonexistent/grid.json"), settings([0]), fresh=False),
                             grid.Metric("return"), floor=-100.0, good=bool, good_text="good") == []
+
+
+def test_a_study_may_train_only_some_methods(tmp_path: Path) -> None:
+    store = grid.GridStore(tmp_path / "grid.json", {**settings([0, 1]), "methods": ["alpha_maml"]}, fresh=False)
+    assert sorted(store.todo()) == sorted(("alpha_maml", a, 1e-3, s) for a in (0.1, 1.0) for s in (0, 1))
+
+
+def test_the_beta_repair_study_refuses_a_reference_made_otherwise(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import beta_repair
+
+    ours = {**settings([0]), **{k: 1 for k in beta_repair.SHARED if k not in settings([0])},
+            "resolved_config": {"seed": 0, "beta_repair": {"enabled": True}}}
+    path = tmp_path / "reference.json"
+    reference = {**ours, "resolved_config": {"seed": 0}}  # made before the repair existed
+    path.write_text(json.dumps({"settings": reference, "runs": [record("maml", 0.1, 0, -20.0)]}))
+    assert list(beta_repair.reference_store(path, ours).runs) == [grid.key("maml", 0.1, 1e-3, 0)]
+    for other, why in (({**reference, "iterations": 4}, "other settings (iterations)"),
+                       ({**reference, "resolved_config": {"seed": 1}}, "other settings (resolved_config)"),
+                       ({**reference, "resolved_config": {"seed": 0, "beta_repair": {"enabled": True}}},
+                        "the β repair on")):
+        path.write_text(json.dumps({"settings": other, "runs": []}))
+        with pytest.raises(SystemExit) as exit_info:
+            beta_repair.reference_store(path, ours)
+        assert exit_info.value.code == 2 and why in capsys.readouterr().err
