@@ -1,0 +1,173 @@
+"""Alpha MAML's samples and seconds to MAML-TRPO's level, and outer-loop variants that might close the gap.
+
+``promp_comparison.py`` found that Alpha MAML [1] (Adam outer loop, α and β by hypergradient [2]) needs about 4×
+MAML-TRPO's [3, 4] environment steps on Navigation2D to cover 90 % of MAML-TRPO's gain, and 0.6–0.8× on
+HalfCheetah. Issue 24 asks why, and for ≤ 1.5× on Navigation2D without losing HalfCheetah. This study trains, per
+family and seed, MAML-TRPO (the reference, as ``promp_comparison.py`` trains it, in the same folders) and Alpha MAML
+variants (:data:`VARIANTS`: the shipped config — now with the β repair — and changes to how fast β may grow), and
+reports for each:
+
+* **environment steps** until the 5-iteration average of the training return after adaptation first covers 90 % of
+  the same seed's MAML-TRPO gain (from MAML-TRPO's first average to its last), as a multiple of MAML-TRPO's own;
+* **wall-clock seconds** to the same point (each run's ``time/iteration``, summed; every run trained alone on this
+  machine, one after another), as a multiple of MAML-TRPO's;
+* the **held-out return** after one step (``rl-alphamaml evaluate RUN --tasks 40 --steps 1``) and the final α, β.
+
+Usage::
+
+    python benchmarks/alpha_efficiency.py                                  # Navigation2D (3 seeds), HalfCheetah (1)
+    python benchmarks/alpha_efficiency.py --families navigation2d --variants alpha alpha_log_adam
+
+Writes ``benchmarks/results/alpha_efficiency.{md,json}``; finished runs are reused, interrupted ones resumed.
+
+References:
+    [1] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
+        https://arxiv.org/abs/1905.07435
+    [2] Baydin, Cornish, Martínez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation with Hypergradient
+        Descent", ICLR 2018. https://arxiv.org/abs/1703.04782
+    [3] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
+        ICML 2017. https://arxiv.org/abs/1703.03400
+    [4] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
+    [5] Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. https://arxiv.org/abs/1412.6980
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import promp_comparison as pc
+import results_io
+from cli_runs import ROOT, evaluate_once, relative, train_to
+
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = RESULTS / "alpha_efficiency_runs"
+#: variant → (label, extra ``--set`` values on ``configs/<family>_alpha.yaml``)
+VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "alpha": ("Alpha MAML (shipped config: `normalized` rule, β₀ 1e-3, β repair)", ()),
+    # the fast rule for both rates (Adam-style normalisation in log space, η 0.2): β may grow ×e^0.2 per iteration
+    # while its hypergradient agrees, and the β repair cuts it back after a destructive step
+    "alpha_log_adam": ("Alpha MAML, `log_adam` rule for α and β", ("inner.hd_rule=log_adam",
+                                                                   "outer.hd_rule=log_adam")),
+    # a ten times larger start for β (the grid's β₀ = 0.01 column), the β repair guarding it
+    "alpha_beta0.01": ("Alpha MAML, β₀ 0.01", ("outer.lr=0.01",)),
+}
+DEFAULT_SEEDS = {"navigation2d": [0, 1, 2], "halfcheetah_dir": [0], "halfcheetah_vel": [0]}
+EVALUATE = ["--tasks", "40", "--steps", "1"]
+
+
+def curve(run_dir: Path) -> dict[str, Any]:
+    """:func:`promp_comparison.curve` plus the cumulative wall seconds per iteration."""
+    out = pc.curve(run_dir)
+    out["seconds"] = np.cumsum([r["time/iteration"] for r in pc.records(run_dir)]).tolist()
+    return out
+
+
+def reach(c: dict[str, Any], target: float) -> tuple[float | None, float | None]:
+    """(environment steps, wall seconds) at which the smoothed curve first reaches ``target``; None: never."""
+    for steps, seconds, value in zip(c["env_steps"], c["seconds"], c["smoothed"]):
+        if value >= target:
+            return steps, seconds
+    return None, None
+
+
+def run(family: str, method: str, seed: int) -> dict[str, Any]:
+    """Train (or reuse) one run and evaluate it; ``maml`` is promp_comparison.py's MAML-TRPO run."""
+    if method == "maml":
+        run_dir, config, sets = pc.run_spec(family, "maml", seed, RESULTS)
+    else:
+        spec = pc.FAMILIES[family]
+        sets = [f"train.iterations={spec['iterations']}", f"train.checkpoint_every={min(10, spec['iterations'])}",
+                f"sampler.episodes={spec['episodes']}", f"train.meta_batch={spec['meta_batch']}",
+                *VARIANTS[method][1], f"seed={seed}"]
+        run_dir, config = RUNS / f"{family}-{method}-s{seed}", f"{family}_alpha"
+    train_to(run_dir, config, sets, pc.FAMILIES[family]["iterations"])
+    report = evaluate_once(run_dir, *EVALUATE)
+    records = pc.records(run_dir)
+    return {"method": method, "seed": seed, "run_dir": relative(str(run_dir)),
+            "command": relative(" ".join(["rl-alphamaml", "train", f"configs/{config}.yaml", "--run-dir", str(run_dir),
+                                          *[x for s in sets for x in ("--set", s)]])),
+            "curve": curve(run_dir), "held_out": report["adaptation"][1],
+            "final_alpha": records[-1].get("meta/alpha"), "final_beta": records[-1].get("meta/beta"),
+            "load_average": os.getloadavg()[0]}  # the 1-minute load when the record was made
+
+
+def family_result(family: str, seeds: list[int], variants: list[str]) -> dict[str, Any]:
+    runs = [run(family, m, seed) for seed in seeds for m in ["maml", *variants]]
+    for r in runs:
+        maml = next(m for m in runs if m["method"] == "maml" and m["seed"] == r["seed"])
+        smooth = maml["curve"]["smoothed"]
+        r["target"] = smooth[0] + pc.LEVEL * (smooth[-1] - smooth[0])
+        r["steps_to_target"], r["seconds_to_target"] = reach(r["curve"], r["target"])
+    return {"family": family, "seeds": seeds, "runs": runs, **pc.FAMILIES[family]}
+
+
+def ratio_cells(rows: list[dict[str, Any]], runs: list[dict[str, Any]], key: str, unit: float, fmt: str) -> str:
+    """Per seed: the value (÷ ``unit``) and its multiple of the same seed's MAML-TRPO value."""
+    cells = []
+    for r in rows:
+        own = next(m for m in runs if m["method"] == "maml" and m["seed"] == r["seed"])[key]
+        cells.append("not within the budget" if r[key] is None or own is None
+                     else f"{r[key] / unit:{fmt}} ({r[key] / own:.2f}×)")
+    return "; ".join(cells)
+
+
+def markdown(results: list[dict[str, Any]], note: str) -> str:
+    lines = ["# Alpha MAML against MAML-TRPO: environment steps and seconds to MAML-TRPO's level", "", note, ""]
+    labels = {"maml": "MAML-TRPO (`configs/<family>.yaml`)", **{k: v[0] for k, v in VARIANTS.items()}}
+    for res in results:
+        lines += [f"## {res['family']}", "",
+                  f"{res['iterations']} iterations × {res['meta_batch']} tasks × {res['episodes']} episodes per phase; "
+                  f"seeds {res['seeds']}. Per seed: environment steps and wall seconds until the {pc.SMOOTH}-iteration "
+                  f"average of the training return after adaptation covers {pc.LEVEL:.0%} of MAML-TRPO's gain (× "
+                  "MAML-TRPO's own); held-out return after one step on 40 tasks (mean over seeds, then each seed).", "",
+                  f"| method | steps to {pc.LEVEL:.0%} of MAML-TRPO's gain | seconds to it | held-out, after 1 step "
+                  "| wall time (whole run) | final α / β |", "|---|---|---|---|---|---|"]
+        for method in ["maml", *[m for m in VARIANTS if any(r["method"] == m for r in res["runs"])]]:
+            rows = [r for r in res["runs"] if r["method"] == method]
+            held = pc.fmt([r["held_out"]["mean"] for r in rows])
+            wall = np.mean([r["curve"]["seconds"][-1] for r in rows]) / 60
+            rates = ("—" if method == "maml" else
+                     "; ".join(f"{r['final_alpha']:.3g} / {r['final_beta']:.2g}" for r in rows))
+            lines.append(f"| {labels[method]} | {ratio_cells(rows, res['runs'], 'steps_to_target', 1e6, '.2f')} M | "
+                         f"{ratio_cells(rows, res['runs'], 'seconds_to_target', 1, '.0f')} s | {held} | {wall:.1f} min "
+                         f"| {rates} |")
+        lines += ["", "Commands:", "", "```bash", *[r["command"] for r in res["runs"]],
+                  f"rl-alphamaml evaluate RUN {' '.join(EVALUATE)}", "```", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", nargs="+", default=list(DEFAULT_SEEDS), choices=list(DEFAULT_SEEDS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="seeds for every family (default: 0 1 2 on navigation2d, 0 on HalfCheetah)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    out = RESULTS / "alpha_efficiency"
+    previous = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
+    kept = {r["family"]: r for r in previous.get("results", [])}
+    for family in args.families:
+        kept[family] = family_result(family, args.seeds or DEFAULT_SEEDS[family], args.variants)
+    results = [kept[f] for f in DEFAULT_SEEDS if f in kept]
+    note = (f"Machine: {platform.machine()} CPU, 2 cores; runs trained one at a time (the 1-minute load average as "
+            "each run's record was made is in the JSON). Command: "
+            "`python benchmarks/alpha_efficiency.py` (per family: `--families F --variants …`).")
+    text = markdown(results, note)
+    print(text)
+    results_io.write_text(out.with_suffix(".md"), text)
+    results_io.write_text(out.with_suffix(".json"), json.dumps({"note": note, "results": results}, indent=1) + "\n")
+    print(f"wrote {relative(str(out))}.{{md,json}} ({(time.perf_counter() - started) / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    results_io.run(main)
