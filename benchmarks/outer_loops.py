@@ -1,11 +1,12 @@
-"""Alpha MAML's samples and seconds to MAML-TRPO's level, and outer-loop variants that might close the gap.
+"""Which outer loop and which rate mode: environment steps and seconds to MAML-TRPO's level, per family.
 
 ``promp_comparison.py`` found that Alpha MAML [1] (Adam outer loop, α and β by hypergradient [2]) needs about 4×
 MAML-TRPO's [3, 4] environment steps on Navigation2D to cover 90 % of MAML-TRPO's gain, and 0.6–0.8× on
-HalfCheetah. Issue 24 asks why, and for ≤ 1.5× on Navigation2D without losing HalfCheetah. This study trains, per
-family and seed, MAML-TRPO (the reference, as ``promp_comparison.py`` trains it, in the same folders) and Alpha MAML
-variants (:data:`VARIANTS`: the shipped config — now with the β repair — and changes to how fast β may grow), and
-MAML-TRPO with the curvature of a tenth of the episodes (``trpo.subsample=0.1``), and reports for each:
+HalfCheetah, but it never timed the runs against each other. This study trains, per family and seed, one run at a
+time, MAML-TRPO (the reference, as ``promp_comparison.py`` trains it, in the same folders) and the other outer loops
+and rate modes (:data:`VARIANTS`): MAML-TRPO with the curvature of a tenth of the episodes (``trpo.subsample=0.1``),
+Alpha MAML as shipped (now with the β repair) and with β free to grow faster, ProMP [6] and Alpha-ProMP; and
+reports for each:
 
 * **environment steps** until the 5-iteration average of the training return after adaptation first covers 90 % of
   the same seed's MAML-TRPO gain (from MAML-TRPO's first average to its last), as a multiple of MAML-TRPO's own;
@@ -15,10 +16,10 @@ MAML-TRPO with the curvature of a tenth of the episodes (``trpo.subsample=0.1``)
 
 Usage::
 
-    python benchmarks/alpha_efficiency.py                                  # Navigation2D (3 seeds), HalfCheetah (1)
-    python benchmarks/alpha_efficiency.py --families navigation2d --variants alpha alpha_log_adam
+    python benchmarks/outer_loops.py                                  # Navigation2D (3 seeds), HalfCheetah (1)
+    python benchmarks/outer_loops.py --families navigation2d --variants alpha alpha_log_adam
 
-Writes ``benchmarks/results/alpha_efficiency.{md,json}``; finished runs are reused, interrupted ones resumed.
+Writes ``benchmarks/results/outer_loops.{md,json}``; finished runs are reused, interrupted ones resumed.
 
 References:
     [1] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
@@ -30,6 +31,8 @@ References:
     [4] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
         https://arxiv.org/abs/1502.05477
     [5] Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015. https://arxiv.org/abs/1412.6980
+    [6] Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search", ICLR 2019.
+        https://arxiv.org/abs/1810.06784
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ import results_io
 from cli_runs import ROOT, evaluate_once, relative, train_to
 
 RESULTS = ROOT / "benchmarks" / "results"
-RUNS = RESULTS / "alpha_efficiency_runs"
+RUNS = RESULTS / "outer_loops_runs"
 #: variant → (label, config suffix — ``configs/<family><suffix>.yaml`` — and extra ``--set`` values)
 VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # MAML-TRPO with the curvature of a tenth of the episodes: slower per step, faster per second?
@@ -61,6 +64,8 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                        ("inner.hd_rule=log_adam", "outer.hd_rule=log_adam")),
     # a ten times larger start for β (the grid's β₀ = 0.01 column), the β repair guarding it
     "alpha_beta0.01": ("Alpha MAML, β₀ 0.01", "_alpha", ("outer.lr=0.01",)),
+    "promp": ("ProMP (the authors' settings)", "_promp", ()),
+    "alpha_promp": ("Alpha-ProMP", "_alpha_promp", ()),
 }
 DEFAULT_SEEDS = {"navigation2d": [0, 1, 2], "halfcheetah_dir": [0], "halfcheetah_vel": [0]}
 EVALUATE = ["--tasks", "40", "--steps", "1"]
@@ -124,7 +129,7 @@ def ratio_cells(rows: list[dict[str, Any]], runs: list[dict[str, Any]], key: str
 
 
 def markdown(results: list[dict[str, Any]], note: str) -> str:
-    lines = ["# Alpha MAML against MAML-TRPO: environment steps and seconds to MAML-TRPO's level", "", note, ""]
+    lines = ["# Which outer loop: environment steps and seconds to MAML-TRPO's level", "", note, ""]
     labels = {"maml": "MAML-TRPO (`configs/<family>.yaml`)", **{k: v[0] for k, v in VARIANTS.items()}}
     for res in results:
         lines += [f"## {res['family']}", "",
@@ -156,7 +161,7 @@ def main() -> None:
                         help="seeds for every family (default: 0 1 2 on navigation2d, 0 on HalfCheetah)")
     args = parser.parse_args()
     started = time.perf_counter()
-    out = RESULTS / "alpha_efficiency"
+    out = RESULTS / "outer_loops"
     previous = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
     kept = {r["family"]: r for r in previous.get("results", [])}
     for family in args.families:
@@ -164,7 +169,7 @@ def main() -> None:
     results = [kept[f] for f in DEFAULT_SEEDS if f in kept]
     note = (f"Machine: {platform.machine()} CPU, 2 cores; runs trained one at a time (the 1-minute load average as "
             "each run's record was made is in the JSON). Command: "
-            "`python benchmarks/alpha_efficiency.py` (per family: `--families F --variants …`).")
+            "`python benchmarks/outer_loops.py` (per family: `--families F --variants …`).")
     text = markdown(results, note)
     print(text)
     results_io.write_text(out.with_suffix(".md"), text)
