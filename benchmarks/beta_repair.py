@@ -152,7 +152,7 @@ def main() -> None:
                 "meta_batch": args.meta_batch, "episodes": args.episodes, "eval_tasks": args.eval_tasks,
                 "eval_steps": args.eval_steps, "seeds": args.seeds, "alphas": args.alphas, "betas": args.betas,
                 "alpha_bounds": grid.ALPHA_BOUNDS, "beta_bounds": grid.BETA_BOUNDS, "inner_steps": 1,
-                "second_order": True, "outer_optimizer": "adam", "hd_rule": "normalized", "metric": "return",
+                "second_order": True, "outer_optimizer": "adam", "hd_rule": args.hd_rule, "metric": "return",
                 "train_window": 20, "methods": ["alpha_maml"],
                 "resolved_config": grid.resolved_config(args.config, fixed)}
     settings = json.loads(json.dumps(settings))  # tuples as lists, as the reference reads back
@@ -162,7 +162,7 @@ def main() -> None:
 
     def spec(method: str, alpha: float, beta: float, seed: int) -> grid.RunSpec:
         return grid.RunSpec(method, alpha, beta, seed, args.config, fixed, args.iterations, args.eval_tasks,
-                            args.eval_steps, "returns/post_adapt", 20)
+                            args.eval_steps, "returns/post_adapt", 20, args.hd_rule)
 
     grid.run_all(store, spec, args.processes, grid.Metric("return"))
     command = grid.command("beta_repair.py", args, f"--config {args.config}", f"--episodes {args.episodes}")

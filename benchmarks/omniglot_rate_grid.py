@@ -59,16 +59,17 @@ def main() -> None:
                 "queries": args.queries, "eval_tasks": args.eval_tasks, "eval_steps": args.eval_steps,
                 "seeds": args.seeds, "alphas": args.alphas, "betas": args.betas, "alpha_bounds": grid.ALPHA_BOUNDS,
                 "beta_bounds": grid.BETA_BOUNDS, "inner_steps": 1, "second_order": True, "outer_optimizer": "adam",
-                "hd_rule": "normalized", "metric": "accuracy", "train_window": 50,
+                "hd_rule": args.hd_rule, "methods": args.methods, "metric": "accuracy", "train_window": 50,
                 "resolved_config": grid.resolved_config(CONFIG, fixed)}
-    stem = "rate_grid_omniglot"
+    study = "rate_grid_omniglot"
+    stem = grid.stem(study, args.hd_rule)
     store = grid.GridStore(args.out / f"{stem}.json", settings, args.fresh)
     metric = grid.Metric("accuracy", scale=100.0)
     started = time.perf_counter()
 
     def spec(method: str, alpha: float, beta: float, seed: int) -> grid.RunSpec:
         return grid.RunSpec(method, alpha, beta, seed, CONFIG, fixed, args.iterations, args.eval_tasks,
-                            args.eval_steps, "accuracy/post_adapt", 50)
+                            args.eval_steps, "accuracy/post_adapt", 50, args.hd_rule)
 
     grid.run_all(store, spec, args.processes, metric)
 
@@ -81,6 +82,10 @@ def main() -> None:
                   summary_note="(Percentages; a run with no finite accuracy counts as chance, 20 %, in these "
                                "summaries.)",
                   good=lambda v: v >= 0.80, good_text="≥ 80 %")
+    default = (grid.default_rule_store(args.out / f"{study}.json", settings)
+               if args.hd_rule != grid.DEFAULT_RULE else None)
+    if default is not None:
+        text += "\n\n" + "\n".join(grid.rule_comparison(store, default, metric, CHANCE))
     print("\n" + text)
     results_io.write_text(args.out / f"{stem}.md", text + "\n")
     title = (f"5-way 1-shot Omniglot, {args.iterations} iterations × {args.meta_batch} tasks per run, "

@@ -50,6 +50,7 @@ from rl_alphamaml import seeding
 from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.config import to_dict
 from rl_alphamaml.errors import NonFiniteError
+from rl_alphamaml.meta.hypergradient import HD_RULES
 from rl_alphamaml.runner import close_experiment
 
 import results_io
@@ -61,17 +62,19 @@ LABELS = {"maml": "MAML (fixed α, β)", "alpha_maml": "Alpha MAML (α, β by hy
 ALPHA_BOUNDS = (1e-4, 10.0)
 BETA_BOUNDS = (1e-6, 1.0)
 #: settings that may differ between reruns of a study: the runs are keyed by them
-GRID_KEYS = ("alphas", "betas", "seeds")
+GRID_KEYS = ("alphas", "betas", "seeds", "methods")
+#: the hypergradient rule of the study's files without a suffix (``--hd-rule``)
+DEFAULT_RULE = "normalized"
 
 
-def rate_overrides(method: str, alpha: float, beta: float) -> list[str]:
-    """``--set`` values for one run: α, β fixed (MAML) or adapted by the ``normalized`` rule (Alpha MAML),
+def rate_overrides(method: str, alpha: float, beta: float, rule: str = DEFAULT_RULE) -> list[str]:
+    """``--set`` values for one run: α, β fixed (MAML) or adapted by the hypergradient rule ``rule`` (Alpha MAML),
     bounds widened to include the start, Adam for θ."""
     mode = "hd" if method == "alpha_maml" else "fixed"
     return [
-        f"inner.lr={alpha}", f"inner.lr_mode={mode}", "inner.hd_rule=normalized",
+        f"inner.lr={alpha}", f"inner.lr_mode={mode}", f"inner.hd_rule={rule}",
         f"inner.lr_min={min(ALPHA_BOUNDS[0], alpha)}", f"inner.lr_max={max(ALPHA_BOUNDS[1], alpha)}",
-        "outer.optimizer=adam", f"outer.lr={beta}", f"outer.lr_mode={mode}", "outer.hd_rule=normalized",
+        "outer.optimizer=adam", f"outer.lr={beta}", f"outer.lr_mode={mode}", f"outer.hd_rule={rule}",
         f"outer.lr_min={min(BETA_BOUNDS[0], beta)}", f"outer.lr_max={max(BETA_BOUNDS[1], beta)}",
     ]
 
@@ -91,6 +94,7 @@ class RunSpec:
     eval_steps: int
     train_metric: str  # the scalar of train_iteration averaged over the last ``train_window`` iterations
     train_window: int
+    hd_rule: str = DEFAULT_RULE  # Alpha MAML's rule for α and β
 
 
 def run(spec: RunSpec) -> dict[str, Any]:
@@ -99,7 +103,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     config, kind = load_experiment_config(
         ROOT / "configs" / f"{spec.config}.yaml",
         [*spec.overrides, f"seed={spec.seed}", f"train.iterations={spec.iterations}",
-         *rate_overrides(spec.method, spec.alpha, spec.beta)])
+         *rate_overrides(spec.method, spec.alpha, spec.beta, spec.hd_rule)])
     experiment = kind.build(config, None)
     started = time.perf_counter()
     diverged, done, cuts, cut_steps = False, 0, 0, 0
@@ -212,6 +216,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, alphas: list[float], betas
     parser.add_argument("--meta-batch", type=int, default=meta_batch, help="tasks per meta-iteration")
     parser.add_argument("--eval-tasks", type=int, default=eval_tasks, help="held-out tasks per run")
     parser.add_argument("--eval-steps", type=int, default=eval_steps, help="inner steps at test time")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                        help="the methods to train (the tables show every method's finished runs)")
+    parser.add_argument("--hd-rule", default=DEFAULT_RULE, choices=sorted(HD_RULES),
+                        help=f"Alpha MAML's hypergradient rule for α and β (not {DEFAULT_RULE}: a results file of its "
+                             "own, set beside the default rule's)")
     parser.add_argument("--processes", type=int, default=processes, help="runs trained at the same time")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder")
     parser.add_argument("--fresh", action="store_true", help="replace the results file of an earlier run")
@@ -395,10 +404,59 @@ def command(script: str, args: argparse.Namespace, *own: str) -> str:
     def numbers(values: Sequence[float]) -> str:
         return " ".join(f"{v:g}" for v in values)
 
-    return " ".join([f"python benchmarks/{script}", *own, f"--alphas {numbers(args.alphas)}",
+    rule = [f"--hd-rule {args.hd_rule}"] if args.hd_rule != DEFAULT_RULE else []
+    methods = [f"--methods {' '.join(args.methods)}"] if list(args.methods) != list(METHODS) else []
+    return " ".join([f"python benchmarks/{script}", *own, *rule, *methods, f"--alphas {numbers(args.alphas)}",
                      f"--betas {numbers(args.betas)}", f"--seeds {numbers(args.seeds)}",
                      f"--iterations {args.iterations}", f"--meta-batch {args.meta_batch}",
                      f"--eval-tasks {args.eval_tasks}", f"--eval-steps {args.eval_steps}"])
+
+
+def stem(study: str, rule: str) -> str:
+    """The results files' stem of a study under Alpha MAML's hypergradient rule ``rule``."""
+    return study if rule == DEFAULT_RULE else f"{study}_{rule}"
+
+
+def default_rule_store(path: Path, settings: dict[str, Any]) -> GridStore | None:
+    """The same study under the default rule (the file ``path``), for :func:`rule_comparison`: None when there is
+    none or it was made with other settings than ``settings`` (the grid, the seeds and the rule aside)."""
+    if not path.is_file():
+        return None
+    previous = json.loads(path.read_text())
+    skip = {*GRID_KEYS, "hd_rule"}
+    if {k: v for k, v in previous["settings"].items() if k not in skip} != \
+            {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in skip}:
+        return None
+    store = GridStore(path, previous["settings"], fresh=True)  # read only: never saved
+    store.runs = {key(r["method"], r["alpha0"], r["beta0"], r["seed"]): r for r in previous["runs"]}
+    return store
+
+
+def rule_comparison(store: GridStore, default: GridStore, metric: Metric, floor: float) -> list[str]:
+    """Markdown: Alpha MAML under the study's rule beside the default rule, cell for cell (the cells this study
+    has finished), with the same-seed pairs in which the study's rule is ahead."""
+    rule = store.settings["hd_rule"]
+    rows, ahead, total = [], 0, 0
+    for a in store.settings["alphas"]:
+        for b in store.settings["betas"]:
+            runs, before = store.cell("alpha_maml", a, b), default.cell("alpha_maml", a, b)
+            if not runs or not before:
+                continue
+            old = {r["seed"]: r for r in before}
+            paired = [(old[r["seed"]], r) for r in runs if r["seed"] in old]
+            total += len(paired)
+            ahead += sum((n["value"] if n["value"] is not None else floor)
+                         > (o["value"] if o["value"] is not None else floor) for o, n in paired)
+            alphas = [_mean(r["final_alpha"] for r in x) for x in (before, runs)]
+            betas = [_mean(r["final_beta"] for r in x) for x in (before, runs)]
+            rows.append(f"| {a:g} | {b:g} | {metric.cell(before)} | {metric.cell(runs)} | "
+                        f"{alphas[0]:.3g} → {alphas[1]:.3g} | {betas[0]:.2g} → {betas[1]:.2g} |")
+    if not rows:
+        return []
+    return [f"**Alpha MAML: the `{rule}` rule beside the `{DEFAULT_RULE}` rule** (same cells, same seeds; the "
+            f"`{DEFAULT_RULE}` runs from the study's file without a suffix)", "",
+            f"| α₀ | β₀ | `{DEFAULT_RULE}` | `{rule}` | final α | final β |", "| --- | --- | --- | --- | --- | --- |",
+            *rows, "", f"`{rule}` ahead in {ahead} of {total} same-seed pairs."]
 
 
 def _mean(values: Any) -> float:

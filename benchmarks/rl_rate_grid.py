@@ -52,16 +52,17 @@ def main() -> None:
                 "meta_batch": args.meta_batch, "episodes": args.episodes, "eval_tasks": args.eval_tasks,
                 "eval_steps": args.eval_steps, "seeds": args.seeds, "alphas": args.alphas, "betas": args.betas,
                 "alpha_bounds": grid.ALPHA_BOUNDS, "beta_bounds": grid.BETA_BOUNDS, "inner_steps": 1,
-                "second_order": True, "outer_optimizer": "adam", "hd_rule": "normalized", "metric": "return",
-                "train_window": 20, "resolved_config": grid.resolved_config(args.config, fixed)}
-    stem = f"rate_grid_{family.lower()}"
+                "second_order": True, "outer_optimizer": "adam", "hd_rule": args.hd_rule, "methods": args.methods,
+                "metric": "return", "train_window": 20, "resolved_config": grid.resolved_config(args.config, fixed)}
+    study = f"rate_grid_{family.lower()}"
+    stem = grid.stem(study, args.hd_rule)
     store = grid.GridStore(args.out / f"{stem}.json", settings, args.fresh)
     metric = grid.Metric("return")
     started = time.perf_counter()
 
     def spec(method: str, alpha: float, beta: float, seed: int) -> grid.RunSpec:
         return grid.RunSpec(method, alpha, beta, seed, args.config, fixed, args.iterations, args.eval_tasks,
-                            args.eval_steps, "returns/post_adapt", 20)
+                            args.eval_steps, "returns/post_adapt", 20, args.hd_rule)
 
     grid.run_all(store, spec, args.processes, metric)
 
@@ -83,6 +84,10 @@ def main() -> None:
                                f"'near best' = within 20 % of the best cell's return {best:.1f}, i.e. "
                                f"≥ {threshold:.1f}.)",
                   good=lambda v: v >= threshold, good_text="near best")
+    default = (grid.default_rule_store(args.out / f"{study}.json", settings)
+               if args.hd_rule != grid.DEFAULT_RULE else None)
+    if default is not None:
+        text += "\n\n" + "\n".join(grid.rule_comparison(store, default, metric, floor))
     print("\n" + text)
     results_io.write_text(args.out / f"{stem}.md", text + "\n")
     title = (f"{family}: {args.iterations} its × {args.meta_batch} tasks × {args.episodes} episodes per run, "

@@ -147,3 +147,21 @@ def test_the_beta_repair_study_refuses_a_reference_made_otherwise(tmp_path: Path
         with pytest.raises(SystemExit) as exit_info:
             beta_repair.reference_store(path, ours)
         assert exit_info.value.code == 2 and why in capsys.readouterr().err
+
+
+def test_another_rule_is_set_beside_the_default_rule_cell_for_cell(tmp_path: Path) -> None:
+    path = tmp_path / "rate_grid_x.json"
+    default = grid.GridStore(path, {**settings([0, 1]), "hd_rule": "normalized"}, fresh=False)
+    for seed, value in ((0, -20.0), (1, -12.0)):
+        default.add(record("alpha_maml", 0.1, seed, value))
+    ours = {**settings([0, 1]), "hd_rule": "log_adam"}
+    store = grid.GridStore(tmp_path / "rate_grid_x_log_adam.json", ours, fresh=False)
+    for seed, value in ((0, -15.0), (1, -13.0)):
+        store.add({**record("alpha_maml", 0.1, seed, value), "final_alpha": 0.5})
+    assert grid.stem("rate_grid_x", "log_adam") == "rate_grid_x_log_adam" and grid.stem("a", "normalized") == "a"
+    assert grid.default_rule_store(path, {**ours, "iterations": 4}) is None  # made with other settings
+    reference = grid.default_rule_store(path, ours)
+    assert reference is not None
+    lines = grid.rule_comparison(store, reference, grid.Metric("return"), floor=-100.0)
+    assert "| 0.1 | 0.001 | -16.0 (-20.0 … -12.0) | -14.0 (-15.0 … -13.0) | 0.1 → 0.5 | 0.001 → 0.001 |" in lines
+    assert lines[-1] == "`log_adam` ahead in 1 of 2 same-seed pairs."
