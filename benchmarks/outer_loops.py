@@ -128,9 +128,34 @@ def ratio_cells(rows: list[dict[str, Any]], runs: list[dict[str, Any]], key: str
     return "; ".join(cells)
 
 
+LABELS = {"maml": "MAML-TRPO (`configs/<family>.yaml`)", **{k: v[0] for k, v in VARIANTS.items()}}
+
+
+def choice_table(results: list[dict[str, Any]]) -> list[str]:
+    """Markdown: per method and family, environment steps / wall seconds to MAML-TRPO's level as multiples of
+    MAML-TRPO's own (mean over seeds; ``—`` where a seed never got there) — the README's table."""
+    def multiple(res: dict[str, Any], method: str, key: str) -> str:
+        rows = [r for r in res["runs"] if r["method"] == method]
+        if not rows:
+            return "not run"
+        own = {m["seed"]: m[key] for m in res["runs"] if m["method"] == "maml"}
+        ratios = [r[key] / own[r["seed"]] for r in rows if r[key] is not None and own[r["seed"]]]
+        return f"{np.mean(ratios):.2f}×" if len(ratios) == len(rows) else "—"
+
+    head = ["| outer loop, rate mode | " + " | ".join(f"{r['family']}: steps / seconds" for r in results) + " |",
+            "|---|" + "---|" * len(results)]
+    methods = ["maml", *[m for m in VARIANTS if any(r["method"] == m for res in results for r in res["runs"])]]
+    return head + [f"| {LABELS[m]} | " + " | ".join(
+        f"{multiple(res, m, 'steps_to_target')} / {multiple(res, m, 'seconds_to_target')}" for res in results) + " |"
+        for m in methods]
+
+
 def markdown(results: list[dict[str, Any]], note: str) -> str:
-    lines = ["# Which outer loop: environment steps and seconds to MAML-TRPO's level", "", note, ""]
-    labels = {"maml": "MAML-TRPO (`configs/<family>.yaml`)", **{k: v[0] for k, v in VARIANTS.items()}}
+    lines = ["# Which outer loop: environment steps and seconds to MAML-TRPO's level", "", note, "",
+             f"Environment steps and wall seconds until the training return after adaptation covers {pc.LEVEL:.0%} of "
+             "MAML-TRPO's gain, as multiples of MAML-TRPO's own (mean over seeds; — : not within the budget in some "
+             "seed):", "", *choice_table(results), ""]
+    labels = LABELS
     for res in results:
         lines += [f"## {res['family']}", "",
                   f"{res['iterations']} iterations × {res['meta_batch']} tasks × {res['episodes']} episodes per phase; "
