@@ -32,6 +32,8 @@ Stages (``--stages``, default all, run in this order):
   MAML's inner rate under MAML-TRPO's outer step; the paper's ReLU units; the paper's trust region, max-KL 0.01
   with full curvature; a 256 × 256 policy), to the ``ant_dir`` run's peak iteration (130, 10.4 M steps), evaluated
   as ``ant_dir`` with the α each ends with.
+* ``trpo_paper_batch`` — the ``trpo_paper`` variant (the best at iteration 130) continued from there with the paper's
+  40 episodes per task to the AntDir budget, as ``ant_dir_batch`` continues the ``ant_dir`` run.
 * ``ant_vel`` — MAML-TRPO on the paper's AntVel with the zoo's budget (150 iterations, 12 M steps: a tenth of the
   paper's), and its oracle (as ``oracle``, the winning convention only), evaluated with the paper's protocol: 40
   goals, 20 episodes per adaptation step.
@@ -87,7 +89,7 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
 STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "trpo_paper",
-          "wide", "ant_vel")
+          "wide", "trpo_paper_batch", "ant_vel")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -357,6 +359,10 @@ def markdown(result: dict[str, Any]) -> str:
         b = result["ant_dir_batch"]
         stages.append((f"AntDir continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b))
     stages += [(f"AntDir with {title}", result.get(stage)) for stage, (_, title, _) in VARIANTS.items()]
+    if "trpo_paper_batch" in result:
+        b = result["trpo_paper_batch"]
+        stages.append((f"AntDir with the paper's trust region, continued from iteration {b['from']} with "
+                       f"{BATCH_EPISODES} episodes per task", b))
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
@@ -441,6 +447,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
                + [(f"continued with {BATCH_EPISODES} episodes per task", batch, "post_adapt")] * bool(batch)
                + [(f"{', '.join(sets)}, after one step", result.get(stage), "post_adapt")
                   for stage, (_, _, sets) in VARIANTS.items()]
+               + [(f"the paper's trust region, continued with {BATCH_EPISODES} episodes per task",
+                   result.get("trpo_paper_batch"), "post_adapt")]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt")])]
@@ -498,6 +506,13 @@ def main() -> None:
         if stage in args.stages:
             sets = paper_model_sets(scale, PEAK_ITERATIONS, *extra)
             result[stage] = trained(f"ant_dir-maml2017-{tag}-scale{scale}", sets, PEAK_ITERATIONS, EVALUATE)
+    if "trpo_paper_batch" in args.stages:
+        tag, _, extra = VARIANTS["trpo_paper"]
+        trpo_paper = f"ant_dir-maml2017-{tag}-scale{scale}"
+        train_to(run_dir(trpo_paper), "ant_dir", paper_model_sets(scale, PEAK_ITERATIONS, *extra), PEAK_ITERATIONS)
+        result["trpo_paper_batch"] = continued(
+            trpo_paper, PEAK_ITERATIONS, [f"sampler.episodes={BATCH_EPISODES}"],
+            budget_iterations(run_dir(trpo_paper), PEAK_ITERATIONS, BATCH_EPISODES), EVALUATE)
     if "ant_vel" in args.stages:
         result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", paper_model_sets(scale, ANT_VEL_ITERATIONS),
                                     ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
