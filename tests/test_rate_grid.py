@@ -139,6 +139,8 @@ def test_the_beta_repair_study_refuses_a_reference_made_otherwise(tmp_path: Path
     reference = {**ours, "resolved_config": {"seed": 0}}  # made before the repair existed
     path.write_text(json.dumps({"settings": reference, "runs": [record("maml", 0.1, 0, -20.0)]}))
     assert list(beta_repair.reference_store(path, ours).runs) == [grid.key("maml", 0.1, 1e-3, 0)]
+    added = {**ours, "resolved_config": {**ours["resolved_config"], "inner": {"lr_per_step": False}}}
+    assert beta_repair.reference_store(path, added).runs  # a config field added since the reference is no difference
     for other, why in (({**reference, "iterations": 4}, "other settings (iterations)"),
                        ({**reference, "resolved_config": {"seed": 1}}, "other settings (resolved_config)"),
                        ({**reference, "resolved_config": {"seed": 0, "beta_repair": {"enabled": True}}},
