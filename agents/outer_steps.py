@@ -35,9 +35,10 @@ References:
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -98,6 +99,14 @@ class BetaRepairConfig:
     and β with it (β becomes the rate of the step that remains), up to ``max_cuts`` times; a step that still
     fails is taken back (θ keeps its old value) and β stays cut.
 
+    The check is the step's alone: it adapts with α as it was before the step (α by hypergradient moves in the
+    same meta-step, and its change is not β's doing; a meta-learned α, Meta-SGD's, is part of the step). Adam's
+    step, unlike a gradient step, need not descend on the batch that made it (its momentum carries earlier
+    batches), so the condition is that the surrogate falls short of its prediction p = −⟨∇L, Δθ⟩ by at most
+    (1 − ``accept_ratio``)·|p|: Armijo's for a descent step, and for an ascent step a rise of up to (2 − c) times
+    the predicted one. A change within float32 rounding of the surrogate (10⁻⁶ of its size, at least 10⁻⁶) is no
+    evidence either way and passes.
+
     The ratio of actual to predicted improvement is scale-free: near 1 for a step of a sound size (measured on
     Navigation2D and HalfCheetahVel at β = 10⁻³), about 0 or negative for a destructive one (β = 0.1 on both),
     whereas the KL of a sound step differs by a factor of about 50 between the two families at one β — hence no
@@ -157,12 +166,21 @@ class GradientStep(OuterStep):
         loss = surrogate(learner.policy, learner.adapt(batch), batch.val)
         grads = meta.gradients(loss)
         before = flatten_params(meta.params).detach().clone() if self.repair is not None else None
+        alpha_before = [a.detach().clone() for a in meta.alpha.tensors]
         info = meta.apply(grads)
         out = {**info.scalars(), "loss/post_adapt": grads.loss}
         if before is not None and not info.skipped:
-            # the surrogate's first-order prediction of the step's improvement, −⟨∇L, θ_new − θ_old⟩
+            # the surrogate's first-order prediction of the step's improvement, −⟨∇L, θ_new − θ_old⟩ (and α's part of
+            # the step where α is a meta-parameter, Meta-SGD)
             expected = -float(torch.dot(flatten_params(grads.theta), flatten_params(meta.params).detach() - before))
-            out.update(self.repair_beta(learner, batch, grads.loss, expected))
+            if meta.alpha.mode.meta_parameter:
+                assert grads.alpha is not None
+                expected -= sum(float((g * (a.detach() - a0)).sum())
+                                for g, a, a0 in zip(grads.alpha, meta.alpha.tensors, alpha_before))
+                out.update(self.repair_beta(learner, batch, grads.loss, expected))
+            else:  # α by hypergradient (or fixed): the check adapts with the α the step was taken with
+                with _rates_held(meta.alpha.tensors, alpha_before):
+                    out.update(self.repair_beta(learner, batch, grads.loss, expected))
         return out
 
     def repair_beta(self, learner: MAMLPG, batch: MetaBatch, old_loss: float, expected: float) -> dict[str, float]:
@@ -175,10 +193,13 @@ class GradientStep(OuterStep):
         cfg, meta = self.repair, learner.meta
         assert cfg is not None
 
+        rounding = 1e-6 * max(1.0, abs(old_loss))  # float32 rounding of the surrogate: no evidence
+
         def passes(loss: float, kl: float, fraction: float) -> bool:
-            improvement = old_loss - loss
+            improvement, predicted = old_loss - loss, fraction * expected
             return (math.isfinite(loss) and math.isfinite(kl)
-                    and (cfg.accept_ratio is None or improvement >= cfg.accept_ratio * fraction * expected)
+                    and (cfg.accept_ratio is None
+                         or improvement >= predicted - (1 - cfg.accept_ratio) * abs(predicted) - rounding)
                     and (cfg.max_kl is None or kl <= cfg.max_kl))
 
         loss, kl = (float(x) for x in adapted_loss_and_kl(learner, batch))
@@ -194,6 +215,22 @@ class GradientStep(OuterStep):
         return {"meta/beta": meta.beta, "meta/beta_cuts": float(cuts), "beta_repair/kl": first_kl,
                 "beta_repair/improvement": old_loss - first_loss, "beta_repair/expected_improvement": expected,
                 "beta_repair/step_fraction": cfg.cut**cuts if taken else 0.0}
+
+
+@contextlib.contextmanager
+def _rates_held(tensors: Sequence[Tensor], values: Sequence[Tensor]) -> Iterator[None]:
+    """Within the block, the α ``tensors`` hold ``values`` (their values before the meta-step); after it, their own
+    values again."""
+    now = [t.detach().clone() for t in tensors]
+    with torch.no_grad():
+        for t, v in zip(tensors, values):
+            t.copy_(v)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for t, v in zip(tensors, now):
+                t.copy_(v)
 
 
 # ------------------------------------------------------------------------------------------------
