@@ -300,8 +300,9 @@ def branch(source: Path, iteration: int, folder: Path) -> None:
     for it, path in list_checkpoints(source):
         if it <= iteration:
             shutil.copy2(path, partial.checkpoints / path.name)
-    for name in ("config", "changes"):
-        shutil.copy2(getattr(src, name), getattr(partial, name))
+    for name in ("config", "changes"):  # a run never resumed with a change has no changes.log
+        if getattr(src, name).exists():
+            shutil.copy2(getattr(src, name), getattr(partial, name))
     rows = [r for r in read_metrics(source) if r["iteration"] <= iteration]
     partial.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     partial.path.rename(folder)
