@@ -131,7 +131,7 @@ def test_success_is_reported_and_ends_an_episode_only_when_asked() -> None:
         while not terminated and steps < 200:
             hand = env.unwrapped._sim.tcp_center
             action = np.append(np.clip((goal - hand) * 100, -1, 1), 0.0)
-            _, _, terminated, truncated, info = env.step(action)
+            _, _, terminated, _, info = env.step(action)
             successes.append(info["success"])
             steps += 1
         assert set(successes) <= {0.0, 1.0} and 1.0 in successes
