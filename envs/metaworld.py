@@ -209,8 +209,10 @@ class MetaWorldFamily(TaskFamily[MetaWorldTask], gym.Env[np.ndarray, np.ndarray]
             evaluation); by default episodes end only at the horizon.
         render_mode: ``None`` or ``"rgb_array"``.
         width, height: the size of a rendered frame.
-        camera_name: the metaworld camera that films (``corner``, ``corner2``, ``corner3``, ``corner4``,
-            ``topview``, ``behindGripper``, ``gripperPOV``).
+        camera_name: the metaworld camera that films (``corner2`` by default; ``corner``, ``corner3``,
+            ``corner4``, ``topview``, ``behindGripper``, ``gripperPOV``). The corner cameras of metaworld's models
+            are rolled upside down (their up axis points below the horizon); :meth:`render` turns such a camera's
+            frames by 180°, which shows the scene upright (a vertical flip would mirror it).
 
     A task takes effect at the next :meth:`reset` (which places the objects and the goal); :meth:`step` after
     :meth:`set_task` without a reset raises.
@@ -230,7 +232,7 @@ class MetaWorldFamily(TaskFamily[MetaWorldTask], gym.Env[np.ndarray, np.ndarray]
         render_mode: str | None = None,
         width: int = 480,
         height: int = 480,
-        camera_name: str = "corner",
+        camera_name: str = "corner2",
         env_name: str | None = None,
     ) -> None:
         self.check_dependencies()
@@ -369,7 +371,12 @@ class MetaWorldFamily(TaskFamily[MetaWorldTask], gym.Env[np.ndarray, np.ndarray]
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
         frame = self._sim.render()
-        return None if frame is None else np.asarray(frame)
+        if frame is None:
+            return None
+        camera = self._sim.data.camera(self._render["camera_name"]) if self._render else None
+        if camera is not None and camera.xmat[7] < 0.0:  # the camera's up axis points down: upright the frame
+            return np.ascontiguousarray(np.asarray(frame)[::-1, ::-1])
+        return np.asarray(frame)
 
     def close(self) -> None:
         """Give the simulator back to the process's pool (a rendering one is closed)."""
