@@ -208,7 +208,8 @@ class MetaWorldFamily(TaskFamily[MetaWorldTask], gym.Env[np.ndarray, np.ndarray]
         terminate_on_success: end an episode at the first step with ``info["success"] == 1`` (metaworld's
             evaluation); by default episodes end only at the horizon.
         render_mode: ``None`` or ``"rgb_array"``.
-        width, height: the size of a rendered frame.
+        width: the width of a rendered frame in pixels.
+        height: its height.
         camera_name: the metaworld camera that films (``corner2`` by default; ``corner``, ``corner3``,
             ``corner4``, ``topview``, ``behindGripper``, ``gripperPOV``). The corner cameras of metaworld's models
             are rolled upside down (their up axis points below the horizon); :meth:`render` turns such a camera's

@@ -135,10 +135,11 @@ def register_family(env_id: str, env_class: type, max_episode_steps: int) -> str
     ``rl_alphamaml/RingNavigation-v0``) or a full one with your own namespace (``"mylab/RingNavigation-v0"``);
     ``max_episode_steps`` is the family's horizon. Afterwards :func:`make`, :func:`resolve_id`,
     :func:`horizon_of`, :func:`family_class`, :class:`envs.BatchedEnv` and the RL learner's ``env.id`` take
-    the id like a built-in family's. Meta-training steps the family in a :class:`envs.BatchedEnv`, which
-    needs a subclass of :class:`envs.mujoco_family.MujocoFamily` (a MuJoCo robot with vectorised kernels) or
-    of :class:`envs.Navigation2DEnv` (numpy kernels ``initial_state``, ``observe``, ``transition``,
-    ``terminated``); ``envs.make`` and stable-baselines3 take any such environment.
+    the id like a built-in family's. Meta-training steps the family in a :class:`envs.BatchedEnv`: all slots
+    at once through vectorised kernels for a subclass of :class:`envs.mujoco_family.MujocoFamily` (a MuJoCo
+    robot) or of :class:`envs.Navigation2DEnv` (numpy kernels ``initial_state``, ``observe``, ``transition``,
+    ``terminated``), else one environment of the class per slot (its ``"gymnasium"`` backend); ``envs.make``
+    and stable-baselines3 take any such environment.
 
     The registration lives in this process: a program (or a Ray worker, ``sampler.backend: ray``) that
     should know the family must import the module that registers it. Registering an id again replaces its
