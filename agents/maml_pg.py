@@ -112,7 +112,7 @@ class Phase:
 
     def head(self, episodes: int) -> Phase:
         """The same phase restricted to the first ``episodes`` episodes of every task."""
-        return Phase(self.episodes.episodes(episodes), self.adv[:, :, :episodes], self.params,
+        return Phase(self.episodes.head(episodes), self.adv[:, :, :episodes], self.params,
                      self.logp[:, :, :episodes])
 
 

@@ -58,7 +58,7 @@ class Episodes:
         reports no success."""
         return None if self.success is None else self.success.mean(dim=1)
 
-    def episodes(self, count: int) -> Episodes:
+    def head(self, count: int) -> Episodes:
         """The first ``count`` episodes of every task."""
         return Episodes(self.obs[:, :, :count], self.actions[:, :, :count], self.rewards[:, :, :count],
                         self.mask[:, :, :count], None if self.success is None else self.success[:, :count])

@@ -32,7 +32,8 @@ registry (500, Meta-World's ``max_path_length``) or ``envs.BatchedEnv`` sets.
 a Python loop (metaworld's reward functions are Python, one per class). Every environment of a class costs one
 compiled model (~20 MB, ~0.15 s to build), so the environments of a process live in one pool per class: a slot
 whose task changes class returns its simulator to the pool and takes one of the new class, and a closed family's
-simulator stays in the pool for the next one. ``metaworld`` is imported only when a family is made, so
+simulator stays in the pool for the next one (at most :data:`POOL_LIMIT` idle ones; the least recently returned is
+closed first). ``metaworld`` is imported only when a family is made, so
 ``import envs`` works without it; a family made without it raises :class:`~envs.base.MissingDependencyError`
 saying ``pip install -e ".[metaworld]"``.
 
@@ -55,6 +56,7 @@ References:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
 import functools
@@ -75,6 +77,7 @@ from envs.tasks import MetaWorldTask, TaskError
 __all__ = [
     "BENCHMARKS",
     "INSTALL_HINT",
+    "POOL_LIMIT",
     "BenchmarkTasks",
     "MetaWorldFamily",
     "MetaWorldML1Env",
@@ -166,21 +169,35 @@ def benchmark_tasks(benchmark: str, seed: int, env_name: str | None = None) -> B
                           goals(bench.test_classes, bench.test_tasks), classes)
 
 
+#: idle simulators a process keeps for reuse (~20 MB each); past it the least recently returned one is closed
+POOL_LIMIT = 200
+
+
 class _SimulatorPool:
     """Metaworld environments of this process that no family holds, per class: a family takes one when its task's
-    class changes and gives it back on the next change or on ``close``. Rendering environments are not shared
-    (their renderer is tied to their size and camera): they are made for their family and closed with it."""
+    class changes and gives it back on the next change or on ``close``. At most ``limit`` idle ones are kept (the
+    least recently returned is closed first), so that ML45's 50 classes do not keep a simulator per class and
+    slot. Rendering environments are not shared (their renderer is tied to their size and camera): they are made
+    for their family and closed with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = POOL_LIMIT) -> None:
+        self.limit = limit
         self._free: dict[str, list[Any]] = {}
+        self._order: collections.OrderedDict[int, tuple[str, Any]] = collections.OrderedDict()  # oldest first
         self._lock = threading.Lock()
+
+    def idle(self) -> int:
+        """Simulators in the pool."""
+        return len(self._order)
 
     def take(self, env_name: str, env_class: type, render: Mapping[str, Any] | None) -> Any:
         if render is None:
             with self._lock:
                 free = self._free.get(env_name)
                 if free:
-                    return free.pop()
+                    env = free.pop()
+                    del self._order[id(env)]
+                    return env
         env = env_class(**(render or {}))
         # The horizon is the family's (its registration, or BatchedEnv's): metaworld's own limit of 500 steps,
         # past which its step raises, is lifted. Nothing else in metaworld reads it.
@@ -191,8 +208,16 @@ class _SimulatorPool:
         if rendering:
             env.close()
             return
+        evicted = []
         with self._lock:
             self._free.setdefault(env_name, []).append(env)
+            self._order[id(env)] = (env_name, env)
+            while len(self._order) > self.limit:
+                _, (name, old) = self._order.popitem(last=False)
+                self._free[name].remove(old)
+                evicted.append(old)
+        for old in evicted:
+            old.close()
 
 
 _POOL = _SimulatorPool()

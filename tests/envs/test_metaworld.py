@@ -119,6 +119,23 @@ def test_a_simulator_reused_from_the_pool_steps_like_a_fresh_one() -> None:
 
 
 @needs_metaworld
+def test_the_pool_keeps_a_bounded_number_of_idle_simulators() -> None:
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    from envs.metaworld import _SimulatorPool
+
+    reach, push = ALL_V3_ENVIRONMENTS["reach-v3"], ALL_V3_ENVIRONMENTS["push-v3"]
+    pool = _SimulatorPool(limit=2)
+    a, b, c = pool.take("reach-v3", reach, None), pool.take("push-v3", push, None), pool.take("reach-v3", reach, None)
+    assert a is not c and isinstance(b, push)
+    for name, env in (("reach-v3", a), ("push-v3", b), ("reach-v3", c)):
+        pool.give_back(name, env, rendering=False)
+    assert pool.idle() == 2  # a, returned first, was closed
+    assert pool.take("reach-v3", reach, None) is c and pool.take("push-v3", push, None) is b
+    assert pool.idle() == 0 and pool.take("reach-v3", reach, None) not in (a, c)  # a new one
+
+
+@needs_metaworld
 def test_success_is_reported_and_ends_an_episode_only_when_asked() -> None:
     """A scripted reach: the hand moves to the goal, so ``success`` turns 1; with ``terminate_on_success`` the
     episode ends there."""
