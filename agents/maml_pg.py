@@ -31,7 +31,7 @@ import dataclasses
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Literal
@@ -112,10 +112,8 @@ class Phase:
 
     def head(self, episodes: int) -> Phase:
         """The same phase restricted to the first ``episodes`` episodes of every task."""
-        e = self.episodes
-        cut = Episodes(e.obs[:, :, :episodes], e.actions[:, :, :episodes], e.rewards[:, :, :episodes],
-                       e.mask[:, :, :episodes])
-        return Phase(cut, self.adv[:, :, :episodes], self.params, self.logp[:, :, :episodes])
+        return Phase(self.episodes.head(episodes), self.adv[:, :, :episodes], self.params,
+                     self.logp[:, :, :episodes])
 
 
 def surrogate(policy: GaussianMLPPolicy, params: Params, phase: Phase) -> Tensor:
@@ -128,13 +126,15 @@ def surrogate(policy: GaussianMLPPolicy, params: Params, phase: Phase) -> Tensor
 class MetaBatch:
     """What :meth:`MAMLPG.collect` sampled for one meta-iteration: one :class:`Phase` per inner step
     (``train``) and the validation phase sampled by the adapted parameters θ'ᵢ(θ_old) (``val``), with each
-    phase's per-task mean returns and the inner losses (mean per task) for logging."""
+    phase's per-task mean returns, its per-task success rates (``success``; empty for a family that reports no
+    success) and the inner losses (mean per task) for logging."""
 
     tasks: Sequence[Task]
     train: list[Phase]
     val: Phase
     returns: dict[str, Tensor]
     inner_losses: list[float]
+    success: dict[str, Tensor] = dataclasses.field(default_factory=dict)
 
     @property
     def num_tasks(self) -> int:
@@ -156,8 +156,10 @@ class MetaBatch:
         return dataclasses.replace(self, train=[p.head(keep) for p in self.train], val=self.val.head(keep))
 
     def scalars(self) -> dict[str, float]:
-        """The returns and inner losses under their TensorBoard tags."""
+        """The returns, success rates (families that report success) and inner losses under their TensorBoard
+        tags."""
         out = {f"returns/{phase}": float(values.mean()) for phase, values in self.returns.items()}
+        out.update({f"success/{phase}": float(values.mean()) for phase, values in self.success.items()})
         for j, loss in enumerate(self.inner_losses):
             out["loss/pre_adapt" if j == 0 else f"loss/inner_step{j}"] = loss
         return out
@@ -215,6 +217,8 @@ class MAMLPG:
         self.baseline = LinearFeatureBaseline()
         #: each task's mean episode return in the last iteration, by phase (``pre_adapt``, ``post_adapt``, …)
         self.last_task_returns: dict[str, Tensor] = {}
+        #: each task's success rate in the last iteration, by phase (empty for a family that reports no success)
+        self.last_task_success: dict[str, Tensor] = {}
 
     def collect(self, tasks: Sequence[Task], seed: Sequence[int], watch: Stopwatch | None = None) -> MetaBatch:
         """Sample and adapt on ``tasks`` (phase j samples the stream ``(*seed, j)``); see :class:`MetaBatch`."""
@@ -224,12 +228,15 @@ class MAMLPG:
         params = expand_params({n: p.detach().clone() for n, p in self.meta.params.items()}, len(tasks))
         phases: list[Phase] = []
         returns: dict[str, Tensor] = {}
+        success: dict[str, Tensor] = {}
         inner_losses: list[float] = []
         for j in range(k + 1):
             with watch("sampling"):
                 episodes = self.sampler.sample(self.policy, params, tasks, (*seed, j)).to(params["log_std"])
             with watch("adaptation"):
                 returns[phase_name(j, k)] = episodes.task_returns()
+                if (rates := episodes.task_success()) is not None:
+                    success[phase_name(j, k)] = rates
                 with torch.no_grad():
                     logp = self.policy.log_prob(params, episodes.obs, episodes.actions)
                 phase = Phase(episodes, advantages(episodes, self.adv_config, self.baseline), params, logp)
@@ -239,7 +246,7 @@ class MAMLPG:
                     step = self.adapt_step(leaves, phase, first_order=True, step=j)
                     inner_losses.append(step.inner_losses[0] / len(tasks))
                     params = {n: p.detach() for n, p in step.params.items()}
-        return MetaBatch(tasks, phases[:-1], phases[-1], returns, inner_losses)
+        return MetaBatch(tasks, phases[:-1], phases[-1], returns, inner_losses, success)
 
     def iteration(self, tasks: Sequence[Task], seed: Sequence[int]) -> dict[str, float]:
         """One meta-iteration on ``tasks``; ``seed`` names the random stream. Returns the log scalars."""
@@ -250,6 +257,7 @@ class MAMLPG:
         with watch("outer"):
             out = {**batch.scalars(), **self.outer_step.step(self, batch)}
         self.last_task_returns = batch.returns
+        self.last_task_success = batch.success
         with torch.no_grad():
             out["policy/std"] = float(self.policy.log_std.exp().mean())
         out.update({f"time/{name}": watch.seconds[name] for name in ("sampling", "adaptation", "outer")})
@@ -285,6 +293,17 @@ class MAMLPG:
         """Per-task mean return after 0…``steps`` inner steps, sampling fresh episodes after each step."""
         return self.adapt_params(tasks, steps, seed, inner_lrs)[1]
 
+    def adaptation_metrics(self, tasks: Sequence[Task], steps: int, seed: Sequence[int],
+                           inner_lrs: Sequence[float] | None = None) -> dict[str, list[list[float]]]:
+        """:meth:`adaptation_curve` as ``{"return": …}``, with ``"success_rate"`` beside it (each task's share of
+        successful episodes after 0…``steps`` inner steps) for a family that reports success."""
+        _, sampled = self.adapt_and_sample(tasks, steps, seed, inner_lrs)
+        out = {"return": [episodes.task_returns().tolist() for episodes in sampled]}
+        rates = [episodes.task_success() for episodes in sampled]
+        if all(r is not None for r in rates):
+            out["success_rate"] = [r.tolist() for r in rates if r is not None]
+        return out
+
     def adapt_params(self, tasks: Sequence[Task], steps: int, seed: Sequence[int],
                      inner_lrs: Sequence[float] | None = None) -> tuple[Params, list[list[float]]]:
         """θ'ᵢ after ``steps`` inner steps on every task (batched, detached) and the returns along the way.
@@ -295,11 +314,25 @@ class MAMLPG:
         ones), or with ``inner_lrs`` the scalar rate ``inner_lrs[j]`` (the last one for every later step) — e.g.
         ``(0.5, 0.25)``, the MAML paper's navigation evaluation.
         """
-        if inner_lrs is not None and (not inner_lrs or any(not lr > 0 for lr in inner_lrs)):
-            raise ValueError(f"inner_lrs must be positive rates, got {list(inner_lrs)}")
+        adapted, sampled = self.adapt_and_sample(tasks, steps, seed, inner_lrs)
+        return adapted, [episodes.task_returns().tolist() for episodes in sampled]
+
+    def adapt_and_sample(self, tasks: Sequence[Task], steps: int, seed: Sequence[int],
+                         inner_lrs: Sequence[float] | None = None) -> tuple[Params, list[Episodes]]:
+        """:meth:`adapt_params`, returning the episodes sampled after 0…``steps`` inner steps."""
 
         def measure(params: Params, j: int) -> Episodes:
             return self.sampler.sample(self.policy, params, tasks, (*seed, j)).to(params["log_std"])
+
+        return adaptation_curve(expand_params(self.meta.params, len(tasks)), steps, measure,
+                                self.evaluation_step(inner_lrs))
+
+    def evaluation_step(self, inner_lrs: Sequence[float] | None = None
+                        ) -> Callable[[Params, int, Episodes], Params]:
+        """Test-time inner step j on the episodes just sampled (first order, values only): the meta-learned α of
+        step j, or ``inner_lrs[j]`` (the last one for every later step); see :meth:`adapt_params`."""
+        if inner_lrs is not None and (not inner_lrs or any(not lr > 0 for lr in inner_lrs)):
+            raise ValueError(f"inner_lrs must be positive rates, got {list(inner_lrs)}")
 
         def step(params: Params, j: int, episodes: Episodes) -> Params:
             adv = advantages(episodes, self.adv_config, self.baseline)
@@ -309,5 +342,4 @@ class MAMLPG:
             lr = None if inner_lrs is None else inner_lrs[min(j, len(inner_lrs) - 1)]
             return self.adapt_step(params, phase, first_order=True, lr=lr, step=j).params
 
-        adapted, sampled = adaptation_curve(expand_params(self.meta.params, len(tasks)), steps, measure, step)
-        return adapted, [episodes.task_returns().tolist() for episodes in sampled]
+        return step

@@ -38,7 +38,7 @@ from torch import Tensor
 
 import envs
 from agents.policy import GaussianMLPPolicy
-from agents.sampler import Episodes, rollout, stream_seeds
+from agents.sampler import Episodes, rollout_in_passes, stream_seeds, tasks_per_pass
 from envs.tasks import Task
 from rl_alphamaml.errors import IterationFailedError, UserError
 
@@ -63,12 +63,14 @@ class SamplerError(IterationFailedError):
 
 class RolloutWorker:
     """A Ray actor that rolls out any slice of the meta-batch it is given, with one :class:`envs.BatchedEnv` per
-    slice size (made on first use: a worker takes over a dead one's slice without a new actor)."""
+    slice size (made on first use: a worker takes over a dead one's slice without a new actor); with ``max_slots``
+    a slice goes in passes of at most that many slots (:func:`agents.sampler.rollout_in_passes`)."""
 
     def __init__(self, env_id: str, episodes: int, horizon: int | None, threads: int,
-                 env_kwargs: Mapping[str, Any] | None = None) -> None:
+                 env_kwargs: Mapping[str, Any] | None = None, max_slots: int = 0) -> None:
         torch.set_num_threads(1)
         self.env_id, self.horizon, self.threads = env_id, horizon, threads
+        self.max_slots = max_slots
         self.env_kwargs = dict(env_kwargs or {})
         self.envs: dict[int, envs.BatchedEnv] = {}
         self.episodes = episodes
@@ -77,8 +79,9 @@ class RolloutWorker:
 
     def _env(self, num_tasks: int) -> envs.BatchedEnv:
         if num_tasks not in self.envs:
-            self.envs[num_tasks] = envs.BatchedEnv(self.env_id, n_slots=num_tasks * self.episodes,
-                                                   n_threads=self.threads, horizon=self.horizon, **self.env_kwargs)
+            slots = tasks_per_pass(num_tasks, self.episodes, self.max_slots) * self.episodes
+            self.envs[num_tasks] = envs.BatchedEnv(self.env_id, n_slots=slots, n_threads=self.threads,
+                                                   horizon=self.horizon, **self.env_kwargs)
         return self.envs[num_tasks]
 
     def set_policy(self, policy: GaussianMLPPolicy) -> None:
@@ -113,11 +116,12 @@ class RolloutWorker:
             if t == exit_at:
                 os._exit(1)
 
-        out = rollout(self._env(T), self.policy, tensors, tasks, self.episodes, env_seed, noise_seed,
-                      task_offset=task_offset, total_tasks=total_tasks, on_step=on_step)
+        out = rollout_in_passes(self._env(T), self.policy, tensors, tasks, self.episodes, env_seed, noise_seed,
+                                task_offset=task_offset, total_tasks=total_tasks, on_step=on_step)
         ep = out.episodes
         return {"obs": ep.obs.numpy(), "actions": ep.actions.numpy(), "rewards": ep.rewards.numpy(),
-                "mask": ep.mask.numpy(), "env_seconds": out.env_seconds, "policy_seconds": out.policy_seconds}
+                "mask": ep.mask.numpy(), "success": None if ep.success is None else ep.success.numpy(),
+                "env_seconds": out.env_seconds, "policy_seconds": out.policy_seconds}
 
 
 def slices(num_tasks: int, workers: int) -> list[tuple[int, int]]:
@@ -141,17 +145,19 @@ class RaySampler:
         threads: MuJoCo batch threads per actor (each actor reserves that many CPUs).
         max_retries: attempts to re-sample a slice after its worker died, per phase.
         env_kwargs: as for :class:`agents.sampler.Sampler`.
+        max_slots: slots a worker steps at once (0: its whole slice), as for :class:`agents.sampler.Sampler`.
     """
 
     def __init__(self, env_id: str, num_tasks: int, episodes: int, horizon: int | None = None,
                  address: str | None = None, workers: int = 0, threads: int = 1, max_retries: int = 3,
-                 env_kwargs: Mapping[str, Any] | None = None) -> None:
+                 env_kwargs: Mapping[str, Any] | None = None, max_slots: int = 0) -> None:
         self.env_id = env_id
         self.num_tasks = num_tasks
         self.episodes = episodes
         self.horizon_arg = horizon
         self.threads = max(1, threads)
         self.max_retries = max_retries
+        self.max_slots = max_slots
         # A one-slot environment here gives the spaces, the horizon and the task distribution.
         self.env_kwargs = dict(env_kwargs or {})
         self._probe = envs.BatchedEnv(env_id, n_slots=1, n_threads=1, horizon=horizon, **self.env_kwargs)
@@ -186,11 +192,14 @@ class RaySampler:
         return slices(self.num_tasks, len(self.workers))
 
     def _new_worker(self) -> Any:
-        return self._actor_cls.remote(self.env_id, self.episodes, self.horizon_arg, self.threads, self.env_kwargs)
+        return self._actor_cls.remote(self.env_id, self.episodes, self.horizon_arg, self.threads, self.env_kwargs,
+                                      self.max_slots)
 
-    def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]:
-        """``n`` tasks (default: ``num_tasks``) from the family's distribution, drawn here with ``rng``."""
-        return self._probe.sample_tasks(self.num_tasks if n is None else n, rng)
+    def sample_tasks(self, rng: np.random.Generator, n: int | None = None, held_out: bool = False) -> list[Task]:
+        """``n`` tasks (default: ``num_tasks``) from the family's distribution, drawn here with ``rng``; with
+        ``held_out`` the tasks to evaluate on (the family's test split where it has one)."""
+        draw = self._probe.sample_held_out_tasks if held_out else self._probe.sample_tasks
+        return draw(self.num_tasks if n is None else n, rng)
 
     def _send_policy(self, workers: Sequence[Any]) -> None:
         ray.get([w.set_policy.remote(self._policy_ref) for w in workers])
@@ -284,8 +293,10 @@ class RaySampler:
         self.policy_seconds += max(r["policy_seconds"] for r in done)
         self.bytes_received += sum(r[k].nbytes for r in done for k in ("obs", "actions", "rewards", "mask"))
         # np.concatenate copies out of Ray's read-only object store into fresh, writable arrays.
-        return Episodes(*(torch.from_numpy(np.concatenate([r[k] for r in done]))
-                          for k in ("obs", "actions", "rewards", "mask")))
+        success = None if done[0]["success"] is None else torch.from_numpy(np.concatenate([r["success"] for r in done]))
+        obs, actions, rewards, mask = (torch.from_numpy(np.concatenate([r[k] for r in done]))
+                                       for k in ("obs", "actions", "rewards", "mask"))
+        return Episodes(obs, actions, rewards, mask, success)
 
     def close(self) -> None:
         """Stop the workers (and the Ray instance, if this sampler started it)."""

@@ -30,12 +30,15 @@ from rl_alphamaml.errors import IterationFailedError
 @dataclasses.dataclass
 class Episodes:
     """A batch of episodes: ``obs`` (T, H, E, obs_dim), ``actions`` (T, H, E, act_dim), ``rewards`` and
-    ``mask`` (T, H, E; 1 where the step happened)."""
+    ``mask`` (T, H, E; 1 where the step happened); for a family that reports success
+    (:attr:`envs.base.TaskFamily.reports_success`) ``success`` (T, E): 1 where ``info["success"]`` was 1 at any step
+    of the episode, else ``None``."""
 
     obs: Tensor
     actions: Tensor
     rewards: Tensor
     mask: Tensor
+    success: Tensor | None = None
 
     @property
     def num_steps(self) -> int:
@@ -50,10 +53,29 @@ class Episodes:
         """Mean episode return of each task, (T,)."""
         return self.episode_returns().mean(dim=1)
 
+    def task_success(self) -> Tensor | None:
+        """Each task's success rate, the share of its episodes that succeeded, (T,); ``None`` for a family that
+        reports no success."""
+        return None if self.success is None else self.success.mean(dim=1)
+
+    def head(self, count: int) -> Episodes:
+        """The first ``count`` episodes of every task."""
+        return Episodes(self.obs[:, :, :count], self.actions[:, :, :count], self.rewards[:, :, :count],
+                        self.mask[:, :, :count], None if self.success is None else self.success[:, :count])
+
     def to(self, like: Tensor) -> Episodes:
         """The episodes in the dtype and on the device of ``like`` (the learner's parameters); no copy when
         they already are. Sampling always runs in float32 on the CPU."""
-        return Episodes(*(t.to(like) for t in (self.obs, self.actions, self.rewards, self.mask)))
+        return Episodes(self.obs.to(like), self.actions.to(like), self.rewards.to(like), self.mask.to(like),
+                        None if self.success is None else self.success.to(like))
+
+    @staticmethod
+    def cat(parts: Sequence[Episodes]) -> Episodes:
+        """The episodes of ``parts`` (consecutive slices of the tasks) as one batch, in order."""
+        obs, actions, rewards, mask = (torch.cat([getattr(p, name) for p in parts])
+                                       for name in ("obs", "actions", "rewards", "mask"))
+        success = None if parts[0].success is None else torch.cat([p.success for p in parts])  # type: ignore[misc]
+        return Episodes(obs, actions, rewards, mask, success)
 
 
 class EpisodeSampler(Protocol):
@@ -69,8 +91,9 @@ class EpisodeSampler(Protocol):
     env_seconds: float
     policy_seconds: float
 
-    def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]:
-        """``n`` tasks (default: ``num_tasks``) from the family's distribution, drawn with ``rng``."""
+    def sample_tasks(self, rng: np.random.Generator, n: int | None = None, held_out: bool = False) -> list[Task]:
+        """``n`` tasks (default: ``num_tasks``) from the family's distribution, drawn with ``rng``; with
+        ``held_out`` the tasks to evaluate on (:meth:`envs.BatchedEnv.sample_held_out_tasks`)."""
         ...
 
     def sample(self, policy: GaussianMLPPolicy, params: Mapping[str, Tensor], tasks: Sequence[Task],
@@ -84,8 +107,23 @@ class EpisodeSampler(Protocol):
         ...
 
 
+def tasks_per_pass(num_tasks: int, episodes: int, max_slots: int = 0) -> int:
+    """How many of ``num_tasks`` tasks one pass of the simulators holds when at most ``max_slots`` slots may be
+    stepped at once (0: no limit): the largest divisor of ``num_tasks`` whose slots fit (at least one task)."""
+    if max_slots <= 0 or num_tasks * episodes <= max_slots:
+        return num_tasks
+    fits = [d for d in range(1, num_tasks + 1) if num_tasks % d == 0 and d * episodes <= max_slots]
+    return max(fits, default=1)
+
+
 class Sampler:
     """Samples ``episodes`` episodes of every task in a meta-batch with per-task policy parameters.
+
+    With ``max_slots`` (0: no limit) at most that many slots are stepped at once: the tasks are rolled out in passes
+    of :func:`tasks_per_pass` tasks each, on a :class:`envs.BatchedEnv` of that size, giving the episodes of one
+    pass over all of them (:func:`rollout` gives every slot its seed and noise in the whole meta-batch). It bounds
+    the simulators' memory, which for a family stepped one environment per slot (Meta-World: ~20 MB each) grows
+    with the slots.
 
     Example::
 
@@ -96,12 +134,14 @@ class Sampler:
 
     def __init__(
         self, env_id: str, num_tasks: int, episodes: int, threads: int | None = None, horizon: int | None = None,
-        env_kwargs: Mapping[str, Any] | None = None,
+        env_kwargs: Mapping[str, Any] | None = None, max_slots: int = 0,
     ) -> None:
         self.env_id = env_id
         self.num_tasks = num_tasks
         self.episodes = episodes
-        self.env = envs.BatchedEnv(env_id, n_slots=num_tasks * episodes, n_threads=threads or None,
+        #: tasks rolled out together (``num_tasks`` unless ``max_slots`` asks for passes)
+        self.pass_tasks = tasks_per_pass(num_tasks, episodes, max_slots)
+        self.env = envs.BatchedEnv(env_id, n_slots=self.pass_tasks * episodes, n_threads=threads or None,
                                    horizon=horizon, **dict(env_kwargs or {}))
         self.obs_dim = int(self.env.obs_dim)
         self.act_dim = int(self.env.act_dim)
@@ -110,9 +150,11 @@ class Sampler:
         self.env_seconds = 0.0  # cumulative stepping and policy time, for the time/sampling_* scalars
         self.policy_seconds = 0.0
 
-    def sample_tasks(self, rng: np.random.Generator, n: int | None = None) -> list[Task]:
-        """``n`` tasks (default: ``num_tasks``) from the family's distribution, drawn with ``rng``."""
-        return self.env.sample_tasks(self.num_tasks if n is None else n, rng)
+    def sample_tasks(self, rng: np.random.Generator, n: int | None = None, held_out: bool = False) -> list[Task]:
+        """``n`` tasks (default: ``num_tasks``) from the family's distribution, drawn with ``rng``; with
+        ``held_out`` the tasks to evaluate on (the family's test split where it has one)."""
+        draw = self.env.sample_held_out_tasks if held_out else self.env.sample_tasks
+        return draw(self.num_tasks if n is None else n, rng)
 
     @torch.no_grad()
     def sample(
@@ -136,7 +178,7 @@ class Sampler:
         torch_threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            out = rollout(self.env, policy, params, tasks, self.episodes, env_seed, noise_seed)
+            out = rollout_in_passes(self.env, policy, params, tasks, self.episodes, env_seed, noise_seed)
         finally:
             torch.set_num_threads(torch_threads)
         self.env_seconds += out.env_seconds
@@ -190,6 +232,7 @@ def rollout(
     """
     T, E, H = len(tasks), episodes, env.horizon
     total = T if total_tasks is None else total_tasks
+    track_success = bool(getattr(env.family, "reports_success", False))
     if env.n_slots != T * E:
         raise ValueError(f"the environment has {env.n_slots} slots, {T} tasks × {E} episodes need {T * E}")
     bad = [name for name, value in params.items() if not bool(torch.isfinite(value).all())]
@@ -205,6 +248,7 @@ def rollout(
     act_buf = torch.zeros(T, H, E, act_dim)
     rew_buf = torch.zeros(T, H, E)
     mask_buf = torch.zeros(T, H, E)
+    success = torch.zeros(T, E) if track_success else None
     policy_time = 0.0
     for t in range(H):
         if on_step is not None:
@@ -222,7 +266,41 @@ def rollout(
         act_buf[:, t] = actions * active
         rew_buf[:, t] = torch.from_numpy(step.reward.astype(np.float32)).view(T, E)
         mask_buf[:, t] = active.squeeze(-1)
+        if success is not None:  # an ended slot's terms are 0 (BatchedEnv)
+            solved = torch.from_numpy(np.asarray(env.last_info["success"], dtype=np.float32) >= 1.0).view(T, E)
+            success = torch.maximum(success, solved.float())
         obs_np = step.obs
         if env.done:
             break
-    return Rollout(Episodes(obs_buf, act_buf, rew_buf * mask_buf, mask_buf), env_time, policy_time)
+    return Rollout(Episodes(obs_buf, act_buf, rew_buf * mask_buf, mask_buf, success), env_time, policy_time)
+
+
+def rollout_in_passes(
+    env: envs.BatchedEnv,
+    policy: GaussianMLPPolicy,
+    params: Mapping[str, Tensor],
+    tasks: Sequence[Task],
+    episodes: int,
+    env_seed: int,
+    noise_seed: int,
+    task_offset: int = 0,
+    total_tasks: int | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> Rollout:
+    """:func:`rollout` of ``tasks`` on an ``env`` that holds ``env.n_slots // episodes`` of them at a time, pass after
+    pass (one pass when it holds them all). Each pass is a slice of the meta-batch for :func:`rollout`, so the
+    episodes are those of one pass over all the tasks, whatever the size of ``env``."""
+    per_pass = env.n_slots // episodes
+    if env.n_slots % episodes or per_pass < 1 or len(tasks) % per_pass:
+        raise ValueError(f"the environment has {env.n_slots} slots: {len(tasks)} tasks × {episodes} episodes need "
+                         f"a multiple of {episodes} slots that divides them")
+    total = len(tasks) + task_offset if total_tasks is None else total_tasks
+    parts = []
+    for start in range(0, len(tasks), per_pass):
+        part = {k: v[start:start + per_pass] for k, v in params.items()}
+        parts.append(rollout(env, policy, part, tasks[start:start + per_pass], episodes, env_seed, noise_seed,
+                             task_offset + start, total, on_step))
+    if len(parts) == 1:
+        return parts[0]
+    return Rollout(Episodes.cat([p.episodes for p in parts]), sum(p.env_seconds for p in parts),
+                   sum(p.policy_seconds for p in parts))

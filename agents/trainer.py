@@ -25,12 +25,13 @@ from typing import Any, Literal
 import torch
 
 import envs
-from agents import video
+from agents import metaworld_protocol, video
 from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator
 from agents.outer_steps import OUTER_STEPS, BetaRepairConfig, ProMPConfig, TRPOConfig
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import EpisodeSampler, Sampler
 from envs.ant import AntModel
+from envs.metaworld import MetaWorldFamily, check_env_name
 from envs.tasks import Task
 from rl_alphamaml import seeding
 from rl_alphamaml.compute import resolve_device
@@ -49,7 +50,9 @@ class EnvConfig:
     navigation families an optional ``goal_tolerance`` that ends an episode at the goal (the references' 0.01);
     for the Ant families the simulator ``model`` (``v5``: gymnasium's Ant-v5; ``maml2017``: the Ant the MAML
     paper ran, see :mod:`envs.ant`) and ``terminate_when_unhealthy`` (null: the model's default); for the MuJoCo
-    families ``task_in_observation``, the MAML paper's oracle (with ``inner.steps: 0``: a policy told its task)."""
+    families ``task_in_observation``, the MAML paper's oracle (with ``inner.steps: 0``: a policy told its task); for
+    the Meta-World families (:mod:`envs.metaworld`) ``benchmark_seed``, the seed of the benchmark's goals, and for
+    ML1 ``env_name``, its environment class."""
 
     id: str = ranged("rl_alphamaml/Navigation2D-v0", doc="the task family: a registered id, full or short")
     horizon: int | None = ranged(None, min=1, doc="episode length; null: the family's (MAML-RL's) horizon")
@@ -61,14 +64,33 @@ class EnvConfig:
         None, doc="Ant: end an episode when the torso leaves z in [0.2, 1]; null: the model's default")
     task_in_observation: bool = ranged(
         False, doc="MuJoCo families: append the task to the observation (the MAML paper's oracle)")
+    env_name: str | None = ranged(
+        None, doc="Meta-World ML1: the environment class, e.g. reach-v3 or push-v3; null: reach-v3")
+    benchmark_seed: int | None = ranged(
+        None, min=0, max=2**32 - 2, doc="Meta-World: the seed metaworld draws the benchmark's goals with; null: 0")
 
     def validate(self) -> None:
-        """Resolve ``id`` to the full registered id; refuse options the family does not take."""
+        """Resolve ``id`` to the full registered id; refuse options the family does not take, and a family whose
+        optional dependency is missing (one ``rl-alphamaml: error:`` line saying what to install)."""
         try:
             self.id = envs.resolve_id(self.id)
         except envs.UnknownEnvError as err:
             raise ValueError(f"id: {err}") from None
-        family = envs.family_class(self.id)
+        family: Any = envs.family_class(self.id)
+        try:
+            family.check_dependencies()
+        except envs.MissingDependencyError as err:
+            raise UserError(f"env.id {self.id}: {err}") from None
+        metaworld = issubclass(family, MetaWorldFamily)
+        if self.benchmark_seed is not None and not metaworld:
+            raise ValueError(f"benchmark_seed: applies to the Meta-World families, not {self.id}")
+        if self.env_name is not None:
+            if not issubclass(family, envs.MetaWorldML1Env):
+                raise ValueError(f"env_name: applies to Meta-World ML1 (rl_alphamaml/MetaWorldML1-v0), not {self.id}")
+            try:
+                check_env_name(self.env_name)
+            except ValueError as err:
+                raise ValueError(f"env_name: {err}") from None
         if self.goal_tolerance is not None and not issubclass(family, envs.Navigation2DEnv):
             raise ValueError(f"goal_tolerance: applies to the navigation families, not {self.id}")
         for name in ("model", "terminate_when_unhealthy"):
@@ -79,7 +101,7 @@ class EnvConfig:
 
     def kwargs(self) -> dict[str, Any]:
         """The family's constructor arguments this config sets (for ``envs.make`` and ``envs.BatchedEnv``)."""
-        names = ("goal_tolerance", "model", "terminate_when_unhealthy")
+        names = ("goal_tolerance", "model", "terminate_when_unhealthy", "env_name", "benchmark_seed")
         kwargs = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         if self.task_in_observation:
             kwargs["task_in_observation"] = True
@@ -115,6 +137,8 @@ class SamplerConfig:
     ``backend: ray`` spreads the tasks over ``workers`` Ray actors (0: one per cluster CPU; ``threads``
     then counts per actor, 0 meaning 1) on the cluster at ``address`` (``auto`` or ``HOST:PORT``; null
     starts a local Ray instance), re-sampling a dead worker's slice up to ``max_retries`` times.
+    ``max_slots`` (0: no limit) steps at most that many slots at once, the tasks in passes (the same episodes:
+    :class:`agents.sampler.Sampler`) — for Meta-World, whose every slot is a simulator of ~20 MB.
     """
 
     episodes: int = ranged(20, min=1, doc="episodes per task and per sampling phase")
@@ -123,6 +147,8 @@ class SamplerConfig:
     address: str | None = ranged(None, doc="Ray cluster: auto or HOST:PORT; null starts a local Ray instance")
     workers: int = ranged(0, min=0, doc="Ray actors; 0: one per cluster CPU")
     max_retries: int = ranged(3, min=0, doc="re-samples of a slice whose Ray worker died, per phase")
+    max_slots: int = ranged(0, min=0, doc="slots stepped at once (per Ray actor); fewer samples the tasks in passes, "
+                                          "the same episodes with less simulator memory; 0: all")
 
     def validate(self) -> None:
         """Refuse Ray settings (``address``, ``workers``) on the local backend, and a simulator backend that
@@ -142,9 +168,9 @@ class SamplerConfig:
 
             return RaySampler(env_id, num_tasks, self.episodes, horizon=horizon, address=self.address,
                               workers=self.workers, threads=self.threads or 1, max_retries=self.max_retries,
-                              env_kwargs=env_kwargs)
+                              env_kwargs=env_kwargs, max_slots=self.max_slots)
         return Sampler(env_id, num_tasks, self.episodes, threads=self.threads or None, horizon=horizon,
-                       env_kwargs=env_kwargs)
+                       env_kwargs=env_kwargs, max_slots=self.max_slots)
 
 
 @dataclasses.dataclass
@@ -241,6 +267,8 @@ class RLExperiment:
         # The distribution over tasks of the mean return before and after adaptation (the scalars are its mean).
         for phase, values in self.learner.last_task_returns.items():
             logger.histogram(f"returns/{phase}_per_task", values.cpu().numpy(), iteration)
+        for phase, values in self.learner.last_task_success.items():  # families that report success
+            logger.histogram(f"success/{phase}_per_task", values.cpu().numpy(), iteration)
         if cfg.inner.lr_shape != "scalar":
             logger.histogram("meta/alpha_values", self.meta.alpha.values().cpu().numpy(), iteration)
         return out
@@ -267,21 +295,35 @@ def build(config: RLConfig, run_dir: Path | None) -> RLExperiment:
 
 
 def held_out_tasks(experiment: RLExperiment, n: int, seed: int) -> list[Task]:
-    """The ``n`` held-out tasks of ``seed`` — a stream apart from training's — that ``evaluate``, ``compare``
-    and ``evaluate --video`` all use."""
-    return experiment.sampler.sample_tasks(seeding.rng(seed, "evaluate"), n)
+    """The ``n`` held-out tasks of ``seed`` — a stream apart from training's, and the family's test split where it
+    has one (:meth:`envs.base.TaskFamily.sample_held_out_tasks`: Meta-World's) — that ``evaluate``, ``compare`` and
+    ``evaluate --video`` all use."""
+    return experiment.sampler.sample_tasks(seeding.rng(seed, "evaluate"), n, held_out=True)
+
+
+#: ``evaluate``'s protocols: ``maml``, the mean return (and the success rate of a family that reports success) of
+#: sampled episodes after 0…K steps; ``metaworld``, Meta-World's (:mod:`agents.metaworld_protocol`)
+PROTOCOLS = ("maml", "metaworld")
 
 
 def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int, episodes: int | None = None,
-             inner_lrs: Sequence[float] | None = None) -> AdaptationResult:
-    """Mean return of ``tasks`` new tasks after 0…``steps`` inner steps (fresh episodes per step).
+             inner_lrs: Sequence[float] | None = None, protocol: str = "maml") -> AdaptationResult:
+    """Mean return of ``tasks`` new tasks after 0…``steps`` inner steps (fresh episodes per step), and beside it
+    the success rate for a family that reports success; with ``protocol="metaworld"`` Meta-World's evaluation
+    (:func:`agents.metaworld_protocol.evaluate`), whose headline is the success rate.
 
-    ``episodes`` per task and per step defaults to the run's ``sampler.episodes``; ``inner_lrs`` replaces the
-    meta-learned α step by step (see :meth:`agents.maml_pg.MAMLPG.adapt_params`). When ``tasks`` or
-    ``episodes`` differ from the experiment's sampler, that sampler is closed (its Ray workers would
-    otherwise hold the CPUs the new ones need) and one of the requested size is used.
+    ``episodes`` per task and per step defaults to the run's ``sampler.episodes`` (Meta-World's protocol: its 10
+    adaptation episodes); ``inner_lrs`` replaces the meta-learned α step by step (see
+    :meth:`agents.maml_pg.MAMLPG.adapt_params`). When ``tasks`` or ``episodes`` differ from the experiment's
+    sampler, that sampler is closed (its Ray workers would otherwise hold the CPUs the new ones need) and one of
+    the requested size is used.
     """
+    if protocol not in PROTOCOLS:
+        raise UserError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     config = experiment.config
+    if protocol == "metaworld":
+        metaworld_protocol.check_family(config.env.id)
+        episodes = metaworld_protocol.ADAPTATION_EPISODES if episodes is None else episodes
     episodes = config.sampler.episodes if episodes is None else episodes
     if tasks != experiment.sampler.num_tasks or episodes != experiment.sampler.episodes:
         state = experiment.state_dict()
@@ -290,19 +332,30 @@ def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int, episod
         experiment = RLExperiment(resized, num_tasks=tasks)
         experiment.load_state_dict(state)
         try:
-            return evaluate(experiment, tasks, steps, seed, episodes, inner_lrs)
+            return evaluate(experiment, tasks, steps, seed, episodes, inner_lrs, protocol)
         finally:
             experiment.close()
     task_list = held_out_tasks(experiment, tasks, seed)
-    values = experiment.learner.adaptation_curve(task_list, steps, (seed, seeding.EVALUATION_SAMPLING), inner_lrs)
-    extra: dict[str, Any] = {"env": config.env.id, "episodes_per_task": episodes,
+    stream = (seed, seeding.EVALUATION_SAMPLING)
+    extra: dict[str, Any] = {"env": config.env.id, "protocol": protocol, "episodes_per_task": episodes,
                              "alpha": experiment.meta.alpha.mean()}
     if (alphas := experiment.meta.alpha_steps()) is not None:
         extra["alpha_steps"] = alphas  # α₁ … α_K; evaluation steps past K take α_K
     if inner_lrs is not None:
         extra["inner_lrs"] = list(inner_lrs)
-    return AdaptationResult("return", values, [t.to_dict() for t in task_list], "", 0, seed, higher_is_better=True,
-                            extra=extra)
+    if protocol == "metaworld":
+        metrics = metaworld_protocol.evaluate(experiment.learner, config.env.id, task_list, steps, stream,
+                                              config.env.horizon, config.env.kwargs(), inner_lrs,
+                                              config.sampler.max_slots)
+        extra.update(adaptation_episodes=episodes, evaluation_episodes=metaworld_protocol.EVALUATION_EPISODES,
+                     scoring_episode_length=metrics.pop("length"))
+        headline = "success_rate"
+    else:
+        metrics = experiment.learner.adaptation_metrics(task_list, steps, stream, inner_lrs)
+        headline = "return"
+    values = metrics.pop(headline)
+    return AdaptationResult(headline, values, [t.to_dict() for t in task_list], "", 0, seed, higher_is_better=True,
+                            extra=extra, other_metrics=metrics)
 
 
 def videos(experiment: RLExperiment, tasks: int, steps: int, seed: int, count: int, episodes: int | None = None,
@@ -331,4 +384,4 @@ def videos(experiment: RLExperiment, tasks: int, steps: int, seed: int, count: i
 
 
 KIND = ExperimentKind("rl", RLConfig, build, evaluate, eval_tasks=40, eval_steps=3, videos=videos,
-                      evaluate_options=("episodes", "inner_lrs"))
+                      evaluate_options=("episodes", "inner_lrs", "protocol"))

@@ -21,7 +21,12 @@ processes that each own a share of the slots. ``--fallback`` measures, instead o
 for the backend where ``mujoco.batch`` is missing (MuJoCo < 3.17): ``BatchedEnv(backend="mjdata")`` on one
 thread and on ``--threads``, gymnasium's ``SyncVectorEnv`` and ``AsyncVectorEnv`` over the registered env, a
 ``mujoco.rollout`` call per control step, and ``BatchedEnv(backend="batch")`` as the reference where this
-MuJoCo has it. Each measurement is repeated ``--repeats`` times, interleaved; the table
+MuJoCo has it. ``--metaworld`` measures, instead, Meta-World ML1 (``rl_alphamaml/MetaWorldML1-v0``, reach-v3 by
+default; it needs the metaworld extra): the sampler (:class:`agents.sampler.Sampler`, a 100×100 policy sampling
+every step), ``envs.BatchedEnv`` alone (its ``"gymnasium"`` backend, random actions), and gymnasium's own vector
+environments as metaworld builds them (``gymnasium.make_vec("Meta-World/ML1-train", vector_strategy="sync"`` and
+``"async"``, ``--meta-batch`` environments each running ``--episodes`` episodes back to back, random actions), with
+the ratio of each to the sync vector env. Each measurement is repeated ``--repeats`` times, interleaved; the table
 shows the best repeat. On a shared machine other processes steal CPU: every measurement records
 the share of the CPUs they used meanwhile (from /proc/stat), and ``--retries N`` repeats a
 measurement (after ``--retry-wait`` seconds) while that share exceeds ``--max-others``.
@@ -32,6 +37,8 @@ Usage::
     python benchmarks/sampler.py --quick                 # 8 x 5 slots, horizon 50, 1 repeat
     python benchmarks/sampler.py --designs --repeats 3   # with the alternative designs
     python benchmarks/sampler.py --fallback --repeats 3 --out benchmarks/results/sampler_fallback.json
+    python benchmarks/sampler.py --metaworld --meta-batch 4 --episodes 5 --horizon 500 --repeats 2 \
+        --out benchmarks/results/sampler_metaworld.json      # needs pip install -e ".[metaworld]"
 
 References:
     [1] Todorov, Erez & Tassa, "MuJoCo: A physics engine for model-based control", IROS 2012.
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.metadata
 import itertools
 import json
 import multiprocessing as mp
@@ -374,6 +382,82 @@ FALLBACK = {
 }
 
 
+# --------------------------------------------------------------------------------------------
+# Meta-World (--metaworld): the sampler, BatchedEnv, and metaworld's own vector environments
+# --------------------------------------------------------------------------------------------
+METAWORLD_ENV = "reach-v3"  # set from --metaworld-env
+
+
+def bench_mw_sampler(env_id: str, n: int, horizon: int, meta_batch: int, seed: int) -> float:
+    """Steps per second of :class:`agents.sampler.Sampler` (a 100×100 tanh policy, one sample per step for all
+    slots) on ``meta_batch`` tasks × ``n // meta_batch`` episodes: what meta-training's sampling phases cost."""
+    import torch
+
+    from agents.policy import GaussianMLPPolicy
+    from agents.sampler import Sampler
+    from rl_alphamaml.meta import expand_params
+
+    sampler = Sampler(env_id, meta_batch, n // meta_batch, threads=1, horizon=horizon,
+                      env_kwargs={"env_name": METAWORLD_ENV})
+    try:
+        tasks = sampler.sample_tasks(np.random.default_rng(seed))
+        torch.manual_seed(seed)
+        policy = GaussianMLPPolicy(sampler.obs_dim, sampler.act_dim, (100, 100), action_scale=1.0,
+                                   action_bounds=(sampler.action_space.low, sampler.action_space.high))
+        params = expand_params(policy.params(), meta_batch)
+        start = time.perf_counter()
+        episodes = sampler.sample(policy, params, tasks, (seed, 0, 0))
+        elapsed = time.perf_counter() - start
+    finally:
+        sampler.close()
+    return episodes.num_steps / elapsed
+
+
+def bench_mw_batched(env_id: str, n: int, horizon: int, meta_batch: int, seed: int) -> float:
+    """(a) on Meta-World: ``envs.BatchedEnv`` (its ``"gymnasium"`` backend) with random actions."""
+    return bench_stepper(env_id, n, horizon, 1, seed, env_name=METAWORLD_ENV)
+
+
+def _bench_mw_vector(strategy: str, n: int, horizon: int, meta_batch: int, seed: int) -> float:
+    import metaworld  # noqa: F401  (registers the Meta-World/ ids)
+
+    vec = gymnasium.make_vec("Meta-World/ML1-train", env_name=METAWORLD_ENV, meta_batch_size=meta_batch,
+                             vector_strategy=strategy, seed=seed, max_episode_steps=horizon,
+                             total_tasks_per_cls=meta_batch)  # a meta-batch that does not divide 50 trips metaworld
+    try:
+        rng = np.random.default_rng(seed)
+        vec.call("sample_tasks")  # metaworld's environments have no task (and cannot reset) before it
+        vec.reset(seed=seed)
+        low, high = vec.single_action_space.low, vec.single_action_space.high
+        steps = (n // meta_batch) * horizon  # every environment runs n // meta_batch episodes back to back
+        start = time.perf_counter()
+        for _ in range(steps):
+            vec.step(rng.uniform(low, high, size=(meta_batch, len(low))))
+        elapsed = time.perf_counter() - start
+    finally:
+        vec.close()
+    return meta_batch * steps / elapsed
+
+
+def bench_mw_sync(env_id: str, n: int, horizon: int, meta_batch: int, seed: int) -> float:
+    """metaworld's ``gymnasium.make_vec("Meta-World/ML1-train", vector_strategy="sync")``, random actions."""
+    return _bench_mw_vector("sync", n, horizon, meta_batch, seed)
+
+
+def bench_mw_async(env_id: str, n: int, horizon: int, meta_batch: int, seed: int) -> float:
+    """The same with ``vector_strategy="async"`` (one worker process per environment)."""
+    return _bench_mw_vector("async", n, horizon, meta_batch, seed)
+
+
+METAWORLD_REFERENCE = "mw_sync_vector_env"
+METAWORLD = {
+    "mw_sampler": ("agents.sampler.Sampler (policy included)", bench_mw_sampler),
+    "mw_batched_env": ("envs.BatchedEnv, backend gymnasium", bench_mw_batched),
+    "mw_sync_vector_env": ("metaworld make_vec, sync", bench_mw_sync),
+    "mw_async_vector_env": ("metaworld make_vec, async (processes)", bench_mw_async),
+}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", nargs="+", default=["HalfCheetahVel-v0", "AntVel-v0"])
@@ -398,7 +482,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--designs", action="store_true", help="also measure the alternative designs")
     parser.add_argument("--fallback", action="store_true",
                         help="measure the candidates for the backend where mujoco.batch is missing, instead of (a)-(c)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=sorted({*MAIN, *FALLBACK}),
+    parser.add_argument("--metaworld", action="store_true",
+                        help="measure Meta-World ML1 through the sampler against metaworld's vector envs instead")
+    parser.add_argument("--metaworld-env", default="reach-v3", help="the ML1 class for --metaworld")
+    parser.add_argument("--skip", nargs="*", default=[], choices=sorted({*MAIN, *FALLBACK, *METAWORLD}),
                         help="measurements to leave out")
     parser.add_argument("--quick", action="store_true", help="8 x 5 slots, horizon 50, 1 repeat")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output ('-' for none)")
@@ -409,7 +496,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     global ASYNC_ROUNDS
     ASYNC_ROUNDS = args.async_rounds
     async_envs = args.async_envs or 4 * args.threads
-    benches = {k: v for k, v in (FALLBACK if args.fallback else MAIN).items() if k not in args.skip}
+    global METAWORLD_ENV
+    METAWORLD_ENV = args.metaworld_env
+    if args.metaworld:
+        args.families = ["MetaWorldML1-v0"]
+        if args.out == DEFAULT_OUT:
+            args.out = ROOT / "benchmarks" / "results" / "sampler_metaworld.json"
+    chosen = METAWORLD if args.metaworld else FALLBACK if args.fallback else MAIN
+    benches = {k: v for k, v in chosen.items() if k not in args.skip}
     if args.designs:
         benches.update(DESIGNS)
     if mjbatch is None:  # this MuJoCo has no batch API (before 3.17)
@@ -417,7 +511,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     print(
         f"{n} slots ({args.meta_batch} x {args.episodes}), horizon {args.horizon}, {args.threads} threads, "
-        f"{async_envs} AsyncVectorEnv workers, {args.repeats} repeat(s); {platform.processor() or platform.machine()}, "
+        f"{args.meta_batch if args.metaworld else async_envs} AsyncVectorEnv workers, "
+        f"{args.repeats} repeat(s); {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
@@ -430,6 +525,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for rep in range(args.repeats):
             for key, (label, fn) in benches.items():
                 workers = {"b_async_vector_env": async_envs, "sync_vector_env": args.meta_batch}.get(key, args.threads)
+                if key in METAWORLD:
+                    workers = args.meta_batch
                 for attempt in range(1 + args.retries):
                     loads.append(os.getloadavg()[0])
                     sps, others = measure(functools.partial(fn, env_id, n, args.horizon, workers, args.seed + rep))
@@ -456,11 +553,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 entry[key] = best["a_stepper"] / best[ref]
                 # measured back to back, so both saw the same load
                 entry[f"{key}_per_repeat"] = [a / r for a, r in zip(runs["a_stepper"], runs[ref])]
-        if FALLBACK_REFERENCE in runs:
-            # each candidate over the mjdata backend on all threads, per repeat (back to back: the same load)
-            entry["reference"] = FALLBACK_REFERENCE
+        reference = next((r for r in (FALLBACK_REFERENCE, METAWORLD_REFERENCE) if r in runs), None)
+        if reference is not None:
+            # each candidate over the reference, per repeat (back to back: the same load)
+            entry["reference"] = reference
             entry["ratio_to_reference_per_repeat"] = {
-                k: [x / r for x, r in zip(v, runs[FALLBACK_REFERENCE])] for k, v in runs.items()
+                k: [x / r for x, r in zip(v, runs[reference])] for k, v in runs.items()
             }
             entry["ratio_to_reference_median"] = {
                 k: statistics.median(v) for k, v in entry["ratio_to_reference_per_repeat"].items()
@@ -480,7 +578,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cells = " | ".join(f"{results[f][key]:>18.2f}" for f in args.families)
             print(f"| {label:<44} | {cells} |")
     if all("ratio_to_reference_median" in results[f] for f in args.families):
-        print(f"\nmedian over repeats of each measurement / {labels[FALLBACK_REFERENCE]} in the same repeat:")
+        reference_label = labels[results[args.families[0]]["reference"]]
+        print(f"\nmedian over repeats of each measurement / {reference_label} in the same repeat:")
         for key, label in labels.items():
             cells = " | ".join(f"{results[f]['ratio_to_reference_median'][key]:>18.2f}" for f in args.families)
             print(f"| {label:<44} | {cells} |")
@@ -494,13 +593,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "episodes_per_task": args.episodes,
             "horizon": args.horizon,
             "threads": args.threads,
-            "async_envs": async_envs,
+            "async_envs": args.meta_batch if args.metaworld else async_envs,
             "async_rounds": args.async_rounds,
             "repeats": args.repeats,
             "seed": args.seed,
             "statistic": "best of repeats (steps_per_s); median in steps_per_s_median",
             "max_others": args.max_others,
             "retries": args.retries,
+            **({"metaworld_env": args.metaworld_env} if args.metaworld else {}),
         },
         "machine": {
             "cpus": os.cpu_count(),
@@ -510,6 +610,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "numpy": np.__version__,
             "mujoco": mujoco.__version__,
             "gymnasium": gymnasium.__version__,
+            **({"metaworld": importlib.metadata.version("metaworld")} if args.metaworld else {}),
         },
         "labels": labels,
         "results": results,

@@ -14,12 +14,18 @@ rl_alphamaml/AntDir2D-v0           direction angle θ           U[0, 2π)       
 rl_alphamaml/AntGoal-v0            goal position g             U[−3, 3]²       200
 rl_alphamaml/Navigation2D-v0       goal position g             U[−0.5, 0.5]²   100
 rl_alphamaml/Navigation2DSparse-v0 goal position g             U[−0.5, 0.5]²   100
+rl_alphamaml/MetaWorldML1-v0       a goal of one class         50 train goals  500
+rl_alphamaml/MetaWorldML10-v0      a class and a goal          10 train cls.   500
+rl_alphamaml/MetaWorldML45-v0      a class and a goal          45 train cls.   500
 =================================  ==========================  ==============  =======
 
 The conventions (rewards, distributions, horizons) are those of MAML-RL [1] and
 its PyTorch reproduction pytorch-maml-rl; the robots are gymnasium's v5 MuJoCo models, and the Ant families
-also run on the Ant the MAML paper ran (``model="maml2017"``, :mod:`envs.ant`). See ``docs/envs.md``.
-This package imports only gymnasium, mujoco and numpy.
+also run on the Ant the MAML paper ran (``model="maml2017"``, :mod:`envs.ant`). Meta-World's meta-learning
+benchmarks [2] (:mod:`envs.metaworld`) need the optional metaworld package (``pip install -e ".[metaworld]"``),
+imported only when one of them is made; they evaluate on the benchmark's held-out test split
+(``sample_held_out_tasks``). See ``docs/envs.md``. This package imports only gymnasium, mujoco and numpy (and
+metaworld for its families).
 
 Example::
 
@@ -38,12 +44,15 @@ A family of your own is a subclass of one of these classes registered with :func
 References:
     [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
         ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Yu, Quillen, He, Julian, Hausman, Finn & Levine, "Meta-World: A Benchmark and Evaluation for Multi-Task
+        and Meta Reinforcement Learning", CoRL 2019. https://arxiv.org/abs/1910.10897
 """
 
 from envs.ant import AntDir2DEnv, AntDirEnv, AntGoalEnv, AntVelEnv
-from envs.base import TaskFamily, load_model
+from envs.base import MissingDependencyError, TaskFamily, load_model
 from envs.batched import BACKENDS, BackendError, BatchedEnv, BatchStep, resolve_backend
 from envs.half_cheetah import HalfCheetahDirEnv, HalfCheetahRandParamsEnv, HalfCheetahVelEnv
+from envs.metaworld import MetaWorldML1Env, MetaWorldML10Env, MetaWorldML45Env
 from envs.navigation import Navigation2DEnv, Navigation2DSparseEnv
 from envs.registry import (
     FAMILY_IDS,
@@ -62,6 +71,7 @@ from envs.tasks import (
     DirectionTask,
     DynamicsTask,
     GoalTask,
+    MetaWorldTask,
     Task,
     TaskError,
     VelocityTask,
@@ -89,6 +99,11 @@ __all__ = [
     "HalfCheetahDirEnv",
     "HalfCheetahRandParamsEnv",
     "HalfCheetahVelEnv",
+    "MetaWorldML1Env",
+    "MetaWorldML10Env",
+    "MetaWorldML45Env",
+    "MetaWorldTask",
+    "MissingDependencyError",
     "Navigation2DEnv",
     "Navigation2DSparseEnv",
     "Task",

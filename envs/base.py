@@ -9,7 +9,12 @@ in the form this project uses:
 * ``set_task(task)`` / ``get_task()``; ``reset(options={"task": task})`` also sets it, and
   ``info["task"]`` reports the task on every ``reset`` and ``step``;
 * ``validate_task(task)`` turns a task or its dict form into the family's task type, or raises
-  :class:`~envs.tasks.TaskError` (a ``ValueError``) naming the problem.
+  :class:`~envs.tasks.TaskError` (a ``ValueError``) naming the problem;
+* ``sample_held_out_tasks(n, rng)`` draws the tasks an evaluation adapts to: a benchmark with a train/test split
+  (Meta-World, :mod:`envs.metaworld`) draws them from its test split, every other family from the distribution
+  ``sample_tasks`` draws from (a held-out *stream* of it, chosen by the caller's ``rng``);
+* ``reports_success``: whether ``info["success"]`` says, at every step, if the task is solved — then an episode
+  succeeds if it is 1 at any step, and the learners report the success rate beside the return.
 
 Each family also exposes *vectorised kernels* (observation, reward and termination computed for
 a leading batch dimension). The single environment calls them with a batch of one and the
@@ -33,32 +38,48 @@ from gymnasium import utils
 
 from envs.tasks import DirectionTask, GoalTask, Task, TaskError, VelocityTask, task_from_dict
 
-__all__ = ["TaskFamily", "load_model", "mujoco_warnings_to_python"]
+__all__ = ["MissingDependencyError", "TaskFamily", "load_model", "mujoco_warnings_to_python"]
 
 TaskT = TypeVar("TaskT", bound=Task)
+
+
+class MissingDependencyError(ImportError):
+    """A family whose simulator is an optional package that is missing (or that cannot run with the installed
+    MuJoCo); the message says what to install."""
 
 
 class TaskFamily(Generic[TaskT]):
     """Mixin with the task API. Subclasses set ``task_type`` and implement the range checks.
 
     Subclasses implement :meth:`_check_task` (range checks), :meth:`_sample` (the distribution),
-    :meth:`task_params` (tasks → float array for the kernels) and :meth:`default_task`.
+    :meth:`task_params` (tasks → float array for the kernels) and :meth:`default_task`; a family with a
+    held-out split implements :meth:`_sample_held_out` too, and one on an optional package
+    :meth:`check_dependencies`.
     """
 
     task_type: ClassVar[type[Task]]
     #: the registered id without namespace, for error messages (set by subclasses)
     family_name: ClassVar[str] = ""
+    #: ``info["success"]`` is 1.0 at a step where the task is solved and 0.0 otherwise (Meta-World); an episode
+    #: succeeds if it is 1 at any step, and samplers and evaluations then report the success rate
+    reports_success: ClassVar[bool] = False
     _task: TaskT
     _params: np.ndarray
+
+    @classmethod
+    def check_dependencies(cls) -> None:
+        """Raise :class:`MissingDependencyError`, saying what to install, if this family cannot run here; the
+        built-in families need nothing beyond this package's dependencies."""
 
     # -- the public task API -------------------------------------------------------------------
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[TaskT]:
         """Draw ``n`` tasks from the family's task distribution using ``rng``."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n!r}")
-        return self._sample(int(n), rng)
+        return self._sample(_sample_count(n, rng), rng)
+
+    def sample_held_out_tasks(self, n: int, rng: np.random.Generator) -> list[TaskT]:
+        """Draw ``n`` tasks to evaluate on with ``rng``: the benchmark's test split where the family has one
+        (:meth:`_sample_held_out`), else the training distribution itself (new tasks from the caller's stream)."""
+        return self._sample_held_out(_sample_count(n, rng), rng)
 
     def set_task(self, task: TaskT | Mapping[str, Any]) -> None:
         """Make ``task`` (a task or its dict form) the current task; it applies from the next step."""
@@ -102,6 +123,10 @@ class TaskFamily(Generic[TaskT]):
     def _check_task(self, task: TaskT) -> None:
         raise NotImplementedError
 
+    def _sample_held_out(self, n: int, rng: np.random.Generator) -> list[TaskT]:
+        """The held-out split's tasks; by default (no split) the training distribution's."""
+        return self._sample(n, rng)
+
     def _on_task_set(self, task: TaskT) -> None:
         """Hook for families whose task changes the simulator (dynamics families)."""
 
@@ -111,6 +136,15 @@ class TaskFamily(Generic[TaskT]):
 
     def _range_error(self, what: str, value: Any, low: Any, high: Any) -> TaskError:
         return TaskError(f"{self.family_name}: {what} {value!r} is outside the family's range [{low}, {high}]")
+
+
+def _sample_count(n: int, rng: np.random.Generator) -> int:
+    """``n`` as an int after checking the arguments of a task draw."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    return int(n)
 
 
 @contextmanager

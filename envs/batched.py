@@ -13,6 +13,10 @@ and termination come from the same vectorised kernels as the single environments
 (:mod:`envs.half_cheetah`, :mod:`envs.ant`, :mod:`envs.navigation`), and each slot's state carries
 the constraint solver's warm start, so a slot's transitions equal those of ``gymnasium.make(env_id)``
 with the same task, seed and actions on either backend (tested over full episodes of every family).
+A family without vectorised kernels — Meta-World (:mod:`envs.metaworld`), whose 50 classes each have a Python
+reward, or any :class:`~envs.base.TaskFamily` environment registered with :func:`envs.register_family` — runs on
+the ``"gymnasium"`` backend: one single environment per slot, each stepped by its own ``step`` in a Python loop
+(what gymnasium's ``SyncVectorEnv`` does, without its autoreset and with the slots' tasks and seeds as here).
 
 Example — one closed-loop batch of episodes::
 
@@ -286,6 +290,46 @@ class _NavigationBackend:
         return self.family.observe(self.state), reward, self.family.terminated(state, params), terms
 
 
+class _EnvLoopBackend:
+    """Every slot its own single environment of the family, stepped by its ``step`` in a Python loop: the backend of
+    a family without vectorised kernels (Meta-World, :mod:`envs.metaworld`; any :class:`~envs.base.TaskFamily`
+    environment), exact by construction. Slot ``i``'s environment takes the slot's random generator as its
+    ``np_random`` and is reset with ``options={"task": task}``, so it starts as ``env.reset(seed=s_i, …)`` would.
+    ``info``'s numbers become the reward terms of :attr:`BatchedEnv.last_info` (e.g. ``success``); a family's own
+    ``truncated`` is ignored (the horizon is :class:`BatchedEnv`'s)."""
+
+    def __init__(self, env_id: str, family: Any, n_slots: int, env_kwargs: dict[str, Any]) -> None:
+        self.family = family
+        self.n = n_slots
+        self.envs = [make_unwrapped(env_id, **env_kwargs) for _ in range(n_slots)]
+        self.obs = np.zeros((n_slots, *family.observation_space.shape), dtype=family.observation_space.dtype)
+
+    def close(self) -> None:
+        """Close every slot's environment."""
+        for env in self.envs:
+            env.close()
+        self.envs = []
+
+    def reset(self, tasks: Sequence[Task], rngs: Sequence[np.random.Generator], params: np.ndarray) -> np.ndarray:
+        for i, (env, task, rng) in enumerate(zip(self.envs, tasks, rngs)):
+            env.np_random = rng
+            self.obs[i], _ = env.reset(options={"task": task})
+        return self.obs.copy()
+
+    def step(
+        self, actions: np.ndarray, params: np.ndarray, ids: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        reward = np.zeros(self.n)
+        terminated = np.zeros(self.n, dtype=bool)
+        terms: dict[str, np.ndarray] = {}
+        for i in (range(self.n) if ids is None else ids.tolist()):
+            self.obs[i], reward[i], terminated[i], _, info = self.envs[i].step(actions[i])
+            for key, value in info.items():
+                if isinstance(value, (bool, int, float, np.number)):
+                    terms.setdefault(key, np.zeros(self.n))[i] = value
+        return self.obs.copy(), reward, terminated, terms
+
+
 class BatchedEnv:
     """``n_slots`` episodes of one task family stepped together, one task per slot.
 
@@ -297,13 +341,14 @@ class BatchedEnv:
             when ``t`` reaches it.
         n_threads: threads of MuJoCo's batch thread pool (the caller's included), or of the Python threads
             that share the slots on the ``"mjdata"`` backend; default: all CPUs this process may use. Ignored
-            for the navigation families.
+            for the navigation families and on the ``"gymnasium"`` backend.
         backend: how the MuJoCo families are stepped, one of :data:`BACKENDS`: ``"batch"`` (one
             ``mujoco.batch.Batch``, MuJoCo >= 3.17) or ``"mjdata"`` (one ``MjData`` per slot, any MuJoCo).
             Default: the environment variable ``RL_ALPHAMAML_BATCHED_BACKEND`` if set, else ``"batch"`` where
             ``mujoco.batch`` exists and ``"mjdata"`` where it does not (:func:`resolve_backend`). Both give the
             single environment's transitions bit for bit; they differ in speed only. The navigation families
-            run on numpy whatever the backend.
+            run on numpy and families without kernels (Meta-World) on their single environments (``"gymnasium"``)
+            whatever the backend.
         **env_kwargs: constructor arguments of the family (``low=``, ``terminate_when_unhealthy=``,
             ``goal_radius=``, ...), as for ``gymnasium.make``.
 
@@ -350,8 +395,9 @@ class BatchedEnv:
         self.action_space = self.family.action_space
         self.obs_dim = int(self.observation_space.shape[0])
         self.act_dim = int(self.action_space.shape[0])
-        self._backend: _MujocoBackend | _MjDataBackend | _NavigationBackend
-        #: the backend that steps the slots: ``"batch"`` or ``"mjdata"`` (MuJoCo families), ``"numpy"`` (navigation)
+        self._backend: _MujocoBackend | _MjDataBackend | _NavigationBackend | _EnvLoopBackend
+        #: the backend that steps the slots: ``"batch"`` or ``"mjdata"`` (MuJoCo families), ``"numpy"`` (navigation),
+        #: ``"gymnasium"`` (a family without vectorised kernels, e.g. Meta-World: one environment per slot)
         self.backend: str
         if isinstance(self.family, MujocoFamily):
             backend_class = _MujocoBackend if mujoco_backend == "batch" else _MjDataBackend
@@ -360,8 +406,9 @@ class BatchedEnv:
         elif isinstance(self.family, Navigation2DEnv):
             self._backend = _NavigationBackend(self.family, self.n_slots)
             self.backend = "numpy"
-        else:  # pragma: no cover - every registered family is one of the two
-            raise TypeError(f"no batched backend for {type(self.family).__name__}")
+        else:  # a family without vectorised kernels: its single environments
+            self._backend = _EnvLoopBackend(self.env_id, self.family, self.n_slots, env_kwargs)
+            self.backend = "gymnasium"
         self._rngs: list[np.random.Generator | None] = [None] * self.n_slots
         self._tasks: tuple[Task, ...] | None = None
         self._params = np.zeros((self.n_slots, 0))
@@ -376,6 +423,11 @@ class BatchedEnv:
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
         """Draw ``n`` tasks from the family's distribution (``family.sample_tasks``)."""
         return list(self.family.sample_tasks(n, rng))
+
+    def sample_held_out_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        """Draw ``n`` tasks to evaluate on (``family.sample_held_out_tasks``: a benchmark's test split, else the
+        training distribution)."""
+        return list(self.family.sample_held_out_tasks(n, rng))
 
     @property
     def tasks(self) -> tuple[Task, ...]:

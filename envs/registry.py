@@ -8,6 +8,8 @@ here, :class:`envs.BatchedEnv` and the RL learner (``env.id``) take its id like 
 References:
     [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
         ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Yu, Quillen, He, Julian, Hausman, Finn & Levine, "Meta-World: A Benchmark and Evaluation for Multi-Task
+        and Meta Reinforcement Learning", CoRL 2019. https://arxiv.org/abs/1910.10897
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ __all__ = [
 NAMESPACE = "rl_alphamaml"
 
 #: short id -> (entry point, horizon). Horizons follow MAML-RL [1]: 200 for locomotion,
-#: 100 for 2-D navigation.
+#: 100 for 2-D navigation; Meta-World's [2] is its max_path_length, 500 (its families need the metaworld extra,
+#: which envs.metaworld imports only when one is made).
 _FAMILIES: dict[str, tuple[str, int]] = {
     "HalfCheetahVel-v0": ("envs.half_cheetah:HalfCheetahVelEnv", 200),
     "HalfCheetahDir-v0": ("envs.half_cheetah:HalfCheetahDirEnv", 200),
@@ -45,6 +48,9 @@ _FAMILIES: dict[str, tuple[str, int]] = {
     "AntGoal-v0": ("envs.ant:AntGoalEnv", 200),
     "Navigation2D-v0": ("envs.navigation:Navigation2DEnv", 100),
     "Navigation2DSparse-v0": ("envs.navigation:Navigation2DSparseEnv", 100),
+    "MetaWorldML1-v0": ("envs.metaworld:MetaWorldML1Env", 500),
+    "MetaWorldML10-v0": ("envs.metaworld:MetaWorldML10Env", 500),
+    "MetaWorldML45-v0": ("envs.metaworld:MetaWorldML45Env", 500),
 }
 
 #: the built-in families' ids, ``rl_alphamaml/<Family>-v0`` (families added by :func:`register_family` are not
@@ -129,10 +135,11 @@ def register_family(env_id: str, env_class: type, max_episode_steps: int) -> str
     ``rl_alphamaml/RingNavigation-v0``) or a full one with your own namespace (``"mylab/RingNavigation-v0"``);
     ``max_episode_steps`` is the family's horizon. Afterwards :func:`make`, :func:`resolve_id`,
     :func:`horizon_of`, :func:`family_class`, :class:`envs.BatchedEnv` and the RL learner's ``env.id`` take
-    the id like a built-in family's. Meta-training steps the family in a :class:`envs.BatchedEnv`, which
-    needs a subclass of :class:`envs.mujoco_family.MujocoFamily` (a MuJoCo robot with vectorised kernels) or
-    of :class:`envs.Navigation2DEnv` (numpy kernels ``initial_state``, ``observe``, ``transition``,
-    ``terminated``); ``envs.make`` and stable-baselines3 take any such environment.
+    the id like a built-in family's. Meta-training steps the family in a :class:`envs.BatchedEnv`: all slots
+    at once through vectorised kernels for a subclass of :class:`envs.mujoco_family.MujocoFamily` (a MuJoCo
+    robot) or of :class:`envs.Navigation2DEnv` (numpy kernels ``initial_state``, ``observe``, ``transition``,
+    ``terminated``), else one environment of the class per slot (its ``"gymnasium"`` backend); ``envs.make``
+    and stable-baselines3 take any such environment.
 
     The registration lives in this process: a program (or a Ray worker, ``sampler.backend: ray``) that
     should know the family must import the module that registers it. Registering an id again replaces its

@@ -23,6 +23,8 @@ Example::
 References:
     [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
         ICML 2017. https://arxiv.org/abs/1703.03400
+    [2] Yu, Quillen, He, Julian, Hausman, Finn & Levine, "Meta-World: A Benchmark and Evaluation for Multi-Task
+        and Meta Reinforcement Learning", CoRL 2019. https://arxiv.org/abs/1910.10897
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "DirectionTask",
     "DynamicsTask",
     "GoalTask",
+    "MetaWorldTask",
     "Task",
     "TaskError",
     "VelocityTask",
@@ -189,6 +192,27 @@ class DynamicsTask(Task):
         if friction <= 0.0:
             raise TaskError(f"friction_scale must be positive, got {friction}")
         object.__setattr__(self, "friction_scale", friction)
+
+
+@dataclass(frozen=True)
+class MetaWorldTask(Task):
+    """One task of a Meta-World benchmark [2]: the environment class ``env_name`` (e.g. ``"reach-v3"``) and its
+    ``rand_vec``, the object and goal positions that Meta-World draws per task (3 or 6 numbers, depending on the
+    class). Meta-World ML1, ML10 and ML45 (:mod:`envs.metaworld`); which ones a family accepts is the benchmark's
+    goal set.
+    """
+
+    kind: ClassVar[str] = "metaworld"
+    env_name: str
+    rand_vec: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.env_name, str) or not self.env_name:
+            raise TaskError(f"env_name must be a Meta-World environment name such as 'reach-v3', got {self.env_name!r}")
+        rand_vec = _float_tuple(self.rand_vec, "rand_vec")
+        if not rand_vec:
+            raise TaskError("rand_vec must not be empty")
+        object.__setattr__(self, "rand_vec", rand_vec)
 
 
 def task_from_dict(data: Mapping[str, Any]) -> Task:

@@ -4,7 +4,8 @@
 
     rl-alphamaml train CONFIG [--run-dir DIR] [--set KEY=VALUE ...]
     rl-alphamaml train --resume RUN_DIR [--set KEY=VALUE ...]
-    rl-alphamaml evaluate RUN_DIR [--checkpoint PATH] [--tasks N] [--steps K] [--seed S] [--video [--video-tasks N]]
+    rl-alphamaml evaluate RUN_DIR [--checkpoint PATH] [--tasks N] [--steps K] [--seed S] [--protocol metaworld]
+                          [--video [--video-tasks N]]
     rl-alphamaml compare RUN_DIR [RUN_DIR ...] [--tasks N] [--steps K] [--methods ...] [--ppo-budgets ...]
     rl-alphamaml data omniglot [--root DIR]
     rl-alphamaml config KIND [--markdown]
@@ -35,6 +36,9 @@ from rl_alphamaml.rendering import RenderingUnavailableError, guard_gl_backend, 
 from rl_alphamaml.rundir import RunDir, config_path
 from rl_alphamaml.runner import close_experiment, make_run_dir, prepare_run_dir, set_threads, train
 from rl_alphamaml.seeding import MAX_STREAM_SEED, evaluation_seed
+
+#: ``evaluate --protocol metaworld``'s inner steps when ``--steps`` is not given (metaworld's adaptation_steps)
+METAWORLD_STEPS = 1
 
 KIND_MODULES = {
     "sinusoid": "rl_alphamaml.supervised.sinusoid",
@@ -117,8 +121,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UserError("--episodes must be at least 1")
     if args.inner_lr is not None and any(not (lr > 0 and math.isfinite(lr)) for lr in args.inner_lr):
         raise UserError("--inner-lr takes positive rates, e.g. --inner-lr 0.5 0.25")
+    if args.protocol is not None and "protocol" not in kind.evaluate_options:
+        raise UserError(f"--protocol applies to kind: rl runs, this one is kind: {config.kind}")
     tasks = args.tasks if args.tasks is not None else kind.eval_tasks
-    steps = args.steps if args.steps is not None else kind.eval_steps
+    steps = args.steps if args.steps is not None else METAWORLD_STEPS if args.protocol == "metaworld" else \
+        kind.eval_steps
     seed = args.seed if args.seed is not None else evaluation_seed(config.seed)
     check_seed(seed)
     if tasks < 1 or steps < 0:
@@ -138,13 +145,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         rl_options["episodes"] = args.episodes
     if args.inner_lr is not None:
         rl_options["inner_lrs"] = args.inner_lr
+    protocol = {} if args.protocol is None else {"protocol": args.protocol}
     try:
-        result = kind.evaluate(experiment, tasks, steps, seed, **rl_options)
+        result = kind.evaluate(experiment, tasks, steps, seed, **rl_options, **protocol)
     finally:
         close_experiment(experiment)
     result.checkpoint = str(path)
     result.checkpoint_iteration = int(payload["iteration"])
     title = f"{config.experiment}: {tasks} held-out tasks, checkpoint iteration {payload['iteration']}"
+    if args.protocol == "metaworld":
+        title += ", Meta-World's protocol"
     write_report(run_dir, result, title)
     if args.video:
         try:
@@ -265,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--inner-lr", type=float, nargs="+", metavar="ALPHA",
                     help="kind: rl: α of each inner step instead of the run's (one α, or its per-step α_j), the last "
                          "for every later step (the MAML paper's navigation evaluation: --inner-lr 0.5 0.25)")
+    ev.add_argument("--protocol", choices=["maml", "metaworld"],
+                    help="kind: rl: maml (default): the mean return (and a family's success rate) of sampled episodes "
+                         "after 0..K steps; metaworld: Meta-World's evaluation of its families: each task adapted on "
+                         "10 sampled episodes per step (--episodes), scored on 3 episodes of the mean action that "
+                         f"end on success, the success rate first (--steps defaults to {METAWORLD_STEPS})")
     ev.add_argument("--video", action="store_true",
                     help="also render episodes before and after adaptation to RUN_DIR/eval/videos and TensorBoard "
                          "(kind: rl; MuJoCo families need MUJOCO_GL=egl or osmesa)")

@@ -1,7 +1,10 @@
 """Adaptation reports: a metric after 0…K inner steps on held-out tasks, with 95 % confidence intervals.
 
 Every learner's ``evaluate`` produces an :class:`AdaptationResult`; :func:`write_report` prints it as a
-table and writes ``RUN_DIR/eval/adaptation.json``, a PNG plot and TensorBoard scalars.
+table and writes ``RUN_DIR/eval/adaptation.json``, a PNG plot and TensorBoard scalars. A result may carry other
+metrics measured on the same episodes beside its headline one (``other_metrics``: the success rate of a family that
+reports success beside the return, or the return beside Meta-World's success rate); each gets its own columns, JSON
+entry, panel and TensorBoard tags, and a result without them looks as it always did.
 """
 
 from __future__ import annotations
@@ -34,19 +37,22 @@ class AdaptationResult:
     seed: int
     higher_is_better: bool
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: other metrics on the same tasks and steps, ``{name: values}`` laid out as :attr:`values` (higher is better)
+    other_metrics: dict[str, list[list[float]]] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> list[dict[str, float]]:
         """Per number of steps: the mean and its 95 % CI half-width, and the paired change from step 0
         (each task against itself, which removes the task-to-task spread) with its CI."""
-        rows = []
-        for k, vals in enumerate(self.values):
-            mean, half = mean_ci95(vals)
-            gain, gain_half = mean_ci95([v - v0 for v, v0 in zip(vals, self.values[0])])
-            rows.append({"steps": k, "mean": mean, "ci95": half, "change": gain, "change_ci95": gain_half})
-        return rows
+        return summarize(self.values)
+
+    def metrics(self) -> dict[str, list[list[float]]]:
+        """Every metric's values, the headline one first."""
+        return {self.metric: self.values, **self.other_metrics}
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The report's JSON: the headline metric's summary and per-task values at the top (as always), the others
+        under ``metrics``."""
+        out = {
             "metric": self.metric,
             "higher_is_better": self.higher_is_better,
             "checkpoint": self.checkpoint,
@@ -58,38 +64,70 @@ class AdaptationResult:
             "tasks": self.tasks,
             **self.extra,
         }
+        if self.other_metrics:
+            out["metrics"] = {name: {"higher_is_better": True, "adaptation": summarize(values), "per_task": values}
+                              for name, values in self.other_metrics.items()}
+        return out
+
+
+def summarize(values: Sequence[Sequence[float]]) -> list[dict[str, float]]:
+    """:meth:`AdaptationResult.summary` of ``values[k][i]`` (task ``i`` after ``k`` steps)."""
+    rows = []
+    for k, vals in enumerate(values):
+        mean, half = mean_ci95(vals)
+        gain, gain_half = mean_ci95([v - v0 for v, v0 in zip(vals, values[0])])
+        rows.append({"steps": k, "mean": mean, "ci95": half, "change": gain, "change_ci95": gain_half})
+    return rows
 
 
 def format_table(result: AdaptationResult) -> str:
-    lines = [f"{'steps':>5}  {'mean ' + result.metric:>16}  {'95% CI':>10}  {'change from 0 steps':>22}"]
-    for row in result.summary():
-        lines.append(f"{row['steps']:>5}  {row['mean']:>16.4f}  ±{format_ci(row['ci95'], 4):>9}  "
-                     f"{row['change']:>+12.4f} ±{format_ci(row['change_ci95'], 4):>8}")
+    """The report's table: per number of steps, each metric's mean, its 95 % CI and its paired change from 0
+    steps."""
+    summaries = {name: summarize(values) for name, values in result.metrics().items()}
+    head = [f"{'steps':>5}"]
+    for name in summaries:
+        head.append(f"{'mean ' + name:>16}  {'95% CI':>10}  {'change from 0 steps':>22}")
+    lines = ["  ".join(head)]
+    for k in range(len(result.values)):
+        cells = [f"{k:>5}"]
+        for rows in summaries.values():
+            row = rows[k]
+            cells.append(f"{row['mean']:>16.4f}  ±{format_ci(row['ci95'], 4):>9}  "
+                         f"{row['change']:>+12.4f} ±{format_ci(row['change_ci95'], 4):>8}")
+        lines.append("  ".join(cells))
     return "\n".join(lines)
 
 
 def plot_adaptation(results: Sequence[tuple[str, AdaptationResult]], path: str | Path, title: str) -> None:
-    """A PNG of mean ± 95 % CI against the number of inner steps, one line per labelled result (written
-    atomically)."""
+    """A PNG of mean ± 95 % CI against the number of inner steps, one line per labelled result and one panel per
+    metric (the headline one first; written atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.8), dpi=120)
-    for label, result in results:
-        rows = result.summary()
-        ks = [r["steps"] for r in rows]
-        means = [r["mean"] for r in rows]
-        halves = [r["ci95"] for r in rows]
-        ax.errorbar(ks, means, yerr=halves, marker="o", capsize=3, label=label)
-    ax.set_xlabel("inner gradient steps")
-    ax.set_ylabel(results[0][1].metric)
-    ax.set_xticks(range(max(len(r.values) for _, r in results)))
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    if len(results) > 1:
-        ax.legend()
+    names = list(dict.fromkeys(name for _, result in results for name in result.metrics()))
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 3.8), dpi=120, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for label, result in results:
+            values = result.metrics().get(name)
+            if values is None:
+                continue
+            rows = summarize(values)
+            ks = [r["steps"] for r in rows]
+            means = [r["mean"] for r in rows]
+            halves = [r["ci95"] for r in rows]
+            ax.errorbar(ks, means, yerr=halves, marker="o", capsize=3, label=label)
+        ax.set_xlabel("inner gradient steps")
+        ax.set_ylabel(name)
+        ax.set_xticks(range(max(len(r.values) for _, r in results)))
+        ax.grid(alpha=0.3)
+        if len(results) > 1:
+            ax.legend()
+    if len(names) > 1:
+        fig.suptitle(title, fontsize=9)
+    else:
+        axes[0][0].set_title(title, fontsize=9)
     fig.tight_layout()
     write_figure_atomic(fig, path)
 
@@ -150,9 +188,10 @@ def write_report(run_dir: str | Path, result: AdaptationResult, title: str) -> P
     path = out / "adaptation.json"
 
     def scalars(events: EventFile) -> None:
-        for row in result.summary():
-            events.add_scalar(f"eval/{result.metric}_mean", row["mean"], int(row["steps"]))
-            events.add_scalar(f"eval/{result.metric}_ci95", row["ci95"], int(row["steps"]))
+        for name, values in result.metrics().items():
+            for row in summarize(values):
+                events.add_scalar(f"eval/{name}_mean", row["mean"], int(row["steps"]))
+                events.add_scalar(f"eval/{name}_ci95", row["ci95"], int(row["steps"]))
 
     write_outputs([
         (str(path), lambda: write_text_atomic(path, json.dumps(json_safe(result.to_json()), indent=2))),

@@ -1,6 +1,10 @@
 """``small_disk``: a real file system that fills up — a tmpfs mounted for the test, resized to leave a few pages.
 
 Mounting needs root (CI runs the tests as root); elsewhere the tests that use it are skipped with the reason.
+
+Tests of the Meta-World families (a parameter naming one, e.g. over ``envs.FAMILY_IDS``, or the marker
+``metaworld``) are skipped, with the reason, where the optional metaworld package cannot run
+(``pip install -e ".[metaworld]"``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,32 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from envs.base import MissingDependencyError
+from envs.metaworld import import_metaworld
+
+
+def _metaworld_missing() -> str | None:
+    try:
+        import_metaworld()
+    except MissingDependencyError as err:
+        return str(err)
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "metaworld: needs the metaworld package (skipped without it)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = _metaworld_missing()
+    if missing is None:
+        return
+    skip = pytest.mark.skip(reason=f"metaworld is not usable here: {missing}")
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.get_closest_marker("metaworld") or any("MetaWorld" in str(v) for v in params.values()):
+            item.add_marker(skip)
 
 PAGE = os.sysconf("SC_PAGESIZE")  # tmpfs counts whole pages: a file of 1 byte takes one
 ROOMY = 256 * 1024 * 1024

@@ -121,6 +121,45 @@ def test_worker_that_keeps_dying_fails_the_phase(reference: tuple) -> None:
         sampler.close()
 
 
+def test_slots_in_passes_give_the_same_episodes_locally_and_on_ray(reference: tuple) -> None:
+    """``sampler.max_slots``: 5 tasks × 2 episodes with at most 4 slots at once run one task per pass (the largest
+    divisor of 5 that fits), locally and in each Ray worker, and give the episodes of one pass."""
+    tasks, params, policy, per_task, _ = reference
+    local = Sampler(ENV, TASKS, EPISODES, threads=1, horizon=HORIZON, max_slots=4)
+    assert local.pass_tasks == 1 and local.env.n_slots == EPISODES
+    assert_same(local.sample(policy, params, tasks, (0, 1, 0)), per_task)
+    local.close()
+    sampler = RaySampler(ENV, TASKS, EPISODES, horizon=HORIZON, workers=2, max_slots=4)
+    try:
+        assert_same(sampler.sample(policy, params, tasks, (0, 1, 0)), per_task)
+    finally:
+        sampler.close()
+
+
+@pytest.mark.metaworld
+def test_a_metaworld_family_on_ray_gives_the_local_episodes_and_success() -> None:
+    env, tasks_n, episodes, horizon = "rl_alphamaml/MetaWorldML1-v0", 4, 2, 30
+    local = Sampler(env, tasks_n, episodes, threads=1, horizon=horizon, env_kwargs={"env_name": "push-v3"})
+    tasks = local.sample_tasks(np.random.default_rng(0))
+    held_out = local.sample_tasks(np.random.default_rng(0), 5, held_out=True)
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy(local.obs_dim, local.act_dim, (16,), action_scale=1.0,
+                               action_bounds=([-1.0] * 4, [1.0] * 4))
+    params = expand_params(policy.params(), tasks_n)
+    expected = local.sample(policy, params, tasks, (0, 1, 0))
+    local.close()
+    assert expected.success is not None and expected.success.shape == (tasks_n, episodes)
+    sampler = RaySampler(env, tasks_n, episodes, horizon=horizon, workers=2, env_kwargs={"env_name": "push-v3"})
+    try:
+        got = sampler.sample(policy, params, tasks, (0, 1, 0))
+        assert_same(got, expected)
+        assert got.success is not None and torch.equal(got.success, expected.success)
+        assert sampler.sample_tasks(np.random.default_rng(0), 5, held_out=True) == held_out  # the test goals
+        assert not set(held_out) & set(sampler.sample_tasks(np.random.default_rng(0), 50))
+    finally:
+        sampler.close()
+
+
 def test_meta_training_iteration_matches_local_backend() -> None:
     def run(backend: str) -> dict[str, torch.Tensor]:
         config = cfg.from_dict(RLConfig, {

@@ -10,6 +10,7 @@ import pytest
 import envs
 from envs import BatchedEnv, TaskError, VelocityTask
 from envs.batched import BACKENDS, mjbatch
+from envs.metaworld import MetaWorldFamily
 
 TOL = 1e-6  # the issue's bound; in practice the two are bit-identical
 
@@ -47,7 +48,8 @@ def _actions(env_id: str, horizon: int, n: int, act_dim: int, seed: int) -> np.n
 def _compare_with_gymnasium(env_id: str, n: int = 3, backend: str | None = None, **kwargs: Any) -> dict[str, Any]:
     """Run n slots batched and the same n episodes one by one in ONE gymnasium env; compare."""
     benv = BatchedEnv(env_id, n, n_threads=2, backend=backend, **kwargs)
-    if backend is not None and benv.backend != "numpy":
+    mujoco_slots = benv.backend in BACKENDS
+    if backend is not None and mujoco_slots:
         assert benv.backend == backend
     tasks = benv.sample_tasks(n, np.random.default_rng(11))
     seeds = [1000 + 7 * i for i in range(n)]
@@ -80,7 +82,7 @@ def _compare_with_gymnasium(env_id: str, n: int = 3, backend: str | None = None,
                     assert later.reward[i] == 0.0 and not later.terminated[i] and not later.truncated[i]
                     assert np.array_equal(later.obs[i], step.obs[i])
                 break
-        if benv.backend != "numpy":
+        if mujoco_slots:
             # the solver's warm start travels with each slot's state (an ended slot's is frozen)
             warm = _slot_field(benv, "qacc_warmstart", i)
             assert np.any(warm != 0.0)
@@ -91,9 +93,17 @@ def _compare_with_gymnasium(env_id: str, n: int = 3, backend: str | None = None,
     return {"lengths": lengths, "max_diff": max_diff}
 
 
-@pytest.mark.parametrize("backend", BACKEND_PARAMS)
-@pytest.mark.parametrize("env_id", envs.FAMILY_IDS)
-def test_batched_transitions_equal_gymnasium_over_full_episodes(env_id: str, backend: str) -> None:
+#: (family, backend): the MuJoCo families on each backend; the others (navigation: numpy; Meta-World: one
+#: environment per slot) once more with the default for navigation, once for the others
+FAMILY_BACKENDS = [
+    pytest.param(env_id, *p.values, marks=p.marks, id=f"{env_id}-{p.values[0]}")
+    for env_id in envs.FAMILY_IDS
+    for p in (BACKEND_PARAMS if not issubclass(envs.family_class(env_id), MetaWorldFamily) else [pytest.param(None)])
+]
+
+
+@pytest.mark.parametrize(("env_id", "backend"), FAMILY_BACKENDS)
+def test_batched_transitions_equal_gymnasium_over_full_episodes(env_id: str, backend: str | None) -> None:
     result = _compare_with_gymnasium(env_id, backend=backend)
     assert result["lengths"] == [envs.horizon_of(env_id)] * 3
 

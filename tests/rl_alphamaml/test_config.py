@@ -9,7 +9,7 @@ import pytest
 
 from rl_alphamaml.cli import KIND_MODULES, config_markdown, experiment_kind, load_experiment_config, main
 from rl_alphamaml.config import FieldInfo, describe, save_config
-from rl_alphamaml.errors import ConfigError
+from rl_alphamaml.errors import ConfigError, UserError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -24,7 +24,11 @@ def test_every_shipped_config_loads() -> None:
     paths = sorted(CONFIGS.glob("*.yaml"))
     assert paths
     for path in paths:
-        config, _ = load_experiment_config(path)
+        try:
+            config, _ = load_experiment_config(path)
+        except UserError as err:  # a Meta-World config where metaworld is missing: what to install, nothing else
+            assert path.name.startswith("metaworld_") and 'pip install -e ".[metaworld]"' in str(err), (path, err)
+            continue
         assert config.train.iterations >= 1 and config.train.checkpoint_every >= 1
 
 
