@@ -55,13 +55,6 @@ SHARED = ("config", "env", "iterations", "meta_batch", "episodes", "eval_tasks",
           "beta_bounds", "inner_steps", "second_order", "outer_optimizer", "hd_rule", "metric", "train_window")
 
 
-def common(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """``new`` restricted to the keys ``old`` has (recursively): config fields added since ``old`` was resolved —
-    at their defaults, which keep the earlier behaviour — are not a difference."""
-    return {k: common(old[k], v) if isinstance(v, dict) and isinstance(old[k], dict) else v
-            for k, v in new.items() if k in old}
-
-
 def reference_store(path: Path, settings: dict[str, Any]) -> grid.GridStore:
     """The rate grid's study without the repair; refused (exit 2) unless it was made with the same settings (its
     config resolved without the ``beta_repair`` section, which did not exist then, nor any field added since)."""
@@ -76,7 +69,7 @@ def reference_store(path: Path, settings: dict[str, Any]) -> grid.GridStore:
         sys.exit(2)
     ours.pop("beta_repair", None)
     differ = [k for k in SHARED if old.get(k) != settings[k]]
-    if theirs != common(theirs, ours):
+    if theirs != grid.common(theirs, ours):
         differ.append("resolved_config")
     if differ:
         print(f"{path} was made with other settings ({', '.join(differ)}): pass the same ones", file=sys.stderr)

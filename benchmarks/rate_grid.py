@@ -152,6 +152,13 @@ def resolved_config(config: str, overrides: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def common(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` restricted to the keys ``old`` has (recursively): a config field added since ``old`` was resolved — at
+    its default, which keeps the earlier behaviour — is no difference between a study's runs."""
+    return {k: common(old[k], v) if isinstance(v, dict) and isinstance(old[k], dict) else v
+            for k, v in new.items() if k in old}
+
+
 def key(method: str, alpha: float, beta: float, seed: int) -> str:
     return f"{method}|{alpha:g}|{beta:g}|{seed}"
 
@@ -159,8 +166,9 @@ def key(method: str, alpha: float, beta: float, seed: int) -> str:
 class GridStore:
     """The finished runs of a study in ``path``, saved after each one.
 
-    An earlier file is continued when its settings other than :data:`GRID_KEYS` are the same; a file made
-    with other settings is refused (its runs are not thrown away by accident) unless ``fresh``."""
+    An earlier file is continued when its settings other than :data:`GRID_KEYS` are the same (config fields added
+    since it was made aside: :func:`common`); a file made with other settings is refused (its runs are not thrown
+    away by accident) unless ``fresh``."""
 
     def __init__(self, path: Path, settings: dict[str, Any], fresh: bool) -> None:
         self.path = path
@@ -171,6 +179,8 @@ class GridStore:
             previous = json.loads(path.read_text())
             old = {k: v for k, v in previous.get("settings", {}).items() if k not in GRID_KEYS}
             new = {k: v for k, v in self.settings.items() if k not in GRID_KEYS}
+            if "resolved_config" in old and "resolved_config" in new:  # fields added to the configs since
+                new["resolved_config"] = common(old["resolved_config"], new["resolved_config"])
             if old != new:
                 differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
                 print(f"{path} holds runs made with other settings ({', '.join(differ)}): pass --fresh to "

@@ -167,3 +167,14 @@ def test_another_rule_is_set_beside_the_default_rule_cell_for_cell(tmp_path: Pat
     lines = grid.rule_comparison(store, reference, grid.Metric("return"), floor=-100.0)
     assert "| 0.1 | 0.001 | -16.0 (-20.0 … -12.0) | -14.0 (-15.0 … -13.0) | 0.1 → 0.5 | 0.001 → 0.001 |" in lines
     assert lines[-1] == "`log_adam` ahead in 1 of 2 same-seed pairs."
+
+
+def test_a_config_field_added_since_is_no_difference(tmp_path: Path) -> None:
+    path = tmp_path / "grid.json"
+    before = {**settings([0]), "resolved_config": {"inner": {"lr": 0.1}}}
+    grid.GridStore(path, before, fresh=False).add(record("maml", 0.1, 0, -20.0))
+    later = {**settings([0]), "resolved_config": {"inner": {"lr": 0.1, "lr_per_step": False}, "beta_repair": {}}}
+    assert len(grid.GridStore(path, later, fresh=False).runs) == 1
+    changed = {**settings([0]), "resolved_config": {"inner": {"lr": 0.2, "lr_per_step": False}}}
+    with pytest.raises(SystemExit):
+        grid.GridStore(path, changed, fresh=False)
