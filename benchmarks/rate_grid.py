@@ -434,8 +434,11 @@ def default_rule_store(path: Path, settings: dict[str, Any]) -> GridStore | None
         return None
     previous = json.loads(path.read_text())
     skip = {*GRID_KEYS, "hd_rule"}
-    if {k: v for k, v in previous["settings"].items() if k not in skip} != \
-            {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in skip}:
+    old = {k: v for k, v in previous["settings"].items() if k not in skip}
+    new = {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in skip}
+    if "resolved_config" in old and "resolved_config" in new:  # fields added to the configs since: no difference
+        new["resolved_config"] = common(old["resolved_config"], new["resolved_config"])
+    if old != new:
         return None
     store = GridStore(path, previous["settings"], fresh=True)  # read only: never saved
     store.runs = {key(r["method"], r["alpha0"], r["beta0"], r["seed"]): r for r in previous["runs"]}
