@@ -118,13 +118,14 @@ def family_result(family: str, seeds: list[int], variants: list[str]) -> dict[st
     return {"family": family, "seeds": seeds, "runs": runs, **pc.FAMILIES[family]}
 
 
-def ratio_cells(rows: list[dict[str, Any]], runs: list[dict[str, Any]], key: str, unit: float, fmt: str) -> str:
-    """Per seed: the value (÷ ``unit``) and its multiple of the same seed's MAML-TRPO value."""
+def ratio_cells(rows: list[dict[str, Any]], runs: list[dict[str, Any]], key: str, unit: float, fmt: str,
+                suffix: str) -> str:
+    """Per seed: the value (÷ ``unit``, then ``suffix``) and its multiple of the same seed's MAML-TRPO value."""
     cells = []
     for r in rows:
         own = next(m for m in runs if m["method"] == "maml" and m["seed"] == r["seed"])[key]
         cells.append("not within the budget" if r[key] is None or own is None
-                     else f"{r[key] / unit:{fmt}} ({r[key] / own:.2f}×)")
+                     else f"{r[key] / unit:{fmt}}{suffix} ({r[key] / own:.2f}×)")
     return "; ".join(cells)
 
 
@@ -170,9 +171,9 @@ def markdown(results: list[dict[str, Any]], note: str) -> str:
             wall = np.mean([r["curve"]["seconds"][-1] for r in rows]) / 60
             rates = ("—" if rows[0]["final_beta"] is None else
                      "; ".join(f"{r['final_alpha']:.3g} / {r['final_beta']:.2g}" for r in rows))
-            lines.append(f"| {labels[method]} | {ratio_cells(rows, res['runs'], 'steps_to_target', 1e6, '.2f')} M | "
-                         f"{ratio_cells(rows, res['runs'], 'seconds_to_target', 1, '.0f')} s | {held} | {wall:.1f} min "
-                         f"| {rates} |")
+            steps = ratio_cells(rows, res["runs"], "steps_to_target", 1e6, ".2f", " M")
+            seconds = ratio_cells(rows, res["runs"], "seconds_to_target", 1, ".0f", " s")
+            lines.append(f"| {labels[method]} | {steps} | {seconds} | {held} | {wall:.1f} min | {rates} |")
         lines += ["", "Commands:", "", "```bash", *[r["command"] for r in res["runs"]],
                   f"rl-alphamaml evaluate RUN {' '.join(EVALUATE)}", "```", ""]
     return "\n".join(lines)
