@@ -169,8 +169,9 @@ def markdown(results: list[dict[str, Any]], note: str) -> str:
             rows = [r for r in res["runs"] if r["method"] == method]
             held = pc.fmt([r["held_out"]["mean"] for r in rows])
             wall = np.mean([r["curve"]["seconds"][-1] for r in rows]) / 60
-            rates = ("—" if rows[0]["final_beta"] is None else
-                     "; ".join(f"{r['final_alpha']:.3g} / {r['final_beta']:.2g}" for r in rows))
+            trpo = method in ("maml", "trpo_subsample")  # no β: the trust region sets the step
+            rates = "; ".join(f"{r['final_alpha']:.3g} / " + ("—" if trpo or r["final_beta"] is None
+                                                              else f"{r['final_beta']:.2g}") for r in rows)
             steps = ratio_cells(rows, res["runs"], "steps_to_target", 1e6, ".2f", " M")
             seconds = ratio_cells(rows, res["runs"], "seconds_to_target", 1, ".0f", " s")
             lines.append(f"| {labels[method]} | {steps} | {seconds} | {held} | {wall:.1f} min | {rates} |")
