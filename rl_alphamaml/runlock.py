@@ -44,6 +44,8 @@ HEARTBEAT = 10.0
 """Seconds between the holder's renewals of the lock file's modification time."""
 STALE_AFTER = 60.0
 """A lock file of another host whose modification time is older than this is taken over."""
+NAME_WAIT = 2.0
+"""Seconds a refused process waits for the holder of the lock to write its name into the lock file."""
 
 
 class RunInUseError(UserError):
@@ -129,7 +131,7 @@ class RunLock:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _read(self.fd)
+                holder = self._holder_of_taken_lock()
                 os.close(self.fd)
                 raise RunInUseError(self._in_use(holder)) from None
             except OSError as err:  # ENOLCK, EOPNOTSUPP: this file system has no locks
@@ -149,6 +151,18 @@ class RunLock:
             raise
         self._beat = threading.Thread(target=self._renew, name=f"heartbeat {self.path}", daemon=True)
         self._beat.start()
+
+    def _holder_of_taken_lock(self) -> Holder | None:
+        """Who holds the flock this process was refused. A holder writes its name just after it takes the flock, so
+        the file may still be empty, or name the earlier holder whose stale lock it is taking over: wait up to
+        :data:`NAME_WAIT` seconds for a live holder's name (then None: "another process")."""
+        deadline = time.monotonic() + NAME_WAIT
+        while True:
+            holder = _read(self.fd)
+            live = holder is not None and (not holder.on_this_host() or holder.alive())
+            if live or time.monotonic() >= deadline:
+                return holder if live else None
+            time.sleep(0.02)
 
     def _in_use(self, holder: Holder | None, detail: str = "") -> str:
         who = holder.describe() if holder is not None else "another process"

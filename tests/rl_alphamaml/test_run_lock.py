@@ -3,6 +3,8 @@ resumes started at once, a run killed with SIGKILL, a lock file of another host;
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -10,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import yaml
 from rl_alphamaml.checkpoint import list_checkpoints
 from rl_alphamaml.cli import main
 from rl_alphamaml.logging import read_metrics
-from rl_alphamaml.runlock import LOCK_FILE, STALE_AFTER
+from rl_alphamaml.runlock import LOCK_FILE, STALE_AFTER, Holder, RunInUseError, RunLock, _proc_start
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "sinusoid_alpha.yaml"
@@ -123,3 +126,20 @@ def test_a_lock_of_another_host_holds_until_its_heartbeat_stops(tmp_path: Path,
     assert "took over the lock of PID 4242 on host node-17 (since " in err
     assert re.search(r"no heartbeat for 6[5-9] s \(the process or its node is gone\)", err), err
     assert not lock.exists()
+
+
+def test_a_refusal_names_a_holder_that_writes_its_name_just_after_taking_the_lock(tmp_path: Path) -> None:
+    """The holder takes the flock, then writes who it is: a process refused in between waits for the name instead of
+    saying "another process" (seen once under load in the two-resumes test above)."""
+    path = tmp_path / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken, its name not written yet
+        me = Holder(os.getpid(), socket.gethostname(), time.time(), _proc_start(os.getpid()))
+        writer = threading.Timer(0.3, lambda: os.pwrite(fd, json.dumps(dataclasses.asdict(me)).encode(), 0))
+        writer.start()
+        with pytest.raises(RunInUseError, match=f"is in use by PID {os.getpid()} on host"):
+            RunLock(tmp_path).acquire()
+        writer.join()
+    finally:
+        os.close(fd)
