@@ -166,7 +166,7 @@ class GradientStep(OuterStep):
         loss = surrogate(learner.policy, learner.adapt(batch), batch.val)
         grads = meta.gradients(loss)
         before = flatten_params(meta.params).detach().clone() if self.repair is not None else None
-        alpha_before = [a.detach().clone() for a in meta.alpha.tensors]
+        alpha_before = [a.detach().clone() for a in meta.alpha.tensors] if self.repair is not None else []
         info = meta.apply(grads)
         out = {**info.scalars(), "loss/post_adapt": grads.loss}
         if before is not None and not info.skipped:
