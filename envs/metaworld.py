@@ -136,10 +136,6 @@ class BenchmarkTasks:
     test: Mapping[str, tuple[tuple[float, ...], ...]]
     classes: Mapping[str, type]
 
-    def split(self, held_out: bool) -> Mapping[str, tuple[tuple[float, ...], ...]]:
-        """The test split's goals if ``held_out``, else the train split's."""
-        return self.test if held_out else self.train
-
 
 @functools.cache
 def benchmark_tasks(benchmark: str, seed: int, env_name: str | None = None) -> BenchmarkTasks:
