@@ -52,8 +52,6 @@ __all__ = ["ADAPTATION_EPISODES", "EVALUATION_EPISODES", "Scores", "check_family
 ADAPTATION_EPISODES = 10
 #: deterministic episodes that score each task, each ending at its first success (``evaluation_episodes``)
 EVALUATION_EPISODES = 3
-#: inner steps when ``evaluate --steps`` is not given (``adaptation_steps``)
-ADAPTATION_STEPS = 1
 
 
 @dataclasses.dataclass

@@ -37,7 +37,8 @@ from rl_alphamaml.rundir import RunDir, config_path
 from rl_alphamaml.runner import close_experiment, make_run_dir, prepare_run_dir, set_threads, train
 from rl_alphamaml.seeding import MAX_STREAM_SEED, evaluation_seed
 
-#: ``evaluate --protocol metaworld``'s inner steps when ``--steps`` is not given (metaworld's adaptation_steps)
+#: ``evaluate --protocol metaworld``'s inner steps when ``--steps`` is not given (metaworld's adaptation_steps; the one
+#: place this default lives)
 METAWORLD_STEPS = 1
 
 KIND_MODULES = {
