@@ -50,33 +50,23 @@ import results_io
 from cli_runs import relative
 
 STUDY = "beta_repair_navigation2d"
-#: the settings of the reference study that the repaired runs must share (the grid and the seeds may be a subset)
-SHARED = ("config", "env", "iterations", "meta_batch", "episodes", "eval_tasks", "eval_steps", "alpha_bounds",
-          "beta_bounds", "inner_steps", "second_order", "outer_optimizer", "hd_rule", "metric", "train_window")
-
-
 def reference_store(path: Path, settings: dict[str, Any]) -> grid.GridStore:
     """The rate grid's study without the repair; refused (exit 2) unless it was made with the same settings (its
     config resolved without the ``beta_repair`` section, which did not exist then, nor any field added since)."""
     if not path.is_file():
         print(f"{path}: no reference study; run benchmarks/rl_rate_grid.py first", file=sys.stderr)
         sys.exit(2)
-    previous = json.loads(path.read_text())
-    old = previous["settings"]
-    theirs, ours = dict(old.get("resolved_config", {})), dict(settings["resolved_config"])
-    if theirs.pop("beta_repair", {}).get("enabled"):
+    reference = grid.GridStore.read(path)
+    theirs, ours = (json.loads(json.dumps(x)) for x in (reference.settings, settings))  # copies to compare
+    if theirs.get("resolved_config", {}).pop("beta_repair", {}).get("enabled"):
         print(f"{path} was made with the β repair on: nothing to compare against", file=sys.stderr)
         sys.exit(2)
-    ours.pop("beta_repair", None)
-    differ = [k for k in SHARED if old.get(k) != settings[k]]
-    if theirs != grid.common(theirs, ours):
-        differ.append("resolved_config")
+    ours.get("resolved_config", {}).pop("beta_repair", None)
+    differ = grid.settings_differences(theirs, ours)
     if differ:
         print(f"{path} was made with other settings ({', '.join(differ)}): pass the same ones", file=sys.stderr)
         sys.exit(2)
-    store = grid.GridStore(Path("/nonexistent") / path.name, old, fresh=True)  # read only
-    store.runs = {grid.key(r["method"], r["alpha0"], r["beta0"], r["seed"]): r for r in previous["runs"]}
-    return store
+    return reference
 
 
 def report(store: grid.GridStore, reference: grid.GridStore, reference_path: Path, command: str) -> str:

@@ -40,7 +40,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,17 @@ def resolved_config(config: str, overrides: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def settings_differences(old: dict[str, Any], new: dict[str, Any], skip: Iterable[str] = GRID_KEYS) -> list[str]:
+    """The settings other than ``skip`` in which study settings ``new`` differ from ``old`` (a results file's),
+    sorted; config fields added since ``old`` was resolved are no difference (:func:`common`)."""
+    skipped = set(skip)
+    old = {k: v for k, v in old.items() if k not in skipped}
+    new = {k: v for k, v in json.loads(json.dumps(new)).items() if k not in skipped}  # tuples as lists
+    if "resolved_config" in old and "resolved_config" in new:
+        new["resolved_config"] = common(old["resolved_config"], new["resolved_config"])
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
 def common(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``new`` restricted to the keys ``old`` has (recursively): a config field added since ``old`` was resolved — at
     its default, which keeps the earlier behaviour — is no difference between a study's runs."""
@@ -177,18 +188,22 @@ class GridStore:
         self.load_average_at_start = os.getloadavg()
         if path.exists() and not fresh:
             previous = json.loads(path.read_text())
-            old = {k: v for k, v in previous.get("settings", {}).items() if k not in GRID_KEYS}
-            new = {k: v for k, v in self.settings.items() if k not in GRID_KEYS}
-            if "resolved_config" in old and "resolved_config" in new:  # fields added to the configs since
-                new["resolved_config"] = common(old["resolved_config"], new["resolved_config"])
-            if old != new:
-                differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            differ = settings_differences(previous.get("settings", {}), self.settings)
+            if differ:
                 print(f"{path} holds runs made with other settings ({', '.join(differ)}): pass --fresh to "
                       "replace them, or --out for another folder", file=sys.stderr)
                 sys.exit(2)
             self.runs = {key(r["method"], r["alpha0"], r["beta0"], r["seed"]): r for r in previous["runs"]}
             if self.runs:
                 print(f"continuing: {len(self.runs)} finished runs in {path}", file=sys.stderr)
+
+    @classmethod
+    def read(cls, path: Path) -> GridStore:
+        """The study in the results file ``path``, to read (nothing saves it)."""
+        previous = json.loads(path.read_text())
+        store = cls(path, previous["settings"], fresh=True)
+        store.runs = {key(r["method"], r["alpha0"], r["beta0"], r["seed"]): r for r in previous["runs"]}
+        return store
 
     def todo(self) -> list[tuple[str, float, float, int]]:
         s = self.settings
@@ -432,17 +447,8 @@ def default_rule_store(path: Path, settings: dict[str, Any]) -> GridStore | None
     none or it was made with other settings than ``settings`` (the grid, the seeds and the rule aside)."""
     if not path.is_file():
         return None
-    previous = json.loads(path.read_text())
-    skip = {*GRID_KEYS, "hd_rule"}
-    old = {k: v for k, v in previous["settings"].items() if k not in skip}
-    new = {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in skip}
-    if "resolved_config" in old and "resolved_config" in new:  # fields added to the configs since: no difference
-        new["resolved_config"] = common(old["resolved_config"], new["resolved_config"])
-    if old != new:
-        return None
-    store = GridStore(path, previous["settings"], fresh=True)  # read only: never saved
-    store.runs = {key(r["method"], r["alpha0"], r["beta0"], r["seed"]): r for r in previous["runs"]}
-    return store
+    store = GridStore.read(path)
+    return None if settings_differences(store.settings, settings, {*GRID_KEYS, "hd_rule"}) else store
 
 
 def rule_comparison(store: GridStore, default: GridStore, metric: Metric, floor: float) -> list[str]:

@@ -133,8 +133,7 @@ def test_the_beta_repair_study_refuses_a_reference_made_otherwise(tmp_path: Path
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     import beta_repair
 
-    ours = {**settings([0]), **{k: 1 for k in beta_repair.SHARED if k not in settings([0])},
-            "resolved_config": {"seed": 0, "beta_repair": {"enabled": True}}}
+    ours = {**settings([0]), "resolved_config": {"seed": 0, "beta_repair": {"enabled": True}}}
     path = tmp_path / "reference.json"
     reference = {**ours, "resolved_config": {"seed": 0}}  # made before the repair existed
     path.write_text(json.dumps({"settings": reference, "runs": [record("maml", 0.1, 0, -20.0)]}))
