@@ -76,7 +76,7 @@ from rl_alphamaml.rundir import RunDir
 
 import results_io
 import sampler
-from cli_runs import ROOT, cli, evaluate_once, last_iteration, relative, train_to
+from cli_runs import ROOT, cli, evaluate_kept, evaluate_once, last_iteration, relative, train_to
 from maml_paper import PAPER as MAML_PAPER
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -242,11 +242,8 @@ def peak_checkpoint(folder: Path) -> int:
 def evaluate_at(folder: Path, iteration: int, options: list[str]) -> dict[str, Any]:
     """``rl-alphamaml evaluate RUN --checkpoint …`` of an older checkpoint, kept as ``eval/adaptation_iterN.json``
     (reused when there)."""
-    kept = folder / "eval" / f"adaptation_iter{iteration:06d}.json"
-    if not kept.is_file():
-        cli("evaluate", str(folder), "--checkpoint", str(checkpoint_path(folder, iteration)), *options)
-        results_io.write_text(kept, (folder / "eval" / "adaptation.json").read_text())
-    return json.loads(kept.read_text())
+    return evaluate_kept(folder, f"adaptation_iter{iteration:06d}", "--checkpoint",
+                         str(checkpoint_path(folder, iteration)), *options)
 
 
 def trained(name: str, sets: list[str], iterations: int, evaluate: list[str], peak: bool = False,

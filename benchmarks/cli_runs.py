@@ -16,6 +16,8 @@ from rl_alphamaml.checkpoint import checkpoint_path, list_checkpoints
 from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.config import flat_config
 
+import results_io
+
 ROOT = Path(__file__).resolve().parents[1]
 #: settings that do not change a run's numbers: a finished or interrupted run may differ in them (the Omniglot
 #: data and cache folders are where the same files lie on this machine)
@@ -91,6 +93,16 @@ def evaluate_once(run_dir: Path, *options: str, needs: str | None = None) -> dic
             and (needs is None or any((run_dir / "eval").glob(needs)))):
         cli("evaluate", str(run_dir), *options)
     return json.loads(report.read_text())
+
+
+def evaluate_kept(run_dir: Path, name: str, *options: str) -> dict[str, Any]:
+    """``rl-alphamaml evaluate RUN_DIR OPTIONS``, its report kept as ``eval/<name>.json`` beside the newest one (reused
+    when there, so ``name`` must stand for the options), e.g. an older checkpoint's or another protocol's."""
+    kept = run_dir / "eval" / f"{name}.json"
+    if not kept.is_file():
+        cli("evaluate", str(run_dir), *options)
+        results_io.write_text(kept, (run_dir / "eval" / "adaptation.json").read_text())
+    return json.loads(kept.read_text())
 
 
 def compare_once(dirs: list[Path], out: Path, *options: str) -> dict[str, Any]:

@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
-from pathlib import Path
 from typing import Any
 
 import results_io
-from cli_runs import ROOT, cli, relative, train_to
+from cli_runs import ROOT, evaluate_kept, relative, train_to
 from maml_paper import PAPER
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -57,15 +55,6 @@ EVALUATE = ["--tasks", "40", "--steps", "3", "--episodes", "40"]
 SCHEDULE = ["--inner-lr", "0.5", "0.25"]
 
 
-def evaluated(folder: Path, name: str, options: list[str]) -> dict[str, Any]:
-    """``rl-alphamaml evaluate FOLDER OPTIONS``, its report kept as ``eval/<name>.json`` (reused when there)."""
-    kept = folder / "eval" / f"{name}.json"
-    if not kept.is_file():
-        cli("evaluate", str(folder), *options)
-        shutil.copyfile(folder / "eval" / "adaptation.json", kept)
-    return json.loads(kept.read_text())
-
-
 def row(report: dict[str, Any]) -> dict[str, Any]:
     return {"adaptation": [{"mean": r["mean"], "ci95": r["ci95"]} for r in report["adaptation"]],
             "alpha": report.get("alpha"), "alpha_steps": report.get("alpha_steps")}
@@ -83,11 +72,11 @@ def main() -> None:
                 "command": relative(" ".join(["rl-alphamaml train configs/navigation2d.yaml --run-dir", str(folder),
                                               *[x for s in sets for x in ("--set", s)]]))}
         rows.append({**base, "evaluation": "as trained", "evaluate": " ".join(EVALUATE),
-                     **row(evaluated(folder, "as_trained", EVALUATE))})
+                     **row(evaluate_kept(folder, "as_trained", *EVALUATE))})
         if name == "one_step":
             rows.append({**base, "evaluation": "the paper's schedule (0.5, then 0.25)",
                          "evaluate": " ".join([*EVALUATE, *SCHEDULE]),
-                         **row(evaluated(folder, "paper_schedule", [*EVALUATE, *SCHEDULE]))})
+                         **row(evaluate_kept(folder, "paper_schedule", *EVALUATE, *SCHEDULE))})
     paper = PAPER["navigation2d"]["maml"]
     lines = ["# Navigation2D after 1–3 steps: per-step rates by hypergradient against the paper's hand schedule", "",
              f"Made by `python benchmarks/inner_steps.py` on this project's {platform.machine()} VM (2 CPUs). "
