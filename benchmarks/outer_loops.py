@@ -91,11 +91,10 @@ def run(family: str, method: str, seed: int) -> dict[str, Any]:
     if method == "maml":
         run_dir, config, sets = pc.run_spec(family, "maml", seed, RESULTS)
     else:
-        spec, (_, suffix, extra) = pc.FAMILIES[family], VARIANTS[method]
-        trpo = [f"trpo.max_kl={spec['max_kl']}"] if not suffix and spec["max_kl"] is not None else []
-        sets = [f"train.iterations={spec['iterations']}", f"train.checkpoint_every={min(10, spec['iterations'])}",
-                f"sampler.episodes={spec['episodes']}", f"train.meta_batch={spec['meta_batch']}", *trpo, *extra,
-                f"seed={seed}"]
+        _, suffix, extra = VARIANTS[method]
+        # promp_comparison's budget and seed (and MAML-TRPO's max-KL for a variant of MAML-TRPO), then the variant's
+        _, _, base = pc.run_spec(family, "maml" if not suffix else "alpha", seed, RESULTS)
+        sets = [*base, *extra]
         run_dir, config = RUNS / f"{family}-{method}-s{seed}", family + suffix
     train_to(run_dir, config, sets, pc.FAMILIES[family]["iterations"])
     report = evaluate_once(run_dir, *EVALUATE)
