@@ -50,6 +50,11 @@ import results_io
 from cli_runs import relative
 
 STUDY = "beta_repair_navigation2d"
+#: a held-out return below this is a collapsed run (the grid's good cells are near −12, the policies before
+#: adaptation near −40)
+COLLAPSED = -100.0
+
+
 def reference_store(path: Path, settings: dict[str, Any]) -> grid.GridStore:
     """The rate grid's study without the repair; refused (exit 2) unless it was made with the same settings (its
     config resolved without the ``beta_repair`` section, which did not exist then, nor any field added since)."""
@@ -120,8 +125,20 @@ def report(store: grid.GridStore, reference: grid.GridStore, reference_path: Pat
     same = sum(1 for r, old in pairs if old is not None and r["beta_cut_steps"] == 0 and r["value"] == old["value"])
     untouched = sum(1 for r, _ in pairs if r["beta_cut_steps"] == 0)
     seconds = sum(r["total_seconds"] for r in store.runs.values())
+
+    def value(run: dict[str, Any]) -> float:
+        return floor if run["value"] is None else run["value"]
+
+    def collapsed(run: dict[str, Any]) -> bool:
+        return run["value"] is None or run["value"] < COLLAPSED
+
+    paired = [(r, old) for r, old in pairs if old is not None]
     lines += ["", f"Runs in which the repair cut no step: {untouched} of {len(pairs)}; of them, {same} end with "
               "exactly the held-out return they had without it.", "",
+              f"Collapsed runs (held-out return below {COLLAPSED:g} or none), same cells and seeds: without the repair "
+              f"{sum(collapsed(old) for _, old in paired)} of {len(paired)}, with it "
+              f"{sum(collapsed(r) for r, _ in paired)}; within 20 % of the best cell: "
+              f"{sum(value(old) >= near for _, old in paired)} and {sum(value(r) >= near for r, _ in paired)}.", "",
               f"Run time (every run's `total_seconds`, summed): {seconds / 60:.1f} min."]
     return "\n".join(lines)
 
