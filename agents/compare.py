@@ -18,9 +18,13 @@ the random-init policies, its ``sampler.episodes`` sets every method's episodes 
 budget), and its environment id must be every run's. Returns are per-task means over the episodes;
 intervals are Student-t 95 % over tasks (:func:`rl_alphamaml.stats.mean_ci95`).
 
+For a family that reports success (Meta-World's), every method's success rate — each task's share of
+episodes in which ``info["success"]`` was 1 at some step — is measured on the same episodes beside the return
+and gets its own table, JSON entry and plot panel.
+
 Writes ``compare.md`` (tables, the commands that reproduce it), ``compare.json`` (every per-task value)
-and ``compare.png`` (return against environment steps per task) to ``--out`` (default
-``RUN_DIR/eval/compare``).
+and ``compare.png`` (return, and success rate where reported, against environment steps per task) to
+``--out`` (default ``RUN_DIR/eval/compare``).
 
 References:
     [1] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
@@ -60,7 +64,8 @@ DEFAULT_PPO_BUDGETS = (1.0, 10.0)
 
 @dataclasses.dataclass
 class MethodResult:
-    """One method's returns: ``values[j][i]`` on task ``i`` at point ``j``, after ``env_steps[j]`` steps/task."""
+    """One method's returns: ``values[j][i]`` on task ``i`` at point ``j``, after ``env_steps[j]`` steps/task;
+    ``success[j][i]`` the success rate on the same episodes, for a family that reports success."""
 
     name: str
     family: str  # "adaptation" (points = inner steps 0…K) or "from_scratch" (points = PPO budgets)
@@ -68,23 +73,29 @@ class MethodResult:
     env_steps: list[int]
     source: str
     seconds: float
+    success: list[list[float]] | None = None
 
-    def rows(self) -> list[dict[str, float]]:
-        """Per point: mean and 95 % CI half-width over tasks; for adaptation also the paired change from
-        step 0 (each task against itself, which removes the task-to-task spread) and its CI."""
+    def rows(self, values: list[list[float]] | None = None) -> list[dict[str, float]]:
+        """Per point: mean and 95 % CI half-width over tasks of the returns (or of ``values``, laid out the
+        same way); for adaptation also the paired change from step 0 (each task against itself, which removes
+        the task-to-task spread) and its CI."""
         out = []
-        for j, vals in enumerate(self.values):
+        for j, vals in enumerate(self.values if values is None else values):
             mean, half = mean_ci95(vals)
             row = {"point": j, "env_steps": self.env_steps[j], "mean": mean, "ci95": half, "tasks": len(vals)}
             if self.family == "adaptation":
-                row["change"], row["change_ci95"] = mean_ci95([v - v0 for v, v0 in zip(vals, self.values[0])])
+                first = (self.values if values is None else values)[0]
+                row["change"], row["change_ci95"] = mean_ci95([v - v0 for v, v0 in zip(vals, first)])
             out.append(row)
         return out
 
     def to_json(self) -> dict[str, Any]:
         """The method's summary rows and every per-task value, for ``compare.json``."""
-        return {"name": self.name, "family": self.family, "source": self.source, "seconds": self.seconds,
-                "summary": self.rows(), "per_task": self.values}
+        out = {"name": self.name, "family": self.family, "source": self.source, "seconds": self.seconds,
+               "summary": self.rows(), "per_task": self.values}
+        if self.success is not None:
+            out["success_rate"] = {"summary": self.rows(self.success), "per_task": self.success}
+        return out
 
 
 @dataclasses.dataclass
@@ -139,10 +150,11 @@ def _experiment(config: RLConfig, tasks: int, episodes: int) -> RLExperiment:
 
 
 def ppo_returns(env_id: str, task: Task, budget: int, episodes: int, seed: int,
-                env_kwargs: Mapping[str, Any] | None = None) -> float:
+                env_kwargs: Mapping[str, Any] | None = None) -> tuple[float, float | None]:
     """Mean return of ``episodes`` stochastic episodes after PPO (SB3 defaults, rollouts sized to the budget)
     trained from scratch on ``task`` for ``budget`` environment steps (``env_kwargs``: the family's
-    constructor arguments, as the meta-trained runs used them)."""
+    constructor arguments, as the meta-trained runs used them), and the share of those episodes that succeeded
+    (``info["success"]`` 1 at some step) for a family that reports success, else ``None``."""
     from stable_baselines3 import PPO
 
     env = envs.make(env_id, task=task, **dict(env_kwargs or {}))
@@ -152,19 +164,22 @@ def ppo_returns(env_id: str, task: Task, budget: int, episodes: int, seed: int,
     model = PPO("MlpPolicy", env, n_steps=n_steps, batch_size=64, seed=seed, device="cpu", verbose=0)
     model.learn(total_timesteps=budget)
     eval_env = envs.make(env_id, task=task, **dict(env_kwargs or {}))
-    returns = []
+    reports_success = bool(getattr(eval_env.unwrapped, "reports_success", False))
+    returns, successes = [], []
     for e in range(episodes):
         obs, _ = eval_env.reset(seed=seed * 1000 + e)
-        total, done = 0.0, False
+        total, done, succeeded = 0.0, False, False
         while not done:
             action, _ = model.predict(obs, deterministic=False)
-            obs, reward, terminated, truncated, _ = eval_env.step(action)
+            obs, reward, terminated, truncated, info = eval_env.step(action)
             total += float(reward)
+            succeeded = succeeded or (reports_success and float(info["success"]) >= 1.0)
             done = terminated or truncated
         returns.append(total)
+        successes.append(float(succeeded))
     env.close()
     eval_env.close()
-    return float(np.mean(returns))
+    return float(np.mean(returns)), float(np.mean(successes)) if reports_success else None
 
 
 def compare(
@@ -215,10 +230,11 @@ def compare(
             state = {"policy": policy_state or experiment.policy.state_dict(),
                      "meta": meta_state or experiment.meta.state_dict()}
             restore_state(experiment, {"state": state}, source)
-            values = evaluate(experiment, tasks, steps, seed).values  # on task_list, as `evaluate` measures
+            result = evaluate(experiment, tasks, steps, seed)  # on task_list, as `evaluate` measures
         finally:
             experiment.close()
-        results.append(MethodResult(name, "adaptation", values, adapt_steps, source, time.perf_counter() - started))
+        results.append(MethodResult(name, "adaptation", result.values, adapt_steps, source,
+                                    time.perf_counter() - started, result.other_metrics.get("success_rate")))
 
     if "runs" in methods:
         for run in runs:
@@ -232,12 +248,14 @@ def compare(
         n_ppo = min(tasks, ppo_tasks or tasks)
         for multiple in ppo_budgets:
             budget = round(multiple * steps * per_step)
-            values, started = [], time.perf_counter()
+            scores, started = [], time.perf_counter()
             for i, task in enumerate(task_list[:n_ppo]):
                 progress(f"compare: PPO {multiple:g}× ({budget} steps) on task {i + 1}/{n_ppo}")
-                values.append(ppo_returns(env_id, task, budget, episodes, seed + i, ref.config.env.kwargs()))
-            results.append(MethodResult(f"PPO from scratch, {multiple:g}× budget", "from_scratch", [values],
-                                        [budget], "stable-baselines3 PPO", time.perf_counter() - started))
+                scores.append(ppo_returns(env_id, task, budget, episodes, seed + i, ref.config.env.kwargs()))
+            success = [s for _, s in scores if s is not None]
+            results.append(MethodResult(f"PPO from scratch, {multiple:g}× budget", "from_scratch",
+                                        [[r for r, _ in scores]], [budget], "stable-baselines3 PPO",
+                                        time.perf_counter() - started, [success] if success else None))
     return {
         "env": env_id, "tasks": [t.to_dict() for t in task_list], "num_tasks": tasks, "steps": steps, "seed": seed,
         "episodes_per_step": episodes, "horizon": horizon, "reference": str(ref.path),
@@ -247,9 +265,30 @@ def compare(
     }
 
 
+def _adaptation_rows(report: dict[str, Any], cell: Callable[[dict[str, float]], str],
+                     change: Callable[[dict[str, float]], str], success: bool = False) -> list[str]:
+    """One row per adapting method: its cells after 0…K steps and the paired change 0 → K, of the return or (with
+    ``success``) of the success rate; a method without success rates gets no row in the latter."""
+    lines = []
+    for m in report["methods"]:
+        if m["family"] != "adaptation" or (success and "success_rate" not in m):
+            continue
+        summary = m["success_rate"]["summary"] if success else m["summary"]
+        run = report["runs"].get(m["source"])
+        meta_steps = f"{run['meta_training_env_steps']:,}" if run else "0"
+        lines.append(f"| {m['name']} | {meta_steps} | {summary[-1]['env_steps']:,} | "
+                     + " | ".join(cell(r) for r in summary) + f" | {change(summary[-1])} |")
+    return lines
+
+
 def render_markdown(report: dict[str, Any], command: str) -> str:
-    """The report's Markdown: adaptation table, PPO table, the commands that reproduce it."""
+    """The report's Markdown: adaptation table (and success-rate table where the family reports success), PPO
+    table, the commands that reproduce it."""
     k = report["steps"]
+    head = ("| method | meta-training env steps | env steps per task | "
+            + " | ".join(f"after {j} step{'s' if j != 1 else ''}" for j in range(k + 1))
+            + f" | change 0 → {k} (paired) |")
+    rule = "|---|---|---|" + "---|" * (k + 2)
     lines = [
         f"# Adaptation on {report['num_tasks']} held-out tasks of {report['env']}",
         "",
@@ -257,26 +296,29 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
         f"step and per measurement, so K = {k} steps use {k * report['episodes_per_step'] * report['horizon']:,} "
         "environment steps per task. Mean return over tasks ± 95 % confidence interval (Student t).",
         "",
-        "| method | meta-training env steps | env steps per task | "
-        + " | ".join(f"after {j} step{'s' if j != 1 else ''}" for j in range(k + 1)) + f" | change 0 → {k} (paired) |",
-        "|---|---|---|" + "---|" * (k + 2),
+        head,
+        rule,
+        *_adaptation_rows(report, lambda r: f"{r['mean']:.1f} ± {format_ci(r['ci95'])}",
+                          lambda r: f"{r['change']:+.1f} ± {format_ci(r['change_ci95'])}"),
     ]
-    for m in report["methods"]:
-        if m["family"] != "adaptation":
-            continue
-        cells = " | ".join(f"{r['mean']:.1f} ± {format_ci(r['ci95'])}" for r in m["summary"])
-        last = m["summary"][-1]
-        change = f"{last['change']:+.1f} ± {format_ci(last['change_ci95'])}"
-        run = report["runs"].get(m["source"])
-        meta_steps = f"{run['meta_training_env_steps']:,}" if run else "0"
-        lines.append(f"| {m['name']} | {meta_steps} | {last['env_steps']:,} | {cells} | {change} |")
+    if any("success_rate" in m for m in report["methods"]):
+        lines += ["", "Success rate on the same episodes (per task, the share of episodes in which the task was "
+                  "solved at some step; mean over tasks ± 95 % CI, in %):", "", head, rule,
+                  *_adaptation_rows(report, lambda r: f"{100 * r['mean']:.1f} ± {format_ci(100 * r['ci95'])}",
+                                    lambda r: f"{100 * r['change']:+.1f} ± {format_ci(100 * r['change_ci95'])}",
+                                    success=True)]
     scratch = [m for m in report["methods"] if m["family"] == "from_scratch"]
     if scratch:
-        lines += ["", "| baseline | env steps per task | return | tasks |", "|---|---|---|---|"]
+        with_success = any("success_rate" in m for m in scratch)
+        lines += ["", "| baseline | env steps per task | return |" + (" success rate (%) |" if with_success else "")
+                  + " tasks |", "|---|---|---|" + ("---|" if with_success else "") + "---|"]
         for m in scratch:
             r = m["summary"][0]
-            cell = f"{r['mean']:.1f} ± {format_ci(r['ci95'])}"
-            lines.append(f"| {m['name']} | {r['env_steps']:,} | {cell} | {r['tasks']} |")
+            cells = [f"{r['mean']:.1f} ± {format_ci(r['ci95'])}"]
+            if with_success:
+                s = m["success_rate"]["summary"][0] if "success_rate" in m else None
+                cells.append(f"{100 * s['mean']:.1f} ± {format_ci(100 * s['ci95'])}" if s else "—")
+            lines.append(f"| {m['name']} | {r['env_steps']:,} | {' | '.join(cells)} | {r['tasks']} |")
     lines += ["", "| run | meta-training iterations | meta-training env steps |", "|---|---|---|"]
     for run in report["runs"].values():
         lines.append(f"| {run['label']} | {run['checkpoint_iteration']} | {run['meta_training_env_steps']:,} |")
@@ -289,26 +331,31 @@ def render_markdown(report: dict[str, Any], command: str) -> str:
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    """Return against environment steps per task: adaptation curves and PPO points, with 95 % intervals."""
+    """Return (and, for a family that reports success, success rate in a second panel) against environment steps
+    per task: adaptation curves and PPO points, with 95 % intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for m in report["methods"]:
-        xs = [max(r["env_steps"], 1) for r in m["summary"]]
-        ys = [r["mean"] for r in m["summary"]]
-        err = [r["ci95"] for r in m["summary"]]
-        curve = m["family"] == "adaptation"
-        ax.errorbar(xs, ys, yerr=err, label=m["name"], marker="o" if curve else "s", capsize=3,
-                    linestyle="-" if curve else "none")
-    ax.set_xscale("log")
-    ax.set_xlabel("environment steps per task (step 0 plotted at 1)")
-    ax.set_ylabel("return")
-    ax.set_title(f"{report['env']}: {report['num_tasks']} held-out tasks", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    panels = [("return", lambda m: m["summary"])]
+    if any("success_rate" in m for m in report["methods"]):
+        panels.append(("success rate", lambda m: m["success_rate"]["summary"] if "success_rate" in m else None))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.2), dpi=120, squeeze=False)
+    for ax, (label, rows_of) in zip(axes[0], panels):
+        for m in report["methods"]:
+            if (rows := rows_of(m)) is None:
+                continue
+            curve = m["family"] == "adaptation"
+            ax.errorbar([max(r["env_steps"], 1) for r in rows], [r["mean"] for r in rows],
+                        yerr=[r["ci95"] for r in rows], label=m["name"], marker="o" if curve else "s", capsize=3,
+                        linestyle="-" if curve else "none")
+        ax.set_xscale("log")
+        ax.set_xlabel("environment steps per task (step 0 plotted at 1)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{report['env']}: {report['num_tasks']} held-out tasks", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     write_figure_atomic(fig, path)
 

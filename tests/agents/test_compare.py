@@ -86,6 +86,8 @@ def test_compare_report_numbers_equal_the_json_and_evaluate(runs: dict[str, Path
     assert evaluated["per_task"] == report["methods"][0]["per_task"]
     assert evaluated["tasks"] == report["tasks"]
     assert "rl-alphamaml compare" in markdown and "rl-alphamaml train" in markdown
+    # Navigation2D reports no success: no success rate anywhere
+    assert not any("success_rate" in m for m in report["methods"]) and "Success rate" not in markdown
     # Each run's meta-training budget: 2 iterations × (1 + inner steps) phases × 3 tasks × 2 episodes × 100 steps.
     budgets = {run["label"].split(" [")[0]: run["meta_training_env_steps"] for run in report["runs"].values()}
     assert budgets == {"MAML": 2 * 2 * 3 * 2 * 100, "Alpha MAML": 2 * 2 * 3 * 2 * 100,
@@ -160,3 +162,33 @@ def test_a_pretrained_config_spends_its_meta_runs_environment_steps(pretrain: st
         return per_phase * (config.inner.steps + 1), config.train.iterations
 
     assert steps_per_iteration(pretrain) == steps_per_iteration(meta)
+
+
+def test_the_success_rate_gets_its_own_table_from_the_same_episodes() -> None:
+    """A family that reports success: the success-rate table's cells are the JSON's success summaries (in %), with
+    the paired change; the PPO table gains a success column; a method without success rates gets no row."""
+    from agents.compare import MethodResult, render_markdown
+
+    success = [[0.0, 0.5, 0.0, 1.0], [0.5, 1.0, 0.5, 1.0]]
+    adapted = MethodResult("MAML [run]", "adaptation", [[1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 5.0, 6.0]], [0, 100],
+                           "run", 1.0, success)
+    no_success = MethodResult("random init", "adaptation", [[0.0, 1.0, 0.0, 1.0]] * 2, [0, 100], "init", 1.0)
+    ppo = MethodResult("PPO from scratch, 1× budget", "from_scratch", [[1.0, 3.0]], [100], "sb3", 1.0, [[0.0, 1.0]])
+    report = {"env": "E", "num_tasks": 4, "steps": 1, "seed": 0, "episodes_per_step": 2, "horizon": 50,
+              "runs": {"run": {"label": "MAML [run]", "checkpoint_iteration": 3, "meta_training_env_steps": 600}},
+              "methods": [r.to_json() for r in (adapted, no_success, ppo)]}
+    markdown = render_markdown(report, "rl-alphamaml compare run")
+    head, tail = markdown.split("Success rate on the same episodes")
+    assert table_rows(head)["MAML [run]"][0][0] == pytest.approx(2.5)  # the return table is unchanged
+    rows = table_rows(tail)
+    assert "random init" not in rows
+    (m0, h0), (m1, h1), (change, change_half) = rows["MAML [run]"]
+    for (mean, half), values in zip([(m0, h0), (m1, h1)], success):
+        expected, expected_half = mean_ci95(values)
+        assert mean == pytest.approx(100 * expected, abs=0.051)
+        assert half == pytest.approx(100 * expected_half, abs=0.051)
+    diff_mean, diff_half = mean_ci95([b - a for a, b in zip(*success)])
+    assert change == pytest.approx(100 * diff_mean, abs=0.051)
+    assert change_half == pytest.approx(100 * diff_half, abs=0.051)
+    ppo_line = next(line for line in markdown.splitlines() if line.startswith("| PPO from scratch"))
+    assert "| 2.0 ± " in ppo_line and "| 50.0 ± " in ppo_line

@@ -84,6 +84,10 @@ def test_compare_and_video_take_a_metaworld_run(ml1_run: Path, tmp_path: Path) -
                  "--out", str(out)]) == 0
     report = json.loads((out / "compare.json").read_text())
     assert report["env"] == "rl_alphamaml/MetaWorldML1-v0" and len(report["methods"]) == 3
+    for method in report["methods"]:  # the success rate beside the return, for every method, PPO included
+        rates = method["success_rate"]["per_task"]
+        assert len(rates) == len(method["per_task"]) and all(0.0 <= v <= 1.0 for row in rates for v in row)
+    assert "Success rate on the same episodes" in (out / "compare.md").read_text()
     probe = subprocess.run([sys.executable, "-c", "import envs; e = envs.make('MetaWorldML1-v0', "
                             "render_mode='rgb_array', width=32, height=32); e.reset(); print(e.render().shape)"],
                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
