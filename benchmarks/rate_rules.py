@@ -44,7 +44,7 @@ from rl_alphamaml.cli import load_experiment_config
 import results_io
 
 ROOT = Path(__file__).resolve().parents[1]
-RULES = [("normalized", 0.02), ("log_adam", 0.1), ("log_adam", 0.2)]
+RULES = [("normalized", 0.02), ("log_adam", 0.1), ("log_adam", 0.2), ("log_adam_annealed", 0.2)]
 STARTS = [0.01, 1.0]
 # (problem, config, updates, overrides)
 PROBLEMS = [

@@ -42,7 +42,8 @@ class OuterConfig:
     lr: float = ranged(1e-3, min=0.0, min_exclusive=True, max=1e6, doc="initial outer rate beta")
     lr_mode: Literal["fixed", "hd"] = ranged("fixed", doc="beta fixed, or adapted by hypergradient (Alpha MAML)")
     hd_rule: HDRule = ranged(
-        "normalized", doc="beta's hypergradient rule: normalized, log_adam (both scale-free) or additive")
+        "normalized",
+        doc="beta's hypergradient rule: normalized, log_adam, log_adam_annealed (scale-free) or additive")
     hyper_lr: float | None = ranged(
         None, min=0.0, doc="hyper-rate of beta's update; null: the rule's default (default_hyper_lr)"
     )
@@ -53,7 +54,7 @@ class OuterConfig:
     max_grad_norm: float | None = ranged(None, min=0.0, min_exclusive=True, doc="clip the meta-gradient norm")
 
     def validate(self) -> None:
-        """Cross-field checks: β starts within its bounds, and a log-space rule (``normalized``, ``log_adam``) gets a
+        """Cross-field checks: β starts within its bounds, and a log-space rule (``normalized``, ``log_adam``…) gets a
         positive lower bound.
 
         Raises:

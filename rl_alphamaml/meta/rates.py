@@ -53,7 +53,8 @@ class InnerConfig:
     first_order: bool = ranged(False, doc="first-order meta-gradient (FOMAML)")
     lr_per_step: bool = ranged(False, doc="one alpha (of lr_shape) per inner step, alpha_1 ... alpha_K, each from lr")
     hd_rule: HDRule = ranged(
-        "normalized", doc="alpha's hypergradient rule: normalized, log_adam (both scale-free) or additive")
+        "normalized",
+        doc="alpha's hypergradient rule: normalized, log_adam, log_adam_annealed (scale-free) or additive")
     hyper_lr: float | None = ranged(
         None, min=0.0, doc="hyper-rate of alpha's update; null: the rule's default (default_hyper_lr)"
     )
@@ -61,7 +62,7 @@ class InnerConfig:
     lr_max: float = ranged(10.0, min=0.0, min_exclusive=True, max=1e6, doc="upper bound of alpha")
 
     def validate(self) -> None:
-        """Cross-field checks: α starts within its bounds, a log-space rule (``normalized``, ``log_adam``) gets a
+        """Cross-field checks: α starts within its bounds, a log-space rule (``normalized``, ``log_adam``…) gets a
         positive lower bound, and per-step rates have steps to belong to.
 
         Raises:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import itertools
+import math
 
 import pytest
 import torch
@@ -182,7 +184,7 @@ def test_batched_adaptation_equals_the_per_task_loop() -> None:
 
 
 @pytest.mark.parametrize(("rule", "per_step_rates"), [("normalized", False), ("log_adam", False),
-                                                      ("log_adam", True)])
+                                                      ("log_adam", True), ("log_adam_annealed", False)])
 def test_state_dict_round_trip_continues_exactly(rule: str, per_step_rates: bool) -> None:
     def make() -> tuple[nn.Module, MetaOptimizer]:
         net = make_net()
@@ -204,13 +206,14 @@ def test_state_dict_round_trip_continues_exactly(rule: str, per_step_rates: bool
     meta2.load_state_dict(saved[1])
     assert [iterate(net2, meta2, s) for s in range(3, 6)] == expected
     assert meta2.beta == meta.beta and meta2.alpha.mean() == meta.alpha.mean()
-    if rule == "log_adam":  # both running moments are kept (and their number of updates, for the bias correction)
+    if rule.startswith("log_adam"):  # both running moments are kept (and their number of updates, for the bias
+        # correction)
         assert meta.state_dict()["alpha"]["rule"]["first_moment"] and meta.state_dict()["outer"]["rule"]["steps"] == 5
     if per_step_rates:  # every step's α has followed its own hypergradient
         assert len(set(meta.alpha.step_means())) == 2
 
 
-@pytest.mark.parametrize("rule", ["additive", "normalized", "log_adam"])
+@pytest.mark.parametrize("rule", ["additive", "normalized", "log_adam", "log_adam_annealed"])
 def test_rates_stay_within_bounds_under_adversarial_gradients(rule: str) -> None:
     net = make_net()
     meta = MetaOptimizer(
@@ -288,6 +291,23 @@ def test_log_adam_steps_are_near_eta_while_the_sign_holds_and_small_when_it_alte
     assert min(log_steps("normalized", [(-1.0) ** k for k in range(40)], hyper_lr=0.02)[10:]) > 0.9 * 0.02
     noise = torch.randn(200, generator=torch.Generator().manual_seed(0), dtype=torch.float64).tolist()
     assert sum(log_steps("log_adam", noise)[20:]) / 180 < 0.5 * 0.2
+
+
+def test_the_annealed_rule_moves_like_log_adam_first_then_with_a_hyper_rate_that_decays() -> None:
+    """η_t = η/√(1 + (t − 1)/20): the first update's step is log_adam's, the 21st's η/√2, the 61st's η/2; a rate
+    still crosses a decade within the first 20 consistent updates; a checkpoint keeps the decay's clock."""
+    annealed, plain = log_steps("log_adam_annealed", [1.0] * 61), log_steps("log_adam", [1.0] * 61)
+    assert annealed[0] == pytest.approx(plain[0], rel=1e-9)
+    assert annealed[20] == pytest.approx(0.2 / 2**0.5, rel=1e-9) and annealed[60] == pytest.approx(0.1, rel=1e-9)
+    assert all(a > b for a, b in itertools.pairwise(annealed))
+    assert sum(annealed[:15]) > math.log(10)  # a decade in 15 consistent updates
+    rule = make_rule("log_adam_annealed", None, 1e-6, 10.0)
+    rate = torch.tensor(1.0, dtype=torch.float64)
+    for _ in range(30):
+        rule.update([rate], [torch.tensor(1.0, dtype=torch.float64)])
+    resumed = make_rule("log_adam_annealed", None, 1e-6, 10.0)
+    resumed.load_state_dict(rule.state_dict())
+    assert resumed.current_hyper_lr() == rule.current_hyper_lr() < 0.2  # type: ignore[attr-defined]
 
 
 def test_log_adam_moves_a_rate_a_decade_in_a_dozen_consistent_updates() -> None:
