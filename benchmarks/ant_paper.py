@@ -37,6 +37,8 @@ Stages (``--stages``, default all, run in this order):
 * ``ant_vel`` — MAML-TRPO on the paper's AntVel with the zoo's budget (150 iterations, 12 M steps: a tenth of the
   paper's), and its oracle (as ``oracle``, the winning convention only), evaluated with the paper's protocol: 40
   goals, 20 episodes per adaptation step.
+* ``ant_vel_trpo_paper`` — the ``ant_vel`` run with the paper's trust region (the ``trpo_paper`` variant's
+  settings), same budget and evaluation: does what helped AntDir help AntVel?
 
 Usage::
 
@@ -89,7 +91,7 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
 STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "trpo_paper",
-          "wide", "trpo_paper_batch", "ant_vel")
+          "wide", "trpo_paper_batch", "ant_vel", "ant_vel_trpo_paper")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -364,6 +366,7 @@ def markdown(result: dict[str, Any]) -> str:
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
+    stages.append((f"AntVel with {VARIANTS['trpo_paper'][1]}", result.get("ant_vel_trpo_paper")))
     stages.append(("The AntVel oracle on the paper's model (told its task, no adaptation)",
                    result.get("ant_vel_oracle")))
     for title, stage in stages:
@@ -406,8 +409,12 @@ def markdown(result: dict[str, Any]) -> str:
     if result.get("ant_vel") and result.get("ant_vel_oracle"):
         ours, ceiling = result["ant_vel"]["adaptation"][1]["mean"], result["ant_vel_oracle"]["adaptation"][0]["mean"]
         paper = PAPER_VEL["maml"][1]
-        lines += [f"AntVel: one adaptation step reaches {100 * ours / ceiling:.0f} % of this simulator's oracle "
-                  f"({ours:.1f} / {ceiling:.1f}); the paper's reaches {100 * paper / PAPER_VEL['oracle']:.0f} % "
+        text = (f"AntVel: one adaptation step reaches {100 * ours / ceiling:.0f} % of this simulator's oracle "
+                f"({ours:.1f} / {ceiling:.1f})")
+        if result.get("ant_vel_trpo_paper"):
+            trust = result["ant_vel_trpo_paper"]["adaptation"][1]["mean"]
+            text += f", {100 * trust / ceiling:.0f} % with the paper's trust region ({trust:.1f} / {ceiling:.1f})"
+        lines += [f"{text}; the paper's reaches {100 * paper / PAPER_VEL['oracle']:.0f} % "
                   f"({paper:g} / {PAPER_VEL['oracle']:g}).", ""]
     if result.get("ant_dir") and result.get("oracle"):
         ours = result["ant_dir"]["adaptation"][1]["mean"]
@@ -449,6 +456,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
                    result.get("trpo_paper_batch"), "post_adapt")]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
+                                              (f"{', '.join(VARIANTS['trpo_paper'][2])}, after one step",
+                                               result.get("ant_vel_trpo_paper"), "post_adapt"),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt")])]
     for ax, family, paper, runs in panels:
         for label, stage, key in runs:
@@ -516,6 +525,11 @@ def main() -> None:
                                     ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
         result["ant_vel_oracle"] = trained(f"ant_vel-maml2017-oracle-scale{scale}", oracle_sets(scale),
                                            ORACLE_ITERATIONS, no_adaptation(EVALUATE_VEL), config="ant_vel")
+    if "ant_vel_trpo_paper" in args.stages:
+        tag, _, extra = VARIANTS["trpo_paper"]
+        result["ant_vel_trpo_paper"] = trained(f"ant_vel-maml2017-{tag}-scale{scale}",
+                                               paper_model_sets(scale, ANT_VEL_ITERATIONS, *extra),
+                                               ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
     results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     results_io.write_text(out.with_suffix(".md"), markdown(result))
     plot(result, out.with_suffix(".png"))
