@@ -177,3 +177,24 @@ def test_a_config_field_added_since_is_no_difference(tmp_path: Path) -> None:
     changed = {**settings([0]), "resolved_config": {"inner": {"lr": 0.2, "lr_per_step": False}}}
     with pytest.raises(SystemExit):
         grid.GridStore(path, changed, fresh=False)
+
+
+def test_trpo_runs_set_alpha_alone_and_the_max_kl_in_beta_s_place() -> None:
+    from rl_alphamaml.cli import load_experiment_config
+
+    for method, mode in (("maml", "fixed"), ("alpha_maml", "hd")):
+        config, _ = load_experiment_config(grid.ROOT / "configs" / "halfcheetah_dir.yaml",
+                                           grid.rate_overrides(method, 0.01, 0.02, outer="trpo"))
+        assert (config.outer.optimizer, config.trpo.max_kl, config.inner.lr, config.inner.lr_mode) == (
+            "trpo", 0.02, 0.01, mode)
+        assert config.outer.lr_mode == "fixed"  # TRPO has no β to adapt (the config refuses outer.lr_mode=hd)
+
+
+def test_the_trpo_grid_s_command_names_the_max_kl() -> None:
+    parser = argparse.ArgumentParser()
+    grid.add_arguments(parser, alphas=[0.1], betas=[0.02], iterations=50, meta_batch=20, eval_tasks=40, eval_steps=1,
+                       processes=2, beta_flag="--max-kl")
+    args = parser.parse_args(["--max-kl", "0.01", "0.02", "--seeds", "0"])
+    line = grid.command("trpo_rate_grid.py", args, beta_flag="--max-kl")
+    assert "--max-kl 0.01 0.02" in line and "--betas" not in line
+    assert vars(parser.parse_args(shlex.split(line)[2:])) == vars(args)
