@@ -248,7 +248,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, alphas: list[float], betas
     """The options every study takes, with the study's defaults; the grid's second axis (``args.betas``) is given
     with ``beta_flag`` (a study whose outer step has no β names what takes its place)."""
     parser.add_argument("--alphas", type=float, nargs="+", default=alphas, help="initial α values")
-    parser.add_argument(beta_flag, dest="betas", type=float, nargs="+", default=betas, help=beta_help)
+    parser.add_argument(beta_flag, dest="betas", type=float, nargs="+", default=betas, help=beta_help,
+                        metavar=beta_flag.lstrip("-").replace("-", "_").upper())
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every cell")
     parser.add_argument("--iterations", type=int, default=iterations, help="meta-iterations per run (the budget)")
     parser.add_argument("--meta-batch", type=int, default=meta_batch, help="tasks per meta-iteration")
