@@ -1,4 +1,4 @@
-"""The rate-robustness study shared by ``rl_rate_grid.py`` and ``omniglot_rate_grid.py``.
+"""The rate-robustness study shared by ``rl_rate_grid.py``, ``omniglot_rate_grid.py`` and ``trpo_rate_grid.py``.
 
 For every cell of an initial-α × initial-β grid and every seed, a study meta-trains a shipped config twice
 with the same seed — same initial model, same task and episode streams — and the same budget:
@@ -7,7 +7,9 @@ with the same seed — same initial model, same task and episode streams — and
 * **Alpha MAML** [2]: α and β *start* at the cell's values and follow their hypergradients [3] (the core's
   scale-free ``normalized`` rule; α ∈ [1e-4, 10], β ∈ [1e-6, 1]; Adam for θ in both),
 
-(a study may train only some of the methods: ``methods`` in its settings),
+(a study may train only some of the methods: ``methods`` in its settings; ``trpo_rate_grid.py`` trains both with
+MAML-TRPO's outer step [1, 4] instead of Adam, which has no β: the trust region's max-KL takes its place, and only
+α is fixed or adapted),
 
 then evaluates both as ``rl-alphamaml evaluate`` does (the kind's held-out stream, 95 % confidence interval
 over tasks). A run whose meta-steps stay non-finite is stopped by the core's safety rule and marked diverged.
@@ -27,6 +29,8 @@ References:
         https://arxiv.org/abs/1905.07435
     [3] Baydin, Cornish, Martínez Rubio, Schmidt & Wood, "Online Learning Rate Adaptation with Hypergradient
         Descent", ICLR 2018. https://arxiv.org/abs/1703.04782
+    [4] Schulman, Levine, Moritz, Jordan & Abbeel, "Trust Region Policy Optimization", ICML 2015.
+        https://arxiv.org/abs/1502.05477
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -59,6 +63,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 METHODS = ("maml", "alpha_maml")
 LABELS = {"maml": "MAML (fixed α, β)", "alpha_maml": "Alpha MAML (α, β by hypergradient)"}
+#: the methods' names in running text and table headers (:func:`pairs_table`)
+NAMES = {"maml": "MAML", "alpha_maml": "Alpha MAML"}
 ALPHA_BOUNDS = (1e-4, 10.0)
 BETA_BOUNDS = (1e-6, 1.0)
 #: settings that may differ between reruns of a study: the runs are keyed by them
@@ -67,14 +73,17 @@ GRID_KEYS = ("alphas", "betas", "seeds", "methods")
 DEFAULT_RULE = "normalized"
 
 
-def rate_overrides(method: str, alpha: float, beta: float, rule: str = DEFAULT_RULE) -> list[str]:
+def rate_overrides(method: str, alpha: float, beta: float, rule: str = DEFAULT_RULE, outer: str = "adam") -> list[str]:
     """``--set`` values for one run: α, β fixed (MAML) or adapted by the hypergradient rule ``rule`` (Alpha MAML),
-    bounds widened to include the start, Adam for θ."""
+    bounds widened to include the start, Adam for θ; with ``outer="trpo"``, MAML-TRPO's outer step [4], which has
+    no β: ``beta`` is then the trust region's max-KL, and only α is fixed or adapted."""
     mode = "hd" if method == "alpha_maml" else "fixed"
+    inner = [f"inner.lr={alpha}", f"inner.lr_mode={mode}", f"inner.hd_rule={rule}",
+             f"inner.lr_min={min(ALPHA_BOUNDS[0], alpha)}", f"inner.lr_max={max(ALPHA_BOUNDS[1], alpha)}"]
+    if outer == "trpo":
+        return [*inner, "outer.optimizer=trpo", f"trpo.max_kl={beta}"]
     return [
-        f"inner.lr={alpha}", f"inner.lr_mode={mode}", f"inner.hd_rule={rule}",
-        f"inner.lr_min={min(ALPHA_BOUNDS[0], alpha)}", f"inner.lr_max={max(ALPHA_BOUNDS[1], alpha)}",
-        "outer.optimizer=adam", f"outer.lr={beta}", f"outer.lr_mode={mode}", f"outer.hd_rule={rule}",
+        *inner, "outer.optimizer=adam", f"outer.lr={beta}", f"outer.lr_mode={mode}", f"outer.hd_rule={rule}",
         f"outer.lr_min={min(BETA_BOUNDS[0], beta)}", f"outer.lr_max={max(BETA_BOUNDS[1], beta)}",
     ]
 
@@ -95,6 +104,7 @@ class RunSpec:
     train_metric: str  # the scalar of train_iteration averaged over the last ``train_window`` iterations
     train_window: int
     hd_rule: str = DEFAULT_RULE  # Alpha MAML's rule for α and β
+    outer: str = "adam"  # the outer step (:func:`rate_overrides`): adam (β) or trpo (``beta`` is the max-KL)
 
 
 def run(spec: RunSpec) -> dict[str, Any]:
@@ -103,7 +113,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     config, kind = load_experiment_config(
         ROOT / "configs" / f"{spec.config}.yaml",
         [*spec.overrides, f"seed={spec.seed}", f"train.iterations={spec.iterations}",
-         *rate_overrides(spec.method, spec.alpha, spec.beta, spec.hd_rule)])
+         *rate_overrides(spec.method, spec.alpha, spec.beta, spec.hd_rule, spec.outer)])
     experiment = kind.build(config, None)
     started = time.perf_counter()
     diverged, done, cuts, cut_steps = False, 0, 0, 0
@@ -122,7 +132,8 @@ def run(spec: RunSpec) -> dict[str, Any]:
                 recent = [*recent, float(scalars[spec.train_metric])][-spec.train_window:]
         train_seconds = time.perf_counter() - started
         result = kind.evaluate(experiment, spec.eval_tasks, spec.eval_steps, seeding.evaluation_seed(spec.seed))
-        final_alpha, final_beta = experiment.meta.alpha.mean(), float(experiment.meta.beta)
+        final_alpha = experiment.meta.alpha.mean()
+        final_beta = float(experiment.meta.beta) if spec.outer != "trpo" else None  # TRPO uses no β
         skipped = experiment.meta.nonfinite_total
     finally:
         close_experiment(experiment)
@@ -232,10 +243,13 @@ class GridStore:
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, alphas: list[float], betas: list[float], iterations: int,
-                  meta_batch: int, eval_tasks: int, eval_steps: int, processes: int) -> None:
-    """The options every study takes, with the study's defaults."""
+                  meta_batch: int, eval_tasks: int, eval_steps: int, processes: int, beta_flag: str = "--betas",
+                  beta_help: str = "initial β values") -> None:
+    """The options every study takes, with the study's defaults; the grid's second axis (``args.betas``) is given
+    with ``beta_flag`` (a study whose outer step has no β names what takes its place)."""
     parser.add_argument("--alphas", type=float, nargs="+", default=alphas, help="initial α values")
-    parser.add_argument("--betas", type=float, nargs="+", default=betas, help="initial β values")
+    parser.add_argument(beta_flag, dest="betas", type=float, nargs="+", default=betas, help=beta_help,
+                        metavar=beta_flag.lstrip("-").replace("-", "_").upper())
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every cell")
     parser.add_argument("--iterations", type=int, default=iterations, help="meta-iterations per run (the budget)")
     parser.add_argument("--meta-batch", type=int, default=meta_batch, help="tasks per meta-iteration")
@@ -244,8 +258,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, alphas: list[float], betas
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
                         help="the methods to train (the tables show every method's finished runs)")
     parser.add_argument("--hd-rule", default=DEFAULT_RULE, choices=sorted(HD_RULES),
-                        help=f"Alpha MAML's hypergradient rule for α and β (not {DEFAULT_RULE}: a results file of its "
-                             "own, set beside the default rule's)")
+                        help=f"Alpha MAML's hypergradient rule for α (and β, where the outer step has one; not "
+                             f"{DEFAULT_RULE}: a results file of its own, set beside the default rule's)")
     parser.add_argument("--processes", type=int, default=processes, help="runs trained at the same time")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder")
     parser.add_argument("--fresh", action="store_true", help="replace the results file of an earlier run")
@@ -299,9 +313,10 @@ def run_all(store: GridStore, make: Callable[[str, float, float, int], RunSpec],
         for n, record in enumerate(pool.imap_unordered(run, specs), 1):
             store.add(record)
             elapsed = time.perf_counter() - started
+            beta = f" β {record['final_beta']:.2g}" if record["final_beta"] is not None else ""
             print(f"[{n}/{len(todo)}] {record['method']:>10} α₀={record['alpha0']:g} β₀={record['beta0']:g} "
-                  f"seed {record['seed']}: {metric.cell([record])}, final α {record['final_alpha']:.3g} "
-                  f"β {record['final_beta']:.2g} ({record['total_seconds']:.0f} s; {elapsed / 60:.1f} min so far, "
+                  f"seed {record['seed']}: {metric.cell([record])}, final α {record['final_alpha']:.3g}{beta} "
+                  f"({record['total_seconds']:.0f} s; {elapsed / 60:.1f} min so far, "
                   f"~{elapsed / n * (len(todo) - n) / 60:.0f} min to go)", file=sys.stderr, flush=True)
 
 
@@ -335,23 +350,27 @@ def tables(store: GridStore, header: list[str], metric: Metric, floor: float, su
         if scores:
             summary.append(f"{LABELS[method]}: mean over cells {metric.show(_mean(scores))}, worst cell "
                            f"{metric.show(min(scores))}, cells {good_text}: {sum(map(good, scores))}/{len(scores)}")
+    return "\n".join([*out, "", *summary, "", summary_note, "", run_time(store)])
+
+
+def run_time(store: GridStore) -> str:
+    """A line with the study's run time per seed and in all (every run's ``total_seconds``, summed)."""
     seconds = {seed: sum(r["total_seconds"] for r in store.runs.values() if r["seed"] == seed)
                for seed in store.settings["seeds"]}
-    run_time = ("Run time (every run's `total_seconds`, summed): "
-                + ", ".join(f"seed {seed} {s / 60:.1f} min" for seed, s in seconds.items())
-                + f"; {sum(seconds.values()) / 60:.1f} min in all.")
-    return "\n".join([*out, "", *summary, "", summary_note, "", run_time])
+    return ("Run time (every run's `total_seconds`, summed): "
+            + ", ".join(f"seed {seed} {s / 60:.1f} min" for seed, s in seconds.items())
+            + f"; {sum(seconds.values()) / 60:.1f} min in all.")
 
 
-def pairs(store: GridStore, beta: float | None, floor: float) -> list[tuple[float, float]]:
+def pairs(store: GridStore, beta: float | None, floor: float, alpha: float | None = None) -> list[tuple[float, float]]:
     """(MAML, Alpha MAML) values of the runs that share a cell and a seed — the same initial model, task
-    stream and starting rates — in column ``beta`` (every column: None); a run with no finite result counts
-    as ``floor``."""
+    stream and starting rates — in column ``beta`` and row ``alpha`` (None: every column, every row); a run with
+    no finite result counts as ``floor``."""
     def value(record: dict[str, Any]) -> float:
         return record["value"] if record["value"] is not None else floor
 
     out = []
-    for a in store.settings["alphas"]:
+    for a in store.settings["alphas"] if alpha is None else [alpha]:
         for b in store.settings["betas"] if beta is None else [beta]:
             alpha_runs = {r["seed"]: r for r in store.cell("alpha_maml", a, b)}
             out += [(value(r), value(alpha_runs[r["seed"]])) for r in store.cell("maml", a, b)
@@ -360,23 +379,24 @@ def pairs(store: GridStore, beta: float | None, floor: float) -> list[tuple[floa
 
 
 def pairs_table(store: GridStore, metric: Metric, floor: float, good: Callable[[float], bool],
-                good_text: str) -> list[str]:
-    """Markdown: per initial β and over the grid, in how many same-seed pairs Alpha MAML's run is ahead of
-    MAML's (a tie is not), the mean difference, and how many runs of each method are ``good``; no lines
-    while no pair has finished."""
+                good_text: str, names: dict[str, str] = NAMES, by: Literal["β₀", "α₀"] = "β₀") -> list[str]:
+    """Markdown: per initial β (``by="α₀"``: per initial α) and over the grid, in how many same-seed pairs Alpha
+    MAML's run is ahead of MAML's (a tie is not), the mean difference, and how many runs of each method are
+    ``good``, the methods called by their ``names``; no lines while no pair has finished."""
     rows = []
-    for beta in [*store.settings["betas"], None]:
-        if found := pairs(store, beta, floor):
+    for at in [*store.settings["alphas" if by == "α₀" else "betas"], None]:
+        if found := (pairs(store, None, floor, at) if by == "α₀" else pairs(store, at, floor)):
             difference = metric.show(_mean(alpha - maml for maml, alpha in found))
             signed = f"−{difference[1:]}" if float(difference) < 0 else f"+{difference.lstrip('-')}"  # no "−0.0"
-            rows.append(f"| {'all' if beta is None else f'{beta:g}'} | {len(found)} | "
+            rows.append(f"| {'all' if at is None else f'{at:g}'} | {len(found)} | "
                         f"{sum(alpha > maml for maml, alpha in found)} | {signed} | "
                         f"{sum(good(maml) for maml, _ in found)} | {sum(good(alpha) for _, alpha in found)} |")
     if not rows:
         return []
-    return ["**Run for run** (same cell, same seed: Alpha MAML − MAML; a run with no finite result counts as in "
-            "the summaries)", "", f"| β₀ | pairs | Alpha MAML ahead | mean difference | MAML runs {good_text} | "
-            f"Alpha MAML runs {good_text} |", "| --- | --- | --- | --- | --- | --- |", *rows]
+    fixed, adapted = names["maml"], names["alpha_maml"]
+    return [f"**Run for run** (same cell, same seed: {adapted} − {fixed}; a run with no finite result counts as in "
+            "the summaries)", "", f"| {by} | pairs | {adapted} ahead | mean difference | {fixed} runs {good_text} | "
+            f"{adapted} runs {good_text} |", "| --- | --- | --- | --- | --- | --- |", *rows]
 
 
 def heatmap(store: GridStore, path: Path, title: str, metric: Metric, floor: float, label: str, vmin: float,
@@ -423,16 +443,17 @@ def seeds_text(seeds: Sequence[int]) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
 
 
-def command(script: str, args: argparse.Namespace, *own: str) -> str:
+def command(script: str, args: argparse.Namespace, *own: str, beta_flag: str = "--betas") -> str:
     """The command that remakes a study's results file: the study's ``own`` options and every option of
-    :func:`add_arguments` that is part of its settings (not ``--processes``, ``--out``, ``--fresh``)."""
+    :func:`add_arguments` that is part of its settings (not ``--processes``, ``--out``, ``--fresh``), the second
+    axis under ``beta_flag`` as :func:`add_arguments` took it."""
     def numbers(values: Sequence[float]) -> str:
         return " ".join(f"{v:g}" for v in values)
 
     rule = [f"--hd-rule {args.hd_rule}"] if args.hd_rule != DEFAULT_RULE else []
     methods = [f"--methods {' '.join(args.methods)}"] if list(args.methods) != list(METHODS) else []
     return " ".join([f"python benchmarks/{script}", *own, *rule, *methods, f"--alphas {numbers(args.alphas)}",
-                     f"--betas {numbers(args.betas)}", f"--seeds {numbers(args.seeds)}",
+                     f"{beta_flag} {numbers(args.betas)}", f"--seeds {numbers(args.seeds)}",
                      f"--iterations {args.iterations}", f"--meta-batch {args.meta_batch}",
                      f"--eval-tasks {args.eval_tasks}", f"--eval-steps {args.eval_steps}"])
 

@@ -177,3 +177,56 @@ def test_a_config_field_added_since_is_no_difference(tmp_path: Path) -> None:
     changed = {**settings([0]), "resolved_config": {"inner": {"lr": 0.2, "lr_per_step": False}}}
     with pytest.raises(SystemExit):
         grid.GridStore(path, changed, fresh=False)
+
+
+def test_trpo_runs_set_alpha_alone_and_the_max_kl_in_beta_s_place() -> None:
+    from rl_alphamaml.cli import load_experiment_config
+
+    for method, mode in (("maml", "fixed"), ("alpha_maml", "hd")):
+        config, _ = load_experiment_config(grid.ROOT / "configs" / "halfcheetah_dir.yaml",
+                                           grid.rate_overrides(method, 0.01, 0.02, outer="trpo"))
+        assert (config.outer.optimizer, config.trpo.max_kl, config.inner.lr, config.inner.lr_mode) == (
+            "trpo", 0.02, 0.01, mode)
+        assert config.outer.lr_mode == "fixed"  # TRPO has no β to adapt (the config refuses outer.lr_mode=hd)
+
+
+def test_the_trpo_grid_s_goal_line_is_the_best_fixed_cell_s_lowest_seed(tmp_path: Path) -> None:
+    import trpo_rate_grid as trpo
+
+    store = grid.GridStore(tmp_path / "grid.json", {**settings([0, 1]), "alphas": [0.01, 0.1, 1.0], "betas": [0.02]},
+                           fresh=False)
+    assert trpo.goal_line(store, floor=-100.0) is None
+    for method, alpha, seed, value in (
+            ("maml", 0.01, 0, -30.0), ("maml", 0.01, 1, -20.0),  # mean −25
+            ("maml", 0.1, 0, -14.0), ("maml", 0.1, 1, -10.0),  # mean −12: the best fixed cell, lowest seed −14
+            ("maml", 1.0, 0, None), ("maml", 1.0, 1, -5.0),  # the best seed, but a diverged one: mean −52.5
+            ("alpha_maml", 0.01, 0, -15.0), ("alpha_maml", 0.01, 1, -13.0),  # mean −14: on the line
+            ("alpha_maml", 0.1, 0, -13.0), ("alpha_maml", 0.1, 1, -16.0),  # mean −14.5: below it
+            ("alpha_maml", 1.0, 0, -11.0)):  # one seed of two so far
+        store.runs[grid.key(method, alpha, 0.02, seed)] = {**record(method, alpha, seed, value, value is None),
+                                                           "beta0": 0.02, "final_alpha": 0.5 * alpha}
+    assert trpo.goal_line(store, floor=-100.0) == ((0.1, 0.02), -14.0)
+    rows = trpo.rows_table(store, grid.Metric("return"), floor=-100.0)
+    assert rows[2:5] == ["| 0.01 | 0.02 | -25.0 (-30.0 … -20.0) | -14.0 (-15.0 … -13.0) | 0.005, 0.005 | yes |",
+                         "| 0.1 | 0.02 | **-12.0 (-14.0 … -10.0)** | -14.5 (-16.0 … -13.0) | 0.05, 0.05 | no |",
+                         "| 1 | 0.02 | -5.0 (1/2 diverged) | -11.0 ± 2.0 | 0.5 | yes |"]
+    assert rows[-1].endswith("reaches down to -14.0; α by hypergradient meets it from 2 of the 3 finished rows.")
+    table = grid.pairs_table(store, grid.Metric("return"), floor=-100.0, good=lambda v: v >= -14.0,
+                             good_text="on the line", names=trpo.NAMES, by="α₀")
+    assert table[2].startswith("| α₀ | pairs | α by hypergradient ahead | mean difference | fixed α runs on the line")
+    # α₀ 0.01: ahead in both (+15, +7); 0.1: ahead in one (+1, −6); 1: +89 over the diverged run (counted as −100)
+    assert table[-4:] == ["| 0.01 | 2 | 2 | +11.0 | 0 | 1 |", "| 0.1 | 2 | 1 | −2.5 | 2 | 1 |",
+                          "| 1 | 1 | 1 | +89.0 | 0 | 1 |", "| all | 5 | 4 | +21.2 | 2 | 3 |"]
+    one = grid.GridStore(tmp_path / "one.json", {**settings([0]), "betas": [0.02]}, fresh=False)
+    one.runs[grid.key("maml", 0.1, 0.02, 0)] = {**record("maml", 0.1, 0, -12.0), "beta0": 0.02}
+    assert trpo.goal_line(one, floor=-100.0) == ((0.1, 0.02), -14.0)  # one seed: its return less the CI (2.0)
+
+
+def test_the_trpo_grid_s_command_names_the_max_kl() -> None:
+    parser = argparse.ArgumentParser()
+    grid.add_arguments(parser, alphas=[0.1], betas=[0.02], iterations=50, meta_batch=20, eval_tasks=40, eval_steps=1,
+                       processes=2, beta_flag="--max-kl")
+    args = parser.parse_args(["--max-kl", "0.01", "0.02", "--seeds", "0"])
+    line = grid.command("trpo_rate_grid.py", args, beta_flag="--max-kl")
+    assert "--max-kl 0.01 0.02" in line and "--betas" not in line
+    assert vars(parser.parse_args(shlex.split(line)[2:])) == vars(args)
