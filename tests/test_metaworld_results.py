@@ -103,7 +103,7 @@ def test_the_markdown_quotes_the_published_numbers_with_their_sources() -> None:
     text = mw.markdown(result)
     assert "| ML10 | MAML | 44.4 % | 31.6 % |" in text and "arXiv 1910.10897v2, Table 1" in text
     assert "| ML10 | MAML | 25 % | 36 % |" in text and "paperswithcode" in text
-    assert "ML1: the papers show it only as curves" in text and "Meta-World+" in text
+    assert "ML1: the paper shows it only as curves" in text and "Meta-World+" in text
     assert "sampler.backend=ray --set sampler.address=auto" in text
     assert all(row["source"] and row["budget"] for row in mw.PUBLISHED)
 
