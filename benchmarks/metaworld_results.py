@@ -251,7 +251,8 @@ def markdown(result: dict[str, Any]) -> str:
               "Not comparable one to one: the papers ran earlier Meta-World environments (ours: v3 classes, v2 "
               "rewards), their success is the maximum over training (ours: the newest checkpoint), their total "
               "budgets are not stated, and their MAML (v2, Table 9: 128 × 128 tanh policy, inner rate 1e-4, max-KL "
-              "0.01, 20 tasks × 10 episodes of 500 steps for ML1 and ML10) is not our configs' (100 × 100, α 0.1). "
+              "0.01, 20 tasks × 10 episodes of 500 steps for ML1 and ML10) is our configs' except the inner rate "
+              "(ours α 0.1, the MAML paper's). "
               "ML1: the paper shows it only as curves (v2, Figures 4 and 12-14) — no number found. Meta-World+ "
               "(McLean et al. 2025, arXiv 2505.11289): no number found.", "",
               *published_table(), "", "## ML10", "", result["ml10"], ""]
