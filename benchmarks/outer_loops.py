@@ -64,6 +64,13 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                        ("inner.hd_rule=log_adam", "outer.hd_rule=log_adam")),
     # a ten times larger start for β (the grid's β₀ = 0.01 column), the β repair guarding it
     "alpha_beta0.01": ("Alpha MAML, β₀ 0.01", "_alpha", ("outer.lr=0.01",)),
+    # log_adam's pace for ~20 updates, then a decaying hyper-rate (η/√(1 + (t−1)/20)), for both rates
+    "alpha_annealed": ("Alpha MAML, `log_adam_annealed` rule for α and β", "_alpha",
+                       ("inner.hd_rule=log_adam_annealed", "outer.hd_rule=log_adam_annealed")),
+    # the annealed rule from β₀ 0.01
+    "alpha_annealed_beta0.01": ("Alpha MAML, `log_adam_annealed`, β₀ 0.01", "_alpha",
+                                ("inner.hd_rule=log_adam_annealed", "outer.hd_rule=log_adam_annealed",
+                                 "outer.lr=0.01")),
     "promp": ("ProMP (the authors' settings)", "_promp", ()),
     "alpha_promp": ("Alpha-ProMP", "_alpha_promp", ()),
 }
