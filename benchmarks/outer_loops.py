@@ -121,7 +121,7 @@ def family_result(family: str, seeds: list[int], variants: list[str]) -> dict[st
         smooth = maml["curve"]["smoothed"]
         r["target"] = smooth[0] + pc.LEVEL * (smooth[-1] - smooth[0])
         r["steps_to_target"], r["seconds_to_target"] = reach(r["curve"], r["target"])
-    return {"family": family, "seeds": seeds, "runs": runs, **pc.FAMILIES[family]}
+    return {**pc.FAMILIES[family], "family": family, "seeds": seeds, "runs": runs}  # the seeds run, not the default
 
 
 def ratio_cells(rows: list[dict[str, Any]], runs: list[dict[str, Any]], key: str, unit: float, fmt: str,
