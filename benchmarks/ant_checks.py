@@ -95,7 +95,7 @@ def main() -> None:
         f"`policy.action_scale` 0.1 (the default) {scale['scale_0.1']:.1f}, 1.0 {scale['scale_1.0']:.1f}.", "",
         f"Commands: `{vel['alpha_maml_command']}`; `{scale['scale_1_command']}` (stopped at its "
         f"iteration-{SCALE_ITERATIONS} checkpoint); "
-        "the MAML-TRPO runs: `python benchmarks/build_zoo.py ant_vel ant_dir`. Made by "
+        "the MAML-TRPO runs: `python benchmarks/build_zoo.py ant_vel` and this script. Made by "
         "`python benchmarks/ant_checks.py`.",
     ])
     (RESULTS / "ant_checks.md").write_text(text + "\n")

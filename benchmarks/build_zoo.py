@@ -7,7 +7,9 @@ GIF of the first held-out task) and ``COMMAND`` (the commands that made it). Ren
 backend (``MUJOCO_GL=egl``, or ``osmesa``); without one the entry is shipped without its video and the
 script says so. The training runs live in ``benchmarks/results/zoo_runs/`` and the script is resumable (an
 interrupted run continues with ``rl-alphamaml train --resume``); a run folder whose config differs from the
-entry's is refused, not shipped under the wrong command. The entries are MAML-TRPO [1, 2] runs;
+entry's is refused, not shipped under the wrong command. An entry of ``FROM_BENCHMARKS`` ships a run another
+benchmark trained (``zoo/ant_dir``: ``ant_paper.py``'s best AntDir run, on the paper's Ant), with that benchmark's
+commands in its ``COMMAND``; it is evaluated and filmed here. The entries are MAML-TRPO [1, 2] runs;
 ``zoo_report.py`` puts them beside the MAML paper.
 
 Usage::
@@ -35,9 +37,10 @@ from rl_alphamaml.checkpoint import checkpoint_path
 from rl_alphamaml.logging import read_metrics
 
 import results_io
-from cli_runs import ROOT, evaluate_once, last_iteration, train_to
+from cli_runs import ROOT, evaluate_once, last_iteration, relative, train_to
 
-RUNS = ROOT / "benchmarks" / "results" / "zoo_runs"
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = RESULTS / "zoo_runs"
 ZOO = ROOT / "zoo"
 
 # name -> (config, overrides, extra evaluate arguments)
@@ -48,15 +51,25 @@ ENTRIES: dict[str, tuple[str, list[str], list[str]]] = {
                                             "trpo.max_kl=0.02", "trpo.subsample=0.1"], []),
     "navigation2d": ("navigation2d", ["train.iterations=200", "trpo.subsample=0.1", "inner.lr=0.5"],
                      ["--episodes", "40", "--inner-lr", "0.5", "0.25"]),
-    # Ant, on gymnasium's Ant-v5: a tenth of the MAML paper's environment steps or less (AntDir 28 M of 368 M,
-    # AntVel 12 M of 120 M). The paper's Ant (env.model=maml2017) is being measured by ant_paper.py.
-    "ant_dir": ("ant_dir", ["train.iterations=350", "train.meta_batch=20", "sampler.episodes=10",
-                            "trpo.max_kl=0.02", "trpo.subsample=0.1", "env.model=v5"], []),
+    # Ant, on gymnasium's Ant-v5: a tenth of the MAML paper's environment steps or less (AntVel 12 M of 120 M).
+    # The paper's Ant (env.model=maml2017) is measured by ant_paper.py; AntDir ships from there (FROM_BENCHMARKS).
     "ant_vel": ("ant_vel", ["train.iterations=150", "train.meta_batch=20", "sampler.episodes=10",
                             "trpo.max_kl=0.02", "train.checkpoint_every=10", "env.model=v5"], []),
     "ant_goal": ("ant_goal", ["train.iterations=300", "train.meta_batch=20", "sampler.episodes=10",
                               "trpo.max_kl=0.02", "trpo.subsample=0.1", "env.model=v5"], []),
 }
+
+#: entries shipped from a run another benchmark trained (not retrained here): name -> (the run folder, the command
+#: that trains it, that benchmark's results file and the stages whose recorded commands made the run, extra
+#: ``evaluate`` arguments)
+FROM_BENCHMARKS: dict[str, tuple[Path, str, Path, tuple[str, ...], list[str]]] = {
+    # AntDir on the paper's Ant with the paper's trust region (max-KL 0.01, full curvature) and, from iteration 130,
+    # its 40 episodes per task: 36.6 M environment steps, a tenth of the paper's; evaluated with its protocol
+    "ant_dir": (RESULTS / "ant_paper_runs" / "ant_dir-maml2017-kl0.01-full-scale0.1-from130-sampler.episodes40",
+                "python benchmarks/ant_paper.py --stages trpo_paper trpo_paper_batch", RESULTS / "ant_paper.json",
+                ("trpo_paper", "trpo_paper_batch"), ["--episodes", "40"]),
+}
+NAMES = [*ENTRIES, *FROM_BENCHMARKS]
 
 
 def setting(overrides: list[str], key: str) -> str | None:
@@ -73,10 +86,22 @@ def train_entry(name: str) -> tuple[Path, list[str]]:
     return RUNS / name, overrides
 
 
-def build(name: str) -> None:
+def trained(name: str) -> tuple[Path, list[str], list[str]]:
+    """Zoo entry ``name``'s run folder (trained, resumed or reused here, or another benchmark's), the commands that
+    trained it, and its extra ``evaluate`` arguments."""
+    if name in FROM_BENCHMARKS:
+        run_dir, benchmark, results, stages, eval_args = FROM_BENCHMARKS[name]
+        recorded = json.loads(results.read_text())
+        return run_dir, [f"{benchmark}, that is:", *(relative(recorded[s]["command"]) for s in stages)], eval_args
     config, _, eval_args = ENTRIES[name]
     run_dir, overrides = train_entry(name)
     sets = [x for o in overrides for x in ("--set", o)]
+    return run_dir, ["rl-alphamaml " + " ".join(["train", f"configs/{config}.yaml", "--run-dir", f"runs/{name}", *sets])
+                     ], eval_args
+
+
+def build(name: str) -> None:
+    run_dir, commands, eval_args = trained(name)
     evaluate = ["--tasks", "40", "--steps", "3", "--video", "--video-tasks", "1", *eval_args]
     data = evaluate_once(run_dir, *evaluate, needs="videos/*.gif")
     last = checkpoint_path(run_dir, last_iteration(run_dir))
@@ -100,13 +125,14 @@ def build(name: str) -> None:
     results_io.write_text(out / "eval" / "adaptation.json", json.dumps(data, indent=2))
     summary = data["adaptation"]
     table = "\n".join(f"#   after {r['steps']} steps: {r['mean']:.1f} ± {r['ci95']:.1f}" for r in summary)
-    steps = sum(row.get("time/env_steps", 0) for row in read_metrics(run_dir))
-    iterations = setting(overrides, "train.iterations")
+    metrics = read_metrics(run_dir)
+    steps, iterations = sum(row.get("time/env_steps", 0) for row in metrics), len(metrics)
+    run = f"runs/{name}" if name in ENTRIES else "RUN"
     results_io.write_text(
         out / "COMMAND",
         "# How this folder was made (python benchmarks/build_zoo.py " + name + "):\n"
-        "rl-alphamaml " + " ".join(["train", f"configs/{config}.yaml", "--run-dir", f"runs/{name}", *sets]) + "\n"
-        "rl-alphamaml " + " ".join(["evaluate", f"runs/{name}", *evaluate]) + "\n"
+        + "".join(("# " if c.startswith("python ") else "") + c + "\n" for c in commands)
+        + "rl-alphamaml " + " ".join(["evaluate", run, *evaluate]) + "\n"
         "# then the final checkpoint, config.yaml, metrics.jsonl and eval/ (report, plot, video) were copied here.\n"
         f"# Meta-training: {iterations} iterations, {steps / 1e6:.1f} M environment steps.\n"
         "# Held-out return (40 tasks, ± 95 % CI):\n" + table + "\n"
@@ -116,11 +142,14 @@ def build(name: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(ENTRIES), help=f"entries (default all: {', '.join(ENTRIES)})")
+    parser.add_argument("names", nargs="*", default=NAMES, help=f"entries (default all: {', '.join(NAMES)})")
     args = parser.parse_args()
-    unknown = sorted(set(args.names) - set(ENTRIES))
+    unknown = sorted(set(args.names) - set(NAMES))
     if unknown:
-        parser.error(f"unknown entries {unknown}; choose from {list(ENTRIES)}")
+        parser.error(f"unknown entries {unknown}; choose from {NAMES}")
+    for name in args.names:
+        if name in FROM_BENCHMARKS and not (FROM_BENCHMARKS[name][0] / "checkpoints").is_dir():
+            parser.error(f"{name} ships a run of `{FROM_BENCHMARKS[name][1]}`: run that first")
     for name in args.names:
         build(name)
 

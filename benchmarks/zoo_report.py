@@ -64,7 +64,10 @@ def entry(folder: Path) -> dict[str, Any]:
         curve.append([steps, sum(window) / len(window)])
     paper = PAPER.get(folder.name)
     return {
-        "name": folder.name, "env": config.env.id, "training": training(config),
+        "name": folder.name, "env": config.env.id,
+        # a run resumed with other settings: its config holds the last ones, its COMMAND every phase
+        "training": training(config) + ("; resumed with other settings: see its COMMAND"
+                                        if "--resume" in (folder / "COMMAND").read_text() else ""),
         "iterations": len(rows), "env_steps": steps,
         "wall_seconds": sum(row.get("time/iteration", 0.0) for row in rows),
         "adaptation": [{"steps": r["steps"], "mean": r["mean"], "ci95": r["ci95"]} for r in report["adaptation"]],
