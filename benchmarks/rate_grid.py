@@ -73,17 +73,35 @@ GRID_KEYS = ("alphas", "betas", "seeds", "methods")
 DEFAULT_RULE = "normalized"
 
 
+def rule_spec(text: str) -> str:
+    """``--hd-rule``'s value: one hypergradient rule for α and β, or ``ALPHA_RULE:BETA_RULE``; an unknown rule is
+    an :class:`argparse.ArgumentTypeError` (one error line)."""
+    parts = text.split(":")
+    if len(parts) > 2 or any(p not in HD_RULES for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a rule or ALPHA_RULE:BETA_RULE, each one of "
+                                         f"{', '.join(sorted(HD_RULES))}")
+    return text
+
+
+def rules(spec: str) -> tuple[str, str]:
+    """α's and β's rule from a :func:`rule_spec`."""
+    alpha_rule, _, beta_rule = spec.partition(":")
+    return alpha_rule, beta_rule or alpha_rule
+
+
 def rate_overrides(method: str, alpha: float, beta: float, rule: str = DEFAULT_RULE, outer: str = "adam") -> list[str]:
-    """``--set`` values for one run: α, β fixed (MAML) or adapted by the hypergradient rule ``rule`` (Alpha MAML),
-    bounds widened to include the start, Adam for θ; with ``outer="trpo"``, MAML-TRPO's outer step [4], which has
-    no β: ``beta`` is then the trust region's max-KL, and only α is fixed or adapted."""
+    """``--set`` values for one run: α, β fixed (MAML) or adapted by the hypergradient rules ``rule`` names
+    (:func:`rule_spec`; Alpha MAML), bounds widened to include the start, Adam for θ; with ``outer="trpo"``,
+    MAML-TRPO's outer step [4], which has no β: ``beta`` is then the trust region's max-KL, and only α is fixed or
+    adapted."""
     mode = "hd" if method == "alpha_maml" else "fixed"
-    inner = [f"inner.lr={alpha}", f"inner.lr_mode={mode}", f"inner.hd_rule={rule}",
+    alpha_rule, beta_rule = rules(rule)
+    inner = [f"inner.lr={alpha}", f"inner.lr_mode={mode}", f"inner.hd_rule={alpha_rule}",
              f"inner.lr_min={min(ALPHA_BOUNDS[0], alpha)}", f"inner.lr_max={max(ALPHA_BOUNDS[1], alpha)}"]
     if outer == "trpo":
         return [*inner, "outer.optimizer=trpo", f"trpo.max_kl={beta}"]
     return [
-        *inner, "outer.optimizer=adam", f"outer.lr={beta}", f"outer.lr_mode={mode}", f"outer.hd_rule={rule}",
+        *inner, "outer.optimizer=adam", f"outer.lr={beta}", f"outer.lr_mode={mode}", f"outer.hd_rule={beta_rule}",
         f"outer.lr_min={min(BETA_BOUNDS[0], beta)}", f"outer.lr_max={max(BETA_BOUNDS[1], beta)}",
     ]
 
@@ -103,7 +121,7 @@ class RunSpec:
     eval_steps: int
     train_metric: str  # the scalar of train_iteration averaged over the last ``train_window`` iterations
     train_window: int
-    hd_rule: str = DEFAULT_RULE  # Alpha MAML's rule for α and β
+    hd_rule: str = DEFAULT_RULE  # Alpha MAML's rule for α and β, or α's and β's (:func:`rule_spec`)
     outer: str = "adam"  # the outer step (:func:`rate_overrides`): adam (β) or trpo (``beta`` is the max-KL)
 
 
@@ -257,9 +275,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, alphas: list[float], betas
     parser.add_argument("--eval-steps", type=int, default=eval_steps, help="inner steps at test time")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
                         help="the methods to train (the tables show every method's finished runs)")
-    parser.add_argument("--hd-rule", default=DEFAULT_RULE, choices=sorted(HD_RULES),
-                        help=f"Alpha MAML's hypergradient rule for α (and β, where the outer step has one; not "
-                             f"{DEFAULT_RULE}: a results file of its own, set beside the default rule's)")
+    parser.add_argument("--hd-rule", default=DEFAULT_RULE, type=rule_spec, metavar="RULE[:BETA_RULE]",
+                        help=f"Alpha MAML's hypergradient rule for α (and β, where the outer step has one), or α's "
+                             f"and β's ({', '.join(sorted(HD_RULES))}; not {DEFAULT_RULE}: a results file of its "
+                             "own, set beside the default rule's)")
     parser.add_argument("--processes", type=int, default=processes, help="runs trained at the same time")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder")
     parser.add_argument("--fresh", action="store_true", help="replace the results file of an earlier run")
@@ -459,8 +478,8 @@ def command(script: str, args: argparse.Namespace, *own: str, beta_flag: str = "
 
 
 def stem(study: str, rule: str) -> str:
-    """The results files' stem of a study under Alpha MAML's hypergradient rule ``rule``."""
-    return study if rule == DEFAULT_RULE else f"{study}_{rule}"
+    """The results files' stem of a study under Alpha MAML's hypergradient rule(s) ``rule`` (:func:`rule_spec`)."""
+    return study if rule == DEFAULT_RULE else f"{study}_{rule.replace(':', '_beta_')}"
 
 
 def default_rule_store(path: Path, settings: dict[str, Any]) -> GridStore | None:

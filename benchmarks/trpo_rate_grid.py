@@ -171,6 +171,8 @@ def main() -> None:
                        meta_batch=budget["meta_batch"], eval_tasks=40, eval_steps=1, processes=2, beta_flag="--max-kl",
                        beta_help="the trust region's max-KL (TRPO has no β; several values: a grid over them)")
     args = parser.parse_args()
+    if ":" in args.hd_rule:
+        parser.error(f"--hd-rule {args.hd_rule}: TRPO's outer step has no β, so give α's rule alone")
 
     fixed = (f"train.meta_batch={args.meta_batch}", f"sampler.episodes={args.episodes}", "sampler.threads=1",
              "train.threads=1")

@@ -230,3 +230,25 @@ def test_the_trpo_grid_s_command_names_the_max_kl() -> None:
     line = grid.command("trpo_rate_grid.py", args, beta_flag="--max-kl")
     assert "--max-kl 0.01 0.02" in line and "--betas" not in line
     assert vars(parser.parse_args(shlex.split(line)[2:])) == vars(args)
+
+
+def test_alpha_and_beta_may_follow_different_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--hd-rule A:B``: α by rule A, β by rule B, in the runs' configs, the results files' name and the command; an
+    unknown rule is one error line."""
+    from rl_alphamaml.cli import load_experiment_config
+
+    config, _ = load_experiment_config(grid.ROOT / "configs" / "navigation2d_alpha.yaml",
+                                       grid.rate_overrides("alpha_maml", 0.1, 1e-3, "log_adam_annealed:normalized"))
+    assert (config.inner.hd_rule, config.outer.hd_rule) == ("log_adam_annealed", "normalized")
+    config, _ = load_experiment_config(grid.ROOT / "configs" / "navigation2d_alpha.yaml",
+                                       grid.rate_overrides("alpha_maml", 0.1, 1e-3, "log_adam"))
+    assert (config.inner.hd_rule, config.outer.hd_rule) == ("log_adam", "log_adam")
+    assert grid.stem("rate_grid_x", "log_adam_annealed:normalized") == "rate_grid_x_log_adam_annealed_beta_normalized"
+    parser = argparse.ArgumentParser()
+    grid.add_arguments(parser, alphas=[0.1], betas=[1e-3], iterations=3, meta_batch=2, eval_tasks=2, eval_steps=1,
+                       processes=1)
+    args = parser.parse_args(["--hd-rule", "log_adam_annealed:normalized"])
+    assert "--hd-rule log_adam_annealed:normalized" in grid.command("rl_rate_grid.py", args)
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--hd-rule", "log_adam:fast"])
+    assert exit_info.value.code == 2 and "ALPHA_RULE:BETA_RULE" in capsys.readouterr().err
