@@ -180,7 +180,7 @@ def summary(folder: Path, name: str, extra: Sequence[str], rule: Rule, tasks: in
     config, sets = run_spec(name, extra)
     rows = kept_rows(folder)
     out: dict[str, Any] = {
-        "method": METHODS[name.rsplit("_", 1)[1]][0], "env_name": sets[0].split("=", 1)[1],
+        "method": METHODS[name.rsplit("_", 1)[1]][0], "env_name": CLASSES[name.rsplit("_", 1)[0]],
         "command": relative(f"rl-alphamaml train configs/{config}.yaml --run-dir {folder} "
                             + " ".join(f"--set {s}" for s in sets)),
         "status": status(rows, rule), "iterations": len(rows), "train_seconds": training_seconds(rows),
