@@ -71,6 +71,16 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "alpha_annealed_beta0.01": ("Alpha MAML, `log_adam_annealed`, β₀ 0.01", "_alpha",
                                 ("inner.hd_rule=log_adam_annealed", "outer.hd_rule=log_adam_annealed",
                                  "outer.lr=0.01")),
+    # the same with the β repair's KL bound (HalfCheetahDir: steps of a mean KL of 0.15-0.8 between the adapted
+    # policies never learn from β₀ 0.01, while the shipped config's learn at 0.05; Navigation2D learns through
+    # early steps of 0.1-0.5): each step cut until its KL is at most 0.1
+    "alpha_annealed_beta0.01_kl": ("Alpha MAML, `log_adam_annealed`, β₀ 0.01, β repair with max-KL 0.1", "_alpha",
+                                   ("inner.hd_rule=log_adam_annealed", "outer.hd_rule=log_adam_annealed",
+                                    "outer.lr=0.01", "beta_repair.max_kl=0.1")),
+    # β₀ 0.01 with the KL bound, α by the shipped `normalized` rule (on HalfCheetahDir α by the faster rules rises to
+    # 0.4-2 and the runs stall or collapse)
+    "alpha_beta0.01_kl": ("Alpha MAML, β₀ 0.01, β repair with max-KL 0.1", "_alpha",
+                          ("outer.lr=0.01", "beta_repair.max_kl=0.1")),
     "promp": ("ProMP (the authors' settings)", "_promp", ()),
     "alpha_promp": ("Alpha-ProMP", "_alpha_promp", ()),
 }
@@ -140,28 +150,55 @@ LABELS = {"maml": "MAML-TRPO (`configs/<family>.yaml`)", **{k: v[0] for k, v in 
 
 def choice_table(results: list[dict[str, Any]]) -> list[str]:
     """Markdown: per method and family, environment steps / wall seconds to MAML-TRPO's level as multiples of
-    MAML-TRPO's own (mean over seeds; ``—`` where a seed never got there) — the README's table."""
+    MAML-TRPO's own (mean over seeds; ``—`` where a seed never got there) and the held-out return after one step
+    (mean over seeds) — the README's table."""
     def multiple(res: dict[str, Any], method: str, key: str) -> str:
         rows = [r for r in res["runs"] if r["method"] == method]
-        if not rows:
-            return "not run"
         own = {m["seed"]: m[key] for m in res["runs"] if m["method"] == "maml"}
         ratios = [r[key] / own[r["seed"]] for r in rows if r[key] is not None and own[r["seed"]]]
         return f"{np.mean(ratios):.2f}×" if len(ratios) == len(rows) else "—"
 
-    head = ["| outer loop, rate mode | " + " | ".join(f"{r['family']}: steps / seconds" for r in results) + " |",
-            "|---|" + "---|" * len(results)]
+    def cell(res: dict[str, Any], method: str) -> str:
+        rows = [r for r in res["runs"] if r["method"] == method]
+        if not rows:
+            return "not run"
+        held = np.mean([r["held_out"]["mean"] for r in rows])
+        return (f"{multiple(res, method, 'steps_to_target')} / {multiple(res, method, 'seconds_to_target')} / "
+                f"{held:.1f}".replace("-", "−"))
+
+    head = ["| outer loop, rate mode | "
+            + " | ".join(f"{r['family']} ({len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)})" for r in results)
+            + " |", "|---|" + "---|" * len(results)]
     methods = ["maml", *[m for m in VARIANTS if any(r["method"] == m for res in results for r in res["runs"])]]
-    return head + [f"| {LABELS[m]} | " + " | ".join(
-        f"{multiple(res, m, 'steps_to_target')} / {multiple(res, m, 'seconds_to_target')}" for res in results) + " |"
-        for m in methods]
+    return head + [f"| {LABELS[m]} | " + " | ".join(cell(res, m) for res in results) + " |" for m in methods]
+
+
+#: the README's block that :func:`update_readme` rewrites from the results
+README_BEGIN = "<!-- outer_loops.py: choice table -->"
+README_END = "<!-- /outer_loops.py -->"
+
+
+def readme_block(results: list[dict[str, Any]]) -> str:
+    """The README's table, between its markers: :func:`choice_table` with how to read a cell."""
+    return "\n".join([README_BEGIN, *choice_table(results), "",
+                      "Each cell: environment steps / wall seconds until the training return after adaptation covers "
+                      f"{pc.LEVEL:.0%} of MAML-TRPO's gain, as multiples of MAML-TRPO's own (— : not within the "
+                      "budget in some seed) / the held-out return after one step on 40 tasks.", README_END])
+
+
+def update_readme(results: list[dict[str, Any]], readme: Path = ROOT / "README.md") -> None:
+    """Rewrite the README's block between :data:`README_BEGIN` and :data:`README_END` from ``results``."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
+    results_io.write_text(readme, text[:start] + readme_block(results) + text[end:])
 
 
 def markdown(results: list[dict[str, Any]], note: str) -> str:
     lines = ["# Which outer loop: environment steps and seconds to MAML-TRPO's level", "", note, "",
              f"Environment steps and wall seconds until the training return after adaptation covers {pc.LEVEL:.0%} of "
              "MAML-TRPO's gain, as multiples of MAML-TRPO's own (mean over seeds; — : not within the budget in some "
-             "seed):", "", *choice_table(results), ""]
+             "seed), then the held-out return after one step on 40 tasks (mean over seeds):", "",
+             *choice_table(results), ""]
     labels = LABELS
     for res in results:
         lines += [f"## {res['family']}", "",
@@ -207,6 +244,7 @@ def main() -> None:
     print(text)
     results_io.write_text(out.with_suffix(".md"), text)
     results_io.write_text(out.with_suffix(".json"), json.dumps({"note": note, "results": results}, indent=1) + "\n")
+    update_readme(results)
     print(f"wrote {relative(str(out))}.{{md,json}} ({(time.perf_counter() - started) / 60:.1f} min)")
 
 

@@ -5,6 +5,7 @@ no missing included file), offline, with its generated parts in it: the configur
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -93,3 +94,33 @@ def test_the_readme_points_at_pages_and_files_that_exist() -> None:
     assert not [t for t in local if not (ROOT / t).exists()]
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     assert not [t for t in local if t.startswith("docs/") and t.endswith(".md") and t[5:] not in nav]
+
+
+def load_outer_loops() -> ModuleType:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import outer_loops
+
+    return outer_loops
+
+
+def test_the_readme_outer_loop_table_is_the_benchmarks_results() -> None:
+    """The README's "Which outer loop" table is what ``outer_loops.py`` builds from its results file, not a copy."""
+    outer_loops = load_outer_loops()
+    results = json.loads((ROOT / "benchmarks" / "results" / "outer_loops.json").read_text(encoding="utf-8"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert outer_loops.readme_block(results["results"]) in readme
+
+
+def test_update_readme_rewrites_only_its_block(tmp_path: Path) -> None:
+    outer_loops = load_outer_loops()
+    results = json.loads((ROOT / "benchmarks" / "results" / "outer_loops.json").read_text(encoding="utf-8"))["results"]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# head\n\n{outer_loops.README_BEGIN}\nstale table\n{outer_loops.README_END}\n\ntail\n",
+                      encoding="utf-8")
+    outer_loops.update_readme(results, readme)
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("# head\n\n") and text.endswith("\n\ntail\n") and "stale" not in text
+    assert text.count(outer_loops.README_BEGIN) == 1
+    assert "| MAML-TRPO (`configs/<family>.yaml`) | 1.00× / 1.00× /" in text
+    outer_loops.update_readme(results, readme)
+    assert readme.read_text(encoding="utf-8") == text
