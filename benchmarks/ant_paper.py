@@ -40,6 +40,10 @@ Stages (``--stages``, default all, run in this order):
   goals, 20 episodes per adaptation step.
 * ``ant_vel_trpo_paper`` — the ``ant_vel`` run with the paper's trust region (the ``trpo_paper`` variant's
   settings), same budget and evaluation: does what helped AntDir help AntVel?
+* ``ppo_oracle`` — the ceiling measured by another learner: stable-baselines3's PPO [5] (its defaults, as
+  ``rl-alphamaml compare`` runs it) trained from scratch on each of AntDir's two tasks (forward, backward) of the
+  paper's model for :data:`PPO_ORACLE_STEPS`, scored on 40 episodes each. Is the oracle above (trained by the
+  meta-learner's own outer loop, told its task) what this simulator allows?
 
 Usage::
 
@@ -58,6 +62,8 @@ References:
         https://arxiv.org/abs/1810.06784
     [4] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
         https://arxiv.org/abs/1905.07435
+    [5] Schulman, Wolski, Dhariwal, Radford & Klimov, "Proximal Policy Optimization Algorithms", 2017.
+        https://arxiv.org/abs/1707.06347
 """
 
 from __future__ import annotations
@@ -67,13 +73,18 @@ import json
 import os
 import platform
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agents.compare import ppo_returns
 from envs.batched import default_threads
+from envs.tasks import DirectionTask
 from rl_alphamaml.checkpoint import checkpoint_path, list_checkpoints
+from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.logging import read_metrics
 from rl_alphamaml.rundir import RunDir
 
@@ -92,7 +103,7 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
 STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "trpo_paper",
-          "wide", "alpha_maml", "trpo_paper_batch", "ant_vel", "ant_vel_trpo_paper")
+          "wide", "alpha_maml", "trpo_paper_batch", "ant_vel", "ant_vel_trpo_paper", "ppo_oracle")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -140,6 +151,8 @@ EVALUATE_VEL = ["--tasks", "40", "--steps", "3", "--episodes", "20"]
 #: MAML paper, Fig. 5: returns after 0-3 steps, the oracle, the budget (``maml_paper.py``)
 PAPER = MAML_PAPER["ant_dir"]
 PAPER_VEL = MAML_PAPER["ant_vel"]
+#: ``ppo_oracle``: PPO's environment steps per task (each of AntDir's two directions), and its scoring episodes
+PPO_ORACLE_STEPS, PPO_ORACLE_EPISODES = 1_000_000, 40
 #: the budget: a tenth of the paper's environment steps (AntDir 40 tasks × 40 episodes × 200 steps × 2 phases ×
 #: 575 iterations = 368 M)
 BUDGET = 0.1
@@ -326,6 +339,29 @@ def continued(source: str, at: int, changes: list[str], iterations: int, evaluat
     return {**report(folder, how, evaluate), "from": at, "source": source, "changes": changes, "own_seconds": own}
 
 
+def ppo_oracle(previous: dict[str, Any] | None, save: Callable[[dict[str, Any]], None],
+               steps: int = PPO_ORACLE_STEPS) -> dict[str, Any]:
+    """PPO from scratch on each AntDir direction of the paper's model (``configs/ant_dir.yaml`` with
+    ``env.model=maml2017``; PPO's own actions over the whole action space): mean return of
+    :data:`PPO_ORACLE_EPISODES` episodes per direction. A PPO run cannot be resumed, so each direction is handed to
+    ``save`` as soon as it ends, and one already in ``previous`` with the same budget is kept."""
+    config, _ = load_experiment_config(ROOT / "configs" / "ant_dir.yaml", ["env.model=maml2017"])
+    out = previous if previous and previous.get("steps") == steps else {"steps": steps, "tasks": {}}
+    out.update(episodes=PPO_ORACLE_EPISODES, env=config.env.id, env_kwargs=config.env.kwargs(),
+               command=f"python benchmarks/ant_paper.py --stages ppo_oracle (agents.compare.ppo_returns, "
+                       f"{steps} steps per direction)")
+    for direction in (1, -1):
+        if str(direction) in out["tasks"]:
+            continue
+        started = time.perf_counter()
+        mean, _ = ppo_returns(config.env.id, DirectionTask(direction), steps, PPO_ORACLE_EPISODES, seed=0,
+                              env_kwargs=config.env.kwargs())
+        out["tasks"][str(direction)] = {"mean": mean, "seconds": time.perf_counter() - started}
+        save(out)
+    out["mean"] = float(np.mean([t["mean"] for t in out["tasks"].values()]))
+    return out
+
+
 def ci_cells(rows: list[dict[str, float]]) -> str:
     """``mean ± ci95`` of each row, as Markdown table cells."""
     return " | ".join(f"{r['mean']:.1f} ± {r['ci95']:.1f}" for r in rows)
@@ -406,6 +442,17 @@ def markdown(result: dict[str, Any]) -> str:
                               f"{rows[a][1]['ci95']:.1f}" for a in sorted(rows, key=float))
             lines += [f"Adapted with other inner rates at the peak checkpoint (iteration {probe['iteration']}), after "
                       f"one step: {cells}. Command: `{probe['command']}`.", ""]
+    ppo = result.get("ppo_oracle")
+    lines += ["## PPO on each AntDir direction of the paper's model (the ceiling by another learner)", ""]
+    if ppo and ppo["tasks"]:
+        cells = ", ".join(f"{'forward' if d == '1' else 'backward'} {t['mean']:.1f} ({t['seconds'] / 60:.0f} min)"
+                          for d, t in ppo["tasks"].items())
+        lines += [f"stable-baselines3's PPO with its defaults, {ppo['steps'] / 1e6:g} M environment steps per "
+                  f"direction, mean return of {ppo['episodes']} episodes: {cells}"
+                  + (f"; mean {ppo['mean']:.1f}" if "mean" in ppo else " (the other direction not run yet)")
+                  + f". Command: `{ppo['command']}`.", ""]
+    else:
+        lines += ["Not run yet.", ""]
     lines += ["## The paper", "",
               f"MAML paper (Finn et al. 2017, Fig. 5), AntDir after 0 / 1 / 2 / 3 steps: "
               f"{' / '.join(f'{v:g}' for v in PAPER['maml'])}; oracle {PAPER['oracle']:g}. 40 tasks × 40 episodes "
@@ -541,6 +588,12 @@ def main() -> None:
         result["ant_vel_trpo_paper"] = trained(f"ant_vel-maml2017-{tag}-scale{scale}",
                                                paper_model_sets(scale, ANT_VEL_ITERATIONS, *extra),
                                                ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
+    if "ppo_oracle" in args.stages:
+        def save(partial: dict[str, Any]) -> None:
+            results_io.write_text(out.with_suffix(".json"), json.dumps({**result, "ppo_oracle": partial}, indent=2)
+                                  + "\n")
+
+        result["ppo_oracle"] = ppo_oracle(result.get("ppo_oracle"), save)
     results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     results_io.write_text(out.with_suffix(".md"), markdown(result))
     plot(result, out.with_suffix(".png"))
