@@ -41,6 +41,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                                    ("inner.hd_rule=log_adam_annealed", "outer.hd_rule=log_adam_annealed",
                                     "outer.lr=0.01", "beta_repair.max_kl=0.1")),
     # β₀ 0.01 with the KL bound, α by the shipped `normalized` rule (on HalfCheetahDir α by the faster rules rises to
-    # 0.4-2 and the runs stall or collapse)
+    # 0.7-2 and the runs stall or collapse)
     "alpha_beta0.01_kl": ("Alpha MAML, β₀ 0.01, β repair with max-KL 0.1", "_alpha",
                           ("outer.lr=0.01", "beta_repair.max_kl=0.1")),
     "promp": ("ProMP (the authors' settings)", "_promp", ()),
@@ -189,6 +190,10 @@ def readme_block(results: list[dict[str, Any]]) -> str:
 def update_readme(results: list[dict[str, Any]], readme: Path = ROOT / "README.md") -> None:
     """Rewrite the README's block between :data:`README_BEGIN` and :data:`README_END` from ``results``."""
     text = readme.read_text(encoding="utf-8")
+    if README_BEGIN not in text or README_END not in text:
+        print(f"outer_loops.py: error: {readme} has no {README_BEGIN} … {README_END} block to rewrite; the results "
+              "files are written, put the two lines back and run the same command again", file=sys.stderr)
+        raise SystemExit(2)
     start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
     results_io.write_text(readme, text[:start] + readme_block(results) + text[end:])
 

@@ -124,3 +124,17 @@ def test_update_readme_rewrites_only_its_block(tmp_path: Path) -> None:
     assert "| MAML-TRPO (`configs/<family>.yaml`) | 1.00× / 1.00× /" in text
     outer_loops.update_readme(results, readme)
     assert readme.read_text(encoding="utf-8") == text
+
+
+def test_update_readme_without_its_block_is_one_error_line(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    outer_loops = load_outer_loops()
+    readme = tmp_path / "README.md"
+    readme.write_text("# no block here\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        outer_loops.update_readme([], readme)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("outer_loops.py: error: ")
+    assert f"has no {outer_loops.README_BEGIN} … {outer_loops.README_END} block" in err
+    assert readme.read_text(encoding="utf-8") == "# no block here\n"
