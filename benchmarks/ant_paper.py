@@ -346,16 +346,16 @@ def ppo_oracle(previous: dict[str, Any] | None, save: Callable[[dict[str, Any]],
     :data:`PPO_ORACLE_EPISODES` episodes per direction. A PPO run cannot be resumed, so each direction is handed to
     ``save`` as soon as it ends, and one already in ``previous`` with the same budget is kept."""
     config, _ = load_experiment_config(ROOT / "configs" / "ant_dir.yaml", ["env.model=maml2017"])
+    env_id, env_kwargs = config.env.id, config.env.kwargs()
     out = previous if previous and previous.get("steps") == steps else {"steps": steps, "tasks": {}}
-    out.update(episodes=PPO_ORACLE_EPISODES, env=config.env.id, env_kwargs=config.env.kwargs(),
-               command=f"python benchmarks/ant_paper.py --stages ppo_oracle (agents.compare.ppo_returns, "
-                       f"{steps} steps per direction)")
+    out.update(episodes=PPO_ORACLE_EPISODES, env=env_id, env_kwargs=env_kwargs,
+               command="python benchmarks/ant_paper.py --stages ppo_oracle")
     for direction in (1, -1):
         if str(direction) in out["tasks"]:
             continue
         started = time.perf_counter()
-        mean, _ = ppo_returns(config.env.id, DirectionTask(direction), steps, PPO_ORACLE_EPISODES, seed=0,
-                              env_kwargs=config.env.kwargs())
+        mean, _ = ppo_returns(env_id, DirectionTask(direction), steps, PPO_ORACLE_EPISODES, seed=0,
+                              env_kwargs=env_kwargs)
         out["tasks"][str(direction)] = {"mean": mean, "seconds": time.perf_counter() - started}
         save(out)
     out["mean"] = float(np.mean([t["mean"] for t in out["tasks"].values()]))

@@ -153,19 +153,18 @@ def choice_table(results: list[dict[str, Any]]) -> list[str]:
     """Markdown: per method and family, environment steps / wall seconds to MAML-TRPO's level as multiples of
     MAML-TRPO's own (mean over seeds; ``—`` where a seed never got there) and the held-out return after one step
     (mean over seeds) — the README's table."""
-    def multiple(res: dict[str, Any], method: str, key: str) -> str:
-        rows = [r for r in res["runs"] if r["method"] == method]
-        own = {m["seed"]: m[key] for m in res["runs"] if m["method"] == "maml"}
-        ratios = [r[key] / own[r["seed"]] for r in rows if r[key] is not None and own[r["seed"]]]
-        return f"{np.mean(ratios):.2f}×" if len(ratios) == len(rows) else "—"
-
     def cell(res: dict[str, Any], method: str) -> str:
         rows = [r for r in res["runs"] if r["method"] == method]
         if not rows:
             return "not run"
+
+        def multiple(key: str) -> str:
+            own = {m["seed"]: m[key] for m in res["runs"] if m["method"] == "maml"}
+            ratios = [r[key] / own[r["seed"]] for r in rows if r[key] is not None and own[r["seed"]]]
+            return f"{np.mean(ratios):.2f}×" if len(ratios) == len(rows) else "—"
+
         held = np.mean([r["held_out"]["mean"] for r in rows])
-        return (f"{multiple(res, method, 'steps_to_target')} / {multiple(res, method, 'seconds_to_target')} / "
-                f"{held:.1f}".replace("-", "−"))
+        return f"{multiple('steps_to_target')} / {multiple('seconds_to_target')} / {held:.1f}".replace("-", "−")
 
     head = ["| outer loop, rate mode | "
             + " | ".join(f"{r['family']} ({len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)})" for r in results)
