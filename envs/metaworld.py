@@ -30,7 +30,7 @@ registry (500, Meta-World's ``max_path_length``) or ``envs.BatchedEnv`` sets.
 
 :class:`envs.BatchedEnv` steps these families on its ``"gymnasium"`` backend: one environment per slot, stepped in
 a Python loop (metaworld's reward functions are Python, one per class). Every environment of a class costs one
-compiled model (~20 MB, ~0.15 s to build), so the environments of a process live in one pool per class: a slot
+compiled model (~20 MB), so the environments of a process live in one pool per class: a slot
 whose task changes class returns its simulator to the pool and takes one of the new class, and a closed family's
 simulator stays in the pool for the next one (at most :data:`POOL_LIMIT` idle ones; the least recently returned is
 closed first). ``metaworld`` is imported only when a family is made, so
@@ -140,8 +140,8 @@ class BenchmarkTasks:
 @functools.cache
 def benchmark_tasks(benchmark: str, seed: int, env_name: str | None = None) -> BenchmarkTasks:
     """The train and test goals of ``metaworld.<benchmark>(…, seed=seed)`` (``env_name`` for ML1), read from the
-    benchmark object's ``train_tasks`` and ``test_tasks``; computed once per process (ML10 takes ~10 s, ML45
-    ~45 s: metaworld builds every class and resets it 50 times)."""
+    benchmark object's ``train_tasks`` and ``test_tasks``; computed once per process (metaworld builds every
+    class of the benchmark and resets it 50 times, which takes seconds for ML10 and ML45)."""
     mw = import_metaworld()
     if benchmark not in BENCHMARKS:
         raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
