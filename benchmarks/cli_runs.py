@@ -20,9 +20,11 @@ import results_io
 
 ROOT = Path(__file__).resolve().parents[1]
 #: settings that do not change a run's numbers: a finished or interrupted run may differ in them (the Omniglot
-#: data and cache folders are where the same files lie on this machine)
+#: data and cache folders are where the same files lie on this machine; the Ray backend samples the episodes the
+#: local one does, agents/ray_sampler.py)
 EXECUTION = frozenset({"train.iterations", "train.checkpoint_every", "train.keep_checkpoints", "train.threads",
-                       "train.device", "sampler.threads", "data.root", "data.cache_dir"})
+                       "train.device", "sampler.threads", "sampler.backend", "sampler.address", "sampler.workers",
+                       "sampler.max_retries", "data.root", "data.cache_dir"})
 #: Omniglot on the project's own machines: a copy in ``shared/omniglot`` beside the checkout
 PROJECT_OMNIGLOT = ROOT.parent / "shared" / "omniglot"
 OMNIGLOT_HELP = ("Omniglot root (default: $RL_ALPHAMAML_OMNIGLOT, else shared/omniglot beside the checkout when it "
@@ -57,7 +59,8 @@ def last_iteration(run_dir: Path) -> int:
 def train_to(run_dir: Path, config: str, sets: list[str], iterations: int) -> None:
     """Make ``run_dir`` a finished run of ``configs/<config>.yaml`` with ``--set`` values ``sets`` (which set
     ``train.iterations`` to ``iterations``): reuse it when done, resume it when interrupted or shorter (to
-    ``iterations``), else train it."""
+    ``iterations``, with the :data:`EXECUTION` settings of ``sets``: a run may continue on another sampler
+    backend), else train it."""
     done = last_iteration(run_dir)
     if done > 0:
         differ = config_differences(run_dir, config, sets)
@@ -67,7 +70,9 @@ def train_to(run_dir: Path, config: str, sets: list[str], iterations: int) -> No
     if done >= iterations:
         print(f"{run_dir.name}: done ({done} iterations)", flush=True)
     elif done > 0:
-        cli("train", "--resume", str(run_dir), "--set", f"train.iterations={iterations}")
+        execution = [s for s in sets if s.split("=", 1)[0] in EXECUTION - {"train.iterations"}]
+        cli("train", "--resume", str(run_dir), "--set", f"train.iterations={iterations}",
+            *[x for s in execution for x in ("--set", s)])
     else:
         if run_dir.exists():
             shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep

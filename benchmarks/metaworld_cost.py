@@ -5,12 +5,15 @@ backend), so a meta-iteration of ML10 (Yu et al. 2019 [1]) — 20 tasks × 10 ep
 adaptation: 200,000 environment steps — costs minutes on a laptop-sized machine. This trains ``--iterations`` of
 ``configs/<config>.yaml`` through the CLI and reports the seconds per iteration, per phase (sampling, adaptation,
 the outer step) and the environment steps per second, from the run's ``metrics.jsonl``; a full run's length
-follows, and with it the case for the Ray backend (``--set sampler.backend=ray --set sampler.address=auto``).
+follows. It times both sampler backends (``--backends``): the local one steps every slot in this process, on one
+core (Meta-World's simulators are Python objects), and the Ray one spreads the tasks over one actor per CPU —
+here, a local Ray instance — with the same episodes (``agents/ray_sampler.py``); on a cluster the same setting
+adds machines (``--set sampler.backend=ray --set sampler.address=auto``).
 
 Needs the Meta-World extra (``pip install -e ".[metaworld]"``). Usage::
 
-    python benchmarks/metaworld_cost.py                          # ML10, 2 iterations
-    python benchmarks/metaworld_cost.py --config metaworld_ml1_reach
+    python benchmarks/metaworld_cost.py                          # ML10, 2 iterations on each backend
+    python benchmarks/metaworld_cost.py --config metaworld_ml1_reach --backends local ray
 
 Writes ``benchmarks/results/metaworld_cost_<config>.{md,json}``; the run folder is reused when finished.
 
@@ -36,33 +39,60 @@ RESULTS = ROOT / "benchmarks" / "results"
 PHASES = ("time/sampling", "time/adaptation", "time/outer", "time/iteration")
 
 
+#: backend → the ``--set`` values that select it (``ray``: a local Ray instance, one actor per CPU)
+BACKENDS = {"local": [], "ray": ["sampler.backend=ray"]}
+
+
+def measure(config: str, backend: str, iterations: int) -> dict[str, object]:
+    """Train ``iterations`` of ``configs/<config>.yaml`` on ``backend`` (reusing a finished run folder) and return
+    its command, per-iteration metrics and the 1-minute load average around the run."""
+    folder = RESULTS / "metaworld_cost_runs" / (config if backend == "local" else f"{config}_{backend}")
+    sets = [f"train.iterations={iterations}", "train.checkpoint_every=1", *BACKENDS[backend]]
+    load_before = os.getloadavg()[0]
+    train_to(folder, config, sets, iterations)
+    return {"command": relative(f"rl-alphamaml train configs/{config}.yaml --run-dir {folder} "
+                                + " ".join(f"--set {s}" for s in sets)),
+            "iterations": read_metrics(folder), "load_average": [load_before, os.getloadavg()[0]]}
+
+
+def mean(rows: list[dict[str, float]], key: str) -> float:
+    return sum(r[key] for r in rows) / len(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="metaworld_ml10", help="a Meta-World config in configs/")
-    parser.add_argument("--iterations", type=int, default=2, help="meta-iterations to time")
+    parser.add_argument("--iterations", type=int, default=2, help="meta-iterations to time per backend")
+    parser.add_argument("--backends", nargs="+", default=["local", "ray"], choices=list(BACKENDS),
+                        help="sampler backends to time, one after another (ray needs the distributed extra)")
     args = parser.parse_args()
-    folder = RESULTS / "metaworld_cost_runs" / args.config
-    sets = [f"train.iterations={args.iterations}", "train.checkpoint_every=1"]
-    train_to(folder, args.config, sets, args.iterations)
-    rows = read_metrics(folder)
-    config = load_experiment_config(ROOT / "configs" / f"{args.config}.yaml", sets)[0]
-    planned = load_experiment_config(ROOT / "configs" / f"{args.config}.yaml")[0].train.iterations
-    mean = {k: sum(r[k] for r in rows) / len(rows) for k in PHASES}
-    steps = sum(r["time/env_steps"] for r in rows) / len(rows)
-    command = relative(f"rl-alphamaml train configs/{args.config}.yaml --run-dir {folder} "
-                       + " ".join(f"--set {s}" for s in sets))
-    result = {"config": args.config, "env": config.env.id, "command": command, "iterations": rows,
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "planned_iterations": planned}
+    config = load_experiment_config(ROOT / "configs" / f"{args.config}.yaml")[0]
+    backends = {b: measure(args.config, b, args.iterations) for b in args.backends}
+    result = {"config": args.config, "env": config.env.id, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+              "planned_iterations": config.train.iterations, "backends": backends}
+    first = next(iter(backends.values()))["iterations"]
+    steps = mean(first, "time/env_steps")
     lines = [f"# The cost of a meta-iteration: `configs/{args.config}.yaml`", "",
              f"{config.env.id}, {config.train.meta_batch} tasks × {config.sampler.episodes} episodes × "
              f"{config.env.horizon} steps before and after adaptation ({steps:,.0f} environment steps per iteration); "
-             f"{len(rows)} iterations on this project's {result['machine']}. Command: `{command}`.", "",
-             "| iteration | sampling (s) | adaptation (s) | outer step (s) | whole iteration (s) | env steps/s |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['iteration']} | {r['time/sampling']:.1f} | {r['time/adaptation']:.1f} | {r['time/outer']:.1f} | "
-              f"{r['time/iteration']:.1f} | {r['time/env_steps_per_second']:,.0f} |" for r in rows]
-    lines += ["", f"At the mean, {mean['time/iteration']:.0f} s per iteration: the config's {planned} iterations "
-              f"would take {planned * mean['time/iteration'] / 3600:.1f} h here.", ""]
+             f"{args.iterations} iterations per sampler backend, one backend after the other, on this project's "
+             f"{result['machine']} (1-minute load average before and after each in the JSON).", "",
+             "| backend | iteration | sampling (s) | adaptation (s) | outer step (s) | whole iteration (s) "
+             "| env steps/s |",
+             "|---|---|---|---|---|---|---|"]
+    for name, b in backends.items():
+        lines += [f"| {name} | {r['iteration']} | {r['time/sampling']:.1f} | {r['time/adaptation']:.1f} | "
+                  f"{r['time/outer']:.1f} | {r['time/iteration']:.1f} | {r['time/env_steps_per_second']:,.0f} |"
+                  for r in b["iterations"]]
+    lines.append("")
+    reference = mean(first, "time/iteration")
+    for name, b in backends.items():
+        seconds = mean(b["iterations"], "time/iteration")
+        lines.append(f"- {name}: {seconds:.0f} s per iteration at the mean ({seconds / reference:.2f}× "
+                     f"{next(iter(backends))}'s; sampling {mean(b['iterations'], 'time/sampling'):.0f} s), so the "
+                     f"config's {config.train.iterations} iterations would take "
+                     f"{config.train.iterations * seconds / 3600:.1f} h here. Command: `{b['command']}`")
+    lines.append("")
     out = RESULTS / f"metaworld_cost_{args.config}"
     results_io.write_text(out.with_suffix(".md"), "\n".join(lines))
     results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")

@@ -74,6 +74,9 @@ CHUNK = 5  # iterations between budget checks, each ending with a checkpoint
 EVAL_TASKS = 50  # ML1's test split: 50 goals
 SUCCESS = "success/post_adapt"
 ML10_COST = RESULTS / "metaworld_cost_metaworld_ml10.json"
+#: metaworld_cost.py's sampler backends, as the ML10 line names them
+BACKEND_LABELS = {"local": "sampling in the learner's process (one core)", "ray": "on a local Ray instance (one actor "
+                  "per CPU)"}
 RAY = "rl-alphamaml train configs/metaworld_ml10.yaml --set sampler.backend=ray --set sampler.address=auto"
 # The published numbers, in %, each from a source read here. The updated Meta-World paper (arXiv 1910.10897v2,
 # 2021): Table 1, "the average maximum success rate over all tasks … on 10 seeds" (the maximum over training); the
@@ -201,13 +204,18 @@ def ml10_line(path: Path = ML10_COST) -> str:
     if not path.is_file():
         return f"ML10: not measured yet (`python benchmarks/metaworld_cost.py`). For a cluster: `{RAY}`."
     cost = json.loads(path.read_text())
-    seconds = float(np.mean([r["time/iteration"] for r in cost["iterations"]]))
-    steps = float(np.mean([r["time/env_steps"] for r in cost["iterations"]]))
+    backends = cost.get("backends") or {"local": cost}  # files written before metaworld_cost timed both backends
+    seconds = {name: float(np.mean([r["time/iteration"] for r in b["iterations"]])) for name, b in backends.items()}
+    # every backend samples the same episodes, so the same steps
+    steps = float(np.mean([r["time/env_steps"] for r in next(iter(backends.values()))["iterations"]]))
+    best = min(seconds, key=seconds.__getitem__)
+    hours = cost["planned_iterations"] * seconds[best] / 3600
+    per_backend = ", ".join(f"{seconds[name]:.0f} s {BACKEND_LABELS.get(name, name)}" for name in seconds)
     return (f"ML10 (`configs/metaworld_ml10.yaml`, MAML-TRPO, {steps:,.0f} environment steps per iteration): "
-            f"{seconds:.0f} s per iteration here (mean of {len(cost['iterations'])}, `python "
+            f"{per_backend} per iteration here (mean of {len(backends[best]['iterations'])}, `python "
             f"benchmarks/metaworld_cost.py`, `benchmarks/results/metaworld_cost_metaworld_ml10.md`), so its "
-            f"{cost['planned_iterations']} iterations would take {cost['planned_iterations'] * seconds / 3600:.0f} h "
-            f"on these cores. On a Ray cluster (`ray start --head` on one node, `ray start --address=HEAD:6379` on "
+            f"{cost['planned_iterations']} iterations would take {hours:.0f} h on these cores. "
+            "On a Ray cluster (`ray start --head` on one node, `ray start --address=HEAD:6379` on "
             f"the others, `pip install -e \".[distributed,metaworld]\"` on each): `{RAY}`, then `rl-alphamaml "
             "evaluate RUN --protocol metaworld` (40 held-out tasks, 8 per test class).")
 

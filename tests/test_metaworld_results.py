@@ -113,7 +113,15 @@ def test_the_ml10_line_reads_the_cost_per_iteration(tmp_path: Path) -> None:
                                                       {"time/iteration": 240.0, "time/env_steps": 200000.0}]}
     (tmp_path / "cost.json").write_text(json.dumps(cost))
     line = mw.ml10_line(tmp_path / "cost.json")
-    assert "220 s per iteration" in line and "300 iterations would take 18 h" in line and "200,000" in line
+    assert "220 s sampling in the learner's process (one core) per iteration" in line
+    assert "300 iterations would take 18 h" in line and "200,000" in line
+    # metaworld_cost.py times both backends: the line names each and plans with the faster
+    ray = {"iterations": [{"time/iteration": 120.0, "time/env_steps": 200000.0}]}
+    cost = {"planned_iterations": 300, "backends": {"local": {"iterations": cost["iterations"]}, "ray": ray}}
+    (tmp_path / "cost.json").write_text(json.dumps(cost))
+    line = mw.ml10_line(tmp_path / "cost.json")
+    assert "220 s sampling in the learner's process (one core), 120 s on a local Ray instance" in line
+    assert "300 iterations would take 10 h" in line and "(mean of 1," in line
 
 
 @pytest.mark.metaworld
