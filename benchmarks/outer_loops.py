@@ -16,8 +16,9 @@ reports for each:
 
 Usage::
 
-    python benchmarks/outer_loops.py                                  # Navigation2D (3 seeds), HalfCheetah (1)
+    python benchmarks/outer_loops.py                                  # Navigation2D (3 seeds), HalfCheetah (2)
     python benchmarks/outer_loops.py --families navigation2d --variants alpha alpha_log_adam
+    python benchmarks/outer_loops.py --tables-only      # the tables again from outer_loops.json (a new format)
 
 Writes ``benchmarks/results/outer_loops.{md,json}``; finished runs are reused, interrupted ones resumed.
 
@@ -90,7 +91,7 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "promp": ("ProMP (the authors' settings)", "_promp", ()),
     "alpha_promp": ("Alpha-ProMP", "_alpha_promp", ()),
 }
-DEFAULT_SEEDS = {"navigation2d": [0, 1, 2], "halfcheetah_dir": [0], "halfcheetah_vel": [0]}
+DEFAULT_SEEDS = {"navigation2d": [0, 1, 2], "halfcheetah_dir": [0, 1], "halfcheetah_vel": [0, 1]}
 EVALUATE = ["--tasks", "40", "--steps", "1"]
 
 
@@ -156,8 +157,8 @@ LABELS = {"maml": "MAML-TRPO (`configs/<family>.yaml`)", **{k: v[0] for k, v in 
 
 def choice_table(results: list[dict[str, Any]]) -> list[str]:
     """Markdown: per method and family, environment steps / wall seconds to MAML-TRPO's level as multiples of
-    MAML-TRPO's own (mean over seeds; ``—`` where a seed never got there) and the held-out return after one step
-    (mean over seeds) — the README's table."""
+    MAML-TRPO's own (mean over seeds; ``—`` where a seed never got there, with how many did when some did) and the
+    held-out return after one step (mean over seeds) — the README's table."""
     def cell(res: dict[str, Any], method: str) -> str:
         rows = [r for r in res["runs"] if r["method"] == method]
         if not rows:
@@ -166,7 +167,9 @@ def choice_table(results: list[dict[str, Any]]) -> list[str]:
         def multiple(key: str) -> str:
             own = {m["seed"]: m[key] for m in res["runs"] if m["method"] == "maml"}
             ratios = [r[key] / own[r["seed"]] for r in rows if r[key] is not None and own[r["seed"]]]
-            return f"{np.mean(ratios):.2f}×" if len(ratios) == len(rows) else "—"
+            if len(ratios) == len(rows):
+                return f"{np.mean(ratios):.2f}×"
+            return f"— ({len(ratios)} of {len(rows)} seeds)" if ratios else "—"
 
         held = np.mean([r["held_out"]["mean"] for r in rows])
         return f"{multiple('steps_to_target')} / {multiple('seconds_to_target')} / {held:.1f}".replace("-", "−")
@@ -187,8 +190,9 @@ def readme_block(results: list[dict[str, Any]]) -> str:
     """The README's table, between its markers: :func:`choice_table` with how to read a cell."""
     return "\n".join([README_BEGIN, *choice_table(results), "",
                       "Each cell: environment steps / wall seconds until the training return after adaptation covers "
-                      f"{pc.LEVEL:.0%} of MAML-TRPO's gain, as multiples of MAML-TRPO's own (— : not within the "
-                      "budget in some seed) / the held-out return after one step on 40 tasks.", README_END])
+                      f"{pc.LEVEL:.0%} of MAML-TRPO's gain, as multiples of MAML-TRPO's own, the mean over seeds "
+                      "(— : not within the budget in some seed; in brackets, how many seeds got there when some did) "
+                      "/ the held-out return after one step on 40 tasks, the mean over seeds.", README_END])
 
 
 def update_readme(results: list[dict[str, Any]], readme: Path = ROOT / "README.md") -> None:
@@ -206,7 +210,8 @@ def markdown(results: list[dict[str, Any]], note: str) -> str:
     lines = ["# Which outer loop: environment steps and seconds to MAML-TRPO's level", "", note, "",
              f"Environment steps and wall seconds until the training return after adaptation covers {pc.LEVEL:.0%} of "
              "MAML-TRPO's gain, as multiples of MAML-TRPO's own (mean over seeds; — : not within the budget in some "
-             "seed), then the held-out return after one step on 40 tasks (mean over seeds):", "",
+             "seed; in brackets, how many seeds got there when some did), then the held-out return after one step "
+             "on 40 tasks (mean over seeds):", "",
              *choice_table(results), ""]
     labels = LABELS
     for res in results:
@@ -237,13 +242,15 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=list(DEFAULT_SEEDS), choices=list(DEFAULT_SEEDS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=None,
-                        help="seeds for every family (default: 0 1 2 on navigation2d, 0 on HalfCheetah)")
+                        help="seeds for every family (default: 0 1 2 on navigation2d, 0 1 on HalfCheetah)")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="rewrite outer_loops.md and the README's table from outer_loops.json; train nothing")
     args = parser.parse_args()
     started = time.perf_counter()
     out = RESULTS / "outer_loops"
     previous = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
     kept = {r["family"]: r for r in previous.get("results", [])}
-    for family in args.families:
+    for family in [] if args.tables_only else args.families:
         kept[family] = family_result(family, args.seeds or DEFAULT_SEEDS[family], args.variants)
     results = [kept[f] for f in DEFAULT_SEEDS if f in kept]
     note = (f"Machine: {platform.machine()} CPU, 2 cores; runs trained one at a time (the 1-minute load average as "

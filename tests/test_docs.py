@@ -126,6 +126,25 @@ def test_update_readme_rewrites_only_its_block(tmp_path: Path) -> None:
     assert readme.read_text(encoding="utf-8") == text
 
 
+def test_the_choice_table_says_how_many_seeds_reached_the_level() -> None:
+    """A cell is the mean multiple when every seed got to MAML-TRPO's level, ``—`` with the count when some did."""
+    outer_loops = load_outer_loops()
+
+    def run(method: str, seed: int, steps: float | None) -> dict[str, object]:
+        seconds = None if steps is None else 10 * steps
+        return {"method": method, "seed": seed, "steps_to_target": steps, "seconds_to_target": seconds,
+                "held_out": {"mean": -10.0 - seed}}
+
+    runs = [run("maml", 0, 1.0), run("maml", 1, 2.0), run("alpha", 0, 0.5), run("alpha", 1, 1.0),
+            run("alpha_log_adam", 0, 0.5), run("alpha_log_adam", 1, None),
+            run("alpha_beta0.01", 0, None), run("alpha_beta0.01", 1, None)]
+    table = outer_loops.choice_table([{"family": "navigation2d", "seeds": [0, 1], "runs": runs}])
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1].removesuffix(" |") for line in table[2:]}
+    assert rows[outer_loops.LABELS["alpha"]] == "0.50× / 0.50× / −10.5"
+    assert rows[outer_loops.LABELS["alpha_log_adam"]] == "— (1 of 2 seeds) / — (1 of 2 seeds) / −10.5"
+    assert rows[outer_loops.LABELS["alpha_beta0.01"]] == "— / — / −10.5"
+
+
 def test_update_readme_without_its_block_is_one_error_line(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     outer_loops = load_outer_loops()
