@@ -36,9 +36,6 @@ import results_io
 from cli_runs import ROOT, relative, train_to
 
 RESULTS = ROOT / "benchmarks" / "results"
-PHASES = ("time/sampling", "time/adaptation", "time/outer", "time/iteration")
-
-
 #: backend → the ``--set`` values that select it (``ray``: a local Ray instance, one actor per CPU)
 BACKENDS = {"local": [], "ray": ["sampler.backend=ray"]}
 
@@ -56,6 +53,7 @@ def measure(config: str, backend: str, iterations: int) -> dict[str, object]:
 
 
 def mean(rows: list[dict[str, float]], key: str) -> float:
+    """The mean of ``key`` over the iterations' metrics ``rows``."""
     return sum(r[key] for r in rows) / len(rows)
 
 
