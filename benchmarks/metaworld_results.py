@@ -190,7 +190,8 @@ def summary(folder: Path, name: str, extra: Sequence[str], rule: Rule, tasks: in
         "env_steps": int(sum(r["time/env_steps"] for r in rows)),
         "train_success": float(np.mean([r[SUCCESS] for r in rows[-rule.window:]])),
         "curve": {"steps": np.cumsum([r["time/env_steps"] for r in rows]).tolist(),
-                  "pre_adapt": [r["success/pre_adapt"] for r in rows], "post_adapt": [r[SUCCESS] for r in rows]}}
+                  "pre_adapt": [r["success/pre_adapt"] for r in rows], "post_adapt": [r[SUCCESS] for r in rows],
+                  "seconds": [r["time/iteration"] for r in rows]}}  # per iteration: the sampler backends compared
     if out["status"] != "training":
         options = ["--protocol", "metaworld", "--tasks", str(tasks), "--steps", "1"]
         report = evaluate_kept(folder, f"metaworld_{tasks}tasks_iter{last_iteration(folder):06d}", *options)
