@@ -28,28 +28,35 @@ import argparse
 import json
 import os
 import platform
+from typing import Any
 
 from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.logging import read_metrics
 
 import results_io
-from cli_runs import ROOT, relative, train_to
+from cli_runs import ROOT, last_iteration, relative, train_to
 
 RESULTS = ROOT / "benchmarks" / "results"
 #: backend → the ``--set`` values that select it (``ray``: a local Ray instance, one actor per CPU)
 BACKENDS = {"local": [], "ray": ["sampler.backend=ray"]}
+#: how the results (and metaworld_results.py's ML10 line) name each backend
+BACKEND_LABELS = {"local": "sampling in the learner's process (one core)",
+                  "ray": "on a local Ray instance (one actor per CPU)"}
 
 
-def measure(config: str, backend: str, iterations: int) -> dict[str, object]:
-    """Train ``iterations`` of ``configs/<config>.yaml`` on ``backend`` (reusing a finished run folder) and return
-    its command, per-iteration metrics and the 1-minute load average around the run."""
+def measure(config: str, backend: str, iterations: int, earlier: dict[str, Any] | None) -> dict[str, Any]:
+    """Train ``iterations`` of ``configs/<config>.yaml`` on ``backend`` and return its command, per-iteration
+    metrics and the 1-minute load average before and after training. A finished run folder is reused, with the
+    load its ``earlier`` record measured (none when there is no record)."""
     folder = RESULTS / "metaworld_cost_runs" / (config if backend == "local" else f"{config}_{backend}")
     sets = [f"train.iterations={iterations}", "train.checkpoint_every=1", *BACKENDS[backend]]
+    trains = last_iteration(folder) < iterations
     load_before = os.getloadavg()[0]
     train_to(folder, config, sets, iterations)
+    load = [load_before, os.getloadavg()[0]] if trains else (earlier or {}).get("load_average")
     return {"command": relative(f"rl-alphamaml train configs/{config}.yaml --run-dir {folder} "
                                 + " ".join(f"--set {s}" for s in sets)),
-            "iterations": read_metrics(folder), "load_average": [load_before, os.getloadavg()[0]]}
+            "iterations": read_metrics(folder), "load_average": load}
 
 
 def mean(rows: list[dict[str, float]], key: str) -> float:
@@ -65,7 +72,10 @@ def main() -> None:
                         help="sampler backends to time, one after another (ray needs the distributed extra)")
     args = parser.parse_args()
     config = load_experiment_config(ROOT / "configs" / f"{args.config}.yaml")[0]
-    backends = {b: measure(args.config, b, args.iterations) for b in args.backends}
+    out = RESULTS / f"metaworld_cost_{args.config}"
+    kept = out.with_suffix(".json")
+    earlier = json.loads(kept.read_text()).get("backends", {}) if kept.is_file() else {}
+    backends = {b: measure(args.config, b, args.iterations, earlier.get(b)) for b in args.backends}
     result = {"config": args.config, "env": config.env.id, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "planned_iterations": config.train.iterations, "backends": backends}
     first = next(iter(backends.values()))["iterations"]
@@ -83,15 +93,14 @@ def main() -> None:
                   f"{r['time/outer']:.1f} | {r['time/iteration']:.1f} | {r['time/env_steps_per_second']:,.0f} |"
                   for r in b["iterations"]]
     lines.append("")
-    reference = mean(first, "time/iteration")
+    reference, reference_name = mean(first, "time/iteration"), next(iter(backends))
     for name, b in backends.items():
-        seconds = mean(b["iterations"], "time/iteration")
-        lines.append(f"- {name}: {seconds:.0f} s per iteration at the mean ({seconds / reference:.2f}× "
-                     f"{next(iter(backends))}'s; sampling {mean(b['iterations'], 'time/sampling'):.0f} s), so the "
-                     f"config's {config.train.iterations} iterations would take "
+        seconds, sampling = mean(b["iterations"], "time/iteration"), mean(b["iterations"], "time/sampling")
+        lines.append(f"- {name}, {BACKEND_LABELS[name]}: {seconds:.0f} s per iteration at the mean "
+                     f"({seconds / reference:.2f}× {reference_name}'s; sampling {sampling:.0f} s), so the config's "
+                     f"{config.train.iterations} iterations would take "
                      f"{config.train.iterations * seconds / 3600:.1f} h here. Command: `{b['command']}`")
     lines.append("")
-    out = RESULTS / f"metaworld_cost_{args.config}"
     results_io.write_text(out.with_suffix(".md"), "\n".join(lines))
     results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
     print("\n".join(lines))

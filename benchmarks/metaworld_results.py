@@ -63,6 +63,7 @@ from rl_alphamaml.logging import read_metrics
 
 import results_io
 from cli_runs import ROOT, evaluate_kept, last_iteration, relative, train_to
+from metaworld_cost import BACKEND_LABELS
 
 RESULTS = ROOT / "benchmarks" / "results"
 #: run-name prefix → Meta-World v3 class (``env.env_name``)
@@ -74,9 +75,6 @@ CHUNK = 5  # iterations between budget checks, each ending with a checkpoint
 EVAL_TASKS = 50  # ML1's test split: 50 goals
 SUCCESS = "success/post_adapt"
 ML10_COST = RESULTS / "metaworld_cost_metaworld_ml10.json"
-#: metaworld_cost.py's sampler backends, as the ML10 line names them
-BACKEND_LABELS = {"local": "sampling in the learner's process (one core)", "ray": "on a local Ray instance (one actor "
-                  "per CPU)"}
 RAY = "rl-alphamaml train configs/metaworld_ml10.yaml --set sampler.backend=ray --set sampler.address=auto"
 # The published numbers, in %, each from a source read here. The updated Meta-World paper (arXiv 1910.10897v2,
 # 2021): Table 1, "the average maximum success rate over all tasks … on 10 seeds" (the maximum over training); the
