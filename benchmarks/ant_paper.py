@@ -40,6 +40,10 @@ Stages (``--stages``, default all, run in this order):
   goals, 20 episodes per adaptation step.
 * ``ant_vel_trpo_paper`` — the ``ant_vel`` run with the paper's trust region (the ``trpo_paper`` variant's
   settings), same budget and evaluation: does what helped AntDir help AntVel?
+* ``oracle_trpo_paper`` — the AntDir and AntVel oracles again with the paper's trust region (the ``trpo_paper``
+  variant's settings), the winning convention only: the meta-learners' best runs use that trust region, so is the
+  oracle trained with the common one (max-KL 0.02, a tenth of the curvature) below what its simulator allows?
+  Each family's ceiling is the better of its oracles.
 * ``ppo_oracle`` — the ceiling measured by another learner: stable-baselines3's PPO [5] (its defaults, as
   ``rl-alphamaml compare`` runs it) trained from scratch on each of AntDir's two tasks (forward, backward) of the
   paper's model for :data:`PPO_ORACLE_STEPS`, scored on 40 episodes each. Is the oracle above (trained by the
@@ -103,7 +107,7 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
 STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "trpo_paper",
-          "wide", "alpha_maml", "trpo_paper_batch", "ant_vel", "ant_vel_trpo_paper", "ppo_oracle")
+          "wide", "alpha_maml", "trpo_paper_batch", "ant_vel", "ant_vel_trpo_paper", "oracle_trpo_paper", "ppo_oracle")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -234,10 +238,26 @@ def budget_iterations(source: Path, at: int, episodes: int) -> int:
     return at + int((BUDGET * PAPER["env_steps"] - spent) // per_iteration)
 
 
-def oracle_sets(scale: str) -> list[str]:
-    common = [s for s in COMMON if not s.startswith("train.meta_batch=")]
+def oracle_sets(scale: str, *extra: str) -> list[str]:
+    """The oracle on the paper's model: told its task, no adaptation, twice the tasks per iteration (the same steps
+    per iteration as MAML-TRPO), with the ``extra`` settings (which replace a common setting of the same key)."""
+    keys = {"train.meta_batch", *(e.split("=", 1)[0] for e in extra)}
+    common = [c for c in COMMON if c.split("=", 1)[0] not in keys]
     return [*common, "train.meta_batch=40", "inner.steps=0", "env.model=maml2017", "env.task_in_observation=true",
-            f"policy.action_scale={scale}", f"train.iterations={ORACLE_ITERATIONS}"]
+            f"policy.action_scale={scale}", *extra, f"train.iterations={ORACLE_ITERATIONS}"]
+
+
+#: each family's oracles (result key, how it was trained); the family's ceiling is the best of those run
+ORACLES = {"ant_dir": [("oracle", "the common trust region"), ("oracle_trpo_paper", "the paper's trust region")],
+           "ant_vel": [("ant_vel_oracle", "the common trust region"),
+                       ("ant_vel_oracle_trpo_paper", "the paper's trust region")]}
+
+
+def ceiling(result: dict[str, Any], family: str) -> tuple[float, str] | None:
+    """The best held-out return of ``family``'s oracles in ``result`` and how that oracle was trained, or None
+    when none has run."""
+    runs = [(result[key]["adaptation"][0]["mean"], how) for key, how in ORACLES[family] if result.get(key)]
+    return max(runs) if runs else None
 
 
 def no_adaptation(evaluate: list[str]) -> list[str]:
@@ -411,6 +431,8 @@ def markdown(result: dict[str, Any]) -> str:
     stages.append((f"AntVel with {VARIANTS['trpo_paper'][1]}", result.get("ant_vel_trpo_paper")))
     stages.append(("The AntVel oracle on the paper's model (told its task, no adaptation)",
                    result.get("ant_vel_oracle")))
+    stages += [(f"The {family} oracle with {VARIANTS['trpo_paper'][1]}", result.get(key))
+               for family, key in (("AntDir", "oracle_trpo_paper"), ("AntVel", "ant_vel_oracle_trpo_paper"))]
     for title, stage in stages:
         if not stage:
             lines += [f"## {title}", "", "Not run yet.", ""]
@@ -459,33 +481,34 @@ def markdown(result: dict[str, Any]) -> str:
               f"per iteration, 575 iterations: {PAPER['env_steps'] / 1e6:.0f} M environment steps. AntVel: "
               f"{' / '.join(f'{v:g}' for v in PAPER_VEL['maml'])}; oracle {PAPER_VEL['oracle']:g}; "
               f"{PAPER_VEL['settings']}, {PAPER_VEL['env_steps'] / 1e6:.0f} M steps.", ""]
-    if result.get("ant_vel") and result.get("ant_vel_oracle"):
-        ours, ceiling = result["ant_vel"]["adaptation"][1]["mean"], result["ant_vel_oracle"]["adaptation"][0]["mean"]
-        paper = PAPER_VEL["maml"][1]
-        text = (f"AntVel: one adaptation step reaches {100 * ours / ceiling:.0f} % of this simulator's oracle "
-                f"({ours:.1f} / {ceiling:.1f})")
+    vel_ceiling = ceiling(result, "ant_vel")
+    if result.get("ant_vel") and vel_ceiling:
+        top, how = vel_ceiling
+        ours, paper = result["ant_vel"]["adaptation"][1]["mean"], PAPER_VEL["maml"][1]
+        text = (f"AntVel: one adaptation step reaches {100 * ours / top:.0f} % of this simulator's oracle "
+                f"({ours:.1f} / {top:.1f}; the best oracle, trained with {how})")
         if result.get("ant_vel_trpo_paper"):
             trust = result["ant_vel_trpo_paper"]["adaptation"][1]["mean"]
-            text += f", {100 * trust / ceiling:.0f} % with the paper's trust region ({trust:.1f} / {ceiling:.1f})"
+            text += f", {100 * trust / top:.0f} % with the paper's trust region ({trust:.1f} / {top:.1f})"
         lines += [f"{text}; the paper's reaches {100 * paper / PAPER_VEL['oracle']:.0f} % "
                   f"({paper:g} / {PAPER_VEL['oracle']:g}).", ""]
-    if result.get("ant_dir") and result.get("oracle"):
+    dir_ceiling = ceiling(result, "ant_dir")
+    if result.get("ant_dir") and dir_ceiling:
+        top, how = dir_ceiling
         ours = result["ant_dir"]["adaptation"][1]["mean"]
-        ceiling = result["oracle"]["adaptation"][0]["mean"]
-        text = (f"One adaptation step reaches {100 * ours / ceiling:.0f} % of this simulator's oracle "
-                f"({ours:.1f} / {ceiling:.1f})")
+        text = (f"AntDir: one adaptation step reaches {100 * ours / top:.0f} % of this simulator's oracle "
+                f"({ours:.1f} / {top:.1f}; the best oracle, trained with {how})")
         if "peak" in result["ant_dir"]:
             peak = result["ant_dir"]["peak"]["adaptation"][1]["mean"]
-            text += f", {100 * peak / ceiling:.0f} % at the peak checkpoint ({peak:.1f} / {ceiling:.1f})"
+            text += f", {100 * peak / top:.0f} % at the peak checkpoint ({peak:.1f} / {top:.1f})"
         if "ant_dir_batch" in result:
             batch = result["ant_dir_batch"]["adaptation"][1]["mean"]
-            text += (f", {100 * batch / ceiling:.0f} % continued with {BATCH_EPISODES} episodes per task "
-                     f"({batch:.1f} / {ceiling:.1f})")
+            text += (f", {100 * batch / top:.0f} % continued with {BATCH_EPISODES} episodes per task "
+                     f"({batch:.1f} / {top:.1f})")
         if "trpo_paper_batch" in result:
             best = result["trpo_paper_batch"]["adaptation"][1]["mean"]
-            text += (f", {100 * best / ceiling:.0f} % with the paper's trust region continued with {BATCH_EPISODES} "
-                     f"episodes per task ({best:.1f} / {ceiling:.1f}; the oracle itself trained with max-KL 0.02 and "
-                     f"a tenth of the curvature for {ORACLE_ITERATIONS} iterations)")
+            text += (f", {100 * best / top:.0f} % with the paper's trust region continued with {BATCH_EPISODES} "
+                     f"episodes per task ({best:.1f} / {top:.1f})")
         lines += [f"{text}; the paper's reaches {100 * PAPER['maml'][1] / PAPER['oracle']:.0f} % "
                   f"({PAPER['maml'][1]:g} / {PAPER['oracle']:g}).", ""]
     return "\n".join(lines)
@@ -512,11 +535,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
                   for stage, (_, _, sets) in VARIANTS.items()]
                + [(f"the paper's trust region, continued with {BATCH_EPISODES} episodes per task",
                    result.get("trpo_paper_batch"), "post_adapt")]
-               + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]),
+               + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]
+               + [("oracle, the paper's trust region", result.get("oracle_trpo_paper"), "pre_adapt")]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
                                               (f"{', '.join(VARIANTS['trpo_paper'][2])}, after one step",
                                                result.get("ant_vel_trpo_paper"), "post_adapt"),
-                                              ("oracle", result.get("ant_vel_oracle"), "pre_adapt")])]
+                                              ("oracle", result.get("ant_vel_oracle"), "pre_adapt"),
+                                              ("oracle, the paper's trust region",
+                                               result.get("ant_vel_oracle_trpo_paper"), "pre_adapt")])]
     for ax, family, paper, runs in panels:
         for label, stage, key in runs:
             if stage:  # a continued run from where it leaves the run it continues
@@ -588,6 +614,13 @@ def main() -> None:
         result["ant_vel_trpo_paper"] = trained(f"ant_vel-maml2017-{tag}-scale{scale}",
                                                paper_model_sets(scale, ANT_VEL_ITERATIONS, *extra),
                                                ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
+    if "oracle_trpo_paper" in args.stages:
+        tag, _, extra = VARIANTS["trpo_paper"]
+        for key, config, evaluation in (("oracle_trpo_paper", "ant_dir", EVALUATE),
+                                        ("ant_vel_oracle_trpo_paper", "ant_vel", EVALUATE_VEL)):
+            result[key] = trained(f"{config}-maml2017-oracle-{tag}-scale{scale}", oracle_sets(scale, *extra),
+                                  ORACLE_ITERATIONS, no_adaptation(evaluation), config=config)
+            results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     if "ppo_oracle" in args.stages:
         def save(partial: dict[str, Any]) -> None:
             results_io.write_text(out.with_suffix(".json"), json.dumps({**result, "ppo_oracle": partial}, indent=2)
