@@ -244,10 +244,10 @@ class TRPOConfig:
 
     ``subsample`` < 1 computes the conjugate-gradient curvature products (the KL's Hessian through the
     adaptation) on the first ``ceil(subsample · episodes)`` episodes of every task — the
-    ``subsample_factor`` of rllab's ``ConjugateGradientOptimizer``, which MAML-RL ran on. The gradient, the
-    step's KL bound and the line search still use every episode, so an accepted step satisfies the same
-    constraint and TRPO's fixed point is unchanged; only the metric that shapes the direction is estimated
-    from fewer samples.
+    ``subsample_factor`` of rllab's ``ConjugateGradientOptimizer`` (MAML-RL's code kept its default, 1: every
+    episode). The gradient, the step's KL bound and the line search still use every episode, so an accepted step
+    satisfies the same constraint and TRPO's fixed point is unchanged; only the metric that shapes the direction
+    is estimated from fewer samples.
     """
 
     max_kl: float = ranged(0.01, min=0.0, min_exclusive=True, doc="trust region: mean KL of a step")

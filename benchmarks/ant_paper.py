@@ -1,9 +1,10 @@
 """Ant as the MAML paper [1] ran it: the action convention on both simulator models, the ceiling, the paper's rows.
 
 Every run is trained through the CLI (``cli_runs.train_to``: resumed when interrupted, reused when done) in
-``benchmarks/results/ant_paper_runs/``, with MAML-TRPO's [1, 2] budget per iteration of the zoo (20 tasks × 10
-episodes before and after adaptation, max-KL 0.02, ``trpo.subsample`` 0.1) and tanh units. Every setting that
-differs from ``configs/ant_dir.yaml`` is on the command line, so a run stays the same run when a default changes.
+``benchmarks/results/ant_paper_runs/``, with the zoo's budget per iteration for MAML-TRPO [1, 2] (20 tasks × 10
+episodes before and after adaptation, max-KL 0.02, ``trpo.subsample`` 0.1; the paper's code: 40 tasks × 40 episodes,
+max-KL 0.01, the curvature of every episode) and tanh units. Every setting that differs from
+``configs/ant_dir.yaml`` is on the command line, so a run stays the same run when a default changes.
 
 Stages (``--stages``, default all, run in this order):
 
@@ -40,10 +41,11 @@ Stages (``--stages``, default all, run in this order):
   goals, 20 episodes per adaptation step.
 * ``ant_vel_trpo_paper`` — the ``ant_vel`` run with the paper's trust region (the ``trpo_paper`` variant's
   settings), same budget and evaluation: does what helped AntDir help AntVel?
-* ``oracle_trpo_paper`` — the AntDir and AntVel oracles again with the paper's trust region (the ``trpo_paper``
-  variant's settings), the winning convention only: the meta-learners' best runs use that trust region, so is the
-  oracle trained with the common one (max-KL 0.02, a tenth of the curvature) below what its simulator allows?
-  Each family's ceiling is the better of its oracles.
+* ``oracle_trpo_paper`` — the AntDir and AntVel oracles trained as the paper's code trained its own
+  (:data:`PAPER_ORACLE_SETS`: TRPO at max-KL 0.01 with full curvature, 100 episodes per iteration, to the
+  paper's oracle checkpoints, 39.5 M and 11 M steps), the winning convention only: is the oracle above (max-KL
+  0.02, a tenth of the curvature, 12 M steps) below what its simulator allows? Each family's ceiling is the best
+  of its oracles.
 * ``ppo_oracle`` — the ceiling measured by another learner: stable-baselines3's PPO [5] (its defaults, as
   ``rl-alphamaml compare`` runs it) trained from scratch on each of AntDir's two tasks (forward, backward) of the
   paper's model for :data:`PPO_ORACLE_STEPS`, scored on 40 episodes each. Is the oracle above (trained by the
@@ -157,6 +159,11 @@ PAPER = MAML_PAPER["ant_dir"]
 PAPER_VEL = MAML_PAPER["ant_vel"]
 #: ``ppo_oracle``: PPO's environment steps per task (each of AntDir's two directions), and its scoring episodes
 PPO_ORACLE_STEPS, PPO_ORACLE_EPISODES = 1_000_000, 40
+#: the paper's AntDir row through its code's history (cbfinn/maml_rl: ``icml/icml_antdirec_results_maml.pkl`` at
+#: commits 7fe27d7, "ICML deadline final state", and 4d41869; the checkpoints ``examples/test_maml_ant_direc.py``
+#: loads at 1a55e36): the model of the ICML submission, 20 tasks × 40 episodes at iteration 350 (112 M steps), and the
+#: published one, 40 tasks × 40 episodes at iteration 575 (368 M); returns after 0-3 steps
+PAPER_SUBMISSION = {"maml": (4.1, 272.6, 337.0, 348.6), "env_steps": 20 * 40 * 200 * 2 * 350}
 #: the budget: a tenth of the paper's environment steps (AntDir 40 tasks × 40 episodes × 200 steps × 2 phases ×
 #: 575 iterations = 368 M)
 BUDGET = 0.1
@@ -238,19 +245,28 @@ def budget_iterations(source: Path, at: int, episodes: int) -> int:
     return at + int((BUDGET * PAPER["env_steps"] - spent) // per_iteration)
 
 
-def oracle_sets(scale: str, *extra: str) -> list[str]:
+def oracle_sets(scale: str, *extra: str, iterations: int = ORACLE_ITERATIONS) -> list[str]:
     """The oracle on the paper's model: told its task, no adaptation, twice the tasks per iteration (the same steps
-    per iteration as MAML-TRPO), with the ``extra`` settings (which replace a common setting of the same key)."""
-    keys = {"train.meta_batch", *(e.split("=", 1)[0] for e in extra)}
-    common = [c for c in COMMON if c.split("=", 1)[0] not in keys]
-    return [*common, "train.meta_batch=40", "inner.steps=0", "env.model=maml2017", "env.task_in_observation=true",
-            f"policy.action_scale={scale}", *extra, f"train.iterations={ORACLE_ITERATIONS}"]
+    per iteration as MAML-TRPO), with the ``extra`` settings (which replace a setting of the same key)."""
+    keys = {e.split("=", 1)[0] for e in extra}
+    own = [c for c in ["train.meta_batch=40", "inner.steps=0", "env.model=maml2017", "env.task_in_observation=true",
+                       f"policy.action_scale={scale}"] if c.split("=", 1)[0] not in keys]
+    common = [c for c in COMMON if c.split("=", 1)[0] not in keys | {"train.meta_batch"}]
+    return [*common, *own, *extra, f"train.iterations={iterations}"]
 
 
+#: ``oracle_trpo_paper``: the paper's oracles as its code trained them (cbfinn/maml_rl
+#: ``maml_examples/cluster_trpo_ant.py``: TRPO at max-KL 0.01 on 100 episodes of 200 steps per iteration; the
+#: checkpoints its test scripts load, ``oracleenv100traj/itr_1975.pkl`` for AntDir and ``itr_550.pkl`` for AntVel:
+#: 39.5 M and 11 M environment steps): 20 tasks × 5 episodes, full curvature, told its task
+PAPER_ORACLE_SETS = ("train.meta_batch=20", "sampler.episodes=5", "trpo.max_kl=0.01", "trpo.subsample=1",
+                     "train.checkpoint_every=25")
+PAPER_ORACLE_ITERATIONS = {"ant_dir": 1975, "ant_vel": 550}
 #: each family's oracles (result key, how it was trained); the family's ceiling is the best of those run
-ORACLES = {"ant_dir": [("oracle", "the common trust region"), ("oracle_trpo_paper", "the paper's trust region")],
-           "ant_vel": [("ant_vel_oracle", "the common trust region"),
-                       ("ant_vel_oracle_trpo_paper", "the paper's trust region")]}
+ORACLES = {"ant_dir": [("oracle", "max-KL 0.02 for 12 M steps"),
+                       ("oracle_trpo_paper", "the paper's recipe for 39.5 M steps")],
+           "ant_vel": [("ant_vel_oracle", "max-KL 0.02 for 12 M steps"),
+                       ("ant_vel_oracle_trpo_paper", "the paper's recipe for 11 M steps")]}
 
 
 def ceiling(result: dict[str, Any], family: str) -> tuple[float, str] | None:
@@ -431,7 +447,8 @@ def markdown(result: dict[str, Any]) -> str:
     stages.append((f"AntVel with {VARIANTS['trpo_paper'][1]}", result.get("ant_vel_trpo_paper")))
     stages.append(("The AntVel oracle on the paper's model (told its task, no adaptation)",
                    result.get("ant_vel_oracle")))
-    stages += [(f"The {family} oracle with {VARIANTS['trpo_paper'][1]}", result.get(key))
+    stages += [(f"The {family} oracle as the paper's code trained it (TRPO, max-KL 0.01, 100 episodes per "
+                f"iteration, told its task)", result.get(key))
                for family, key in (("AntDir", "oracle_trpo_paper"), ("AntVel", "ant_vel_oracle_trpo_paper"))]
     for title, stage in stages:
         if not stage:
@@ -480,7 +497,14 @@ def markdown(result: dict[str, Any]) -> str:
               f"{' / '.join(f'{v:g}' for v in PAPER['maml'])}; oracle {PAPER['oracle']:g}. 40 tasks × 40 episodes "
               f"per iteration, 575 iterations: {PAPER['env_steps'] / 1e6:.0f} M environment steps. AntVel: "
               f"{' / '.join(f'{v:g}' for v in PAPER_VEL['maml'])}; oracle {PAPER_VEL['oracle']:g}; "
-              f"{PAPER_VEL['settings']}, {PAPER_VEL['env_steps'] / 1e6:.0f} M steps.", ""]
+              f"{PAPER_VEL['settings']}, {PAPER_VEL['env_steps'] / 1e6:.0f} M steps.", "",
+              "The paper's AntDir row as its code's history has it (cbfinn/maml_rl, "
+              "`icml/icml_antdirec_results_maml.pkl`): the model of the ICML submission (commit 7fe27d7), 20 tasks × "
+              f"40 episodes at iteration 350 ({PAPER_SUBMISSION['env_steps'] / 1e6:.0f} M steps), gave "
+              f"{' / '.join(f'{v:.1f}' for v in PAPER_SUBMISSION['maml'])} after 0-3 steps; the published "
+              f"{PAPER['maml'][1]:g} is the 40-task model at iteration 575 (commit 4d41869; the checkpoint "
+              "`examples/test_maml_ant_direc.py` loads from 1a55e36). Its oracle is TRPO on 100 episodes per "
+              "iteration at iteration 1975 (`maml_examples/cluster_trpo_ant.py`: 39.5 M steps).", ""]
     vel_ceiling = ceiling(result, "ant_vel")
     if result.get("ant_vel") and vel_ceiling:
         top, how = vel_ceiling
@@ -615,11 +639,12 @@ def main() -> None:
                                                paper_model_sets(scale, ANT_VEL_ITERATIONS, *extra),
                                                ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
     if "oracle_trpo_paper" in args.stages:
-        tag, _, extra = VARIANTS["trpo_paper"]
         for key, config, evaluation in (("oracle_trpo_paper", "ant_dir", EVALUATE),
                                         ("ant_vel_oracle_trpo_paper", "ant_vel", EVALUATE_VEL)):
-            result[key] = trained(f"{config}-maml2017-oracle-{tag}-scale{scale}", oracle_sets(scale, *extra),
-                                  ORACLE_ITERATIONS, no_adaptation(evaluation), config=config)
+            iterations = PAPER_ORACLE_ITERATIONS[config]
+            result[key] = trained(f"{config}-maml2017-oracle-paper-scale{scale}",
+                                  oracle_sets(scale, *PAPER_ORACLE_SETS, iterations=iterations), iterations,
+                                  no_adaptation(evaluation), config=config)
             results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     if "ppo_oracle" in args.stages:
         def save(partial: dict[str, Any]) -> None:
