@@ -8,9 +8,11 @@ backend (``MUJOCO_GL=egl``, or ``osmesa``); without one the entry is shipped wit
 script says so. The training runs live in ``benchmarks/results/zoo_runs/`` and the script is resumable (an
 interrupted run continues with ``rl-alphamaml train --resume``); a run folder whose config differs from the
 entry's is refused, not shipped under the wrong command. An entry of ``FROM_BENCHMARKS`` ships a run another
-benchmark trained (``zoo/ant_dir``: ``ant_paper.py``'s best AntDir run, on the paper's Ant), with that benchmark's
-commands in its ``COMMAND``; it is evaluated and filmed here. The entries are MAML-TRPO [1, 2] runs;
-``zoo_report.py`` puts them beside the MAML paper.
+benchmark trained (``zoo/ant_dir``: ``ant_paper.py``'s best AntDir run, on the paper's Ant; ``zoo/metaworld_reach``:
+``metaworld_results.py``'s MAML-TRPO run on Meta-World ML1 reach), with that benchmark's commands in its
+``COMMAND``; it is evaluated and filmed here, the Meta-World entry with Meta-World's protocol (its 50 test goals,
+the success rate first; build it with the Python that has ``.[metaworld]``). The entries are MAML-TRPO [1, 2]
+runs; ``zoo_report.py`` puts them beside the MAML paper.
 
 Usage::
 
@@ -29,11 +31,14 @@ References:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 from pathlib import Path
 
 from rl_alphamaml.checkpoint import checkpoint_path
+from rl_alphamaml.cli import load_experiment_config
+from rl_alphamaml.config import config_yaml
 from rl_alphamaml.logging import read_metrics
 
 import results_io
@@ -60,15 +65,24 @@ ENTRIES: dict[str, tuple[str, list[str], list[str]]] = {
 }
 
 #: entries shipped from a run another benchmark trained (not retrained here): name -> (the run folder, the command
-#: that trains it, that benchmark's results file and the stages whose recorded commands made the run, extra
-#: ``evaluate`` arguments)
-FROM_BENCHMARKS: dict[str, tuple[Path, str, Path, tuple[str, ...], list[str]]] = {
+#: that trains it, that benchmark's results file and the key paths there of the stages whose recorded commands made
+#: the run, extra ``evaluate`` arguments)
+FROM_BENCHMARKS: dict[str, tuple[Path, str, Path, tuple[tuple[str, ...], ...], list[str]]] = {
     # AntDir on the paper's Ant with the paper's trust region (max-KL 0.01, full curvature) and, from iteration 130,
     # its 40 episodes per task: 36.6 M environment steps, a tenth of the paper's; evaluated with its protocol
     "ant_dir": (RESULTS / "ant_paper_runs" / "ant_dir-maml2017-kl0.01-full-scale0.1-from130-sampler.episodes40",
                 "python benchmarks/ant_paper.py --stages trpo_paper trpo_paper_batch", RESULTS / "ant_paper.json",
-                ("trpo_paper", "trpo_paper_batch"), ["--episodes", "40"]),
+                (("trpo_paper",), ("trpo_paper_batch",)), ["--episodes", "40"]),
+    # Meta-World ML1 reach, MAML-TRPO to its plateau (45 iterations, 9.0 M steps), scored as Meta-World scores it
+    "metaworld_reach": (RESULTS / "metaworld_runs" / "reach_maml", "python benchmarks/metaworld_results.py",
+                        RESULTS / "metaworld.json", (("runs", "reach_maml"),), []),
 }
+#: the held-out evaluation of every entry, and the entries evaluated otherwise: Meta-World's protocol on all 50 test
+#: goals of the class (``--steps`` 1, its default there)
+EVALUATE = ["--tasks", "40", "--steps", "3"]
+EVALUATE_BY_ENTRY = {"metaworld_reach": ["--protocol", "metaworld", "--tasks", "50"]}
+#: the sampler settings of a shipped config.yaml (:func:`shipped_config`)
+LOCAL = ["sampler.backend=local", "sampler.address=null", "sampler.workers=0"]
 NAMES = [*ENTRIES, *FROM_BENCHMARKS]
 
 
@@ -92,7 +106,9 @@ def trained(name: str) -> tuple[Path, list[str], list[str]]:
     if name in FROM_BENCHMARKS:
         run_dir, benchmark, results, stages, eval_args = FROM_BENCHMARKS[name]
         recorded = json.loads(results.read_text())
-        return run_dir, [f"{benchmark}, that is:", *(relative(recorded[s]["command"]) for s in stages)], eval_args
+        commands = [relative(functools.reduce(lambda node, key: node[key], path, recorded)["command"])
+                    for path in stages]
+        return run_dir, [f"{benchmark}, that is:", *commands], eval_args
     config, _, eval_args = ENTRIES[name]
     run_dir, overrides = train_entry(name)
     sets = [x for o in overrides for x in ("--set", o)]
@@ -100,9 +116,19 @@ def trained(name: str) -> tuple[Path, list[str], list[str]]:
                      ], eval_args
 
 
+def shipped_config(run_dir: Path) -> tuple[str, bool]:
+    """The run's ``config.yaml`` as the entry ships it, on the local sampler backend, and whether that changed it.
+    A run that sampled on Ray (an execution setting: the same episodes) would otherwise need Ray wherever the entry
+    is evaluated."""
+    config, _ = load_experiment_config(run_dir / "config.yaml")
+    if config.sampler.backend == "local":
+        return config_yaml(config), False
+    return config_yaml(load_experiment_config(run_dir / "config.yaml", LOCAL)[0]), True
+
+
 def build(name: str) -> None:
     run_dir, commands, eval_args = trained(name)
-    evaluate = ["--tasks", "40", "--steps", "3", "--video", "--video-tasks", "1", *eval_args]
+    evaluate = [*EVALUATE_BY_ENTRY.get(name, EVALUATE), "--video", "--video-tasks", "1", *eval_args]
     data = evaluate_once(run_dir, *evaluate, needs="videos/*.gif")
     last = checkpoint_path(run_dir, last_iteration(run_dir))
     videos = sorted((run_dir / "eval" / "videos").glob("*.gif"))
@@ -111,7 +137,8 @@ def build(name: str) -> None:
         shutil.rmtree(out)
     (out / "checkpoints").mkdir(parents=True)
     shutil.copy2(last, out / "checkpoints" / last.name)
-    shutil.copy2(run_dir / "config.yaml", out / "config.yaml")
+    config, relocated = shipped_config(run_dir)
+    results_io.write_text(out / "config.yaml", config)
     shutil.copy2(run_dir / "metrics.jsonl", out / "metrics.jsonl")
     (out / "eval").mkdir()
     shutil.copy2(run_dir / "eval" / "adaptation.png", out / "eval" / "adaptation.png")
@@ -123,8 +150,14 @@ def build(name: str) -> None:
         print(f"{name}: no video (no OpenGL backend? MUJOCO_GL=egl or osmesa); shipped without it", flush=True)
     data["checkpoint"] = f"checkpoints/{last.name}"  # relative to the shipped folder, not this machine's path
     results_io.write_text(out / "eval" / "adaptation.json", json.dumps(data, indent=2))
-    summary = data["adaptation"]
-    table = "\n".join(f"#   after {r['steps']} steps: {r['mean']:.1f} ± {r['ci95']:.1f}" for r in summary)
+    rows = data["adaptation"]
+    if data.get("metric") == "success_rate":
+        held_out = f"Held-out success rate ({data['num_tasks']} tasks, Meta-World's protocol, ± 95 % CI)"
+        table = "\n".join(f"#   after {r['steps']} steps: {100 * r['mean']:.0f} ± {100 * r['ci95']:.0f} %"
+                          for r in rows)
+    else:
+        held_out = f"Held-out return ({data['num_tasks']} tasks, ± 95 % CI)"
+        table = "\n".join(f"#   after {r['steps']} steps: {r['mean']:.1f} ± {r['ci95']:.1f}" for r in rows)
     metrics = read_metrics(run_dir)
     steps, iterations = sum(row.get("time/env_steps", 0) for row in metrics), len(metrics)
     run = f"runs/{name}" if name in ENTRIES else "RUN"
@@ -133,9 +166,10 @@ def build(name: str) -> None:
         "# How this folder was made (python benchmarks/build_zoo.py " + name + "):\n"
         + "".join(("# " if c.startswith("python ") else "") + c + "\n" for c in commands)
         + "rl-alphamaml " + " ".join(["evaluate", run, *evaluate]) + "\n"
-        "# then the final checkpoint, config.yaml, metrics.jsonl and eval/ (report, plot, video) were copied here.\n"
+        "# then the final checkpoint, config.yaml, metrics.jsonl and eval/ (report, plot, video) were copied here"
+        + (f" ({', '.join(LOCAL)} in config.yaml: the run sampled on Ray, the same episodes)" * relocated) + ".\n"
         f"# Meta-training: {iterations} iterations, {steps / 1e6:.1f} M environment steps.\n"
-        "# Held-out return (40 tasks, ± 95 % CI):\n" + table + "\n"
+        f"# {held_out}:\n" + table + "\n"
     )
     print(f"wrote {out}", flush=True)
 

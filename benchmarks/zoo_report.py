@@ -23,9 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from rl_alphamaml.cli import load_experiment_config
+from rl_alphamaml.config import read_yaml
 from rl_alphamaml.logging import read_metrics
 
 import results_io
@@ -53,7 +54,8 @@ def training(config: Any) -> str:
 
 
 def entry(folder: Path) -> dict[str, Any]:
-    config, _ = load_experiment_config(folder / "config.yaml")
+    # the resolved config as written, not validated: that would import the entry's simulator package (metaworld)
+    config = json.loads(json.dumps(read_yaml(folder / "config.yaml")), object_hook=lambda d: SimpleNamespace(**d))
     rows = read_metrics(folder)
     report = json.loads((folder / "eval" / "adaptation.json").read_text())
     steps, curve, total = 0.0, [], []
@@ -71,6 +73,7 @@ def entry(folder: Path) -> dict[str, Any]:
         "iterations": len(rows), "env_steps": steps,
         "wall_seconds": sum(row.get("time/iteration", 0.0) for row in rows),
         "adaptation": [{"steps": r["steps"], "mean": r["mean"], "ci95": r["ci95"]} for r in report["adaptation"]],
+        "metric": report.get("metric", "return"), "tasks": report["num_tasks"],
         "paper": paper, "curve": curve,
         "videos": sorted(p.name for p in (folder / "eval" / "videos").glob("*.gif")),
     }
@@ -83,8 +86,12 @@ def markdown(entries: list[dict[str, Any]]) -> str:
     for e in entries:
         cells = []
         for r in e["adaptation"]:
-            text = f"{r['mean']:.1f} ± {r['ci95']:.1f}" if r["ci95"] is not None else f"{r['mean']:.1f}"
+            if e.get("metric") == "success_rate":  # Meta-World's protocol: the success rate, on its test goals
+                text = f"{100 * r['mean']:.0f} ± {100 * r['ci95']:.0f} % success"
+            else:
+                text = f"{r['mean']:.1f} ± {r['ci95']:.1f}" if r["ci95"] is not None else f"{r['mean']:.1f}"
             cells.append(f"**{text}**" if r["steps"] == 1 else text)
+        cells += ["—"] * (4 - len(cells))  # an entry evaluated after fewer steps
         paper = e["paper"]
         if paper is None:
             paper_text, paper_steps = "—", "—"
@@ -130,7 +137,9 @@ def main() -> None:
     args = parser.parse_args()
     entries = [entry(folder) for folder in sorted(ZOO.iterdir()) if (folder / "eval" / "adaptation.json").is_file()]
     text = markdown(entries)
-    note = (f"Held-out return on 40 tasks (± 95 % CI) after 0–3 steps, from each `zoo/<name>/eval/adaptation.json`; "
+    note = (f"Held-out return on 40 tasks (± 95 % CI) after 0–3 steps, from each `zoo/<name>/eval/adaptation.json` "
+            f"(a Meta-World entry: its success rate on the class's 50 test goals with Meta-World's protocol, one "
+            f"step); "
             f"env steps and wall time summed over `metrics.jsonl` (this 2-core CPU machine). The paper's numbers "
             f"and budgets: `benchmarks/maml_paper.py`. Curves: `zoo.png` ({WINDOW}-iteration moving average of the "
             f"training meta-batch's post-adaptation return). Command: `python benchmarks/zoo_report.py`.")

@@ -56,3 +56,29 @@ def test_the_zoo_cheetah_is_filmed_where_mujoco_can_render(tmp_path: Path) -> No
     if "no videos" in proc.stderr:
         pytest.skip(f"MuJoCo offscreen rendering is unavailable here with MUJOCO_GL={gl}: {proc.stderr.strip()}")
     assert (entry / "eval" / "videos" / "task0_before_after.gif").stat().st_size > 10_000
+
+
+def test_the_metaworld_entry_is_scored_with_metaworlds_protocol() -> None:
+    """zoo/metaworld_reach: a complete run folder whose report is Meta-World's own evaluation (the success rate on
+    the class's 50 test goals), one step raising it beyond the paired 95 % interval, on the local sampler."""
+    entry = ZOO / "metaworld_reach"
+    checkpoints = sorted((entry / "checkpoints").glob("iter_*.pt"))
+    iterations = len((entry / "metrics.jsonl").read_text().splitlines())
+    assert [c.name for c in checkpoints] == [f"iter_{iterations:06d}.pt"]
+    assert (entry / "eval" / "videos" / "task0_before_after.gif").is_file()
+    report = json.loads((entry / "eval" / "adaptation.json").read_text())
+    assert (report["protocol"], report["metric"], report["num_tasks"]) == ("metaworld", "success_rate", 50)
+    assert report["checkpoint_iteration"] == iterations
+    one_step = report["adaptation"][1]
+    assert one_step["change"] - one_step["change_ci95"] > 0
+    assert "backend: local" in (entry / "config.yaml").read_text()
+    assert "--protocol metaworld" in (entry / "COMMAND").read_text()
+
+
+@pytest.mark.metaworld
+def test_the_metaworld_entry_evaluates_from_a_fresh_copy(tmp_path: Path) -> None:
+    entry = Path(shutil.copytree(ZOO / "metaworld_reach", tmp_path / "metaworld_reach"))
+    shutil.rmtree(entry / "eval")
+    assert main(["evaluate", str(entry), "--protocol", "metaworld", "--tasks", "1", "--episodes", "2"]) == 0
+    report = json.loads((entry / "eval" / "adaptation.json").read_text())
+    assert (report["metric"], report["num_tasks"], report["adaptation_episodes"]) == ("success_rate", 1, 2)
