@@ -264,9 +264,9 @@ PAPER_ORACLE_SETS = ("train.meta_batch=20", "sampler.episodes=5", "trpo.max_kl=0
 PAPER_ORACLE_ITERATIONS = {"ant_dir": 1975, "ant_vel": 550}
 #: each family's oracles (result key, how it was trained); the family's ceiling is the best of those run
 ORACLES = {"ant_dir": [("oracle", "max-KL 0.02 for 12 M steps"),
-                       ("oracle_trpo_paper", "the paper's recipe for 39.5 M steps")],
+                       ("oracle_trpo_paper", "the paper's recipe, 1975 iterations")],
            "ant_vel": [("ant_vel_oracle", "max-KL 0.02 for 12 M steps"),
-                       ("ant_vel_oracle_trpo_paper", "the paper's recipe for 11 M steps")]}
+                       ("ant_vel_oracle_trpo_paper", "the paper's recipe, 550 iterations")]}
 
 
 def ceiling(result: dict[str, Any], family: str) -> tuple[float, str] | None:
@@ -560,12 +560,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
                + [(f"the paper's trust region, continued with {BATCH_EPISODES} episodes per task",
                    result.get("trpo_paper_batch"), "post_adapt")]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]
-               + [("oracle, the paper's trust region", result.get("oracle_trpo_paper"), "pre_adapt")]),
+               + [("oracle, the paper's recipe", result.get("oracle_trpo_paper"), "pre_adapt")]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
                                               (f"{', '.join(VARIANTS['trpo_paper'][2])}, after one step",
                                                result.get("ant_vel_trpo_paper"), "post_adapt"),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt"),
-                                              ("oracle, the paper's trust region",
+                                              ("oracle, the paper's recipe",
                                                result.get("ant_vel_oracle_trpo_paper"), "pre_adapt")])]
     for ax, family, paper, runs in panels:
         for label, stage, key in runs:
