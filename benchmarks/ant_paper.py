@@ -544,25 +544,26 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 6.8))
+    for ax in axes:  # more curves than the default cycle has colours
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2])
     conv = result.get("convention", {})
     for name, c in conv.get("curves", {}).items():
         model, scale = name.split("/")
         axes[0].plot(np.array(c["steps"]) / 1e6, c["post_adapt"], label=f"{model}, action scale {scale}")
     axes[0].set(title="AntDir: action convention", xlabel="environment steps (M)",
                 ylabel="training return after one step")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     batch = result.get("ant_dir_batch")
     panels = [(axes[1], "AntDir", PAPER, [("MAML-TRPO, after one step", result.get("ant_dir"), "post_adapt")]
                + [(f"continued with {BATCH_EPISODES} episodes per task", batch, "post_adapt")] * bool(batch)
-               + [(f"{', '.join(sets)}, after one step", result.get(stage), "post_adapt")
-                  for stage, (_, _, sets) in VARIANTS.items()]
+               + [(f"{stage} (--stages), after one step", result.get(stage), "post_adapt") for stage in VARIANTS]
                + [(f"the paper's trust region, continued with {BATCH_EPISODES} episodes per task",
                    result.get("trpo_paper_batch"), "post_adapt")]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]
                + [("oracle, the paper's recipe", result.get("oracle_trpo_paper"), "pre_adapt")]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
-                                              (f"{', '.join(VARIANTS['trpo_paper'][2])}, after one step",
+                                              ("the paper's trust region, after one step",
                                                result.get("ant_vel_trpo_paper"), "post_adapt"),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt"),
                                               ("oracle, the paper's recipe",
@@ -575,7 +576,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.axhline(paper["maml"][1], color="grey", linestyle="--", label="paper, after one step")
         ax.axhline(paper["oracle"], color="grey", linestyle=":", label="paper's oracle")
         ax.set(title=f"{family} on the paper's model (training returns)", xlabel="environment steps (M)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     fig.set_dpi(110)
     results_io.save_figure(fig, path)
