@@ -43,6 +43,7 @@ from rl_alphamaml.logging import read_metrics
 
 import results_io
 from cli_runs import ROOT, evaluate_once, last_iteration, relative, train_to
+from metaworld_results import pct
 
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "zoo_runs"
@@ -153,8 +154,7 @@ def build(name: str) -> None:
     rows = data["adaptation"]
     if data.get("metric") == "success_rate":
         held_out = f"Held-out success rate ({data['num_tasks']} tasks, Meta-World's protocol, ± 95 % CI)"
-        table = "\n".join(f"#   after {r['steps']} steps: {100 * r['mean']:.0f} ± {100 * r['ci95']:.0f} %"
-                          for r in rows)
+        table = "\n".join(f"#   after {r['steps']} steps: {pct(r)}" for r in rows)
     else:
         held_out = f"Held-out return ({data['num_tasks']} tasks, ± 95 % CI)"
         table = "\n".join(f"#   after {r['steps']} steps: {r['mean']:.1f} ± {r['ci95']:.1f}" for r in rows)

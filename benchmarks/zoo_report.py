@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from rl_alphamaml.config import read_yaml
@@ -32,30 +31,30 @@ from rl_alphamaml.logging import read_metrics
 import results_io
 from cli_runs import ROOT
 from maml_paper import PAPER
+from metaworld_results import pct
 
 ZOO = ROOT / "zoo"
 WINDOW = 10
 
 
-def training(config: Any) -> str:
-    """How an entry was meta-trained, in a few words, from its resolved config."""
-    outer = config.outer.optimizer
+def training(config: dict[str, Any]) -> str:
+    """How an entry was meta-trained, in a few words, from its resolved ``config.yaml`` (read, not validated: that
+    would import the entry's simulator package, e.g. metaworld)."""
+    outer, inner = config["outer"]["optimizer"], config["inner"]
     if outer == "trpo":
-        method = f"MAML-TRPO, max-KL {config.trpo.max_kl:g}"
+        method = f"MAML-TRPO, max-KL {config['trpo']['max_kl']:g}"
     elif outer == "promp":
-        method = "ProMP" if config.inner.lr_mode == "fixed" else "Alpha-ProMP"
+        method = "ProMP" if inner["lr_mode"] == "fixed" else "Alpha-ProMP"
     else:
-        method = "Alpha MAML (Adam)" if config.inner.lr_mode == "hd" else f"MAML ({outer})"
-    alpha = f"α {config.inner.lr:g}" + (" (hd)" if config.inner.lr_mode == "hd" else "")
-    model = {"maml2017": ", the paper's Ant", "v5": ", gymnasium's Ant-v5"}.get(getattr(config.env, "model", None)
-                                                                               or "", "")
-    return (f"{method}, {config.train.iterations} its × {config.train.meta_batch} tasks × "
-            f"{config.sampler.episodes} episodes, {alpha}{model}")
+        method = "Alpha MAML (Adam)" if inner["lr_mode"] == "hd" else f"MAML ({outer})"
+    alpha = f"α {inner['lr']:g}" + (" (hd)" if inner["lr_mode"] == "hd" else "")
+    model = {"maml2017": ", the paper's Ant", "v5": ", gymnasium's Ant-v5"}.get(config["env"].get("model") or "", "")
+    return (f"{method}, {config['train']['iterations']} its × {config['train']['meta_batch']} tasks × "
+            f"{config['sampler']['episodes']} episodes, {alpha}{model}")
 
 
 def entry(folder: Path) -> dict[str, Any]:
-    # the resolved config as written, not validated: that would import the entry's simulator package (metaworld)
-    config = json.loads(json.dumps(read_yaml(folder / "config.yaml")), object_hook=lambda d: SimpleNamespace(**d))
+    config = read_yaml(folder / "config.yaml")
     rows = read_metrics(folder)
     report = json.loads((folder / "eval" / "adaptation.json").read_text())
     steps, curve, total = 0.0, [], []
@@ -66,14 +65,14 @@ def entry(folder: Path) -> dict[str, Any]:
         curve.append([steps, sum(window) / len(window)])
     paper = PAPER.get(folder.name)
     return {
-        "name": folder.name, "env": config.env.id,
+        "name": folder.name, "env": config["env"]["id"],
         # a run resumed with other settings: its config holds the last ones, its COMMAND every phase
         "training": training(config) + ("; resumed with other settings: see its COMMAND"
                                         if "--resume" in (folder / "COMMAND").read_text() else ""),
         "iterations": len(rows), "env_steps": steps,
         "wall_seconds": sum(row.get("time/iteration", 0.0) for row in rows),
         "adaptation": [{"steps": r["steps"], "mean": r["mean"], "ci95": r["ci95"]} for r in report["adaptation"]],
-        "metric": report.get("metric", "return"), "tasks": report["num_tasks"],
+        "metric": report.get("metric", "return"),
         "paper": paper, "curve": curve,
         "videos": sorted(p.name for p in (folder / "eval" / "videos").glob("*.gif")),
     }
@@ -87,7 +86,7 @@ def markdown(entries: list[dict[str, Any]]) -> str:
         cells = []
         for r in e["adaptation"]:
             if e.get("metric") == "success_rate":  # Meta-World's protocol: the success rate, on its test goals
-                text = f"{100 * r['mean']:.0f} ± {100 * r['ci95']:.0f} % success"
+                text = f"{pct(r)} success"
             else:
                 text = f"{r['mean']:.1f} ± {r['ci95']:.1f}" if r["ci95"] is not None else f"{r['mean']:.1f}"
             cells.append(f"**{text}**" if r["steps"] == 1 else text)
