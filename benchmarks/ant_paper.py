@@ -589,6 +589,10 @@ def main() -> None:
                         help="the simulator models of the convention stage (default both)")
     args = parser.parse_args()
     out = RESULTS / "ant_paper"
+
+    def save_json(data: dict[str, Any]) -> None:
+        results_io.write_text(out.with_suffix(".json"), json.dumps(data, indent=2) + "\n")
+
     result: dict[str, Any] = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() \
         else {}
     result["machine"] = f"this project's {platform.machine()} VM, {len(os.sched_getaffinity(0))} CPUs"
@@ -646,14 +650,11 @@ def main() -> None:
             result[key] = trained(f"{config}-maml2017-oracle-paper-scale{scale}",
                                   oracle_sets(scale, *PAPER_ORACLE_SETS, iterations=iterations), iterations,
                                   no_adaptation(evaluation), config=config)
-            results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+            save_json(result)  # each oracle kept as soon as it is done: the next one trains for an hour
     if "ppo_oracle" in args.stages:
-        def save(partial: dict[str, Any]) -> None:
-            results_io.write_text(out.with_suffix(".json"), json.dumps({**result, "ppo_oracle": partial}, indent=2)
-                                  + "\n")
-
-        result["ppo_oracle"] = ppo_oracle(result.get("ppo_oracle"), save)
-    results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+        result["ppo_oracle"] = ppo_oracle(result.get("ppo_oracle"),
+                                          lambda partial: save_json({**result, "ppo_oracle": partial}))
+    save_json(result)
     results_io.write_text(out.with_suffix(".md"), markdown(result))
     plot(result, out.with_suffix(".png"))
     print(relative(f"wrote {out}.json, .md and .png"))
