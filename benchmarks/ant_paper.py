@@ -41,6 +41,8 @@ Stages (``--stages``, default all, run in this order):
   goals, 20 episodes per adaptation step.
 * ``ant_vel_trpo_paper`` — the ``ant_vel`` run with the paper's trust region (the ``trpo_paper`` variant's
   settings), same budget and evaluation: does what helped AntDir help AntVel?
+* ``ant_vel_trpo_paper_batch`` — that run continued from iteration :data:`VEL_BATCH_FROM` (half its budget) with the
+  paper's 20 episodes per task, to the same 12 M steps, as ``trpo_paper_batch`` continues AntDir's.
 * ``oracle_trpo_paper`` — the AntDir and AntVel oracles trained as the paper's code trained its own
   (:data:`PAPER_ORACLE_SETS`: TRPO at max-KL 0.01 with full curvature, 100 episodes per iteration, to the
   paper's oracle checkpoints, 39.5 M and 11 M steps), the winning convention only: is the oracle above (max-KL
@@ -109,7 +111,8 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
 STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "trpo_paper",
-          "wide", "alpha_maml", "trpo_paper_batch", "ant_vel", "ant_vel_trpo_paper", "oracle_trpo_paper", "ppo_oracle")
+          "wide", "alpha_maml", "trpo_paper_batch", "ant_vel", "ant_vel_trpo_paper", "ant_vel_trpo_paper_batch",
+          "oracle_trpo_paper", "ppo_oracle")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -150,6 +153,9 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 #: AntVel with the zoo's budget: 150 iterations of at most 80,000 steps, 12 M (a tenth of the paper's 120 M)
 ANT_VEL_ITERATIONS = 150
+#: ``ant_vel_trpo_paper_batch``: the trust-region AntVel run continued from its checkpoint nearest half the budget
+#: with the paper's 20 episodes per task (its AntVel batch, and its test protocol's), to the same 12 M steps
+VEL_BATCH_FROM, VEL_BATCH_EPISODES = 70, 20
 #: the paper's protocols (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``, ``test_maml_ant.py``): 40 goals,
 #: 40 (AntDir) and 20 (AntVel: 4,000 steps) episodes per adaptation step
 EVALUATE = ["--tasks", "40", "--steps", "3", "--episodes", "40"]
@@ -237,12 +243,13 @@ def paper_model_sets(scale: str, iterations: int, *extra: str) -> list[str]:
     return [*common, "env.model=maml2017", f"policy.action_scale={scale}", *extra, f"train.iterations={iterations}"]
 
 
-def budget_iterations(source: Path, at: int, episodes: int) -> int:
-    """The last iteration that stays within :data:`BUDGET` of the paper's AntDir steps when the run ``source`` is
-    continued from iteration ``at`` with ``episodes`` per task (counting full-length episodes)."""
+def budget_iterations(source: Path, at: int, episodes: int, paper: dict[str, Any] = PAPER) -> int:
+    """The last iteration that stays within :data:`BUDGET` of the ``paper`` row's steps (AntDir's unless told) when
+    the run ``source`` is continued from iteration ``at`` with ``episodes`` per task (counting full-length
+    episodes)."""
     spent = sum(r["time/env_steps"] for r in read_metrics(source) if r["iteration"] <= at)
     per_iteration = META_BATCH * episodes * HORIZON * 2  # before and after adaptation
-    return at + int((BUDGET * PAPER["env_steps"] - spent) // per_iteration)
+    return at + int((BUDGET * paper["env_steps"] - spent) // per_iteration)
 
 
 def oracle_sets(scale: str, *extra: str, iterations: int = ORACLE_ITERATIONS) -> list[str]:
@@ -445,6 +452,10 @@ def markdown(result: dict[str, Any]) -> str:
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
     stages.append((f"AntVel with {VARIANTS['trpo_paper'][1]}", result.get("ant_vel_trpo_paper")))
+    if "ant_vel_trpo_paper_batch" in result:
+        b = result["ant_vel_trpo_paper_batch"]
+        stages.append((f"AntVel with the paper's trust region, continued from iteration {b['from']} with "
+                       f"{VEL_BATCH_EPISODES} episodes per task", b))
     stages.append(("The AntVel oracle on the paper's model (told its task, no adaptation)",
                    result.get("ant_vel_oracle")))
     stages += [(f"The {family} oracle as the paper's code trained it (TRPO, max-KL 0.01, 100 episodes per "
@@ -514,6 +525,10 @@ def markdown(result: dict[str, Any]) -> str:
         if result.get("ant_vel_trpo_paper"):
             trust = result["ant_vel_trpo_paper"]["adaptation"][1]["mean"]
             text += f", {100 * trust / top:.0f} % with the paper's trust region ({trust:.1f} / {top:.1f})"
+        if result.get("ant_vel_trpo_paper_batch"):
+            batch = result["ant_vel_trpo_paper_batch"]["adaptation"][1]["mean"]
+            text += (f", {100 * batch / top:.0f} % with it continued with {VEL_BATCH_EPISODES} episodes per task "
+                     f"({batch:.1f} / {top:.1f})")
         lines += [f"{text}; the paper's reaches {100 * paper / PAPER_VEL['oracle']:.0f} % "
                   f"({paper:g} / {PAPER_VEL['oracle']:g}).", ""]
     dir_ceiling = ceiling(result, "ant_dir")
@@ -565,6 +580,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
                                               ("the paper's trust region, after one step",
                                                result.get("ant_vel_trpo_paper"), "post_adapt"),
+                                              (f"the paper's trust region, continued with {VEL_BATCH_EPISODES} "
+                                               "episodes per task", result.get("ant_vel_trpo_paper_batch"),
+                                               "post_adapt"),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt"),
                                               ("oracle, the paper's recipe",
                                                result.get("ant_vel_oracle_trpo_paper"), "pre_adapt")])]
@@ -643,6 +661,13 @@ def main() -> None:
         result["ant_vel_trpo_paper"] = trained(f"ant_vel-maml2017-{tag}-scale{scale}",
                                                paper_model_sets(scale, ANT_VEL_ITERATIONS, *extra),
                                                ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
+    if "ant_vel_trpo_paper_batch" in args.stages:
+        tag, _, extra = VARIANTS["trpo_paper"]
+        trust = f"ant_vel-maml2017-{tag}-scale{scale}"
+        train_to(run_dir(trust), "ant_vel", paper_model_sets(scale, ANT_VEL_ITERATIONS, *extra), ANT_VEL_ITERATIONS)
+        result["ant_vel_trpo_paper_batch"] = continued(
+            trust, VEL_BATCH_FROM, [f"sampler.episodes={VEL_BATCH_EPISODES}"],
+            budget_iterations(run_dir(trust), VEL_BATCH_FROM, VEL_BATCH_EPISODES, PAPER_VEL), EVALUATE_VEL)
     if "oracle_trpo_paper" in args.stages:
         for key, config, evaluation in (("oracle_trpo_paper", "ant_dir", EVALUATE),
                                         ("ant_vel_oracle_trpo_paper", "ant_vel", EVALUATE_VEL)):
