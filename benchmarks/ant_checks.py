@@ -3,7 +3,8 @@ environment steps, and the references' action scale against torques at σ = 1 on
 
 * **AntVel**: ``configs/ant_vel_alpha.yaml`` (Adam, α and β by hypergradient) trained with the zoo entry's
   budget (150 iterations × 20 tasks × 10 episodes, 12 M steps) and evaluated like it (40 held-out tasks, 0–3
-  steps); beside it the zoo's MAML-TRPO entry (``build_zoo.py ant_vel``, whose run it reuses).
+  steps); beside it MAML-TRPO with the same budget, the run the zoo shipped as ``ant_vel`` until the entry moved
+  to the paper's Ant (``ant_paper.py``).
 * **AntDir, action scale**: the settings of the zoo's former AntDir entry (gymnasium's Ant-v5) with
   ``policy.action_scale=1.0`` for 50 iterations, its training return after one step (mean of iterations 41–50)
   against the same settings at the default 0.1 over the same iterations. Both conventions on both Ant models, at
@@ -11,7 +12,7 @@ environment steps, and the references' action scale against torques at σ = 1 on
 
 All runs are on gymnasium's Ant-v5, trained, resumed or reused through the CLI (``cli_runs.train_to``): the
 Alpha MAML and AntDir runs in ``benchmarks/results/ant_runs/``, the AntVel MAML-TRPO one in
-``benchmarks/results/zoo_runs/`` (``build_zoo.py``).
+``benchmarks/results/zoo_runs/ant_vel`` (where ``build_zoo.py`` trained it).
 
 Usage::
 
@@ -36,11 +37,13 @@ from typing import Any
 
 from rl_alphamaml.logging import read_metrics
 
-import build_zoo
 from cli_runs import ROOT, evaluate_once, train_to
 
 RESULTS = ROOT / "benchmarks" / "results"
 SCALE_ITERATIONS, WINDOW = 50, 10
+#: MAML-TRPO on Ant-v5's AntVel, the former zoo entry's settings (its run folder is reused)
+TRPO_VEL_SETS = ["train.iterations=150", "train.meta_batch=20", "sampler.episodes=10", "trpo.max_kl=0.02",
+                 "train.checkpoint_every=10", "env.model=v5"]
 
 
 def held_out(run_dir: Path) -> list[dict[str, float]]:
@@ -54,15 +57,37 @@ def training_return(run_dir: Path, last: int) -> float:
     return sum(r["returns/post_adapt"] for r in rows) / len(rows)
 
 
+def markdown(result: dict[str, Any]) -> str:
+    vel, scale = result["ant_vel"], result["ant_dir_action_scale"]
+
+    def row(label: str, rows: list[dict[str, float]]) -> str:
+        return f"| {label} | " + " | ".join(f"{r['mean']:.1f} ± {r['ci95']:.1f}" for r in rows) + " |"
+
+    return "\n".join([
+        "# Ant checks", "",
+        "AntVel, 150 iterations × 20 tasks × 10 episodes (12 M environment steps), 40 held-out tasks ± 95 % CI:", "",
+        "| method | after 0 steps | after 1 step | after 2 steps | after 3 steps |", "|---|---|---|---|---|",
+        row("MAML-TRPO (max-KL 0.02; the former `zoo/ant_vel`)", vel["maml_trpo"]),
+        row("Alpha MAML (`configs/ant_vel_alpha.yaml`)", vel["alpha_maml"]), "",
+        f"AntDir, training return after one step, mean of iterations {scale['iterations']} (zoo settings): "
+        f"`policy.action_scale` 0.1 (the default) {scale['scale_0.1']:.1f}, 1.0 {scale['scale_1.0']:.1f}.", "",
+        f"Commands: `{vel['maml_trpo_command']}`; `{vel['alpha_maml_command']}`; `{scale['scale_1_command']}` "
+        f"(stopped at its iteration-{SCALE_ITERATIONS} checkpoint); the AntDir run at 0.1: this script. Made by "
+        "`python benchmarks/ant_checks.py`.",
+    ])
+
+
 def main() -> None:
-    trpo_vel, _ = build_zoo.train_entry("ant_vel")
+    trpo_vel = RESULTS / "zoo_runs" / "ant_vel"
+    train_to(trpo_vel, "ant_vel", TRPO_VEL_SETS, 150)
     alpha_vel = RESULTS / "ant_runs" / "ant_vel-alpha-s0"
-    alpha_sets = ["train.iterations=150", "train.meta_batch=20", "sampler.episodes=10", "train.checkpoint_every=25"]
+    alpha_sets = ["train.iterations=150", "train.meta_batch=20", "sampler.episodes=10", "train.checkpoint_every=25",
+                  "env.model=v5"]
     train_to(alpha_vel, "ant_vel_alpha", alpha_sets, 150)
 
-    # gymnasium's Ant-v5 (configs/ant_dir.yaml's model), with the settings of the zoo's former v5 AntDir entry
+    # gymnasium's Ant-v5, with the settings of the zoo's former v5 AntDir entry
     dir_sets = ["train.iterations=350", "train.meta_batch=20", "sampler.episodes=10", "trpo.max_kl=0.02",
-                "trpo.subsample=0.1", "train.checkpoint_every=25"]
+                "trpo.subsample=0.1", "train.checkpoint_every=25", "env.model=v5"]
     trpo_dir = RESULTS / "ant_runs" / "ant_dir-s0"
     train_to(trpo_dir, "ant_dir", dir_sets, SCALE_ITERATIONS)
     scale_sets = [*(s for s in dir_sets if not s.startswith(("train.iterations=", "train.checkpoint_every="))),
@@ -72,6 +97,8 @@ def main() -> None:
 
     result: dict[str, Any] = {
         "ant_vel": {"maml_trpo": held_out(trpo_vel), "alpha_maml": held_out(alpha_vel),
+                    "maml_trpo_command": "rl-alphamaml train configs/ant_vel.yaml "
+                                         + " ".join(f"--set {s}" for s in TRPO_VEL_SETS),
                     "alpha_maml_command": "rl-alphamaml train configs/ant_vel_alpha.yaml "
                                           + " ".join(f"--set {s}" for s in alpha_sets)},
         "ant_dir_action_scale": {"iterations": f"{SCALE_ITERATIONS - WINDOW + 1}-{SCALE_ITERATIONS}",
@@ -80,24 +107,7 @@ def main() -> None:
                                  "scale_1_command": "rl-alphamaml train configs/ant_dir.yaml "
                                                     + " ".join(f"--set {s}" for s in scale_sets)},
     }
-    vel, scale = result["ant_vel"], result["ant_dir_action_scale"]
-
-    def row(label: str, rows: list[dict[str, float]]) -> str:
-        return f"| {label} | " + " | ".join(f"{r['mean']:.1f} ± {r['ci95']:.1f}" for r in rows) + " |"
-
-    text = "\n".join([
-        "# Ant checks", "",
-        "AntVel, 150 iterations × 20 tasks × 10 episodes (12 M environment steps), 40 held-out tasks ± 95 % CI:", "",
-        "| method | after 0 steps | after 1 step | after 2 steps | after 3 steps |", "|---|---|---|---|---|",
-        row("MAML-TRPO (`zoo/ant_vel`)", vel["maml_trpo"]), row("Alpha MAML (`configs/ant_vel_alpha.yaml`)",
-                                                                 vel["alpha_maml"]), "",
-        f"AntDir, training return after one step, mean of iterations {scale['iterations']} (zoo settings): "
-        f"`policy.action_scale` 0.1 (the default) {scale['scale_0.1']:.1f}, 1.0 {scale['scale_1.0']:.1f}.", "",
-        f"Commands: `{vel['alpha_maml_command']}`; `{scale['scale_1_command']}` (stopped at its "
-        f"iteration-{SCALE_ITERATIONS} checkpoint); "
-        "the MAML-TRPO runs: `python benchmarks/build_zoo.py ant_vel` and this script. Made by "
-        "`python benchmarks/ant_checks.py`.",
-    ])
+    text = markdown(result)
     (RESULTS / "ant_checks.md").write_text(text + "\n")
     (RESULTS / "ant_checks.json").write_text(json.dumps(result, indent=2) + "\n")
     print(text)
