@@ -91,7 +91,7 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "promp": ("ProMP (the authors' settings)", "_promp", ()),
     "alpha_promp": ("Alpha-ProMP", "_alpha_promp", ()),
 }
-DEFAULT_SEEDS = {"navigation2d": [0, 1, 2], "halfcheetah_dir": [0, 1], "halfcheetah_vel": [0, 1]}
+DEFAULT_SEEDS = {"navigation2d": [0, 1, 2], "halfcheetah_dir": [0, 1, 2], "halfcheetah_vel": [0, 1, 2]}
 EVALUATE = ["--tasks", "40", "--steps", "1"]
 
 
