@@ -153,7 +153,7 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 #: AntVel with the zoo's budget: 150 iterations of at most 80,000 steps, 12 M (a tenth of the paper's 120 M)
 ANT_VEL_ITERATIONS = 150
-#: ``ant_vel_trpo_paper_batch``: the trust-region AntVel run continued from its checkpoint nearest half the budget
+#: ``ant_vel_trpo_paper_batch``: the trust-region AntVel run continued from its checkpoint at about half the budget
 #: with the paper's 20 episodes per task (its AntVel batch, and its test protocol's), to the same 12 M steps
 VEL_BATCH_FROM, VEL_BATCH_EPISODES = 70, 20
 #: the paper's protocols (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``, ``test_maml_ant.py``): 40 goals,
