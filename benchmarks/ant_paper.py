@@ -382,6 +382,18 @@ def continued(source: str, at: int, changes: list[str], iterations: int, evaluat
     return {**report(folder, how, evaluate), "from": at, "source": source, "changes": changes, "own_seconds": own}
 
 
+def trust_region_continued(config: str, scale: str, iterations: int, at: int, episodes: int, paper: dict[str, Any],
+                           evaluate: list[str]) -> dict[str, Any]:
+    """The ``config`` family's run with the paper's trust region (the ``trpo_paper`` variant, trained or reused to
+    ``iterations``) continued from its checkpoint ``at`` with ``episodes`` per task, to :data:`BUDGET` of the
+    ``paper`` row's steps (:func:`continued`)."""
+    tag, _, extra = VARIANTS["trpo_paper"]
+    source = f"{config}-maml2017-{tag}-scale{scale}"
+    train_to(run_dir(source), config, paper_model_sets(scale, iterations, *extra), iterations)
+    return continued(source, at, [f"sampler.episodes={episodes}"],
+                     budget_iterations(run_dir(source), at, episodes, paper), evaluate)
+
+
 def ppo_oracle(previous: dict[str, Any] | None, save: Callable[[dict[str, Any]], None],
                steps: int = PPO_ORACLE_STEPS) -> dict[str, Any]:
     """PPO from scratch on each AntDir direction of the paper's model (``configs/ant_dir.yaml`` with
@@ -645,12 +657,8 @@ def main() -> None:
             sets = paper_model_sets(scale, PEAK_ITERATIONS, *extra)
             result[stage] = trained(f"ant_dir-maml2017-{tag}-scale{scale}", sets, PEAK_ITERATIONS, EVALUATE)
     if "trpo_paper_batch" in args.stages:
-        tag, _, extra = VARIANTS["trpo_paper"]
-        trpo_paper = f"ant_dir-maml2017-{tag}-scale{scale}"
-        train_to(run_dir(trpo_paper), "ant_dir", paper_model_sets(scale, PEAK_ITERATIONS, *extra), PEAK_ITERATIONS)
-        result["trpo_paper_batch"] = continued(
-            trpo_paper, PEAK_ITERATIONS, [f"sampler.episodes={BATCH_EPISODES}"],
-            budget_iterations(run_dir(trpo_paper), PEAK_ITERATIONS, BATCH_EPISODES), EVALUATE)
+        result["trpo_paper_batch"] = trust_region_continued("ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS,
+                                                            BATCH_EPISODES, PAPER, EVALUATE)
     if "ant_vel" in args.stages:
         result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", paper_model_sets(scale, ANT_VEL_ITERATIONS),
                                     ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
@@ -662,12 +670,9 @@ def main() -> None:
                                                paper_model_sets(scale, ANT_VEL_ITERATIONS, *extra),
                                                ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
     if "ant_vel_trpo_paper_batch" in args.stages:
-        tag, _, extra = VARIANTS["trpo_paper"]
-        trust = f"ant_vel-maml2017-{tag}-scale{scale}"
-        train_to(run_dir(trust), "ant_vel", paper_model_sets(scale, ANT_VEL_ITERATIONS, *extra), ANT_VEL_ITERATIONS)
-        result["ant_vel_trpo_paper_batch"] = continued(
-            trust, VEL_BATCH_FROM, [f"sampler.episodes={VEL_BATCH_EPISODES}"],
-            budget_iterations(run_dir(trust), VEL_BATCH_FROM, VEL_BATCH_EPISODES, PAPER_VEL), EVALUATE_VEL)
+        result["ant_vel_trpo_paper_batch"] = trust_region_continued("ant_vel", scale, ANT_VEL_ITERATIONS,
+                                                                    VEL_BATCH_FROM, VEL_BATCH_EPISODES, PAPER_VEL,
+                                                                    EVALUATE_VEL)
     if "oracle_trpo_paper" in args.stages:
         for key, config, evaluation in (("oracle_trpo_paper", "ant_dir", EVALUATE),
                                         ("ant_vel_oracle_trpo_paper", "ant_vel", EVALUATE_VEL)):
