@@ -37,7 +37,7 @@ from typing import Any
 
 from rl_alphamaml.logging import read_metrics
 
-from cli_runs import ROOT, evaluate_once, train_to
+from cli_runs import ROOT, evaluate_once, train_command, train_to
 
 RESULTS = ROOT / "benchmarks" / "results"
 SCALE_ITERATIONS, WINDOW = 50, 10
@@ -97,15 +97,12 @@ def main() -> None:
 
     result: dict[str, Any] = {
         "ant_vel": {"maml_trpo": held_out(trpo_vel), "alpha_maml": held_out(alpha_vel),
-                    "maml_trpo_command": "rl-alphamaml train configs/ant_vel.yaml "
-                                         + " ".join(f"--set {s}" for s in TRPO_VEL_SETS),
-                    "alpha_maml_command": "rl-alphamaml train configs/ant_vel_alpha.yaml "
-                                          + " ".join(f"--set {s}" for s in alpha_sets)},
+                    "maml_trpo_command": train_command("ant_vel", TRPO_VEL_SETS),
+                    "alpha_maml_command": train_command("ant_vel_alpha", alpha_sets)},
         "ant_dir_action_scale": {"iterations": f"{SCALE_ITERATIONS - WINDOW + 1}-{SCALE_ITERATIONS}",
                                  "scale_0.1": training_return(trpo_dir, SCALE_ITERATIONS),
                                  "scale_1.0": training_return(scale_dir, SCALE_ITERATIONS),
-                                 "scale_1_command": "rl-alphamaml train configs/ant_dir.yaml "
-                                                    + " ".join(f"--set {s}" for s in scale_sets)},
+                                 "scale_1_command": train_command("ant_dir", scale_sets)},
     }
     text = markdown(result)
     (RESULTS / "ant_checks.md").write_text(text + "\n")

@@ -98,7 +98,7 @@ from rl_alphamaml.rundir import RunDir
 
 import results_io
 import sampler
-from cli_runs import ROOT, cli, evaluate_kept, evaluate_once, last_iteration, relative, train_to
+from cli_runs import ROOT, cli, evaluate_kept, evaluate_once, last_iteration, relative, train_command, train_to
 from maml_paper import PAPER as MAML_PAPER
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -179,10 +179,6 @@ def run_dir(name: str) -> Path:
     return RUNS / name
 
 
-def command(config: str, sets: list[str]) -> str:
-    return f"rl-alphamaml train configs/{config}.yaml " + " ".join(f"--set {s}" for s in sets)
-
-
 def speed(repeats: int = 3, slots: int = 800) -> dict[str, Any]:
     best: dict[str, float] = {}
     for _ in range(repeats):
@@ -225,7 +221,7 @@ def convention(models: list[str], previous: dict[str, Any] | None) -> dict[str, 
             name = f"ant_dir-{model}-scale{scale:g}"
             train_to(run_dir(name), "ant_dir", convention_sets(model, scale), CONVENTION_ITERATIONS)
             runs[f"{model}/{scale:g}"] = curve(run_dir(name))
-            commands[f"{model}/{scale:g}"] = command("ant_dir", convention_sets(model, scale))
+            commands[f"{model}/{scale:g}"] = train_command("ant_dir", convention_sets(model, scale))
     budget = min(c["steps"][-1] for c in runs.values())
     table = {m: {f"{s:g}": at_steps(runs[f"{m}/{s:g}"], budget) for s in SCALES if f"{m}/{s:g}" in runs}
              for m in MODELS}
@@ -314,7 +310,7 @@ def trained(name: str, sets: list[str], iterations: int, evaluate: list[str], pe
             config: str = "ant_dir") -> dict[str, Any]:
     folder = run_dir(name)
     train_to(folder, config, sets, iterations)
-    return report(folder, command(config, sets), evaluate, peak)
+    return report(folder, train_command(config, sets), evaluate, peak)
 
 
 def report(folder: Path, how: str, evaluate: list[str], peak: bool = False) -> dict[str, Any]:

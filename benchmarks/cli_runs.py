@@ -56,6 +56,12 @@ def last_iteration(run_dir: Path) -> int:
     return found[-1][0] if found else 0
 
 
+def train_command(config: str, sets: list[str]) -> str:
+    """The ``rl-alphamaml train`` command of ``configs/<config>.yaml`` with the ``--set`` values ``sets``, as a
+    results file records it (no run folder)."""
+    return f"rl-alphamaml train configs/{config}.yaml " + " ".join(f"--set {s}" for s in sets)
+
+
 def train_to(run_dir: Path, config: str, sets: list[str], iterations: int) -> None:
     """Make ``run_dir`` a finished run of ``configs/<config>.yaml`` with ``--set`` values ``sets`` (which set
     ``train.iterations`` to ``iterations``): reuse it when done, resume it when interrupted or shorter (to
