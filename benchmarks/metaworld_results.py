@@ -18,7 +18,10 @@ each, and stops at the first of:
 * ``--iterations`` (a cap, for smoke runs).
 
 ``--sitting-hours`` starts no chunk after that long; rerunning the same command continues where the run folders
-stand. A finished run is scored with Meta-World's protocol [4] on the class's 50 held-out goals (``rl-alphamaml
+stand. A run finished and scored in ``<out>/metaworld.json`` whose folder is not on this machine (a fresh clone) is
+kept as recorded, not trained again (:func:`recorded_runs`); one recorded unfinished starts over, with a warning.
+
+A finished run is scored with Meta-World's protocol [4] on the class's 50 held-out goals (``rl-alphamaml
 evaluate RUN --protocol metaworld --tasks 50``: 10 sampled episodes per inner step, then 3 episodes of the mean
 action that end on success): the success rate and the return after 0 and 1 steps, ± 95 % CI over goals.
 
@@ -199,6 +202,11 @@ def summary(folder: Path, name: str, extra: Sequence[str], rule: Rule, tasks: in
     return out
 
 
+def recorded_runs(path: Path) -> dict[str, dict[str, Any]]:
+    """The runs an earlier ``metaworld.json`` holds (their folders may be gone), finished or not."""
+    return json.loads(path.read_text())["runs"] if path.is_file() else {}
+
+
 def ml10_line(path: Path = ML10_COST) -> str:
     if not path.is_file():
         return f"ML10: not measured yet (`python benchmarks/metaworld_cost.py`). For a cluster: `{RAY}`."
@@ -307,15 +315,22 @@ def main() -> None:
     args = parser.parse_args()
     rule = Rule(args.hours, args.window, args.patience, args.min_delta, args.iterations)
     deadline = time.monotonic() + args.sitting_hours * 3600
-    runs_dir = args.out / "metaworld_runs"
+    runs_dir, out = args.out / "metaworld_runs", args.out / "metaworld"
+    recorded = {name: run for name, run in recorded_runs(out.with_suffix(".json")).items()
+                if "evaluation" in run and last_iteration(runs_dir / name) == 0}  # finished, folder not here
     for name in args.runs:
+        if name in recorded:
+            print(f"{name}: kept as {out.name}.json records it (its folder is not here; delete the entry to retrain)")
+            continue
+        if last_iteration(runs_dir / name) == 0 and name in recorded_runs(out.with_suffix(".json")):
+            print(f"warning: {name} is recorded unfinished but its folder is not here: it starts over")
         train(runs_dir / name, name, args.sets, rule, deadline)
-    runs = {name: summary(runs_dir / name, name, args.sets, rule, args.eval_tasks)
-            for name in RUNS if last_iteration(runs_dir / name) > 0}
+    runs = {name: recorded[name] if name in recorded else summary(runs_dir / name, name, args.sets, rule,
+                                                                   args.eval_tasks)
+            for name in RUNS if name in recorded or last_iteration(runs_dir / name) > 0}
     result = {"machine": f"this project's {platform.machine()} VM, {len(os.sched_getaffinity(0))} CPUs",
               "rule": dataclasses.asdict(rule), "extra_sets": args.sets, "eval_tasks": args.eval_tasks, "runs": runs,
               "published": PUBLISHED, "ml10": ml10_line()}
-    out = args.out / "metaworld"
     results_io.write_text(out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
     results_io.write_text(out.with_suffix(".md"), markdown(result))
     plot(result, out.with_suffix(".png"))

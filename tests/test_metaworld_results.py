@@ -1,10 +1,12 @@
 """The Meta-World results script's bookkeeping (``benchmarks/metaworld_results.py``): when a run has plateaued, that
 its budget accumulates across sittings from the kept records only, how far each chunk trains, and what its tables
-say. The last two tests need metaworld (skipped without it): the runs' configs, and a tiny study end to end."""
+say. The last two tests need metaworld (skipped without it): the runs' configs, and a tiny study end to end (and
+again on a "fresh clone": its results file without its run folders)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +153,9 @@ def test_a_tiny_study_writes_its_three_files_and_a_rerun_trains_nothing(tmp_path
     assert (tmp_path / "metaworld.png").read_bytes()[:4] == b"\x89PNG"
     again = subprocess.run(script, capture_output=True, text=True, timeout=600, check=False)
     assert again.returncode == 0 and "rl-alphamaml train" not in again.stdout and "evaluate" not in again.stdout
+    # a fresh clone has the results file but not the run folders: the finished run is kept, not trained again
+    shutil.rmtree(tmp_path / "metaworld_runs")
+    fresh = subprocess.run(script, capture_output=True, text=True, timeout=600, check=False)
+    assert fresh.returncode == 0 and "rl-alphamaml train" not in fresh.stdout, fresh.stdout + fresh.stderr
+    assert "reach_alpha: kept as metaworld.json records it" in fresh.stdout
+    assert json.loads((tmp_path / "metaworld.json").read_text())["runs"]["reach_alpha"] == run
