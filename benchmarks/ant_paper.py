@@ -43,6 +43,12 @@ Stages (``--stages``, default all, run in this order):
   settings), same budget and evaluation: does what helped AntDir help AntVel?
 * ``ant_vel_trpo_paper_batch`` — that run continued from iteration :data:`VEL_BATCH_FROM` (half its budget) with the
   paper's 20 episodes per task, to the same 12 M steps, as ``trpo_paper_batch`` continues AntDir's.
+* ``ant_goal_trpo_paper`` — AntGoal (not in the paper) trained the same way on the paper's model: the paper's trust
+  region, 20 tasks × 10 episodes, to :data:`ANT_GOAL_ITERATIONS` (24 M steps, the budget of the former Ant-v5
+  ``zoo/ant_goal``), evaluated as AntVel (40 goals, 20 episodes per adaptation step) at the newest and the peak
+  checkpoint.
+* ``ant_goal_oracle`` — AntGoal's ceiling: its oracle trained with the paper's recipe (as ``oracle_trpo_paper``, for
+  AntVel's 550 iterations, 11 M steps), evaluated on the same 40 goals without adaptation.
 * ``oracle_trpo_paper`` — the AntDir and AntVel oracles trained as the paper's code trained its own
   (:data:`PAPER_ORACLE_SETS`: TRPO at max-KL 0.01 with full curvature, 100 episodes per iteration, to the
   paper's oracle checkpoints, 39.5 M and 11 M steps), the winning convention only: is the oracle above (max-KL
@@ -112,7 +118,7 @@ MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
 STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "trpo_paper",
           "wide", "alpha_maml", "trpo_paper_batch", "ant_vel", "ant_vel_trpo_paper", "ant_vel_trpo_paper_batch",
-          "oracle_trpo_paper", "ppo_oracle")
+          "ant_goal_trpo_paper", "ant_goal_oracle", "oracle_trpo_paper", "ppo_oracle")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -156,10 +162,14 @@ ANT_VEL_ITERATIONS = 150
 #: ``ant_vel_trpo_paper_batch``: the trust-region AntVel run continued from its checkpoint at about half the budget
 #: with the paper's 20 episodes per task (its AntVel batch, and its test protocol's), to the same 12 M steps
 VEL_BATCH_FROM, VEL_BATCH_EPISODES = 70, 20
+#: ``ant_goal_trpo_paper``: 300 iterations of at most 80,000 steps, 24 M — the budget of the Ant-v5 ``zoo/ant_goal``
+#: (``build_zoo.py``) it replaces; the paper has no AntGoal, so no paper budget applies
+ANT_GOAL_ITERATIONS = 300
 #: the paper's protocols (cbfinn/maml_rl ``maml_examples/test_maml_ant_direc.py``, ``test_maml_ant.py``): 40 goals,
 #: 40 (AntDir) and 20 (AntVel: 4,000 steps) episodes per adaptation step
 EVALUATE = ["--tasks", "40", "--steps", "3", "--episodes", "40"]
 EVALUATE_VEL = ["--tasks", "40", "--steps", "3", "--episodes", "20"]
+EVALUATE_GOAL = EVALUATE_VEL  # AntGoal is not in the paper: AntVel's protocol, the batch it trains on
 #: MAML paper, Fig. 5: returns after 0-3 steps, the oracle, the budget (``maml_paper.py``)
 PAPER = MAML_PAPER["ant_dir"]
 PAPER_VEL = MAML_PAPER["ant_vel"]
@@ -264,12 +274,13 @@ def oracle_sets(scale: str, *extra: str, iterations: int = ORACLE_ITERATIONS) ->
 #: 39.5 M and 11 M environment steps): 20 tasks × 5 episodes, full curvature, told its task
 PAPER_ORACLE_SETS = ("train.meta_batch=20", "sampler.episodes=5", "trpo.max_kl=0.01", "trpo.subsample=1",
                      "train.checkpoint_every=25")
-PAPER_ORACLE_ITERATIONS = {"ant_dir": 1975, "ant_vel": 550}
+PAPER_ORACLE_ITERATIONS = {"ant_dir": 1975, "ant_vel": 550, "ant_goal": 550}  # AntGoal (no paper oracle): AntVel's
 #: each family's oracles (result key, how it was trained); the family's ceiling is the best of those run
 ORACLES = {"ant_dir": [("oracle", "max-KL 0.02 for 12 M steps"),
                        ("oracle_trpo_paper", "the paper's recipe, 1975 iterations")],
            "ant_vel": [("ant_vel_oracle", "max-KL 0.02 for 12 M steps"),
-                       ("ant_vel_oracle_trpo_paper", "the paper's recipe, 550 iterations")]}
+                       ("ant_vel_oracle_trpo_paper", "the paper's recipe, 550 iterations")],
+           "ant_goal": [("ant_goal_oracle", "the paper's recipe, 550 iterations")]}
 
 
 def ceiling(result: dict[str, Any], family: str) -> tuple[float, str] | None:
@@ -464,11 +475,15 @@ def markdown(result: dict[str, Any]) -> str:
         b = result["ant_vel_trpo_paper_batch"]
         stages.append((f"AntVel with the paper's trust region, continued from iteration {b['from']} with "
                        f"{VEL_BATCH_EPISODES} episodes per task", b))
+    stages.append((f"AntGoal on the paper's model with {VARIANTS['trpo_paper'][1]} (not in the paper)",
+                   result.get("ant_goal_trpo_paper")))
     stages.append(("The AntVel oracle on the paper's model (told its task, no adaptation)",
                    result.get("ant_vel_oracle")))
-    stages += [(f"The {family} oracle as the paper's code trained it (TRPO, max-KL 0.01, 100 episodes per "
+    stages += [(f"The {family} oracle as the paper's code trained {whose} (TRPO, max-KL 0.01, 100 episodes per "
                 f"iteration, told its task)", result.get(key))
-               for family, key in (("AntDir", "oracle_trpo_paper"), ("AntVel", "ant_vel_oracle_trpo_paper"))]
+               for family, key, whose in (("AntDir", "oracle_trpo_paper", "its own"),
+                                          ("AntVel", "ant_vel_oracle_trpo_paper", "its own"),
+                                          ("AntGoal", "ant_goal_oracle", "its AntVel oracle"))]
     for title, stage in stages:
         if not stage:
             lines += [f"## {title}", "", "Not run yet.", ""]
@@ -539,6 +554,12 @@ def markdown(result: dict[str, Any]) -> str:
                      f"({batch:.1f} / {top:.1f})")
         lines += [f"{text}; the paper's reaches {100 * paper / PAPER_VEL['oracle']:.0f} % "
                   f"({paper:g} / {PAPER_VEL['oracle']:g}).", ""]
+    goal_ceiling = ceiling(result, "ant_goal")
+    if result.get("ant_goal_trpo_paper") and goal_ceiling:
+        top, how = goal_ceiling
+        ours = result["ant_goal_trpo_paper"]["adaptation"][1]["mean"]
+        lines += [f"AntGoal: one adaptation step reaches {100 * ours / top:.0f} % of this simulator's oracle "
+                  f"({ours:.1f} / {top:.1f}; the oracle trained with {how}); the paper has no AntGoal.", ""]
     dir_ceiling = ceiling(result, "ant_dir")
     if result.get("ant_dir") and dir_ceiling:
         top, how = dir_ceiling
@@ -567,7 +588,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(17, 6.8))
+    fig, axes = plt.subplots(1, 4, figsize=(22, 6.8))
     for ax in axes:  # more curves than the default cycle has colours
         ax.set_prop_cycle(color=plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2])
     conv = result.get("convention", {})
@@ -593,14 +614,20 @@ def plot(result: dict[str, Any], path: Path) -> None:
                                                "post_adapt"),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt"),
                                               ("oracle, the paper's recipe",
-                                               result.get("ant_vel_oracle_trpo_paper"), "pre_adapt")])]
+                                               result.get("ant_vel_oracle_trpo_paper"), "pre_adapt")]),
+              (axes[3], "AntGoal", None, [("the paper's trust region, after one step",
+                                           result.get("ant_goal_trpo_paper"), "post_adapt"),
+                                          ("the paper's trust region, before adaptation",
+                                           result.get("ant_goal_trpo_paper"), "pre_adapt"),
+                                          ("oracle, the paper's recipe", result.get("ant_goal_oracle"), "pre_adapt")])]
     for ax, family, paper, runs in panels:
         for label, stage, key in runs:
             if stage:  # a continued run from where it leaves the run it continues
                 start = stage.get("from", 0)
                 ax.plot(np.array(stage["curve"]["steps"][start:]) / 1e6, stage["curve"][key][start:], label=label)
-        ax.axhline(paper["maml"][1], color="grey", linestyle="--", label="paper, after one step")
-        ax.axhline(paper["oracle"], color="grey", linestyle=":", label="paper's oracle")
+        if paper:  # the paper has no AntGoal
+            ax.axhline(paper["maml"][1], color="grey", linestyle="--", label="paper, after one step")
+            ax.axhline(paper["oracle"], color="grey", linestyle=":", label="paper's oracle")
         ax.set(title=f"{family} on the paper's model (training returns)", xlabel="environment steps (M)")
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
@@ -669,6 +696,16 @@ def main() -> None:
         result["ant_vel_trpo_paper_batch"] = trust_region_continued("ant_vel", scale, ANT_VEL_ITERATIONS,
                                                                     VEL_BATCH_FROM, VEL_BATCH_EPISODES, PAPER_VEL,
                                                                     EVALUATE_VEL)
+    if "ant_goal_trpo_paper" in args.stages:
+        tag, _, extra = VARIANTS["trpo_paper"]
+        result["ant_goal_trpo_paper"] = trained(f"ant_goal-maml2017-{tag}-scale{scale}",
+                                                paper_model_sets(scale, ANT_GOAL_ITERATIONS, *extra),
+                                                ANT_GOAL_ITERATIONS, EVALUATE_GOAL, peak=True, config="ant_goal")
+    if "ant_goal_oracle" in args.stages:
+        iterations = PAPER_ORACLE_ITERATIONS["ant_goal"]
+        result["ant_goal_oracle"] = trained(f"ant_goal-maml2017-oracle-paper-scale{scale}",
+                                            oracle_sets(scale, *PAPER_ORACLE_SETS, iterations=iterations), iterations,
+                                            no_adaptation(EVALUATE_GOAL), config="ant_goal")
     if "oracle_trpo_paper" in args.stages:
         for key, config, evaluation in (("oracle_trpo_paper", "ant_dir", EVALUATE),
                                         ("ant_vel_oracle_trpo_paper", "ant_vel", EVALUATE_VEL)):
