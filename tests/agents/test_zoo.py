@@ -16,7 +16,7 @@ from rl_alphamaml.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOO = ROOT / "zoo"
-ENTRIES = ("halfcheetah_dir", "halfcheetah_vel", "navigation2d", "ant_dir", "ant_vel")
+ENTRIES = ("halfcheetah_dir", "halfcheetah_vel", "navigation2d", "ant_dir", "ant_vel", "ant_goal")
 
 
 @pytest.mark.parametrize("name", ENTRIES)
