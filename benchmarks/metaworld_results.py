@@ -316,13 +316,14 @@ def main() -> None:
     rule = Rule(args.hours, args.window, args.patience, args.min_delta, args.iterations)
     deadline = time.monotonic() + args.sitting_hours * 3600
     runs_dir, out = args.out / "metaworld_runs", args.out / "metaworld"
-    recorded = {name: run for name, run in recorded_runs(out.with_suffix(".json")).items()
-                if "evaluation" in run and last_iteration(runs_dir / name) == 0}  # finished, folder not here
+    previous = {name: run for name, run in recorded_runs(out.with_suffix(".json")).items()
+                if last_iteration(runs_dir / name) == 0}  # recorded, folder not here
+    recorded = {name: run for name, run in previous.items() if "evaluation" in run}  # and finished
     for name in args.runs:
         if name in recorded:
             print(f"{name}: kept as {out.name}.json records it (its folder is not here; delete the entry to retrain)")
             continue
-        if last_iteration(runs_dir / name) == 0 and name in recorded_runs(out.with_suffix(".json")):
+        if name in previous:
             print(f"warning: {name} is recorded unfinished but its folder is not here: it starts over")
         train(runs_dir / name, name, args.sets, rule, deadline)
     runs = {name: recorded[name] if name in recorded else summary(runs_dir / name, name, args.sets, rule,
