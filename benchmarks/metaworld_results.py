@@ -19,7 +19,8 @@ each, and stops at the first of:
 
 ``--sitting-hours`` starts no chunk after that long; rerunning the same command continues where the run folders
 stand. A run finished and scored in ``<out>/metaworld.json`` whose folder is not on this machine (a fresh clone) is
-kept as recorded, not trained again (:func:`recorded_runs`); one recorded unfinished starts over, with a warning.
+kept as recorded, not trained again (:func:`recorded_runs`); one recorded unfinished stays in the results as recorded
+until it is trained again, and then starts over, with a warning.
 
 A finished run is scored with Meta-World's protocol [4] on the class's 50 held-out goals (``rl-alphamaml
 evaluate RUN --protocol metaworld --tasks 50``: 10 sampled episodes per inner step, then 3 episodes of the mean
@@ -326,9 +327,9 @@ def main() -> None:
         if name in previous:
             print(f"warning: {name} is recorded unfinished but its folder is not here: it starts over")
         train(runs_dir / name, name, args.sets, rule, deadline)
-    runs = {name: recorded[name] if name in recorded else summary(runs_dir / name, name, args.sets, rule,
-                                                                   args.eval_tasks)
-            for name in RUNS if name in recorded or last_iteration(runs_dir / name) > 0}
+    runs = {name: previous[name] if name in previous and last_iteration(runs_dir / name) == 0
+            else summary(runs_dir / name, name, args.sets, rule, args.eval_tasks)
+            for name in RUNS if name in previous or last_iteration(runs_dir / name) > 0}
     result = {"machine": f"this project's {platform.machine()} VM, {len(os.sched_getaffinity(0))} CPUs",
               "rule": dataclasses.asdict(rule), "extra_sets": args.sets, "eval_tasks": args.eval_tasks, "runs": runs,
               "published": PUBLISHED, "ml10": ml10_line()}

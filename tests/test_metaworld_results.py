@@ -159,3 +159,11 @@ def test_a_tiny_study_writes_its_three_files_and_a_rerun_trains_nothing(tmp_path
     assert fresh.returncode == 0 and "rl-alphamaml train" not in fresh.stdout, fresh.stdout + fresh.stderr
     assert "reach_alpha: kept as metaworld.json records it" in fresh.stdout
     assert json.loads((tmp_path / "metaworld.json").read_text())["runs"]["reach_alpha"] == run
+    # a recorded unfinished run without its folder stays in the results, as recorded, while no sitting trains it
+    result["runs"]["reach_alpha"] = unfinished = {**run, "status": "training"}
+    del unfinished["evaluation"]
+    (tmp_path / "metaworld.json").write_text(json.dumps(result))
+    rerun = subprocess.run([*script[:2], "--runs", "--out", str(tmp_path)], capture_output=True, text=True,
+                           timeout=600, check=False)
+    assert rerun.returncode == 0 and "rl-alphamaml train" not in rerun.stdout, rerun.stdout + rerun.stderr
+    assert json.loads((tmp_path / "metaworld.json").read_text())["runs"]["reach_alpha"] == unfinished
