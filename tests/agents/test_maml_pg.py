@@ -297,20 +297,22 @@ def run_navigation(tmp_path: Path, name: str, overrides: list[str]) -> list[dict
 
 
 def test_a_too_large_beta_is_cut_before_the_policy_collapses(tmp_path: Path) -> None:
-    """β₀ = 0.1 on Navigation2D: without the repair the post-adaptation return collapses within 12 iterations
-    (measured: about −37 at iteration 4, −712 at 9, −517 at 12); with it the first steps fail the sufficient-decrease
-    check, β is cut and the return keeps improving (about −18 at 12)."""
-    large = ["outer.lr=0.1", "outer.lr_max=1"]
+    """β₀ = 1 on Navigation2D: without the repair the post-adaptation return collapses within 12 iterations; with it
+    the first steps fail the sufficient-decrease check, β is cut and the return keeps improving. Measured over the
+    last 3 of 12 iterations, seeds 0, 1, 2: −670, −714, −605 without the repair (β stays near 1), −18.0, −16.5, −18.1
+    with it (7 cuts, β ends near 0.008). At β₀ = 0.1 the collapse within 12 iterations depends on the seed and the
+    machine's floating-point rounding (seed 0: −517 on one machine, −45 on another), so the test does not use it."""
+    large = ["outer.lr=1", "outer.lr_max=10"]
     unrepaired = run_navigation(tmp_path, "unrepaired", [*large, "beta_repair.enabled=false"])
     repaired = run_navigation(tmp_path, "repaired", large)
 
     def final(records: list[dict]) -> float:
         return float(np.mean([r["returns/post_adapt"] for r in records[-3:]]))
 
-    assert final(unrepaired) < -300 and unrepaired[-1]["meta/beta"] > 0.09
+    assert final(unrepaired) < -300 and unrepaired[-1]["meta/beta"] > 0.5
     assert "meta/beta_cuts" not in unrepaired[-1]
     assert final(repaired) > -40
-    assert sum(r["meta/beta_cuts"] for r in repaired) >= 2 and repaired[-1]["meta/beta"] < 0.1 / 4
+    assert sum(r["meta/beta_cuts"] for r in repaired) >= 2 and repaired[-1]["meta/beta"] < 1 / 16
     first_cut = next(r for r in repaired if r["meta/beta_cuts"])
     assert first_cut["beta_repair/improvement"] < 0.1 * first_cut["beta_repair/expected_improvement"]
 

@@ -121,17 +121,30 @@ def test_worker_that_keeps_dying_fails_the_phase(reference: tuple) -> None:
         sampler.close()
 
 
+def assert_same_up_to_rounding(a: Episodes, b: Episodes) -> None:
+    """The same episodes up to float rounding: a batched matmul's result can depend on where each task's matrix
+    starts in memory (measured on an AVX-512 CPU, torch 2.13: ``bmm`` of a 5-task batch against each task's slice
+    copied alone differs by 1e-6 at an inner size of 17, HalfCheetah's observation, and not at 16), and 25
+    simulator steps amplify that to about 1e-3. Episodes sampled with other noise or another task differ by
+    orders of magnitude more."""
+    for name in ("obs", "actions", "rewards", "mask"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.shape == y.shape, name
+        torch.testing.assert_close(x, y, rtol=0.0, atol=1e-2, msg=lambda m, name=name: f"{name}: {m}")
+
+
 def test_slots_in_passes_give_the_same_episodes_locally_and_on_ray(reference: tuple) -> None:
     """``sampler.max_slots``: 5 tasks × 2 episodes with at most 4 slots at once run one task per pass (the largest
-    divisor of 5 that fits), locally and in each Ray worker, and give the episodes of one pass."""
+    divisor of 5 that fits), locally and in each Ray worker, and give the episodes of one pass (up to rounding:
+    a pass computes each task's actions in a batch of another size)."""
     tasks, params, policy, per_task, _ = reference
     local = Sampler(ENV, TASKS, EPISODES, threads=1, horizon=HORIZON, max_slots=4)
     assert local.pass_tasks == 1 and local.env.n_slots == EPISODES
-    assert_same(local.sample(policy, params, tasks, (0, 1, 0)), per_task)
+    assert_same_up_to_rounding(local.sample(policy, params, tasks, (0, 1, 0)), per_task)
     local.close()
     sampler = RaySampler(ENV, TASKS, EPISODES, horizon=HORIZON, workers=2, max_slots=4)
     try:
-        assert_same(sampler.sample(policy, params, tasks, (0, 1, 0)), per_task)
+        assert_same_up_to_rounding(sampler.sample(policy, params, tasks, (0, 1, 0)), per_task)
     finally:
         sampler.close()
 
