@@ -389,14 +389,29 @@ def continued(source: str, at: int, changes: list[str], iterations: int, evaluat
     return {**report(folder, how, evaluate), "from": at, "source": source, "changes": changes, "own_seconds": own}
 
 
+def trust_region(config: str, scale: str, iterations: int) -> tuple[str, list[str]]:
+    """The run folder's name and the settings of the ``config`` family's run with the paper's trust region (the
+    ``trpo_paper`` variant's settings) to ``iterations``."""
+    tag, _, extra = VARIANTS["trpo_paper"]
+    return f"{config}-maml2017-{tag}-scale{scale}", paper_model_sets(scale, iterations, *extra)
+
+
+def paper_oracle(config: str, scale: str, evaluate: list[str]) -> dict[str, Any]:
+    """The ``config`` family's oracle trained with the paper's recipe (:data:`PAPER_ORACLE_SETS`, to
+    :data:`PAPER_ORACLE_ITERATIONS`), evaluated with ``evaluate`` without adaptation."""
+    iterations = PAPER_ORACLE_ITERATIONS[config]
+    return trained(f"{config}-maml2017-oracle-paper-scale{scale}",
+                   oracle_sets(scale, *PAPER_ORACLE_SETS, iterations=iterations), iterations, no_adaptation(evaluate),
+                   config=config)
+
+
 def trust_region_continued(config: str, scale: str, iterations: int, at: int, episodes: int, paper: dict[str, Any],
                            evaluate: list[str]) -> dict[str, Any]:
-    """The ``config`` family's run with the paper's trust region (the ``trpo_paper`` variant, trained or reused to
+    """The ``config`` family's run with the paper's trust region (:func:`trust_region`, trained or reused to
     ``iterations``) continued from its checkpoint ``at`` with ``episodes`` per task, to :data:`BUDGET` of the
     ``paper`` row's steps (:func:`continued`)."""
-    tag, _, extra = VARIANTS["trpo_paper"]
-    source = f"{config}-maml2017-{tag}-scale{scale}"
-    train_to(run_dir(source), config, paper_model_sets(scale, iterations, *extra), iterations)
+    source, sets = trust_region(config, scale, iterations)
+    train_to(run_dir(source), config, sets, iterations)
     return continued(source, at, [f"sampler.episodes={episodes}"],
                      budget_iterations(run_dir(source), at, episodes, paper), evaluate)
 
@@ -688,31 +703,21 @@ def main() -> None:
         result["ant_vel_oracle"] = trained(f"ant_vel-maml2017-oracle-scale{scale}", oracle_sets(scale),
                                            ORACLE_ITERATIONS, no_adaptation(EVALUATE_VEL), config="ant_vel")
     if "ant_vel_trpo_paper" in args.stages:
-        tag, _, extra = VARIANTS["trpo_paper"]
-        result["ant_vel_trpo_paper"] = trained(f"ant_vel-maml2017-{tag}-scale{scale}",
-                                               paper_model_sets(scale, ANT_VEL_ITERATIONS, *extra),
-                                               ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
+        result["ant_vel_trpo_paper"] = trained(*trust_region("ant_vel", scale, ANT_VEL_ITERATIONS), ANT_VEL_ITERATIONS,
+                                               EVALUATE_VEL, peak=True, config="ant_vel")
     if "ant_vel_trpo_paper_batch" in args.stages:
         result["ant_vel_trpo_paper_batch"] = trust_region_continued("ant_vel", scale, ANT_VEL_ITERATIONS,
                                                                     VEL_BATCH_FROM, VEL_BATCH_EPISODES, PAPER_VEL,
                                                                     EVALUATE_VEL)
     if "ant_goal_trpo_paper" in args.stages:
-        tag, _, extra = VARIANTS["trpo_paper"]
-        result["ant_goal_trpo_paper"] = trained(f"ant_goal-maml2017-{tag}-scale{scale}",
-                                                paper_model_sets(scale, ANT_GOAL_ITERATIONS, *extra),
+        result["ant_goal_trpo_paper"] = trained(*trust_region("ant_goal", scale, ANT_GOAL_ITERATIONS),
                                                 ANT_GOAL_ITERATIONS, EVALUATE_GOAL, peak=True, config="ant_goal")
     if "ant_goal_oracle" in args.stages:
-        iterations = PAPER_ORACLE_ITERATIONS["ant_goal"]
-        result["ant_goal_oracle"] = trained(f"ant_goal-maml2017-oracle-paper-scale{scale}",
-                                            oracle_sets(scale, *PAPER_ORACLE_SETS, iterations=iterations), iterations,
-                                            no_adaptation(EVALUATE_GOAL), config="ant_goal")
+        result["ant_goal_oracle"] = paper_oracle("ant_goal", scale, EVALUATE_GOAL)
     if "oracle_trpo_paper" in args.stages:
         for key, config, evaluation in (("oracle_trpo_paper", "ant_dir", EVALUATE),
                                         ("ant_vel_oracle_trpo_paper", "ant_vel", EVALUATE_VEL)):
-            iterations = PAPER_ORACLE_ITERATIONS[config]
-            result[key] = trained(f"{config}-maml2017-oracle-paper-scale{scale}",
-                                  oracle_sets(scale, *PAPER_ORACLE_SETS, iterations=iterations), iterations,
-                                  no_adaptation(evaluation), config=config)
+            result[key] = paper_oracle(config, scale, evaluation)
             save_json(result)  # each oracle kept as soon as it is done: the next one trains for an hour
     if "ppo_oracle" in args.stages:
         result["ppo_oracle"] = ppo_oracle(result.get("ppo_oracle"),
