@@ -450,10 +450,25 @@ def episodes(stage: dict[str, Any]) -> int:
     return int(words[words.index("--episodes") + 1])
 
 
+def training_total(result: dict[str, Any]) -> tuple[int, float]:
+    """How many training runs ``result`` holds and their training seconds summed: a continued run's own seconds
+    only, ``oracle`` not again (it is one of ``oracles``), PPO's directions as runs of their own."""
+    curves = [*result.get("convention", {}).get("curves", {}).values(),
+              *(o["curve"] for o in result.get("oracles", {}).values())]
+    seconds = [c["seconds"] for c in curves]
+    seconds += [stage.get("own_seconds", stage["curve"]["seconds"]) for key, stage in result.items()
+                if key != "oracle" and isinstance(stage, dict) and "curve" in stage]
+    seconds += [t["seconds"] for t in (result.get("ppo_oracle") or {}).get("tasks", {}).values()]
+    return len(seconds), float(sum(seconds))
+
+
 def markdown(result: dict[str, Any]) -> str:
+    runs, seconds = training_total(result)
     lines = ["# Ant as the MAML paper ran it", "",
              f"Made by `python benchmarks/ant_paper.py` on {result['machine']}; runs in "
-             "`benchmarks/results/ant_paper_runs/`. Returns are summed over an episode of at most 200 steps.", ""]
+             "`benchmarks/results/ant_paper_runs/`. Returns are summed over an episode of at most 200 steps. "
+             f"{runs} training runs, {seconds / 60:.0f} min of training in all (a continued run counted from where it "
+             "leaves the run it continues).", ""]
     sp = result.get("speed")
     if sp:
         rates = sp["steps_per_second"]
