@@ -327,9 +327,9 @@ def main() -> None:
         if name in previous:
             print(f"warning: {name} is recorded unfinished but its folder is not here: it starts over")
         train(runs_dir / name, name, args.sets, rule, deadline)
-    runs = {name: previous[name] if name in previous and last_iteration(runs_dir / name) == 0
-            else summary(runs_dir / name, name, args.sets, rule, args.eval_tasks)
-            for name in RUNS if name in previous or last_iteration(runs_dir / name) > 0}
+    here = {name for name in RUNS if last_iteration(runs_dir / name) > 0}  # trained on this machine
+    runs = {name: summary(runs_dir / name, name, args.sets, rule, args.eval_tasks) if name in here else previous[name]
+            for name in RUNS if name in here or name in previous}
     result = {"machine": f"this project's {platform.machine()} VM, {len(os.sched_getaffinity(0))} CPUs",
               "rule": dataclasses.asdict(rule), "extra_sets": args.sets, "eval_tasks": args.eval_tasks, "runs": runs,
               "published": PUBLISHED, "ml10": ml10_line()}
