@@ -10,7 +10,7 @@ Every step has one interface, :meth:`OuterStep.step` ``(learner, batch) -> scala
   with it).
 * :class:`TRPOStep` (``trpo``) — MAML-TRPO ([1], §5.3): conjugate gradient with
   Hessian-vector products of the KL taken *through the inner adaptation*, a step to the max-KL boundary
-  and a backtracking line search [3].
+  and a backtracking line search [3]; with ``trpo.max_kl_mode: hd`` the radius follows its hypergradient [6].
 * :class:`ProMPStep` (``promp``) — Proximal Meta-Policy Search [4]: several Adam steps per batch on the
   clipped likelihood-ratio meta-objective [5] plus a KL penalty on the pre-update policy; with
   ``lr_mode: hd`` on α and β, Alpha-ProMP.
@@ -49,7 +49,8 @@ from agents.maml_pg import MAMLPG, MetaBatch, Phase, inner_loss, surrogate
 from agents.returns import masked_mean
 from agents.trpo import flatten_params, hessian_vector_product, set_flat_params_, trpo_step, unflatten_params
 from rl_alphamaml.config import ranged
-from rl_alphamaml.meta import Params, expand_params, inner_update, inner_update_jvp, inner_update_vjp
+from rl_alphamaml.meta import Params, expand_params, inner_update, inner_update_jvp, inner_update_vjp, make_rule
+from rl_alphamaml.meta.hypergradient import HDRule
 
 if TYPE_CHECKING:
     from agents.trainer import RLConfig
@@ -260,13 +261,40 @@ class TRPOConfig:
         "fisher", doc="curvature products: J^T F J (fast, exact at theta_old) or third-order autograd")
     subsample: float = ranged(1.0, min=0.0, max=1.0, min_exclusive=True,
                               doc="fraction of each task's episodes the curvature products use")
+    max_kl_mode: Literal["fixed", "hd"] = ranged(
+        "fixed", doc="the trust region's radius fixed, or adapted by its hypergradient from max_kl")
+    hd_rule: HDRule = ranged("log_adam", doc="the radius's hypergradient rule (max_kl_mode hd)")
+    hyper_lr: float | None = ranged(None, min=0.0, doc="hyper-rate of the radius's rule; null: the rule's default")
+    max_kl_min: float = ranged(1e-4, min=0.0, min_exclusive=True, doc="lower bound of the adapted radius")
+    max_kl_max: float = ranged(1.0, min=0.0, min_exclusive=True, doc="upper bound of the adapted radius")
+
+    def validate(self) -> None:
+        """An adapted radius starts within its bounds."""
+        if self.max_kl_mode == "hd" and not self.max_kl_min <= self.max_kl <= self.max_kl_max:
+            raise ValueError(f"max_kl: {self.max_kl} is outside [max_kl_min, max_kl_max] = "
+                             f"[{self.max_kl_min}, {self.max_kl_max}]")
 
 
 class TRPOStep(OuterStep):
-    """MAML-TRPO on θ (in place) [1, 3]; α follows its hypergradient from the same meta-gradient."""
+    """MAML-TRPO on θ (in place) [1, 3]; α follows its hypergradient from the same meta-gradient, and with
+    ``max_kl_mode: hd`` so does the trust region's radius δ.
+
+    The radius plays β's part: a step of TRPO goes to the boundary of the trust region, s ∝ √δ along the natural
+    gradient (then the line search may shorten it), so θ_t = θ_{t−1} + s_{t−1} has ∂θ_t/∂δ = s_{t−1}/(2δ), and the
+    hypergradient of the post-adaptation surrogate L at θ_t with respect to the radius that made the previous step is
+    ``h_t = ⟨∇L(θ_t), s_{t−1}⟩ / (2δ)`` — hypergradient descent's [6] product of consecutive gradient and step,
+    with TRPO's step. δ moves by the rule ``hd_rule`` before the step is taken, as β does in Alpha MAML [2]; a
+    step the line search rejects leaves no hypergradient for the next one. The line search still checks every step
+    on its own batch, so a radius grown too large is shortened there until the next hypergradients bring it down.
+    """
 
     def __init__(self, config: TRPOConfig) -> None:
         self.config = config
+        #: the radius of the next step: ``max_kl``, or where its hypergradient has moved it
+        self.max_kl = config.max_kl
+        self.rule = (make_rule(config.hd_rule, config.hyper_lr, config.max_kl_min, config.max_kl_max)
+                     if config.max_kl_mode == "hd" else None)
+        self.last_step: Tensor | None = None  # s_{t−1}, the step last taken (only with an adapted radius)
 
     @classmethod
     def core_optimizer(cls, name: str) -> CoreOptimizer | None:
@@ -295,17 +323,23 @@ class TRPOStep(OuterStep):
         def loss_and_kl(flat: Tensor) -> tuple[Tensor, Tensor]:
             return adapted_loss_and_kl(learner, batch, unflatten_params(flat, theta))
 
+        gradient = flatten_params(grads.theta)
+        radius = self.update_radius(gradient) if self.rule is not None else {}
         make_hvp = kl_hvp if cfg.hvp == "fisher" else kl_hvp_direct
         hvp = make_hvp(learner, theta, batch.subsample(cfg.subsample), cfg.cg_damping)
+        old_flat = flatten_params(theta).detach()
         new_flat, result = trpo_step(
-            flatten_params(grads.theta), hvp, loss_and_kl, flatten_params(theta).detach(), cfg.max_kl,
+            gradient, hvp, loss_and_kl, old_flat, self.max_kl,
             cg_iters=cfg.cg_iters, max_backtracks=cfg.ls_max_steps, ratio=cfg.ls_backtrack_ratio,
             old_loss=grads.loss,
         )
         set_flat_params_(theta, new_flat)
+        if self.rule is not None:
+            self.last_step = (new_flat - old_flat).detach().clone() if result.accepted else None
         info = meta.apply(grads, update_theta=False)
         return {
             **info.scalars(),
+            **radius,
             "trpo/accepted": float(result.accepted),
             "trpo/kl": result.kl,
             "trpo/step_fraction": result.step_frac,
@@ -314,6 +348,36 @@ class TRPOStep(OuterStep):
             "trpo/expected_improvement": result.expected_improvement,
             "loss/post_adapt": grads.loss,
         }
+
+    def update_radius(self, gradient: Tensor) -> dict[str, float]:
+        """Move δ by its hypergradient ``⟨∇L(θ_t), s_{t−1}⟩ / (2δ)`` (none before the first accepted step) and
+        return ``trpo/max_kl``, the radius of this step, and ``trpo/max_kl_hypergrad`` when there was one."""
+        assert self.rule is not None
+        out: dict[str, float] = {}
+        if self.last_step is not None:
+            h = torch.dot(gradient.detach().double(), self.last_step.to(gradient.device).double()) / (2 * self.max_kl)
+            radius = torch.tensor(self.max_kl, dtype=torch.float64)
+            self.rule.update([radius], [h.cpu()])
+            self.max_kl = float(radius)
+            out["trpo/max_kl_hypergrad"] = float(h)
+        out["trpo/max_kl"] = self.max_kl
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """With an adapted radius: δ, its rule's state and the last step (a resumed run continues exactly)."""
+        if self.rule is None:
+            return {}
+        return {"max_kl": self.max_kl, "rule": self.rule.state_dict(),
+                "last_step": None if self.last_step is None else self.last_step.cpu().clone()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` (a fixed radius keeps nothing; the last step goes to the parameters' device
+        when the step is next taken)."""
+        if self.rule is None or "max_kl" not in state:
+            return
+        self.max_kl = float(state["max_kl"])
+        self.rule.load_state_dict(state["rule"])
+        self.last_step = None if state["last_step"] is None else state["last_step"].clone()
 
 
 def _post_adaptation_kl(learner: MAMLPG, batch: MetaBatch, adapted: Params) -> Tensor:

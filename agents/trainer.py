@@ -229,8 +229,10 @@ class RLConfig(ExperimentConfig):
         """Refuse rate modes the chosen outer step cannot use (an adapted β without β, Meta-SGD without β)."""
         with_beta = ", ".join(name for name, step in OUTER_STEPS.items() if step.core_optimizer(name))
         if not self.outer.uses_beta and self.outer.lr_mode == "hd":
+            radius = " (or trpo.max_kl_mode: hd, the trust region's radius by hypergradient)" \
+                if self.outer.optimizer == "trpo" else ""
             raise ValueError(f"outer.lr_mode: `hd` adapts β, which a {self.outer.optimizer.upper()} outer loop does "
-                             f"not use; choose outer.optimizer {with_beta} for Alpha MAML's β")
+                             f"not use; choose outer.optimizer {with_beta} for Alpha MAML's β{radius}")
         if not self.outer.uses_beta and self.inner.lr_mode == "learned":
             raise ValueError(f"inner.lr_mode: `learned` (Meta-SGD) needs an outer optimizer with β: {with_beta}")
 

@@ -129,15 +129,18 @@ def test_navigation_meta_training_learns_to_adapt(tmp_path: Path) -> None:
 
 
 # Alpha MAML with Adam; Alpha-ProMP with the adaptive KL coefficient (outer-step state in the checkpoint); per-step
-# rates by the log_adam rule with a β so large that the repair cuts it (its cuts are part of the numbers).
-@pytest.mark.parametrize("outer", [["outer.optimizer=adam"],
-                                   ["outer.optimizer=promp", "inner.estimator=lvc", "promp.adaptive_kl=true"],
+# rates by the log_adam rule with a β so large that the repair cuts it (its cuts are part of the numbers); MAML-TRPO
+# with the trust region's radius by hypergradient (the radius, its rule and the last step in the checkpoint).
+@pytest.mark.parametrize("outer", [["outer.optimizer=adam", "outer.lr_mode=hd"],
+                                   ["outer.optimizer=promp", "inner.estimator=lvc", "promp.adaptive_kl=true",
+                                    "outer.lr_mode=hd"],
                                    ["outer.optimizer=adam", "inner.steps=2", "inner.lr_per_step=true",
                                     "inner.hd_rule=log_adam", "outer.hd_rule=log_adam", "outer.lr=0.3",
-                                    "outer.lr_max=1"]])
+                                    "outer.lr_max=1", "outer.lr_mode=hd"],
+                                   ["trpo.max_kl_mode=hd", "trpo.max_kl=0.05"]])
 def test_resume_reproduces_an_uninterrupted_rl_run(tmp_path: Path, outer: list[str]) -> None:
     overrides = ["train.meta_batch=4", "sampler.episodes=4", "env.horizon=30", "train.iterations=4",
-                 "train.checkpoint_every=2", *outer, "outer.lr_mode=hd", "inner.lr_mode=hd"]
+                 "train.checkpoint_every=2", *outer, "inner.lr_mode=hd"]
     config, kind = load_experiment_config(NAV, overrides)
     straight = prepare_run_dir(config, tmp_path / "straight")
     train(config, kind.build, straight)
@@ -155,13 +158,37 @@ def test_resume_reproduces_an_uninterrupted_rl_run(tmp_path: Path, outer: list[s
         records = numbers(straight)
         assert sum(r["meta/beta_cuts"] for r in records) > 0
         assert records[-1]["meta/alpha_1"] != records[-1]["meta/alpha_2"]
+    if "trpo.max_kl_mode=hd" in outer:
+        records = numbers(straight)
+        assert records[0]["trpo/max_kl"] == 0.05 and "trpo/max_kl_hypergrad" not in records[0]
+        assert len({r["trpo/max_kl"] for r in records}) == 4  # it moved after every accepted step
+        assert all(r["trpo/kl"] <= r["trpo/max_kl"] for r in records)
+
+
+def test_the_trust_regions_radius_follows_its_hypergradient() -> None:
+    """δ falls when the new gradient points back along the last step (the loss rose along it: ⟨∇L, s⟩ > 0), grows
+    when the descent continues, and takes no hypergradient after a rejected step."""
+    config = TRPOConfig(max_kl=0.01, max_kl_mode="hd", hd_rule="normalized", hyper_lr=0.1)
+    for sign in (1.0, -1.0):
+        step = TRPOStep(config)
+        assert step.update_radius(torch.ones(3)) == {"trpo/max_kl": 0.01}  # no step yet: δ as configured
+        step.last_step = torch.tensor([0.1, 0.0, 0.2])
+        out = step.update_radius(sign * torch.tensor([1.0, 2.0, 1.0]))
+        assert out["trpo/max_kl_hypergrad"] == pytest.approx(sign * 0.3 / 0.02)
+        assert out["trpo/max_kl"] == pytest.approx(0.01 * np.exp(-sign * 0.1), rel=1e-6)
+    restored = TRPOStep(config)
+    restored.load_state_dict(step.state_dict())
+    assert restored.max_kl == step.max_kl and torch.equal(restored.last_step, step.last_step)
+    assert TRPOStep(TRPOConfig()).state_dict() == {}
 
 
 def test_rl_config_errors_are_clear() -> None:
     with pytest.raises(ConfigError, match=r"env\.id: .*HalfCheetahVell"):
         load_experiment_config(NAV, ["env.id=rl_alphamaml/HalfCheetahVell-v0"])
-    with pytest.raises(ConfigError, match="TRPO outer loop does not use"):
+    with pytest.raises(ConfigError, match=r"TRPO outer loop does not use.*trpo\.max_kl_mode: hd"):
         load_experiment_config(NAV, ["outer.lr_mode=hd"])
+    with pytest.raises(ConfigError, match=r"trpo\.max_kl: 2\.0 is outside \[max_kl_min, max_kl_max\]"):
+        load_experiment_config(NAV, ["trpo.max_kl_mode=hd", "trpo.max_kl=2"])
     with pytest.raises(ConfigError, match="Meta-SGD"):
         load_experiment_config(NAV, ["inner.lr_mode=learned"])
     with pytest.raises(ConfigError, match="goal_tolerance: applies to the navigation families"):
