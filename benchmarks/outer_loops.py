@@ -5,8 +5,8 @@ MAML-TRPO's [3, 4] environment steps on Navigation2D to cover 90 % of MAML-TRPO'
 HalfCheetah, but it never timed the runs against each other. This study trains, per family and seed, one run at a
 time, MAML-TRPO (the reference, as ``promp_comparison.py`` trains it, in the same folders) and the other outer loops
 and rate modes (:data:`VARIANTS`): MAML-TRPO with the curvature of a tenth of the episodes (``trpo.subsample=0.1``),
-Alpha MAML as shipped (now with the β repair) and with β free to grow faster, ProMP [6] and Alpha-ProMP; and
-reports for each:
+Alpha MAML as shipped (now with the β repair) and with β free to grow faster, MAML-TRPO with the trust region's
+radius by hypergradient (``trpo.max_kl_mode=hd``), ProMP [6] and Alpha-ProMP; and reports for each:
 
 * **environment steps** until the 5-iteration average of the training return after adaptation first covers 90 % of
   the same seed's MAML-TRPO gain (from MAML-TRPO's first average to its last), as a multiple of MAML-TRPO's own;
@@ -16,11 +16,12 @@ reports for each:
 
 Usage::
 
-    python benchmarks/outer_loops.py                                  # Navigation2D (3 seeds), HalfCheetah (2)
+    python benchmarks/outer_loops.py                                  # every family and variant, seeds 0-2
     python benchmarks/outer_loops.py --families navigation2d --variants alpha alpha_log_adam
     python benchmarks/outer_loops.py --tables-only      # the tables again from outer_loops.json (a new format)
 
-Writes ``benchmarks/results/outer_loops.{md,json}``; finished runs are reused, interrupted ones resumed.
+Writes ``benchmarks/results/outer_loops.{md,json}``; finished runs are reused, interrupted ones resumed, and a run
+the JSON records whose folder is not on this machine is kept as recorded; the variants not asked for stay.
 
 References:
     [1] Behl, Baydin & Torr, "Alpha MAML: Adaptive Model-Agnostic Meta-Learning", 2019.
@@ -88,6 +89,12 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # it failed through α (run to 0.7-2), while the KL-bounded β₀ 0.01 with the `normalized` α learnt there
     "alpha_beta_annealed_kl": ("Alpha MAML, β by `log_adam_annealed` from 0.01, β repair with max-KL 0.1", "_alpha",
                                ("outer.hd_rule=log_adam_annealed", "outer.lr=0.01", "beta_repair.max_kl=0.1")),
+    # MAML-TRPO whose trust-region radius follows its hypergradient from the family's max-KL (β's part under TRPO)
+    "trpo_radius_hd": ("MAML-TRPO, trust region by hypergradient (`trpo.max_kl_mode=hd`)", "",
+                       ("trpo.max_kl_mode=hd",)),
+    # the same with the curvature of a tenth of the episodes: the cheap-per-second variant
+    "trpo_radius_hd_subsample": ("MAML-TRPO, trust region by hypergradient, `trpo.subsample=0.1`", "",
+                                 ("trpo.max_kl_mode=hd", "trpo.subsample=0.1")),
     "promp": ("ProMP (the authors' settings)", "_promp", ()),
     "alpha_promp": ("Alpha-ProMP", "_alpha_promp", ()),
 }
@@ -128,17 +135,38 @@ def run(family: str, method: str, seed: int) -> dict[str, Any]:
                                           *[x for s in sets for x in ("--set", s)]])),
             "curve": curve(run_dir), "held_out": report["adaptation"][1],
             "final_alpha": records[-1].get("meta/alpha"), "final_beta": records[-1].get("meta/beta"),
+            "final_max_kl": records[-1].get("trpo/max_kl"),  # the trust region's radius, when adapted
             "load_average": os.getloadavg()[0]}  # the 1-minute load when the record was made
 
 
-def family_result(family: str, seeds: list[int], variants: list[str]) -> dict[str, Any]:
-    runs = [run(family, m, seed) for seed in seeds for m in ["maml", *variants]]
-    for r in runs:
-        maml = next(m for m in runs if m["method"] == "maml" and m["seed"] == r["seed"])
+def family_result(family: str, seeds: list[int], variants: list[str], recorded: list[dict[str, Any]]
+                  ) -> dict[str, Any]:
+    """Train or reuse MAML-TRPO and ``variants`` for ``seeds`` and measure each against its seed's MAML-TRPO. The
+    ``recorded`` runs (the family's in ``outer_loops.json``) stay: one asked for again whose folder is not on this
+    machine (run folders are not committed) is kept as recorded instead of trained again — its wall seconds were
+    measured where it ran — and the other methods and seeds are kept beside the new ones."""
+    kept = {(r["method"], r["seed"]): r for r in recorded}
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    for seed in seeds:
+        for method in ["maml", *variants]:
+            record = kept.get((method, seed))
+            if record is not None and not (ROOT / record["run_dir"]).is_dir():
+                print(f"{family}, {method}, seed {seed}: kept as recorded ({record['run_dir']} is not on this "
+                      "machine)", flush=True)
+                runs[method, seed] = record
+            else:
+                runs[method, seed] = run(family, method, seed)
+    for k, record in kept.items():
+        runs.setdefault(k, record)
+    order = ["maml", *VARIANTS]
+    runs_list = sorted(runs.values(), key=lambda r: (r["seed"], order.index(r["method"])))
+    all_seeds = sorted({r["seed"] for r in runs_list})
+    for r in runs_list:
+        maml = next(m for m in runs_list if m["method"] == "maml" and m["seed"] == r["seed"])
         smooth = maml["curve"]["smoothed"]
         r["target"] = smooth[0] + pc.LEVEL * (smooth[-1] - smooth[0])
         r["steps_to_target"], r["seconds_to_target"] = reach(r["curve"], r["target"])
-    return {**pc.FAMILIES[family], "family": family, "seeds": seeds, "runs": runs}  # the seeds run, not the default
+    return {**pc.FAMILIES[family], "family": family, "seeds": all_seeds, "runs": runs_list}
 
 
 def ratio_cells(rows: list[dict[str, Any]], runs: list[dict[str, Any]], key: str, unit: float, fmt: str,
@@ -206,6 +234,14 @@ def update_readme(results: list[dict[str, Any]], readme: Path = ROOT / "README.m
     results_io.write_text(readme, text[:start] + readme_block(results) + text[end:])
 
 
+def outer_rate(record: dict[str, Any]) -> str:
+    """A run's final outer rate: β, the trust region's radius δ when it was adapted, — when TRPO's was fixed."""
+    if record.get("final_max_kl") is not None:
+        return f"δ {record['final_max_kl']:.2g}"
+    trpo = record["method"] == "maml" or record["method"].startswith("trpo")  # no β: the trust region sets the step
+    return "—" if trpo or record["final_beta"] is None else f"{record['final_beta']:.2g}"
+
+
 def markdown(results: list[dict[str, Any]], note: str) -> str:
     lines = ["# Which outer loop: environment steps and seconds to MAML-TRPO's level", "", note, "",
              f"Environment steps and wall seconds until the training return after adaptation covers {pc.LEVEL:.0%} of "
@@ -221,14 +257,12 @@ def markdown(results: list[dict[str, Any]], note: str) -> str:
                   f"average of the training return after adaptation covers {pc.LEVEL:.0%} of MAML-TRPO's gain (× "
                   "MAML-TRPO's own); held-out return after one step on 40 tasks (mean over seeds, then each seed).", "",
                   f"| method | steps to {pc.LEVEL:.0%} of MAML-TRPO's gain | seconds to it | held-out, after 1 step "
-                  "| wall time (whole run) | final α / β |", "|---|---|---|---|---|---|"]
+                  "| wall time (whole run) | final α / β (δ: the trust region's radius) |", "|---|---|---|---|---|---|"]
         for method in ["maml", *[m for m in VARIANTS if any(r["method"] == m for r in res["runs"])]]:
             rows = [r for r in res["runs"] if r["method"] == method]
             held = pc.fmt([r["held_out"]["mean"] for r in rows])
             wall = np.mean([r["curve"]["seconds"][-1] for r in rows]) / 60
-            trpo = method in ("maml", "trpo_subsample")  # no β: the trust region sets the step
-            rates = "; ".join(f"{r['final_alpha']:.3g} / " + ("—" if trpo or r["final_beta"] is None
-                                                              else f"{r['final_beta']:.2g}") for r in rows)
+            rates = "; ".join(f"{r['final_alpha']:.3g} / {outer_rate(r)}" for r in rows)
             steps = ratio_cells(rows, res["runs"], "steps_to_target", 1e6, ".2f", " M")
             seconds = ratio_cells(rows, res["runs"], "seconds_to_target", 1, ".0f", " s")
             lines.append(f"| {labels[method]} | {steps} | {seconds} | {held} | {wall:.1f} min | {rates} |")
@@ -251,7 +285,8 @@ def main() -> None:
     previous = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
     kept = {r["family"]: r for r in previous.get("results", [])}
     for family in [] if args.tables_only else args.families:
-        kept[family] = family_result(family, args.seeds or DEFAULT_SEEDS[family], args.variants)
+        kept[family] = family_result(family, args.seeds or DEFAULT_SEEDS[family], args.variants,
+                                     kept.get(family, {}).get("runs", []))
     results = [kept[f] for f in DEFAULT_SEEDS if f in kept]
     note = (f"Machine: {platform.machine()} CPU, 2 cores; runs trained one at a time (the 1-minute load average as "
             "each run's record was made is in the JSON). Command: "

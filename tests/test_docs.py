@@ -145,6 +145,39 @@ def test_the_choice_table_says_how_many_seeds_reached_the_level() -> None:
     assert rows[outer_loops.LABELS["alpha_beta0.01"]] == "— / — / −10.5"
 
 
+def test_outer_loops_keeps_recorded_runs_whose_folders_are_gone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """On a fresh clone (no run folders) a new variant trains alone: MAML-TRPO's recorded run is kept as recorded
+    rather than trained again, a run whose folder is here is measured again, and variants not asked for stay."""
+    outer_loops = load_outer_loops()
+    monkeypatch.setattr(outer_loops, "ROOT", tmp_path)
+    (tmp_path / "here").mkdir()
+
+    def record(method: str, seed: int, run_dir: str, level: float) -> dict[str, object]:
+        return {"method": method, "seed": seed, "run_dir": run_dir,
+                "curve": {"env_steps": [1.0, 2.0, 3.0], "seconds": [10.0, 20.0, 30.0],
+                          "smoothed": [0.0, level / 2, level]}, "held_out": {"mean": level}}
+
+    recorded = [record("maml", 0, "gone/maml", 10.0), record("alpha", 0, "gone/alpha", 10.0),
+                record("trpo_subsample", 0, "here", 4.0)]
+    trained: list[tuple[str, int]] = []
+
+    def run(family: str, method: str, seed: int) -> dict[str, object]:
+        trained.append((method, seed))
+        return record(method, seed, f"new/{method}", 20.0 if method == "trpo_radius_hd" else 5.0)
+
+    monkeypatch.setattr(outer_loops, "run", run)
+    result = outer_loops.family_result("navigation2d", [0], ["trpo_subsample", "trpo_radius_hd"], recorded)
+    assert trained == [("trpo_subsample", 0), ("trpo_radius_hd", 0)]
+    assert "navigation2d, maml, seed 0: kept as recorded (gone/maml is not on this machine)" in capsys.readouterr().out
+    runs = {r["method"]: r for r in result["runs"]}
+    assert list(runs) == ["maml", "trpo_subsample", "alpha", "trpo_radius_hd"]  # in the order of VARIANTS
+    assert runs["maml"]["run_dir"] == "gone/maml" and runs["alpha"]["run_dir"] == "gone/alpha"
+    # measured against the recorded MAML-TRPO: 90 % of its gain (9.0) first reached at the third point, or never
+    assert runs["trpo_radius_hd"]["steps_to_target"] == 2.0 and runs["trpo_subsample"]["steps_to_target"] is None
+    assert result["seeds"] == [0]
+
+
 def test_update_readme_without_its_block_is_one_error_line(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     outer_loops = load_outer_loops()
