@@ -241,7 +241,8 @@ def _rates_held(tensors: Sequence[Tensor], values: Sequence[Tensor]) -> Iterator
 
 @dataclasses.dataclass
 class TRPOConfig:
-    """MAML-TRPO settings (pytorch-maml-rl: max-KL 0.01, 10 CG iterations, damping 1e-5, ratio 0.8).
+    """MAML-TRPO settings (pytorch-maml-rl: max-KL 0.01, 10 CG iterations, damping 1e-5, ratio 0.8); an outer step
+    other than ``trpo`` ignores them (``max_kl_mode`` included).
 
     ``subsample`` < 1 computes the conjugate-gradient curvature products (the KL's Hessian through the
     adaptation) on the first ``ceil(subsample · episodes)`` episodes of every task — the
@@ -269,7 +270,9 @@ class TRPOConfig:
     max_kl_max: float = ranged(1.0, min=0.0, min_exclusive=True, doc="upper bound of the adapted radius")
 
     def validate(self) -> None:
-        """An adapted radius starts within its bounds."""
+        """An adapted radius has ordered bounds and starts within them."""
+        if self.max_kl_mode == "hd" and self.max_kl_min > self.max_kl_max:
+            raise ValueError(f"max_kl_min: {self.max_kl_min} is above max_kl_max {self.max_kl_max}")
         if self.max_kl_mode == "hd" and not self.max_kl_min <= self.max_kl <= self.max_kl_max:
             raise ValueError(f"max_kl: {self.max_kl} is outside [max_kl_min, max_kl_max] = "
                              f"[{self.max_kl_min}, {self.max_kl_max}]")
@@ -283,7 +286,8 @@ class TRPOStep(OuterStep):
     gradient (then the line search may shorten it), so θ_t = θ_{t−1} + s_{t−1} has ∂θ_t/∂δ = s_{t−1}/(2δ), and the
     hypergradient of the post-adaptation surrogate L at θ_t with respect to the radius that made the previous step is
     ``h_t = ⟨∇L(θ_t), s_{t−1}⟩ / (2δ)`` — hypergradient descent's [6] product of consecutive gradient and step,
-    with TRPO's step. δ moves by the rule ``hd_rule`` before the step is taken, as β does in Alpha MAML [2]; a
+    with TRPO's step: positive when the loss rose along the last step (δ shrinks), negative while it still falls
+    (δ grows). δ moves by the rule ``hd_rule`` before the step is taken, as β does in Alpha MAML [2]; a
     step the line search rejects leaves no hypergradient for the next one. The line search still checks every step
     on its own batch, so a radius grown too large is shortened there until the next hypergradients bring it down.
     """
@@ -318,7 +322,8 @@ class TRPOStep(OuterStep):
         grads = meta.gradients(loss)
         if not grads.is_finite():
             info = meta.apply(grads, update_theta=False)
-            return {"trpo/accepted": 0.0, **info.scalars(), "loss/post_adapt": grads.loss}
+            radius = {"trpo/max_kl": self.max_kl} if self.rule is not None else {}
+            return {"trpo/accepted": 0.0, **info.scalars(), **radius, "loss/post_adapt": grads.loss}
 
         def loss_and_kl(flat: Tensor) -> tuple[Tensor, Tensor]:
             return adapted_loss_and_kl(learner, batch, unflatten_params(flat, theta))

@@ -117,22 +117,30 @@ def reach(c: dict[str, Any], target: float) -> tuple[float | None, float | None]
     return None, None
 
 
-def run(family: str, method: str, seed: int) -> dict[str, Any]:
-    """Train (or reuse) one run and evaluate it; ``maml`` is promp_comparison.py's MAML-TRPO run."""
+def run_spec(family: str, method: str, seed: int) -> tuple[Path, str, list[str]]:
+    """The run folder, config and ``--set`` values of one run; ``maml`` is promp_comparison.py's MAML-TRPO run."""
     if method == "maml":
-        run_dir, config, sets = pc.run_spec(family, "maml", seed, RESULTS)
-    else:
-        _, suffix, extra = VARIANTS[method]
-        # promp_comparison's budget and seed (and MAML-TRPO's max-KL for a variant of MAML-TRPO), then the variant's
-        _, _, base = pc.run_spec(family, "maml" if not suffix else "alpha", seed, RESULTS)
-        sets = [*base, *extra]
-        run_dir, config = RUNS / f"{family}-{method}-s{seed}", family + suffix
+        return pc.run_spec(family, "maml", seed, RESULTS)
+    _, suffix, extra = VARIANTS[method]
+    # promp_comparison's budget and seed (and MAML-TRPO's max-KL for a variant of MAML-TRPO), then the variant's
+    _, _, base = pc.run_spec(family, "maml" if not suffix else "alpha", seed, RESULTS)
+    return RUNS / f"{family}-{method}-s{seed}", family + suffix, [*base, *extra]
+
+
+def train_command(run_dir: Path, config: str, sets: list[str]) -> str:
+    """The ``rl-alphamaml train`` command of a run, as its record keeps it."""
+    return relative(" ".join(["rl-alphamaml", "train", f"configs/{config}.yaml", "--run-dir", str(run_dir),
+                              *[x for s in sets for x in ("--set", s)]]))
+
+
+def run(family: str, method: str, seed: int) -> dict[str, Any]:
+    """Train (or reuse) one run and evaluate it."""
+    run_dir, config, sets = run_spec(family, method, seed)
     train_to(run_dir, config, sets, pc.FAMILIES[family]["iterations"])
     report = evaluate_once(run_dir, *EVALUATE)
     records = pc.records(run_dir)
     return {"method": method, "seed": seed, "run_dir": relative(str(run_dir)),
-            "command": relative(" ".join(["rl-alphamaml", "train", f"configs/{config}.yaml", "--run-dir", str(run_dir),
-                                          *[x for s in sets for x in ("--set", s)]])),
+            "command": train_command(run_dir, config, sets),
             "curve": curve(run_dir), "held_out": report["adaptation"][1],
             "final_alpha": records[-1].get("meta/alpha"), "final_beta": records[-1].get("meta/beta"),
             "final_max_kl": records[-1].get("trpo/max_kl"),  # the trust region's radius, when adapted
@@ -141,28 +149,42 @@ def run(family: str, method: str, seed: int) -> dict[str, Any]:
 
 def family_result(family: str, seeds: list[int], variants: list[str], recorded: list[dict[str, Any]]
                   ) -> dict[str, Any]:
-    """Train or reuse MAML-TRPO and ``variants`` for ``seeds`` and measure each against its seed's MAML-TRPO. The
-    ``recorded`` runs (the family's in ``outer_loops.json``) stay: one asked for again whose folder is not on this
-    machine (run folders are not committed) is kept as recorded instead of trained again — its wall seconds were
-    measured where it ran — and the other methods and seeds are kept beside the new ones."""
-    kept = {(r["method"], r["seed"]): r for r in recorded}
+    """Train or reuse MAML-TRPO and ``variants`` for ``seeds`` and measure each against its seed's MAML-TRPO.
+
+    The ``recorded`` runs (the family's in ``outer_loops.json``) stay: one asked for again whose folder is not on
+    this machine (run folders are not committed) is kept as recorded instead of trained again, provided it was
+    trained with the command it would be trained with now; the other methods and seeds are kept beside the new ones.
+    A run measured now against a MAML-TRPO run kept as recorded is marked ``reference_timed_elsewhere``: its
+    seconds multiple compares wall times measured on different machines (of the same kind) and sessions."""
+    kept = {(r["method"], r["seed"]): r for r in recorded if r["method"] == "maml" or r["method"] in VARIANTS}
     runs: dict[tuple[str, int], dict[str, Any]] = {}
+    fresh: set[tuple[str, int]] = set()
     for seed in seeds:
         for method in ["maml", *variants]:
             record = kept.get((method, seed))
             if record is not None and not (ROOT / record["run_dir"]).is_dir():
-                print(f"{family}, {method}, seed {seed}: kept as recorded ({record['run_dir']} is not on this "
-                      "machine)", flush=True)
-                runs[method, seed] = record
-            else:
-                runs[method, seed] = run(family, method, seed)
+                if record["command"] == train_command(*run_spec(family, method, seed)):
+                    print(f"{family}, {method}, seed {seed}: kept as recorded ({record['run_dir']} is not on this "
+                          "machine)", flush=True)
+                    runs[method, seed] = record
+                    continue
+                print(f"warning: {family}, {method}, seed {seed}: the recorded run was trained with another command "
+                      "and its folder is not here: it is trained again", file=sys.stderr, flush=True)
+            runs[method, seed] = run(family, method, seed)
+            fresh.add((method, seed))
     for k, record in kept.items():
         runs.setdefault(k, record)
     order = ["maml", *VARIANTS]
     runs_list = sorted(runs.values(), key=lambda r: (r["seed"], order.index(r["method"])))
     all_seeds = sorted({r["seed"] for r in runs_list})
+    references = {r["seed"]: r for r in runs_list if r["method"] == "maml"}
     for r in runs_list:
-        maml = next(m for m in runs_list if m["method"] == "maml" and m["seed"] == r["seed"])
+        maml = references.get(r["seed"])
+        if maml is None:
+            raise SystemExit(f"outer_loops.py: error: {family} seed {r['seed']} has no MAML-TRPO run to measure "
+                             f"{r['method']} against")
+        if (r["method"], r["seed"]) in fresh and r["method"] != "maml":
+            r["reference_timed_elsewhere"] = ("maml", r["seed"]) not in fresh
         smooth = maml["curve"]["smoothed"]
         r["target"] = smooth[0] + pc.LEVEL * (smooth[-1] - smooth[0])
         r["steps_to_target"], r["seconds_to_target"] = reach(r["curve"], r["target"])
@@ -175,9 +197,21 @@ def ratio_cells(rows: list[dict[str, Any]], runs: list[dict[str, Any]], key: str
     cells = []
     for r in rows:
         own = next(m for m in runs if m["method"] == "maml" and m["seed"] == r["seed"])[key]
+        elsewhere = ELSEWHERE if key == "seconds_to_target" and r.get("reference_timed_elsewhere") else ""
         cells.append("not within the budget" if r[key] is None or own is None
-                     else f"{r[key] / unit:{fmt}}{suffix} ({r[key] / own:.2f}×)")
+                     else f"{r[key] / unit:{fmt}}{suffix} ({r[key] / own:.2f}×{elsewhere})")
     return "; ".join(cells)
+
+
+#: marks a seconds multiple against a MAML-TRPO run timed in another session (:func:`family_result`)
+ELSEWHERE = "†"
+ELSEWHERE_NOTE = (f"{ELSEWHERE}: measured against MAML-TRPO runs timed in an earlier session, on another machine of "
+                  "the same kind (their folders are gone and their records were kept).")
+
+
+def timed_elsewhere(results: list[dict[str, Any]]) -> bool:
+    """Whether any run's seconds multiple is against a MAML-TRPO run timed in another session."""
+    return any(r.get("reference_timed_elsewhere") for res in results for r in res["runs"])
 
 
 LABELS = {"maml": "MAML-TRPO (`configs/<family>.yaml`)", **{k: v[0] for k, v in VARIANTS.items()}}
@@ -200,7 +234,9 @@ def choice_table(results: list[dict[str, Any]]) -> list[str]:
             return f"— ({len(ratios)} of {len(rows)} seeds)" if ratios else "—"
 
         held = np.mean([r["held_out"]["mean"] for r in rows])
-        return f"{multiple('steps_to_target')} / {multiple('seconds_to_target')} / {held:.1f}".replace("-", "−")
+        elsewhere = ELSEWHERE if any(r.get("reference_timed_elsewhere") for r in rows) else ""
+        return (f"{multiple('steps_to_target')} / {multiple('seconds_to_target')}{elsewhere} / "
+                f"{held:.1f}").replace("-", "−")
 
     head = ["| outer loop, rate mode | "
             + " | ".join(f"{r['family']} ({len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)})" for r in results)
@@ -220,7 +256,8 @@ def readme_block(results: list[dict[str, Any]]) -> str:
                       "Each cell: environment steps / wall seconds until the training return after adaptation covers "
                       f"{pc.LEVEL:.0%} of MAML-TRPO's gain, as multiples of MAML-TRPO's own, the mean over seeds "
                       "(— : not within the budget in some seed; in brackets, how many seeds got there when some did) "
-                      "/ the held-out return after one step on 40 tasks, the mean over seeds.", README_END])
+                      "/ the held-out return after one step on 40 tasks, the mean over seeds."
+                      + (f" {ELSEWHERE_NOTE}" if timed_elsewhere(results) else ""), README_END])
 
 
 def update_readme(results: list[dict[str, Any]], readme: Path = ROOT / "README.md") -> None:
@@ -248,7 +285,7 @@ def markdown(results: list[dict[str, Any]], note: str) -> str:
              "MAML-TRPO's gain, as multiples of MAML-TRPO's own (mean over seeds; — : not within the budget in some "
              "seed; in brackets, how many seeds got there when some did), then the held-out return after one step "
              "on 40 tasks (mean over seeds):", "",
-             *choice_table(results), ""]
+             *choice_table(results), *([ELSEWHERE_NOTE] if timed_elsewhere(results) else []), ""]
     labels = LABELS
     for res in results:
         lines += [f"## {res['family']}", "",
@@ -276,7 +313,7 @@ def main() -> None:
     parser.add_argument("--families", nargs="+", default=list(DEFAULT_SEEDS), choices=list(DEFAULT_SEEDS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=None,
-                        help="seeds for every family (default: 0 1 2 on navigation2d, 0 1 on HalfCheetah)")
+                        help="seeds for every family (default: 0 1 2)")
     parser.add_argument("--tables-only", action="store_true",
                         help="rewrite outer_loops.md and the README's table from outer_loops.json; train nothing")
     args = parser.parse_args()

@@ -155,11 +155,13 @@ def test_outer_loops_keeps_recorded_runs_whose_folders_are_gone(monkeypatch: pyt
 
     def record(method: str, seed: int, run_dir: str, level: float) -> dict[str, object]:
         return {"method": method, "seed": seed, "run_dir": run_dir,
+                "command": outer_loops.train_command(*outer_loops.run_spec("navigation2d", method, seed)),
                 "curve": {"env_steps": [1.0, 2.0, 3.0], "seconds": [10.0, 20.0, 30.0],
                           "smoothed": [0.0, level / 2, level]}, "held_out": {"mean": level}}
 
+    stale = {**record("alpha_beta0.01", 0, "gone/stale", 10.0), "command": "rl-alphamaml train with other settings"}
     recorded = [record("maml", 0, "gone/maml", 10.0), record("alpha", 0, "gone/alpha", 10.0),
-                record("trpo_subsample", 0, "here", 4.0)]
+                record("trpo_subsample", 0, "here", 4.0), stale]
     trained: list[tuple[str, int]] = []
 
     def run(family: str, method: str, seed: int) -> dict[str, object]:
@@ -167,15 +169,24 @@ def test_outer_loops_keeps_recorded_runs_whose_folders_are_gone(monkeypatch: pyt
         return record(method, seed, f"new/{method}", 20.0 if method == "trpo_radius_hd" else 5.0)
 
     monkeypatch.setattr(outer_loops, "run", run)
-    result = outer_loops.family_result("navigation2d", [0], ["trpo_subsample", "trpo_radius_hd"], recorded)
-    assert trained == [("trpo_subsample", 0), ("trpo_radius_hd", 0)]
-    assert "navigation2d, maml, seed 0: kept as recorded (gone/maml is not on this machine)" in capsys.readouterr().out
+    result = outer_loops.family_result("navigation2d", [0], ["trpo_subsample", "trpo_radius_hd", "alpha_beta0.01"],
+                                       recorded)
+    # a record made with another command is trained again, with a warning
+    assert trained == [("trpo_subsample", 0), ("trpo_radius_hd", 0), ("alpha_beta0.01", 0)]
+    out, err = capsys.readouterr()
+    assert "navigation2d, maml, seed 0: kept as recorded (gone/maml is not on this machine)" in out
+    assert "alpha_beta0.01, seed 0: the recorded run was trained with another command" in err
     runs = {r["method"]: r for r in result["runs"]}
-    assert list(runs) == ["maml", "trpo_subsample", "alpha", "trpo_radius_hd"]  # in the order of VARIANTS
+    assert list(runs) == ["maml", "trpo_subsample", "alpha", "alpha_beta0.01", "trpo_radius_hd"]  # VARIANTS' order
     assert runs["maml"]["run_dir"] == "gone/maml" and runs["alpha"]["run_dir"] == "gone/alpha"
-    # measured against the recorded MAML-TRPO: 90 % of its gain (9.0) first reached at the third point, or never
+    # measured against the recorded MAML-TRPO: 90 % of its gain (9.0) first reached at the second point, or never
     assert runs["trpo_radius_hd"]["steps_to_target"] == 2.0 and runs["trpo_subsample"]["steps_to_target"] is None
     assert result["seeds"] == [0]
+    # the new runs' seconds are against a MAML-TRPO run timed elsewhere, and the tables say so
+    assert runs["trpo_radius_hd"]["reference_timed_elsewhere"] and "reference_timed_elsewhere" not in runs["alpha"]
+    assert outer_loops.ELSEWHERE_NOTE in outer_loops.readme_block([result])
+    with pytest.raises(SystemExit, match="seed 1 has no MAML-TRPO run"):
+        outer_loops.family_result("navigation2d", [], [], [record("alpha", 1, "gone/alpha", 10.0)])
 
 
 def test_update_readme_without_its_block_is_one_error_line(tmp_path: Path,

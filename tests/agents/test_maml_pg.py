@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator, MetaBatch
+from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator, MetaBatch, surrogate
 from agents.outer_steps import TRPOConfig, TRPOStep, kl_hvp, kl_hvp_direct
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import Sampler
@@ -166,8 +166,8 @@ def test_resume_reproduces_an_uninterrupted_rl_run(tmp_path: Path, outer: list[s
 
 
 def test_the_trust_regions_radius_follows_its_hypergradient() -> None:
-    """δ falls when the new gradient points back along the last step (the loss rose along it: ⟨∇L, s⟩ > 0), grows
-    when the descent continues, and takes no hypergradient after a rejected step."""
+    """δ falls when the loss rose along the last step (⟨∇L, s⟩ > 0) and grows while it still falls; its state is
+    kept (a fixed radius keeps none)."""
     config = TRPOConfig(max_kl=0.01, max_kl_mode="hd", hd_rule="normalized", hyper_lr=0.1)
     for sign in (1.0, -1.0):
         step = TRPOStep(config)
@@ -182,6 +182,38 @@ def test_the_trust_regions_radius_follows_its_hypergradient() -> None:
     assert TRPOStep(TRPOConfig()).state_dict() == {}
 
 
+def test_the_radius_hypergradient_takes_the_step_trpo_took(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The step remembered is θ_after − θ_before of the accepted step (so the next hypergradient is ⟨∇L_t, s_{t−1}⟩),
+    and a step the line search rejects leaves none: the next iteration moves no δ."""
+    config, kind = load_experiment_config(NAV, [*SMALL, "trpo.max_kl_mode=hd"])
+    experiment = kind.build(config, None)
+    learner, step = experiment.learner, experiment.learner.outer_step
+    batch = collect(learner, experiment.sampler)
+    before = flatten_params(learner.meta.params).detach().clone()
+    out = step.step(learner, batch)
+    assert out["trpo/accepted"] == 1.0 and out["trpo/max_kl"] == 0.01 and "trpo/max_kl_hypergrad" not in out
+    assert torch.equal(step.last_step, flatten_params(learner.meta.params).detach() - before)
+    # the hypergradient of the next step, from the same batch's gradient at θ_t
+    gradient = flatten_params(learner.meta.gradients(
+        surrogate(learner.policy, learner.adapt(batch), batch.val)).theta)
+    expected = float(torch.dot(gradient.double(), step.last_step.double()) / (2 * 0.01))
+    assert step.update_radius(gradient)["trpo/max_kl_hypergrad"] == pytest.approx(expected, rel=1e-6)
+
+    import agents.outer_steps as outer_steps
+
+    rejected = outer_steps.trpo_step
+
+    def reject(*args: object, **kwargs: object) -> tuple[torch.Tensor, object]:
+        _, result = rejected(*args, **kwargs)  # type: ignore[arg-type]
+        return args[3].clone(), dataclasses.replace(result, accepted=False)  # type: ignore[union-attr]
+
+    monkeypatch.setattr(outer_steps, "trpo_step", reject)
+    step.step(learner, batch)
+    assert step.last_step is None
+    radius = step.max_kl
+    assert "trpo/max_kl_hypergrad" not in step.step(learner, batch) and step.max_kl == radius
+
+
 def test_rl_config_errors_are_clear() -> None:
     with pytest.raises(ConfigError, match=r"env\.id: .*HalfCheetahVell"):
         load_experiment_config(NAV, ["env.id=rl_alphamaml/HalfCheetahVell-v0"])
@@ -189,6 +221,8 @@ def test_rl_config_errors_are_clear() -> None:
         load_experiment_config(NAV, ["outer.lr_mode=hd"])
     with pytest.raises(ConfigError, match=r"trpo\.max_kl: 2\.0 is outside \[max_kl_min, max_kl_max\]"):
         load_experiment_config(NAV, ["trpo.max_kl_mode=hd", "trpo.max_kl=2"])
+    with pytest.raises(ConfigError, match=r"trpo\.max_kl_min: 0\.5 is above max_kl_max 0\.1"):
+        load_experiment_config(NAV, ["trpo.max_kl_mode=hd", "trpo.max_kl_min=0.5", "trpo.max_kl_max=0.1"])
     with pytest.raises(ConfigError, match="Meta-SGD"):
         load_experiment_config(NAV, ["inner.lr_mode=learned"])
     with pytest.raises(ConfigError, match="goal_tolerance: applies to the navigation families"):
