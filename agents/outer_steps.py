@@ -268,6 +268,8 @@ class TRPOConfig:
     hyper_lr: float | None = ranged(None, min=0.0, doc="hyper-rate of the radius's rule; null: the rule's default")
     max_kl_min: float = ranged(1e-4, min=0.0, min_exclusive=True, doc="lower bound of the adapted radius")
     max_kl_max: float = ranged(1.0, min=0.0, min_exclusive=True, doc="upper bound of the adapted radius")
+    max_kl_cut: bool = ranged(
+        False, doc="max_kl_mode hd: a step the line search shortens cuts the radius to that of the step taken")
 
     def validate(self) -> None:
         """An adapted radius has ordered bounds and starts within them."""
@@ -287,9 +289,14 @@ class TRPOStep(OuterStep):
     hypergradient of the post-adaptation surrogate L at θ_t with respect to the radius that made the previous step is
     ``h_t = ⟨∇L(θ_t), s_{t−1}⟩ / (2δ)`` — hypergradient descent's [6] product of consecutive gradient and step,
     with TRPO's step: positive when the loss rose along the last step (δ shrinks), negative while it still falls
-    (δ grows). δ moves by the rule ``hd_rule`` before the step is taken, as β does in Alpha MAML [2]; a
-    step the line search rejects leaves no hypergradient for the next one. The line search still checks every step
-    on its own batch, so a radius grown too large is shortened there until the next hypergradients bring it down.
+    (δ grows). δ moves by the rule ``hd_rule`` before the step is taken, as β does in Alpha MAML [2]; a step the line
+    search rejects leaves no hypergradient for the next one. The line search still checks every step on its own
+    batch, so a radius grown too large is shortened there until the next hypergradients bring it down.
+
+    With ``max_kl_cut``, a step the line search had to shorten to a fraction f of the boundary step also cuts δ to
+    f²·δ, the radius whose boundary step is the one taken (the KL grows with the square of the step), as the β
+    repair cuts β to the rate of the step that remains: the check on the step's own batch repairs a radius the
+    hypergradient has grown too far. A rejected step changes no radius.
     """
 
     def __init__(self, config: TRPOConfig) -> None:
@@ -341,6 +348,9 @@ class TRPOStep(OuterStep):
         set_flat_params_(theta, new_flat)
         if self.rule is not None:
             self.last_step = (new_flat - old_flat).detach().clone() if result.accepted else None
+            if cfg.max_kl_cut and result.accepted and result.step_frac < 1.0:
+                self.max_kl = min(max(self.max_kl * result.step_frac**2, cfg.max_kl_min), cfg.max_kl_max)
+                radius["trpo/max_kl_after_cut"] = self.max_kl
         info = meta.apply(grads, update_theta=False)
         return {
             **info.scalars(),

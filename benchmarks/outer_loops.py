@@ -92,6 +92,10 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # MAML-TRPO whose trust-region radius follows its hypergradient from the family's max-KL (β's part under TRPO)
     "trpo_radius_hd": ("MAML-TRPO, trust region by hypergradient (`trpo.max_kl_mode=hd`)", "",
                        ("trpo.max_kl_mode=hd",)),
+    # the same, with a step the line search shortened cutting the radius to the step taken (on Navigation2D the
+    # hypergradient alone grows the radius to its bound once the return has levelled off)
+    "trpo_radius_hd_cut": ("MAML-TRPO, trust region by hypergradient, cut by the line search (`trpo.max_kl_cut=true`)",
+                           "", ("trpo.max_kl_mode=hd", "trpo.max_kl_cut=true")),
     # the same with the curvature of a tenth of the episodes: the cheap-per-second variant
     "trpo_radius_hd_subsample": ("MAML-TRPO, trust region by hypergradient, `trpo.subsample=0.1`", "",
                                  ("trpo.max_kl_mode=hd", "trpo.subsample=0.1")),

@@ -214,6 +214,33 @@ def test_the_radius_hypergradient_takes_the_step_trpo_took(monkeypatch: pytest.M
     assert "trpo/max_kl_hypergrad" not in step.step(learner, batch) and step.max_kl == radius
 
 
+def test_a_shortened_step_cuts_the_radius_to_the_step_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``trpo.max_kl_cut`` a step the line search shortened to a fraction f cuts δ to f²·δ (and the next
+    hypergradient divides by that δ); without it δ stays; a full step never cuts."""
+    import agents.outer_steps as outer_steps
+
+    searched = outer_steps.trpo_step
+
+    def shortened(*args: object, **kwargs: object) -> tuple[torch.Tensor, object]:
+        flat, result = searched(*args, **kwargs)  # type: ignore[arg-type]
+        return flat, dataclasses.replace(result, accepted=True, step_frac=0.5)  # type: ignore[union-attr]
+
+    for cut in (True, False):
+        config, kind = load_experiment_config(NAV, [*SMALL, "trpo.max_kl_mode=hd", "trpo.max_kl=0.04",
+                                                    f"trpo.max_kl_cut={str(cut).lower()}"])
+        experiment = kind.build(config, None)
+        learner, step = experiment.learner, experiment.learner.outer_step
+        batch = collect(learner, experiment.sampler)
+        out = step.step(learner, batch)  # the line search as it is: a cut only where it shortened the step
+        assert ("trpo/max_kl_after_cut" in out) == (cut and out["trpo/step_fraction"] < 1.0)
+        with monkeypatch.context() as patch:
+            patch.setattr(outer_steps, "trpo_step", shortened)
+            step.max_kl, step.last_step = 0.04, None  # this step's radius 0.04 (no hypergradient moves it)
+            out = step.step(learner, batch)
+        assert step.max_kl == pytest.approx(0.04 * 0.25 if cut else 0.04)
+        assert ("trpo/max_kl_after_cut" in out) == cut
+
+
 def test_rl_config_errors_are_clear() -> None:
     with pytest.raises(ConfigError, match=r"env\.id: .*HalfCheetahVell"):
         load_experiment_config(NAV, ["env.id=rl_alphamaml/HalfCheetahVell-v0"])
