@@ -291,7 +291,8 @@ class TRPOStep(OuterStep):
     with TRPO's step: positive when the loss rose along the last step (δ shrinks), negative while it still falls
     (δ grows). δ moves by the rule ``hd_rule`` before the step is taken, as β does in Alpha MAML [2]; a step the line
     search rejects leaves no hypergradient for the next one. The line search still checks every step on its own
-    batch, so a radius grown too large is shortened there until the next hypergradients bring it down.
+    batch, so a step of a radius grown too large is shortened there; the hypergradient alone need not bring the
+    radius back (on Navigation2D it stays at its bound for a quarter to a half of a run once the return levels off).
 
     With ``max_kl_cut``, a step the line search had to shorten to a fraction f of the boundary step also cuts δ to
     f²·δ, the radius whose boundary step is the one taken (the KL grows with the square of the step), as the β
