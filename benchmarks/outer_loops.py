@@ -107,10 +107,28 @@ EVALUATE = ["--tasks", "40", "--steps", "1"]
 
 
 def curve(run_dir: Path) -> dict[str, Any]:
-    """:func:`promp_comparison.curve` plus the cumulative wall seconds per iteration."""
+    """:func:`promp_comparison.curve` plus the cumulative wall seconds per iteration, and for a TRPO run the line
+    search's backtracks (and, with the radius by hypergradient, the radius) per iteration."""
+    records = pc.records(run_dir)
     out = pc.curve(run_dir)
-    out["seconds"] = np.cumsum([r["time/iteration"] for r in pc.records(run_dir)]).tolist()
+    out["seconds"] = np.cumsum([r["time/iteration"] for r in records]).tolist()
+    for key, name in (("trpo/backtracks", "backtracks"), ("trpo/max_kl", "max_kl")):
+        if key in records[0]:
+            out[name] = [r[key] for r in records]
     return out
+
+
+def radius_line(record: dict[str, Any], bound: float = 1.0) -> str | None:
+    """How a run's adapted trust-region radius moved (None for a run without one): the first iteration at 0.1 or
+    more, the iterations at ``bound`` (``trpo.max_kl_max``'s default), the final radius, the mean backtracks."""
+    radii = record["curve"].get("max_kl")
+    if not radii:
+        return None
+    first = next((i + 1 for i, r in enumerate(radii) if r >= 0.1), None)
+    at_bound = sum(r >= bound * (1 - 1e-9) for r in radii)
+    return (f"seed {record['seed']}: δ {radii[0]:g} → {radii[-1]:.2g}, ≥ 0.1 from iteration "
+            f"{first if first else 'never'}, at its bound {bound:g} for {at_bound} of {len(radii)} iterations; "
+            f"{np.mean(record['curve']['backtracks']):.2f} line-search backtracks per iteration")
 
 
 def reach(c: dict[str, Any], target: float) -> tuple[float | None, float | None]:
@@ -307,6 +325,9 @@ def markdown(results: list[dict[str, Any]], note: str) -> str:
             steps = ratio_cells(rows, res["runs"], "steps_to_target", 1e6, ".2f", " M")
             seconds = ratio_cells(rows, res["runs"], "seconds_to_target", 1, ".0f", " s")
             lines.append(f"| {labels[method]} | {steps} | {seconds} | {held} | {wall:.1f} min | {rates} |")
+        radii = [f"- {labels[r['method']]}, {line}" for r in res["runs"] if (line := radius_line(r))]
+        if radii:
+            lines += ["", "The trust region's radius where it follows its hypergradient:", "", *radii]
         lines += ["", "Commands:", "", "```bash", *[r["command"] for r in res["runs"]],
                   f"rl-alphamaml evaluate RUN {' '.join(EVALUATE)}", "```", ""]
     return "\n".join(lines)
