@@ -372,9 +372,7 @@ class TRPOStep(OuterStep):
         out: dict[str, float] = {}
         if self.last_step is not None:
             h = torch.dot(gradient.detach().double(), self.last_step.to(gradient.device).double()) / (2 * self.max_kl)
-            radius = torch.tensor(self.max_kl, dtype=torch.float64)
-            self.rule.update([radius], [h.cpu()])
-            self.max_kl = float(radius)
+            self.max_kl = self.rule.update_scalar(self.max_kl, h)
             out["trpo/max_kl_hypergrad"] = float(h)
         out["trpo/max_kl"] = self.max_kl
         return out

@@ -85,6 +85,13 @@ class HypergradientRule:
             self.step(i, rate, h)
             rate.clamp_(self.lr_min, self.lr_max)
 
+    def update_scalar(self, rate: float, hypergrad: Tensor) -> float:
+        """:meth:`update` of a single scalar rate (β, a trust region's radius), in float64 on the CPU; returns the
+        new rate."""
+        value = torch.tensor(rate, dtype=torch.float64)
+        self.update([value], [hypergrad.detach().to("cpu", torch.float64)])
+        return float(value)
+
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of the rule: the number of updates taken (and a rule's running moments)."""
         return {"steps": self.steps}

@@ -108,9 +108,7 @@ class OuterOptimizer:
         if self.rule is not None and self.prev_direction is not None:
             h = -_dot(grads, self.prev_direction)
             self.last_hypergrad = float(h)
-            beta = torch.tensor(self.beta, dtype=torch.float64)
-            self.rule.update([beta], [h.to("cpu", torch.float64)])
-            self.beta = float(beta)
+            self.beta = self.rule.update_scalar(self.beta, h)
         self.t += 1
         if self.config.optimizer == "sgd":
             directions = grads
