@@ -40,7 +40,7 @@ from rl_alphamaml.errors import UserError
 from rl_alphamaml.evaluation import AdaptationResult
 from rl_alphamaml.kind import ExperimentKind
 from rl_alphamaml.logging import RunLogger
-from rl_alphamaml.meta import InnerConfig, MetaOptimizer, OuterConfig
+from rl_alphamaml.meta import RATE_MODES, InnerConfig, MetaOptimizer, OuterConfig
 from rl_alphamaml.rendering import Clip
 
 
@@ -233,8 +233,9 @@ class RLConfig(ExperimentConfig):
                 if self.outer.optimizer == "trpo" else ""
             raise ValueError(f"outer.lr_mode: `hd` adapts β, which a {self.outer.optimizer.upper()} outer loop does "
                              f"not use; choose outer.optimizer {with_beta} for Alpha MAML's β{radius}")
-        if not self.outer.uses_beta and self.inner.lr_mode == "learned":
-            raise ValueError(f"inner.lr_mode: `learned` (Meta-SGD) needs an outer optimizer with β: {with_beta}")
+        if not self.outer.uses_beta and RATE_MODES[self.inner.lr_mode].meta_parameter:
+            raise ValueError(f"inner.lr_mode: `{self.inner.lr_mode}` makes α a meta-parameter, which needs an outer "
+                             f"optimizer with β: {with_beta}")
 
 
 class RLExperiment:

@@ -56,8 +56,8 @@ def reuse_freed_memory() -> bool:
 
     PyTorch's CPU allocator hands large tensors to ``malloc``; glibc serves blocks above its mmap
     threshold (at most 32 MiB) with fresh ``mmap`` pages and returns them on ``free``, so every pass
-    page-faults its activations back in: about 10^5 faults and 0.2–0.3 s of kernel time per 5-way 1-shot
-    meta-iteration on this CPU, several seconds for a 32-task pass. ``mallopt(M_MMAP_MAX, 0)`` and a huge
+    page-faults its activations back in: about 10^5 faults per 5-way 1-shot meta-iteration on this CPU,
+    many more for a 32-task pass. ``mallopt(M_MMAP_MAX, 0)`` and a huge
     ``M_TRIM_THRESHOLD`` let freed blocks be reused instead (the resident size then stays at its peak).
     Process-wide; returns whether it took effect (False off glibc).
     """

@@ -71,7 +71,7 @@ class InnerConfig:
         if not self.lr_min <= self.lr <= self.lr_max:
             raise ValueError(f"lr: initial alpha {self.lr} is outside [lr_min, lr_max] = "
                              f"[{self.lr_min}, {self.lr_max}]")
-        if HD_RULES[self.hd_rule].log_space and self.lr_mode == "hd" and self.lr_min <= 0:
+        if HD_RULES[self.hd_rule].log_space and RATE_MODES[self.lr_mode].follows_rule and self.lr_min <= 0:
             raise ValueError(f"lr_min: the {self.hd_rule} rule adapts log(alpha), so lr_min must be > 0")
         if self.lr_per_step and self.steps < 1:
             raise ValueError("lr_per_step: one alpha per inner step needs steps >= 1, got steps 0")
@@ -84,6 +84,8 @@ class InnerRateMode:
     trainable: bool = False
     #: the outer optimizer updates α together with θ
     meta_parameter: bool = False
+    #: α follows a hypergradient rule (``inner.hd_rule``; :meth:`rule` returns it)
+    follows_rule: bool = False
 
     def rule(self, config: InnerConfig) -> HypergradientRule | None:
         """The hypergradient rule α follows, if any."""
@@ -101,6 +103,7 @@ class HypergradientRate(InnerRateMode):
     """α follows its hypergradient ∂L_val/∂α by the configured rule (Alpha MAML [2])."""
 
     trainable = True
+    follows_rule = True
 
     def rule(self, config: InnerConfig) -> HypergradientRule:
         """The rule ``inner.hd_rule`` names, with α's hyper-rate and bounds."""

@@ -250,8 +250,12 @@ def test_rl_config_errors_are_clear() -> None:
         load_experiment_config(NAV, ["trpo.max_kl_mode=hd", "trpo.max_kl=2"])
     with pytest.raises(ConfigError, match=r"trpo\.max_kl_min: 0\.5 is above max_kl_max 0\.1"):
         load_experiment_config(NAV, ["trpo.max_kl_mode=hd", "trpo.max_kl_min=0.5", "trpo.max_kl_max=0.1"])
-    with pytest.raises(ConfigError, match="Meta-SGD"):
+    with pytest.raises(ConfigError, match=r"inner\.lr_mode: `learned` makes α a meta-parameter, which needs an outer "
+                                          r"optimizer with β"):
         load_experiment_config(NAV, ["inner.lr_mode=learned"])
+    with pytest.raises(ConfigError, match=r"inner\.lr_min: the log_adam rule adapts log\(alpha\), so lr_min must be"):
+        load_experiment_config(NAV, ["inner.lr_mode=hd", "inner.hd_rule=log_adam", "inner.lr_min=0"])
+    load_experiment_config(NAV, ["inner.lr_mode=fixed", "inner.hd_rule=log_adam", "inner.lr_min=0"])  # no rule: fine
     with pytest.raises(ConfigError, match="goal_tolerance: applies to the navigation families"):
         load_experiment_config(NAV, ["env.id=rl_alphamaml/HalfCheetahDir-v0", "env.goal_tolerance=0.01"])
     with pytest.raises(ConfigError, match=r"inner\.estimator"):
