@@ -180,3 +180,18 @@ def test_without_metaworld_import_works_and_a_family_says_what_to_install() -> N
         envs.make("MetaWorldML1-v0")
     with pytest.raises(MissingDependencyError):
         envs.BatchedEnv("MetaWorldML10-v0", 2)
+
+
+@needs_metaworld
+def test_a_mujoco_whose_welds_metaworld_cannot_write_is_refused_with_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """metaworld 3.1.1 writes 11 weld parameters; MuJoCo 4 has 12 (``mjNEQDATA``), and its environments fail to
+    build there. The installed metaworld with only that constant changed must be refused before a family is made."""
+    import mujoco
+
+    monkeypatch.setattr(mujoco, "mjNEQDATA", 12, raising=False)
+    message = r"cannot build its environments on MuJoCo .*weld constraints have 11 parameters, this MuJoCo.s 12"
+    with pytest.raises(MissingDependencyError, match=message):
+        import_metaworld()
+    with pytest.raises(MissingDependencyError, match=r'use MuJoCo 3\.3\.0, which pip install -e "\.\[metaworld\]"'):
+        envs.make("MetaWorldML1-v0")

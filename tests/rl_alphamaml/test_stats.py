@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +43,23 @@ def test_report_rows_and_paired_change() -> None:
     table = format_table(result)
     assert f"{rows[1]['mean']:.4f}" in table and f"{rows[1]['ci95']:.4f}" in table
     assert result.to_json()["adaptation"] == rows
+
+
+def test_the_plot_has_one_panel_per_metric(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The success rate beside the return (Meta-World) gets a panel of its own, with every labelled result in it."""
+    from rl_alphamaml import evaluation
+
+    figures: list[Any] = []
+    monkeypatch.setattr(evaluation, "write_figure_atomic", lambda fig, path: figures.append(fig))
+
+    def result(shift: float) -> AdaptationResult:
+        return AdaptationResult("return", [[1.0 + shift, 2.0], [3.0 + shift, 5.0]], [{}, {}], "c.pt", 1, 0, True,
+                                other_metrics={"success_rate": [[0.0, 0.5], [0.5, 1.0]]})
+
+    evaluation.plot_adaptation([("ours", result(0.0)), ("other", result(1.0))], tmp_path / "a.png", "title")
+    (fig,) = figures
+    assert [ax.get_ylabel() for ax in fig.axes] == ["return", "success_rate"]
+    assert all(len(ax.containers) == 2 for ax in fig.axes)  # one errorbar per labelled result in each panel
+    one = AdaptationResult("return", [[1.0, 2.0], [3.0, 5.0]], [{}, {}], "c.pt", 1, 0, True)
+    evaluation.plot_adaptation([("ours", one)], tmp_path / "b.png", "title")
+    assert [ax.get_ylabel() for ax in figures[1].axes] == ["return"]
