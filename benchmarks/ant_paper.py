@@ -28,12 +28,12 @@ Stages (``--stages``, default all, run in this order):
   ``--set sampler.episodes=40``, to the same budget (a tenth of the paper's steps, the copied iterations' included).
 * ``alpha`` — the ``ant_dir`` run's peak checkpoint adapted with α 0.05, 0.2 and 0.4 instead of the 0.1 it was
   trained with (``evaluate --inner-lr``), on the same goals.
-* the variants (``VARIANTS``: ``lvc``, ``alpha_hd``, ``relu``, ``trpo_paper``, ``wide``, ``alpha_maml``) — the
-  ``ant_dir`` run's settings with one difference each (ProMP's [3] low-variance curvature estimator; α by
-  hypergradient [4], Alpha MAML's inner rate under MAML-TRPO's outer step; the paper's ReLU units; the paper's
-  trust region, max-KL 0.01 with full curvature; a 256 × 256 policy; Alpha MAML itself, Adam's outer step with α
-  and β by hypergradient), to the ``ant_dir`` run's peak iteration (130, 10.4 M steps), evaluated as ``ant_dir``
-  with the α each ends with.
+* the variants (``VARIANTS``: ``lvc``, ``alpha_hd``, ``relu``, ``trpo_paper``, ``trpo_radius_hd``, ``wide``,
+  ``alpha_maml``) — the ``ant_dir`` run's settings with one difference each (ProMP's [3] low-variance curvature
+  estimator; α by hypergradient [4], Alpha MAML's inner rate under MAML-TRPO's outer step; the paper's ReLU units;
+  the paper's trust region, max-KL 0.01 with full curvature; that trust region with its radius by hypergradient; a
+  256 × 256 policy; Alpha MAML itself, Adam's outer step with α and β by hypergradient), to the ``ant_dir`` run's
+  peak iteration (130, 10.4 M steps), evaluated as ``ant_dir`` with the α each ends with.
 * ``trpo_paper_batch`` — the ``trpo_paper`` variant (the best at iteration 130) continued from there with the paper's
   40 episodes per task to the AntDir budget, as ``ant_dir_batch`` continues the ``ant_dir`` run.
 * ``ant_vel`` — MAML-TRPO on the paper's AntVel with the zoo's budget (150 iterations, 12 M steps: a tenth of the
@@ -117,8 +117,8 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
 STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "trpo_paper",
-          "wide", "alpha_maml", "trpo_paper_batch", "ant_vel", "ant_vel_trpo_paper", "ant_vel_trpo_paper_batch",
-          "ant_goal_trpo_paper", "ant_goal_oracle", "oracle_trpo_paper", "ppo_oracle")
+          "trpo_radius_hd", "wide", "alpha_maml", "trpo_paper_batch", "ant_vel", "ant_vel_trpo_paper",
+          "ant_vel_trpo_paper_batch", "ant_goal_trpo_paper", "ant_goal_oracle", "oracle_trpo_paper", "ppo_oracle")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -149,6 +149,12 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # tenth of the episodes) — is the plateau the outer step's size or its noisy curvature?
     "trpo_paper": ("kl0.01-full", "the paper's trust region (trpo.max_kl=0.01, full curvature: trpo.subsample=1)",
                    ("trpo.max_kl=0.01", "trpo.subsample=1")),
+    # the paper's trust region with its radius by hypergradient (issue 24's trpo.max_kl_mode: hd, from the paper's
+    # 0.01; bounded at 0.1, ten times it, as the line search alone keeps a larger radius safe): does the radius
+    # that reached MAML-TRPO's return in 0.88× the steps on Navigation2D get AntDir there sooner too?
+    "trpo_radius_hd": ("kl0.01-full-radiushd", "the paper's trust region, its radius by hypergradient "
+                       "(trpo.max_kl_mode=hd from 0.01, at most 0.1)",
+                       ("trpo.max_kl=0.01", "trpo.subsample=1", "trpo.max_kl_mode=hd", "trpo.max_kl_max=0.1")),
     # a wider policy (256 × 256): is the 100 × 100 network what caps one step at about 60 % of the oracle?
     "wide": ("wide256", "a wider policy (policy.hidden=[256,256])", ("policy.hidden=[256,256]",)),
     # Alpha MAML as configs/ant_dir_alpha.yaml ships it (Adam outer step, α and β by the normalized hypergradient
