@@ -16,8 +16,11 @@ Each is evaluated as the paper does: 40 held-out goals, 40 episodes per adaptati
 Usage::
 
     python benchmarks/inner_steps.py
+    python benchmarks/inner_steps.py --iterations 1 --eval-tasks 2 --eval-episodes 2 --set train.meta_batch=2 \\
+        --set sampler.episodes=2 --runs-dir /tmp/steps --out /tmp/steps/inner_steps    # a smoke run
 
-Writes ``benchmarks/results/inner_steps.{md,json}``; finished runs are reused, interrupted ones resumed.
+Writes ``benchmarks/results/inner_steps.{md,json}`` (``--out``); finished runs are reused, interrupted ones resumed,
+and an evaluation is kept per checkpoint (``eval/<name>_iterN.json``), so a longer budget evaluates anew.
 
 References:
     [1] Finn, Abbeel & Levine, "Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks",
@@ -30,19 +33,21 @@ References:
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
+from pathlib import Path
 from typing import Any
 
 import results_io
-from cli_runs import ROOT, evaluate_kept, relative, train_to
+from cli_runs import ROOT, evaluate_kept, last_iteration, relative, train_to
 from maml_paper import PAPER
 
 RESULTS = ROOT / "benchmarks" / "results"
 RUNS = RESULTS / "inner_steps_runs"
 ITERATIONS = 200
-#: the zoo's Navigation2D recipe (``benchmarks/build_zoo.py``)
-COMMON = [f"train.iterations={ITERATIONS}", "trpo.subsample=0.1", "inner.lr=0.5", "train.checkpoint_every=25"]
+#: the zoo's Navigation2D recipe (``benchmarks/build_zoo.py``), ``train.iterations`` aside
+COMMON = ["trpo.subsample=0.1", "inner.lr=0.5", "train.checkpoint_every=25"]
 #: run → (description, extra ``--set`` values)
 RUNS_SPEC: dict[str, tuple[str, tuple[str, ...]]] = {
     "one_step": ("one inner step (the zoo's recipe)", ()),
@@ -50,7 +55,8 @@ RUNS_SPEC: dict[str, tuple[str, tuple[str, ...]]] = {
     "three_hd": ("three inner steps, α₁ α₂ α₃ by hypergradient (`log_adam`)",
                  ("inner.steps=3", "inner.lr_per_step=true", "inner.lr_mode=hd", "inner.hd_rule=log_adam")),
 }
-EVALUATE = ["--tasks", "40", "--steps", "3", "--episodes", "40"]
+#: the paper's protocol: 40 held-out goals, 40 episodes per adaptation step
+EVAL_TASKS, EVAL_EPISODES = 40, 40
 #: the paper's test-time schedule (cbfinn/maml_rl ``maml_examples/test_maml_point.py``): 0.5, then 0.25
 SCHEDULE = ["--inner-lr", "0.5", "0.25"]
 
@@ -60,28 +66,52 @@ def row(report: dict[str, Any]) -> dict[str, Any]:
             "alpha": report.get("alpha"), "alpha_steps": report.get("alpha_steps")}
 
 
+def verdict(rows: list[dict[str, Any]], paper: list[float]) -> str:
+    """Whether the per-step rates, evaluated as trained, beat the paper's schedule after 2 and 3 steps."""
+    ours = next(r for r in rows if r["run"] == "three_hd")["adaptation"]
+    cells = [f"{ours[k]['mean']:.2f} ± {ours[k]['ci95']:.2f} against {paper[k]:g} after {k} steps" for k in (2, 3)]
+    met = all(ours[k]["mean"] > paper[k] for k in (2, 3))
+    return (f"Issue 24's goal (per-step rates by hypergradient, no schedule at evaluation, beat the paper's schedule "
+            f"after 2 and 3 steps): {'met' if met else 'not met'} — {'; '.join(cells)}. One seed: the ± is over the "
+            "held-out goals only.")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--iterations", type=int, default=ITERATIONS, help=f"per run (default {ITERATIONS})")
+    parser.add_argument("--eval-tasks", type=int, default=EVAL_TASKS, help=f"held-out goals (default {EVAL_TASKS})")
+    parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES,
+                        help=f"episodes per adaptation step (default {EVAL_EPISODES})")
+    parser.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE",
+                        help="more --set values for every run (a smoke run's smaller batch)")
+    parser.add_argument("--runs-dir", type=Path, default=RUNS, help="where the run folders go")
+    parser.add_argument("--out", type=Path, default=RESULTS / "inner_steps", help="results path without suffix")
+    args = parser.parse_args()
+    evaluate = ["--tasks", str(args.eval_tasks), "--steps", "3", "--episodes", str(args.eval_episodes)]
     rows = []
     for name, (what, extra) in RUNS_SPEC.items():
-        folder = RUNS / f"navigation2d-{name}"
-        sets = [*COMMON, *extra]
-        train_to(folder, "navigation2d", sets, ITERATIONS)
+        folder = args.runs_dir / f"navigation2d-{name}"
+        sets = [f"train.iterations={args.iterations}", *COMMON, *extra, *args.sets]
+        train_to(folder, "navigation2d", sets, args.iterations)
         records = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
-        base = {"run": name, "what": what, "seconds": sum(r["time/iteration"] for r in records),
+        at = last_iteration(folder)
+        base = {"run": name, "what": what, "run_dir": relative(str(folder)), "iteration": at,
+                "seconds": sum(r["time/iteration"] for r in records),
                 "env_steps": sum(r["time/env_steps"] for r in records),
                 "command": relative(" ".join(["rl-alphamaml train configs/navigation2d.yaml --run-dir", str(folder),
                                               *[x for s in sets for x in ("--set", s)]]))}
-        rows.append({**base, "evaluation": "as trained", "evaluate": " ".join(EVALUATE),
-                     **row(evaluate_kept(folder, "as_trained", *EVALUATE))})
+        rows.append({**base, "evaluation": "as trained", "evaluate": " ".join(evaluate),
+                     **row(evaluate_kept(folder, f"as_trained_iter{at}", *evaluate))})
         if name == "one_step":
             rows.append({**base, "evaluation": "the paper's schedule (0.5, then 0.25)",
-                         "evaluate": " ".join([*EVALUATE, *SCHEDULE]),
-                         **row(evaluate_kept(folder, "paper_schedule", *EVALUATE, *SCHEDULE))})
-    paper = PAPER["navigation2d"]["maml"]
+                         "evaluate": " ".join([*evaluate, *SCHEDULE]),
+                         **row(evaluate_kept(folder, f"paper_schedule_iter{at}", *evaluate, *SCHEDULE))})
+    paper = list(PAPER["navigation2d"]["maml"])
     lines = ["# Navigation2D after 1–3 steps: per-step rates by hypergradient against the paper's hand schedule", "",
              f"Made by `python benchmarks/inner_steps.py` on this project's {platform.machine()} VM (2 CPUs). "
-             f"MAML-TRPO, {ITERATIONS} iterations × 20 tasks × 20 episodes, `trpo.subsample=0.1`, α₀ 0.5; evaluated on "
-             "40 held-out goals with 40 episodes per adaptation step (± 95 % CI over goals).", "",
+             f"MAML-TRPO, {args.iterations} iterations × 20 tasks × 20 episodes, `trpo.subsample=0.1`, α₀ 0.5"
+             + (f" (and {', '.join(args.sets)})" if args.sets else "") + f"; seed 0; evaluated on {args.eval_tasks} "
+             f"held-out goals with {args.eval_episodes} episodes per adaptation step (± 95 % CI over goals).", "",
              "| meta-trained with | evaluated with | env steps | wall time | after 0 steps | after 1 step "
              "| after 2 steps | after 3 steps | α per step |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -91,15 +121,15 @@ def main() -> None:
         lines.append(f"| {r['what']} | {r['evaluation']} | {r['env_steps'] / 1e6:.1f} M | {r['seconds'] / 60:.1f} min "
                      f"| {cells} | {alphas} |")
     lines += ["| MAML paper (one inner step in training) | the schedule (0.5, then 0.25) | | | "
-              + " | ".join(f"{v:g}" for v in paper) + " | 0.5 / 0.25 / 0.25 |", "", "Commands:", "", "```bash"]
+              + " | ".join(f"{v:g}" for v in paper) + " | 0.5 / 0.25 / 0.25 |", "", verdict(rows, paper), "",
+              "Commands:", "", "```bash"]
     for r in rows:
         if r["evaluation"] == "as trained":
             lines.append(r["command"])
-        lines.append(f"rl-alphamaml evaluate RUN {r['evaluate']}")
+        lines.append(f"rl-alphamaml evaluate {r['run_dir']} {r['evaluate']}")
     lines += ["```", ""]
-    out = RESULTS / "inner_steps"
-    results_io.write_text(out.with_suffix(".md"), "\n".join(lines))
-    results_io.write_text(out.with_suffix(".json"), json.dumps({"rows": rows, "paper": paper}, indent=1) + "\n")
+    results_io.write_text(args.out.with_suffix(".md"), "\n".join(lines))
+    results_io.write_text(args.out.with_suffix(".json"), json.dumps({"rows": rows, "paper": paper}, indent=1) + "\n")
     print("\n".join(lines))
 
 

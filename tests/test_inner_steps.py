@@ -1,0 +1,40 @@
+"""``benchmarks/inner_steps.py`` end to end on a tiny budget: its three runs, its four evaluations, its table and
+verdict, and a rerun that reuses the finished runs and their kept evaluations."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "inner_steps.py"), "--iterations", "1", "--eval-tasks", "2",
+         "--eval-episodes", "2", "--set", "train.meta_batch=2", "--set", "sampler.episodes=2",
+         "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "inner_steps")],
+        capture_output=True, text=True, cwd=ROOT, check=True)
+
+
+def test_the_inner_steps_study_runs_reports_and_reuses_its_runs(tmp_path: Path) -> None:
+    run(tmp_path)
+    result = json.loads((tmp_path / "inner_steps.json").read_text())
+    rows = {(r["run"], r["evaluation"]): r for r in result["rows"]}
+    assert set(rows) == {("one_step", "as trained"), ("one_step", "the paper's schedule (0.5, then 0.25)"),
+                         ("three_fixed", "as trained"), ("three_hd", "as trained")}
+    assert all(len(r["adaptation"]) == 4 for r in rows.values())  # after 0-3 steps
+    assert len(rows[("three_hd", "as trained")]["alpha_steps"]) == 3  # one α per trained step
+    assert "--inner-lr 0.5 0.25" in rows[("one_step", "the paper's schedule (0.5, then 0.25)")]["evaluate"]
+    table = (tmp_path / "inner_steps.md").read_text()
+    assert "Issue 24's goal" in table and "-3.33 after 2 steps" in table and "-3.23 after 3 steps" in table
+    assert f"rl-alphamaml evaluate {tmp_path / 'runs' / 'navigation2d-three_hd'}" in table
+    kept = {p.name for p in (tmp_path / "runs" / "navigation2d-one_step" / "eval").glob("*_iter1.json")}
+    assert kept == {"as_trained_iter1.json", "paper_schedule_iter1.json"}
+    metrics = (tmp_path / "runs" / "navigation2d-three_hd" / "metrics.jsonl").read_text()
+    again = run(tmp_path)
+    assert "done (1 iterations)" in again.stdout
+    assert (tmp_path / "runs" / "navigation2d-three_hd" / "metrics.jsonl").read_text() == metrics
+    assert json.loads((tmp_path / "inner_steps.json").read_text()) == result
