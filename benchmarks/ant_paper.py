@@ -36,6 +36,8 @@ Stages (``--stages``, default all, run in this order):
   peak iteration (130, 10.4 M steps), evaluated as ``ant_dir`` with the α each ends with.
 * ``trpo_paper_batch`` — the ``trpo_paper`` variant (the best at iteration 130) continued from there with the paper's
   40 episodes per task to the AntDir budget, as ``ant_dir_batch`` continues the ``ant_dir`` run.
+* ``trpo_radius_hd_batch`` — the ``trpo_radius_hd`` variant continued the same way (its radius keeps following its
+  hypergradient: the radius and the rule's state are in the checkpoint).
 * ``ant_vel`` — MAML-TRPO on the paper's AntVel with the zoo's budget (150 iterations, 12 M steps: a tenth of the
   paper's), and its oracle (as ``oracle``, the winning convention only), evaluated with the paper's protocol: 40
   goals, 20 episodes per adaptation step.
@@ -117,8 +119,9 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
 STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "trpo_paper",
-          "trpo_radius_hd", "wide", "alpha_maml", "trpo_paper_batch", "ant_vel", "ant_vel_trpo_paper",
-          "ant_vel_trpo_paper_batch", "ant_goal_trpo_paper", "ant_goal_oracle", "oracle_trpo_paper", "ppo_oracle")
+          "trpo_radius_hd", "wide", "alpha_maml", "trpo_paper_batch", "trpo_radius_hd_batch", "ant_vel",
+          "ant_vel_trpo_paper", "ant_vel_trpo_paper_batch", "ant_goal_trpo_paper", "ant_goal_oracle",
+          "oracle_trpo_paper", "ppo_oracle")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -397,10 +400,11 @@ def continued(source: str, at: int, changes: list[str], iterations: int, evaluat
     return {**report(folder, how, evaluate), "from": at, "source": source, "changes": changes, "own_seconds": own}
 
 
-def trust_region(config: str, scale: str, iterations: int) -> tuple[str, list[str]]:
+def trust_region(config: str, scale: str, iterations: int, variant: str = "trpo_paper") -> tuple[str, list[str]]:
     """The run folder's name and the settings of the ``config`` family's run with the paper's trust region (the
-    ``trpo_paper`` variant's settings) to ``iterations``."""
-    tag, _, extra = VARIANTS["trpo_paper"]
+    ``variant``'s settings: ``trpo_paper``, or ``trpo_radius_hd`` for its radius by hypergradient) to
+    ``iterations``."""
+    tag, _, extra = VARIANTS[variant]
     return f"{config}-maml2017-{tag}-scale{scale}", paper_model_sets(scale, iterations, *extra)
 
 
@@ -414,11 +418,11 @@ def paper_oracle(config: str, scale: str, evaluate: list[str]) -> dict[str, Any]
 
 
 def trust_region_continued(config: str, scale: str, iterations: int, at: int, episodes: int, paper: dict[str, Any],
-                           evaluate: list[str]) -> dict[str, Any]:
+                           evaluate: list[str], variant: str = "trpo_paper") -> dict[str, Any]:
     """The ``config`` family's run with the paper's trust region (:func:`trust_region`, trained or reused to
     ``iterations``) continued from its checkpoint ``at`` with ``episodes`` per task, to :data:`BUDGET` of the
     ``paper`` row's steps (:func:`continued`)."""
-    source, sets = trust_region(config, scale, iterations)
+    source, sets = trust_region(config, scale, iterations, variant)
     train_to(run_dir(source), config, sets, iterations)
     return continued(source, at, [f"sampler.episodes={episodes}"],
                      budget_iterations(run_dir(source), at, episodes, paper), evaluate)
@@ -505,6 +509,10 @@ def markdown(result: dict[str, Any]) -> str:
         b = result["trpo_paper_batch"]
         stages.append((f"AntDir with the paper's trust region, continued from iteration {b['from']} with "
                        f"{BATCH_EPISODES} episodes per task", b))
+    if "trpo_radius_hd_batch" in result:
+        b = result["trpo_radius_hd_batch"]
+        stages.append((f"AntDir with the paper's trust region, its radius by hypergradient, continued from iteration "
+                       f"{b['from']} with {BATCH_EPISODES} episodes per task", b))
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
@@ -615,6 +623,10 @@ def markdown(result: dict[str, Any]) -> str:
             best = result["trpo_paper_batch"]["adaptation"][1]["mean"]
             text += (f", {100 * best / top:.0f} % with the paper's trust region continued with {BATCH_EPISODES} "
                      f"episodes per task ({best:.1f} / {top:.1f})")
+        if "trpo_radius_hd_batch" in result:
+            best = result["trpo_radius_hd_batch"]["adaptation"][1]["mean"]
+            text += (f", {100 * best / top:.0f} % with its radius by hypergradient, continued the same way "
+                     f"({best:.1f} / {top:.1f})")
         lines += [f"{text}; the paper's reaches {100 * PAPER['maml'][1] / PAPER['oracle']:.0f} % "
                   f"({PAPER['maml'][1]:g} / {PAPER['oracle']:g}).", ""]
     return "\n".join(lines)
@@ -642,6 +654,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
                + [(f"{stage} (--stages), after one step", result.get(stage), "post_adapt") for stage in VARIANTS]
                + [(f"the paper's trust region, continued with {BATCH_EPISODES} episodes per task",
                    result.get("trpo_paper_batch"), "post_adapt")]
+               + [(f"its radius by hypergradient, continued with {BATCH_EPISODES} episodes per task",
+                   result.get("trpo_radius_hd_batch"), "post_adapt")]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]
                + [("oracle, the paper's recipe", result.get("oracle_trpo_paper"), "pre_adapt")]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
@@ -720,6 +734,9 @@ def main() -> None:
     if "trpo_paper_batch" in args.stages:
         result["trpo_paper_batch"] = trust_region_continued("ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS,
                                                             BATCH_EPISODES, PAPER, EVALUATE)
+    if "trpo_radius_hd_batch" in args.stages:
+        result["trpo_radius_hd_batch"] = trust_region_continued("ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS,
+                                                                BATCH_EPISODES, PAPER, EVALUATE, "trpo_radius_hd")
     if "ant_vel" in args.stages:
         result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", paper_model_sets(scale, ANT_VEL_ITERATIONS),
                                     ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
