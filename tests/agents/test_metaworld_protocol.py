@@ -141,4 +141,10 @@ def test_our_protocol_reproduces_metaworlds_evaluation_function() -> None:
     experiment.close()
     assert 0.0 < np.mean(per_task) < 1.0, per_task  # a comparison that could tell successes from failures
     assert total_success / rounds == theirs_success
-    assert total_return / rounds == theirs_return
+    # The returns were equal to the last bit on the machine this test was written on. On this project's later VM,
+    # metaworld's side of the comparison is not even equal to itself: from run to run its mean return here was
+    # 284.8788 or 284.7378 (ours, 284.8788, every time) — the simulator amplifies a last-bit difference in the
+    # policy's float32 actions, and the agent's actions (one at a time, beside metaworld's vector environment) are
+    # not computed as our protocol computes them (three scoring slots at once). So the success rates must agree
+    # exactly and the returns to 1e-3.
+    assert total_return / rounds == pytest.approx(theirs_return, rel=1e-3)
