@@ -43,12 +43,15 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from agents.outer_steps import TRPOConfig
 
 import promp_comparison as pc
 import results_io
@@ -118,12 +121,20 @@ def curve(run_dir: Path) -> dict[str, Any]:
     return out
 
 
-def radius_line(record: dict[str, Any], bound: float = 1.0) -> str | None:
+def radius_bound(command: str) -> float:
+    """The adapted radius's upper bound a run's recorded command gave it (``--set trpo.max_kl_max=…``), else the
+    default of :class:`agents.outer_steps.TRPOConfig`."""
+    given = re.search(r"--set trpo\.max_kl_max=(\S+)", command)
+    return float(given.group(1)) if given else TRPOConfig().max_kl_max
+
+
+def radius_line(record: dict[str, Any]) -> str | None:
     """How a run's adapted trust-region radius moved (None for a run without one): the first iteration at 0.1 or
-    more, the iterations at ``bound`` (``trpo.max_kl_max``'s default), the final radius, the mean backtracks."""
+    more, the iterations at its upper bound (:func:`radius_bound`), the final radius, the mean backtracks."""
     radii = record["curve"].get("max_kl")
     if not radii:
         return None
+    bound = radius_bound(record["command"])
     first = next((i + 1 for i, r in enumerate(radii) if r >= 0.1), None)
     at_bound = sum(r >= bound * (1 - 1e-9) for r in radii)
     return (f"seed {record['seed']}: δ {radii[0]:g} → {radii[-1]:.2g}, ≥ 0.1 from iteration "

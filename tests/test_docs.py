@@ -201,3 +201,16 @@ def test_update_readme_without_its_block_is_one_error_line(tmp_path: Path,
     assert err.count("\n") == 1 and err.startswith("outer_loops.py: error: ")
     assert f"has no {outer_loops.README_BEGIN} … {outer_loops.README_END} block" in err
     assert readme.read_text(encoding="utf-8") == "# no block here\n"
+
+
+def test_the_radius_line_counts_iterations_at_the_runs_own_bound() -> None:
+    """outer_loops.md's radius figures: the bound is the run's ``trpo.max_kl_max`` when its command sets one, else the
+    config's default; a run without an adapted radius has no line."""
+    outer_loops = load_outer_loops()
+    curve = {"max_kl": [0.02, 0.05, 0.1, 0.1, 1.0, 0.4], "backtracks": [0, 1, 1, 0, 2, 2]}
+    default = {"seed": 3, "command": "rl-alphamaml train configs/x.yaml --set trpo.max_kl_mode=hd", "curve": curve}
+    assert outer_loops.radius_line(default) == ("seed 3: δ 0.02 → 0.4, ≥ 0.1 from iteration 3, at its bound 1 for 1 "
+                                                "of 6 iterations; 1.00 line-search backtracks per iteration")
+    bounded = {**default, "command": default["command"] + " --set trpo.max_kl_max=0.1"}
+    assert "at its bound 0.1 for 4 of 6 iterations" in outer_loops.radius_line(bounded)
+    assert outer_loops.radius_line({**default, "curve": {"backtracks": [0]}}) is None
