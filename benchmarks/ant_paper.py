@@ -166,6 +166,10 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                    "rates)", ("outer.optimizer=adam", "outer.lr=0.001", "outer.lr_mode=hd", "outer.lr_min=1e-6",
                               "outer.lr_max=0.05", "inner.lr_mode=hd", "inner.lr_min=1e-4", "inner.lr_max=2.0")),
 }
+#: the trust-region AntDir runs continued from iteration :data:`PEAK_ITERATIONS` with the paper's batch: stage → (the
+#: variant it continues, how the tables and the plot name it)
+CONTINUED = {"trpo_paper_batch": ("trpo_paper", "the paper's trust region"),
+             "trpo_radius_hd_batch": ("trpo_radius_hd", "the paper's trust region, its radius by hypergradient")}
 #: AntVel with the zoo's budget: 150 iterations of at most 80,000 steps, 12 M (a tenth of the paper's 120 M)
 ANT_VEL_ITERATIONS = 150
 #: ``ant_vel_trpo_paper_batch``: the trust-region AntVel run continued from its checkpoint at about half the budget
@@ -505,14 +509,8 @@ def markdown(result: dict[str, Any]) -> str:
         b = result["ant_dir_batch"]
         stages.append((f"AntDir continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b))
     stages += [(f"AntDir with {title}", result.get(stage)) for stage, (_, title, _) in VARIANTS.items()]
-    if "trpo_paper_batch" in result:
-        b = result["trpo_paper_batch"]
-        stages.append((f"AntDir with the paper's trust region, continued from iteration {b['from']} with "
-                       f"{BATCH_EPISODES} episodes per task", b))
-    if "trpo_radius_hd_batch" in result:
-        b = result["trpo_radius_hd_batch"]
-        stages.append((f"AntDir with the paper's trust region, its radius by hypergradient, continued from iteration "
-                       f"{b['from']} with {BATCH_EPISODES} episodes per task", b))
+    stages += [(f"AntDir with {name}, continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b)
+               for stage, (_, name) in CONTINUED.items() if (b := result.get(stage))]
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
@@ -619,14 +617,11 @@ def markdown(result: dict[str, Any]) -> str:
             batch = result["ant_dir_batch"]["adaptation"][1]["mean"]
             text += (f", {100 * batch / top:.0f} % continued with {BATCH_EPISODES} episodes per task "
                      f"({batch:.1f} / {top:.1f})")
-        if "trpo_paper_batch" in result:
-            best = result["trpo_paper_batch"]["adaptation"][1]["mean"]
-            text += (f", {100 * best / top:.0f} % with the paper's trust region continued with {BATCH_EPISODES} "
-                     f"episodes per task ({best:.1f} / {top:.1f})")
-        if "trpo_radius_hd_batch" in result:
-            best = result["trpo_radius_hd_batch"]["adaptation"][1]["mean"]
-            text += (f", {100 * best / top:.0f} % with its radius by hypergradient, continued the same way "
-                     f"({best:.1f} / {top:.1f})")
+        for stage, (_, name) in CONTINUED.items():
+            if stage in result:
+                best = result[stage]["adaptation"][1]["mean"]
+                text += (f", {100 * best / top:.0f} % with {name}, continued with {BATCH_EPISODES} episodes per task "
+                         f"({best:.1f} / {top:.1f})")
         lines += [f"{text}; the paper's reaches {100 * PAPER['maml'][1] / PAPER['oracle']:.0f} % "
                   f"({PAPER['maml'][1]:g} / {PAPER['oracle']:g}).", ""]
     return "\n".join(lines)
@@ -652,10 +647,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     panels = [(axes[1], "AntDir", PAPER, [("MAML-TRPO, after one step", result.get("ant_dir"), "post_adapt")]
                + [(f"continued with {BATCH_EPISODES} episodes per task", batch, "post_adapt")] * bool(batch)
                + [(f"{stage} (--stages), after one step", result.get(stage), "post_adapt") for stage in VARIANTS]
-               + [(f"the paper's trust region, continued with {BATCH_EPISODES} episodes per task",
-                   result.get("trpo_paper_batch"), "post_adapt")]
-               + [(f"its radius by hypergradient, continued with {BATCH_EPISODES} episodes per task",
-                   result.get("trpo_radius_hd_batch"), "post_adapt")]
+               + [(f"{name}, continued with {BATCH_EPISODES} episodes per task", result.get(stage),
+                   "post_adapt") for stage, (_, name) in CONTINUED.items()]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]
                + [("oracle, the paper's recipe", result.get("oracle_trpo_paper"), "pre_adapt")]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
@@ -731,12 +724,10 @@ def main() -> None:
         if stage in args.stages:
             sets = paper_model_sets(scale, PEAK_ITERATIONS, *extra)
             result[stage] = trained(f"ant_dir-maml2017-{tag}-scale{scale}", sets, PEAK_ITERATIONS, EVALUATE)
-    if "trpo_paper_batch" in args.stages:
-        result["trpo_paper_batch"] = trust_region_continued("ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS,
-                                                            BATCH_EPISODES, PAPER, EVALUATE)
-    if "trpo_radius_hd_batch" in args.stages:
-        result["trpo_radius_hd_batch"] = trust_region_continued("ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS,
-                                                                BATCH_EPISODES, PAPER, EVALUATE, "trpo_radius_hd")
+    for stage, (variant, _) in CONTINUED.items():
+        if stage in args.stages:
+            result[stage] = trust_region_continued("ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS, BATCH_EPISODES,
+                                                   PAPER, EVALUATE, variant)
     if "ant_vel" in args.stages:
         result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", paper_model_sets(scale, ANT_VEL_ITERATIONS),
                                     ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
