@@ -39,6 +39,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from rl_alphamaml.logging import read_metrics
+
 import results_io
 from cli_runs import ROOT, evaluate_kept, last_iteration, relative, train_to
 from maml_paper import PAPER
@@ -93,7 +95,7 @@ def main() -> None:
         folder = args.runs_dir / f"navigation2d-{name}"
         sets = [f"train.iterations={args.iterations}", *COMMON, *extra, *args.sets]
         train_to(folder, "navigation2d", sets, args.iterations)
-        records = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+        records = read_metrics(folder)
         at = last_iteration(folder)
         base = {"run": name, "what": what, "run_dir": relative(str(folder)), "iteration": at,
                 "seconds": sum(r["time/iteration"] for r in records),
