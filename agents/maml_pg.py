@@ -8,9 +8,11 @@ One meta-iteration (:meth:`MAMLPG.iteration`) is two calls, as stable-baselines3
    (:func:`inner_loss`) at rate α, sampling fresh episodes after each step (MAML's protocol); roll out
    every θ'ᵢ on its own task (the validation phase). Only values are kept, no autograd graph.
 2. an outer step (:class:`agents.outer_steps.OuterStep`, chosen by ``outer.optimizer``) replays the
-   adaptation from θ with the graph it needs (:meth:`MAMLPG.adapt`) and updates θ — MAML-TRPO, SGD/Adam
-   with rate β (Alpha MAML [2]: β and α by hypergradient), or ProMP [3]. α follows its hypergradient
-   ``∂L_val/∂α`` whenever ``inner.lr_mode`` is ``hd``.
+   adaptation from θ with the graph it needs (:meth:`MAMLPG.adaptation_path`) and updates θ on the meta-loss
+   (:meth:`MAMLPG.meta_loss`: the surrogate after the last inner step, or with ``outer.meta_loss: all_steps`` the
+   mean over every step's, MAML++'s multi-step loss [4]) — MAML-TRPO, SGD/Adam with rate β (Alpha MAML [2]: β and
+   α by hypergradient), or ProMP [3]. α follows its hypergradient ``∂L_val/∂α`` whenever ``inner.lr_mode`` is
+   ``hd``.
 
 All tasks are adapted at once: θ is expanded to one copy per task (a leading task dimension), the
 inner loss sums the tasks' surrogates so that each task's gradient is its own, and the policy
@@ -23,6 +25,7 @@ References:
         https://arxiv.org/abs/1905.07435
     [3] Rothfuss, Lee, Clavera, Asfour & Abbeel, "ProMP: Proximal Meta-Policy Search", ICLR 2019.
         https://arxiv.org/abs/1810.06784
+    [4] Antoniou, Edwards & Storkey, "How to train your MAML", ICLR 2019. https://arxiv.org/abs/1810.09502
 """
 
 from __future__ import annotations
@@ -71,6 +74,9 @@ def advantages(episodes: Episodes, cfg: AdvantageConfig, baseline: LinearFeature
 
 
 Estimator = Literal["vpg", "lvc"]
+#: the meta-objective: the post-adaptation surrogate after the last inner step (MAML [1]), or the mean of every inner
+#: step's (MAML++'s multi-step loss [4])
+MetaLoss = Literal["last_step", "all_steps"]
 
 
 def inner_loss(
@@ -191,7 +197,7 @@ class MAMLPG:
     outer step (:mod:`agents.outer_steps`); ``estimator`` is the inner surrogate (:func:`inner_loss`).
 
     Policy-gradient MAML as in [1, §5.3]: α and β fixed or by hypergradient (Alpha MAML [2]); the outer step
-    MAML-TRPO, SGD/Adam or ProMP [3].
+    MAML-TRPO, SGD/Adam or ProMP [3]; the meta-loss scores the last inner step or every one (``meta_loss``, [4]).
 
     Example (what :meth:`iteration` does, without the timing)::
 
@@ -207,9 +213,13 @@ class MAMLPG:
         outer_step: OuterStep,
         adv_config: AdvantageConfig,
         estimator: Estimator = "vpg",
+        meta_loss: MetaLoss = "last_step",
     ) -> None:
+        if meta_loss not in ("last_step", "all_steps"):
+            raise ValueError(f"unknown meta-loss {meta_loss!r}; choose last_step or all_steps")
         self.policy = policy
         self.estimator = estimator
+        self.meta_loss_steps = meta_loss
         self.meta = meta
         self.sampler = sampler
         self.outer_step = outer_step
@@ -283,10 +293,28 @@ class MAMLPG:
     def adapt(self, batch: MetaBatch, theta: Params | None = None, first_order: bool | None = None) -> Params:
         """θ'ᵢ(θ) for every task of ``batch`` by replaying its inner steps from ``theta`` (default: the
         meta-parameters), differentiable to θ and α (second order unless ``first_order``)."""
-        params = expand_params(self.meta.params if theta is None else theta, batch.num_tasks)
+        return self.adaptation_path(batch, theta, first_order)[-1]
+
+    def adaptation_path(self, batch: MetaBatch, theta: Params | None = None,
+                        first_order: bool | None = None) -> list[Params]:
+        """θ₀ … θ_K of every task of ``batch`` (θ₀: ``theta``, by default the meta-parameters, one copy per task;
+        θ_K = :meth:`adapt`), replaying its inner steps, differentiable to θ and α."""
+        path = [expand_params(self.meta.params if theta is None else theta, batch.num_tasks)]
         for j, phase in enumerate(batch.train):
-            params = self.adapt_step(params, phase, first_order, step=j).params
-        return params
+            path.append(self.adapt_step(path[-1], phase, first_order, step=j).params)
+        return path
+
+    def meta_loss(self, batch: MetaBatch, path: Sequence[Params],
+                  objective: Callable[[GaussianMLPPolicy, Params, Phase], Tensor] = surrogate) -> Tensor:
+        """The meta-loss of the adaptation ``path`` (:meth:`adaptation_path`): ``objective`` (the post-adaptation
+        surrogate by default) of θ_K on the validation episodes — MAML's [1] — or, with ``meta_loss`` ``all_steps``,
+        the mean over j = 1 … K of ``objective`` of θ_j on the episodes θ_j sampled (phase j; the validation
+        episodes for j = K): MAML++'s multi-step loss [4] with equal weights, so that every step, not only the
+        last, is judged — the per-step rates' hypergradients ∂L/∂α_j with them."""
+        phases = [*batch.train[1:], batch.val]
+        if self.meta_loss_steps == "last_step" or len(phases) == 1:
+            return objective(self.policy, path[-1], batch.val)
+        return torch.stack([objective(self.policy, params, phase) for params, phase in zip(path[1:], phases)]).mean()
 
     def adaptation_curve(self, tasks: Sequence[Task], steps: int, seed: Sequence[int],
                          inner_lrs: Sequence[float] | None = None) -> list[list[float]]:

@@ -1,7 +1,9 @@
 """Outer (meta) steps: how one collected :class:`~agents.maml_pg.MetaBatch` updates θ (and α, β).
 
 Every step has one interface, :meth:`OuterStep.step` ``(learner, batch) -> scalars``, and is chosen by
-``outer.optimizer`` through :data:`OUTER_STEPS`; adding one is a class and a registry line.
+``outer.optimizer`` through :data:`OUTER_STEPS`; adding one is a class and a registry line. Each descends the
+learner's meta-loss (:meth:`~agents.maml_pg.MAMLPG.meta_loss`: the post-adaptation surrogate of the last inner step,
+or with ``outer.meta_loss: all_steps`` the mean of every step's; ProMP's clipped objective likewise).
 
 * :class:`GradientStep` (``sgd``, ``adam``) — one step of the core's outer optimizer with rate β on the
   post-adaptation surrogate: MAML [1] with a first-order outer optimizer, or Alpha MAML when β and α follow
@@ -45,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor
 
-from agents.maml_pg import MAMLPG, MetaBatch, Phase, inner_loss, surrogate
+from agents.maml_pg import MAMLPG, MetaBatch, Phase, inner_loss
 from agents.returns import masked_mean
 from agents.trpo import flatten_params, hessian_vector_product, set_flat_params_, trpo_step, unflatten_params
 from rl_alphamaml.config import ranged
@@ -129,13 +131,16 @@ class BetaRepairConfig:
 
 
 def adapted_loss_and_kl(learner: MAMLPG, batch: MetaBatch, theta: Params | None = None) -> tuple[Tensor, Tensor]:
-    """The post-adaptation surrogate of ``batch`` and the mean KL(π_θ′(θ_old) ‖ π_θ′(θ)) on its validation
-    episodes, θ′ adapted first-order from ``theta`` (default: the meta-parameters), no graph kept: what TRPO's
-    line search checks [3] (and the β repair of :class:`GradientStep`)."""
+    """The meta-loss of ``batch`` (:meth:`~agents.maml_pg.MAMLPG.meta_loss`, the post-adaptation surrogate) and the
+    mean KL(π_θ′(θ_old) ‖ π_θ′(θ)) on its validation episodes, θ′ adapted first-order from ``theta`` (default: the
+    meta-parameters), no graph kept: what TRPO's line search checks [3] (and the β repair of
+    :class:`GradientStep`). The KL is the last step's with either meta-loss: the trust region bounds the policies
+    that sampled the validation episodes."""
     start = learner.meta.params if theta is None else theta
-    adapted = learner.adapt(batch, {n: v.detach().requires_grad_(True) for n, v in start.items()}, first_order=True)
+    path = learner.adaptation_path(batch, {n: v.detach().requires_grad_(True) for n, v in start.items()},
+                                   first_order=True)
     with torch.no_grad():
-        return surrogate(learner.policy, adapted, batch.val), _post_adaptation_kl(learner, batch, adapted)
+        return learner.meta_loss(batch, path), _post_adaptation_kl(learner, batch, path[-1])
 
 
 class GradientStep(OuterStep):
@@ -161,11 +166,11 @@ class GradientStep(OuterStep):
 
     def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
         """Replay the adaptation with its graph, then one :meth:`~rl_alphamaml.meta.MetaOptimizer.step` on the
-        post-adaptation surrogate of the validation episodes: θ by β, then α and β by their hypergradients; then,
-        with a repair, the step checked and shrunk with β while it fails (:meth:`repair_beta`)."""
+        meta-loss (the post-adaptation surrogate of the validation episodes): θ by β, then α and β by their
+        hypergradients; then, with a repair, the step checked and shrunk with β while it fails
+        (:meth:`repair_beta`)."""
         meta = learner.meta
-        loss = surrogate(learner.policy, learner.adapt(batch), batch.val)
-        grads = meta.gradients(loss)
+        grads = meta.gradients(learner.meta_loss(batch, learner.adaptation_path(batch)))
         before = flatten_params(meta.params).detach().clone() if self.repair is not None else None
         alpha_before = [a.detach().clone() for a in meta.alpha.tensors] if self.repair is not None else []
         info = meta.apply(grads)
@@ -319,15 +324,14 @@ class TRPOStep(OuterStep):
         return cls(config.trpo)
 
     def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
-        """One MAML-TRPO step on θ: the meta-gradient of the post-adaptation surrogate, conjugate gradient with
-        the KL's curvature through the adaptation (``trpo.hvp``), a step to the ``max_kl`` boundary and the line
-        search [1, 3]; then α by its hypergradient from the same meta-gradient. A non-finite meta-gradient
+        """One MAML-TRPO step on θ: the meta-gradient of the meta-loss (the post-adaptation surrogate), conjugate
+        gradient with the KL's curvature through the adaptation (``trpo.hvp``), a step to the ``max_kl`` boundary
+        and the line search [1, 3]; then α by its hypergradient from the same meta-gradient. A non-finite meta-gradient
         changes nothing (``trpo/accepted`` 0)."""
         cfg = self.config
-        meta, policy = learner.meta, learner.policy
+        meta = learner.meta
         theta = meta.params
-        loss = surrogate(policy, learner.adapt(batch), batch.val)
-        grads = meta.gradients(loss)
+        grads = meta.gradients(learner.meta_loss(batch, learner.adaptation_path(batch)))
         if not grads.is_finite():
             info = meta.apply(grads, update_theta=False)
             radius = {"trpo/max_kl": self.max_kl} if self.rule is not None else {}
@@ -537,12 +541,11 @@ class ProMPStep(OuterStep):
 
     def objective(self, learner: MAMLPG, batch: MetaBatch, first_order: bool | None = None) -> ProMPObjective:
         """J^ProMP at the meta-parameters, differentiable to θ and α."""
-        params = expand_params(learner.meta.params, batch.num_tasks)
-        kls = []
-        for j, phase in enumerate(batch.train):
-            kls.append(learner.policy.kl(phase.params, params, phase.episodes.obs, phase.episodes.mask).mean())
-            params = learner.adapt_step(params, phase, first_order, step=j).params
-        clipped = clipped_surrogate(learner.policy, params, batch.val, self.config.clip_eps)
+        path = learner.adaptation_path(batch, first_order=first_order)
+        kls = [learner.policy.kl(phase.params, params, phase.episodes.obs, phase.episodes.mask).mean()
+               for params, phase in zip(path, batch.train)]
+        params = path[-1]
+        clipped = learner.meta_loss(batch, path, partial(clipped_surrogate, clip_eps=self.config.clip_eps))
         inner_kls = torch.stack(kls) if kls else torch.zeros(0, device=clipped.device)
         coefficients = torch.tensor(self.kl_coefficients, dtype=clipped.dtype, device=clipped.device)
         loss = clipped + (coefficients * inner_kls).mean() if kls else clipped

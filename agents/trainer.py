@@ -26,7 +26,7 @@ import torch
 
 import envs
 from agents import metaworld_protocol, video
-from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator
+from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator, MetaLoss
 from agents.outer_steps import OUTER_STEPS, BetaRepairConfig, ProMPConfig, TRPOConfig
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import EpisodeSampler, Sampler
@@ -184,9 +184,13 @@ class RLInnerConfig(InnerConfig):
 @dataclasses.dataclass
 class RLOuterConfig(OuterConfig):
     """The outer loop, one of :data:`agents.outer_steps.OUTER_STEPS`: ``trpo`` (MAML-TRPO; β unused),
-    ``sgd``/``adam`` with β (Alpha MAML proper) or ``promp`` (ProMP: Adam with β, settings under ``promp``)."""
+    ``sgd``/``adam`` with β (Alpha MAML proper) or ``promp`` (ProMP: Adam with β, settings under ``promp``), on the
+    meta-loss ``meta_loss`` names (:meth:`agents.maml_pg.MAMLPG.meta_loss`)."""
 
     optimizer: str = ranged("trpo", doc="outer step: " + ", ".join(OUTER_STEPS))  # type: ignore[assignment]
+    meta_loss: MetaLoss = ranged(
+        "last_step", doc="meta-objective: the surrogate after the last inner step (MAML) or the mean of every step's "
+                         "(all_steps, MAML++'s multi-step loss)")
 
     def validate(self) -> None:
         """Refuse an outer step that is not registered, then check the core settings."""
@@ -257,7 +261,7 @@ class RLExperiment:
         self.meta = MetaOptimizer(self.policy, config.inner, config.outer.core(), config.train.max_nonfinite_steps)
         outer_step = OUTER_STEPS[config.outer.optimizer].from_config(config)
         self.learner = MAMLPG(self.policy, self.meta, self.sampler, outer_step, config.advantage,
-                              estimator=config.inner.estimator)
+                              estimator=config.inner.estimator, meta_loss=config.outer.meta_loss)
 
     def train_iteration(self, iteration: int, logger: RunLogger | None) -> dict[str, float]:
         """Meta-iteration ``iteration``: draw its tasks, sample, adapt and take the outer step (see

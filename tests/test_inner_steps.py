@@ -1,4 +1,4 @@
-"""``benchmarks/inner_steps.py`` end to end on a tiny budget: its three runs, its four evaluations, its table and
+"""``benchmarks/inner_steps.py`` end to end on a tiny budget: its five runs, its six evaluations, its table and
 verdict, and a rerun that reuses the finished runs and their kept evaluations."""
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ def test_the_inner_steps_study_runs_reports_and_reuses_its_runs(tmp_path: Path) 
     result = json.loads((tmp_path / "inner_steps.json").read_text())
     rows = {(r["run"], r["evaluation"]): r for r in result["rows"]}
     assert set(rows) == {("one_step", "as trained"), ("one_step", "the paper's schedule (0.5, then 0.25)"),
-                         ("three_fixed", "as trained"), ("three_hd", "as trained")}
+                         ("three_fixed", "as trained"), ("three_hd", "as trained"), ("three_fixed_all", "as trained"),
+                         ("three_hd_all", "as trained")}
     assert all(len(r["adaptation"]) == 4 for r in rows.values())  # after 0-3 steps
     assert len(rows[("three_hd", "as trained")]["alpha_steps"]) == 3  # one α per trained step
+    assert "--set outer.meta_loss=all_steps" in rows[("three_hd_all", "as trained")]["command"]
+    assert "meta_loss: all_steps" in (tmp_path / "runs" / "navigation2d-three_hd_all" / "config.yaml").read_text()
     assert "--inner-lr 0.5 0.25" in rows[("one_step", "the paper's schedule (0.5, then 0.25)")]["evaluate"]
     table = (tmp_path / "inner_steps.md").read_text()
     assert "Issue 24's goal" in table and "-3.33 after 2 steps" in table and "-3.23 after 3 steps" in table

@@ -91,13 +91,39 @@ def test_fisher_form_hvp_equals_the_double_backward_one(inner: InnerConfig, esti
 # case.
 @pytest.mark.parametrize(("steps", "extra"), [(1, []), (0, []), (1, ["trpo.subsample=0.2"]),
                                               (1, ["inner.estimator=lvc"]),
-                                              (2, ["inner.lr_per_step=true", "inner.lr_mode=hd"])])
+                                              (2, ["inner.lr_per_step=true", "inner.lr_mode=hd"]),
+                                              (2, ["inner.lr_per_step=true", "outer.meta_loss=all_steps"])])
 def test_a_trpo_meta_step_respects_max_kl(steps: int, extra: list[str]) -> None:
     config, kind = load_experiment_config(NAV, [*SMALL, "trpo.max_kl=0.002", f"inner.steps={steps}", *extra])
     experiment = kind.build(config, None)
     out = experiment.learner.iteration(experiment.sampler.sample_tasks(np.random.default_rng(0)), (0, 1))
     assert out["trpo/accepted"] == 1.0
     assert 0 < out["trpo/kl"] <= 0.002
+
+
+def test_the_all_steps_meta_loss_scores_every_inner_step() -> None:
+    """MAML++'s multi-step loss: the mean of θ₁'s surrogate on the episodes θ₁ sampled and θ₂'s on the validation
+    episodes. θ₁ does not depend on α₂, so ∂L/∂α₂ is half the last-step loss's, while α₁'s hypergradient gains
+    θ₁'s own term."""
+    inner = InnerConfig(steps=2, lr=0.3, lr_mode="hd", lr_per_step=True)
+    learner, sampler = make_learner(inner, torch.float64)
+    batch = collect(learner, sampler)
+    path = learner.adaptation_path(batch)
+    assert len(path) == 3 and all(p.keys() == learner.meta.params.keys() for p in path)
+    first, last = surrogate(learner.policy, path[1], batch.train[1]), surrogate(learner.policy, path[2], batch.val)
+    torch.testing.assert_close(learner.meta_loss(batch, path), last)
+    learner.meta_loss_steps = "all_steps"
+    torch.testing.assert_close(learner.meta_loss(batch, learner.adaptation_path(batch)), (first + last) / 2)
+    mean_grads = learner.meta.gradients(learner.meta_loss(batch, learner.adaptation_path(batch))).alpha
+    learner.meta_loss_steps = "last_step"
+    last_grads = learner.meta.gradients(learner.meta_loss(batch, learner.adaptation_path(batch))).alpha
+    assert mean_grads is not None and last_grads is not None and len(mean_grads) == 2
+    torch.testing.assert_close(mean_grads[1], last_grads[1] / 2)
+    assert float(last_grads[0].abs().max()) > 1e-6
+    assert not torch.allclose(mean_grads[0], last_grads[0] / 2, rtol=1e-3)
+    with pytest.raises(ValueError, match="unknown meta-loss 'every'"):
+        MAMLPG(learner.policy, learner.meta, sampler, TRPOStep(TRPOConfig()), AdvantageConfig(),
+               meta_loss="every")  # type: ignore[arg-type]
 
 
 def test_sampling_is_seeded() -> None:
@@ -260,6 +286,8 @@ def test_rl_config_errors_are_clear() -> None:
         load_experiment_config(NAV, ["env.id=rl_alphamaml/HalfCheetahDir-v0", "env.goal_tolerance=0.01"])
     with pytest.raises(ConfigError, match=r"inner\.estimator"):
         load_experiment_config(NAV, ["inner.estimator=dice"])
+    with pytest.raises(ConfigError, match=r"outer\.meta_loss: .*last_step.*all_steps"):
+        load_experiment_config(NAV, ["outer.meta_loss=every_step"])
     with pytest.raises(ConfigError, match=r"inner\.lr_per_step: one alpha per inner step needs steps >= 1"):
         load_experiment_config(NAV, ["inner.lr_per_step=true", "inner.steps=0"])
     with pytest.raises(ConfigError, match=r"beta_repair\.accept_ratio: set it or max_kl"):

@@ -55,6 +55,25 @@ def test_the_clipped_objective_has_the_unclipped_gradient_at_the_sampling_policy
     assert not torch.allclose(theta_grad(clipped, learner), theta_grad(plain, learner), rtol=1e-3)
 
 
+def test_the_all_steps_meta_loss_averages_every_steps_clipped_objective() -> None:
+    """With two inner steps and ``meta_loss`` ``all_steps``, J^CLIP is the mean of θ₁'s (on the episodes θ₁
+    sampled) and θ₂'s (on the validation episodes); the KL penalty is unchanged."""
+    learner = make_learner(ProMPConfig(), steps=2)
+    step = ProMPStep(ProMPConfig(), 2)
+    batch = learner.collect(learner.sampler.sample_tasks(np.random.default_rng(0)), (0, 0))
+    with torch.no_grad():  # away from the sampling policy, where the clip binds and the steps' objectives differ
+        for p in learner.meta.params.values():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1), dtype=p.dtype) * 0.3)
+    last = step.objective(learner, batch)
+    learner.meta_loss_steps = "all_steps"
+    mean = step.objective(learner, batch)
+    path = learner.adaptation_path(batch)
+    first = clipped_surrogate(learner.policy, path[1], batch.train[1], 0.3)
+    torch.testing.assert_close(mean.clipped, (first + last.clipped) / 2)
+    assert not torch.allclose(mean.clipped, last.clipped)
+    torch.testing.assert_close(mean.inner_kls, last.inner_kls)
+
+
 def test_the_kl_coefficient_moves_towards_its_target() -> None:
     assert adapt_kl_coefficient(1.0, kl=0.001, target=0.01) == 0.5  # KL well below target: weaker penalty
     assert adapt_kl_coefficient(1.0, kl=0.05, target=0.01) == 2.0  # well above: stronger
