@@ -304,17 +304,32 @@ class MAMLPG:
             path.append(self.adapt_step(path[-1], phase, first_order, step=j).params)
         return path
 
+    def scored_phases(self, batch: MetaBatch) -> list[tuple[int, Phase]]:
+        """The (j, phase j) pairs the meta-loss scores, θ_j against the episodes θ_j(θ_old) sampled: (K, the
+        validation phase) — MAML's [1] — or, with ``meta_loss`` ``all_steps``, every j = 1 … K (phase j is inner
+        step j's training data for j < K) — MAML++'s multi-step loss [4]."""
+        steps = len(batch.train)
+        if self.meta_loss_steps == "last_step" or steps <= 1:
+            return [(steps, batch.val)]
+        return list(enumerate([*batch.train[1:], batch.val], start=1))
+
     def meta_loss(self, batch: MetaBatch, path: Sequence[Params],
                   objective: Callable[[GaussianMLPPolicy, Params, Phase], Tensor] = surrogate) -> Tensor:
-        """The meta-loss of the adaptation ``path`` (:meth:`adaptation_path`): ``objective`` (the post-adaptation
-        surrogate by default) of θ_K on the validation episodes — MAML's [1] — or, with ``meta_loss`` ``all_steps``,
-        the mean over j = 1 … K of ``objective`` of θ_j on the episodes θ_j sampled (phase j; the validation
-        episodes for j = K): MAML++'s multi-step loss [4] with equal weights, so that every step, not only the
-        last, is judged — the per-step rates' hypergradients ∂L/∂α_j with them."""
-        phases = [*batch.train[1:], batch.val]
-        if self.meta_loss_steps == "last_step" or len(phases) == 1:
-            return objective(self.policy, path[-1], batch.val)
-        return torch.stack([objective(self.policy, params, phase) for params, phase in zip(path[1:], phases)]).mean()
+        """The meta-loss of the adaptation ``path`` (:meth:`adaptation_path`): the mean over :meth:`scored_phases` of
+        ``objective`` (the post-adaptation surrogate by default) of θ_j on phase j — θ_K's on the validation
+        episodes (MAML [1]) or, with ``all_steps``, every step's with equal weights (MAML++ [4]), so that every step,
+        not only the last, is judged, and each per-step rate's hypergradient ∂L/∂α_j with it."""
+        scored = self.scored_phases(batch)
+        if len(scored) == 1:
+            return objective(self.policy, path[scored[0][0]], scored[0][1])
+        return torch.stack([objective(self.policy, path[j], phase) for j, phase in scored]).mean()
+
+    def meta_kl(self, batch: MetaBatch, path: Sequence[Params]) -> Tensor:
+        """The mean KL(π_θj(θ_old) ‖ π_θj) over :meth:`scored_phases`, each on its phase's episodes: what MAML-TRPO's
+        trust region bounds [1] — every policy whose episodes the meta-loss importance-weights."""
+        kls = [self.policy.kl(phase.params, path[j], phase.episodes.obs, phase.episodes.mask).mean()
+               for j, phase in self.scored_phases(batch)]
+        return kls[0] if len(kls) == 1 else torch.stack(kls).mean()
 
     def adaptation_curve(self, tasks: Sequence[Task], steps: int, seed: Sequence[int],
                          inner_lrs: Sequence[float] | None = None) -> list[list[float]]:

@@ -131,16 +131,15 @@ class BetaRepairConfig:
 
 
 def adapted_loss_and_kl(learner: MAMLPG, batch: MetaBatch, theta: Params | None = None) -> tuple[Tensor, Tensor]:
-    """The meta-loss of ``batch`` (:meth:`~agents.maml_pg.MAMLPG.meta_loss`, the post-adaptation surrogate) and the
-    mean KL(π_θ′(θ_old) ‖ π_θ′(θ)) on its validation episodes, θ′ adapted first-order from ``theta`` (default: the
-    meta-parameters), no graph kept: what TRPO's line search checks [3] (and the β repair of
-    :class:`GradientStep`). The KL is the last step's with either meta-loss: the trust region bounds the policies
-    that sampled the validation episodes."""
+    """The meta-loss of ``batch`` (:meth:`~agents.maml_pg.MAMLPG.meta_loss`) and its KL
+    (:meth:`~agents.maml_pg.MAMLPG.meta_kl`: KL(π_θ′(θ_old) ‖ π_θ′(θ)) on the validation episodes, or its mean over
+    every scored step), θ′ adapted first-order from ``theta`` (default: the meta-parameters), no graph kept: what
+    TRPO's line search checks [3] (and the β repair of :class:`GradientStep`)."""
     start = learner.meta.params if theta is None else theta
     path = learner.adaptation_path(batch, {n: v.detach().requires_grad_(True) for n, v in start.items()},
                                    first_order=True)
     with torch.no_grad():
-        return learner.meta_loss(batch, path), _post_adaptation_kl(learner, batch, path[-1])
+        return learner.meta_loss(batch, path), learner.meta_kl(batch, path)
 
 
 class GradientStep(OuterStep):
@@ -398,30 +397,28 @@ class TRPOStep(OuterStep):
         self.last_step = None if state["last_step"] is None else state["last_step"].clone()
 
 
-def _post_adaptation_kl(learner: MAMLPG, batch: MetaBatch, adapted: Params) -> Tensor:
-    val = batch.val
-    return learner.policy.kl(val.params, adapted, val.episodes.obs, val.episodes.mask).mean()
-
-
 def kl_hvp_direct(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> Callable[[Tensor], Tensor]:
-    """v ↦ (∇²_θ KL(π_old ‖ π_θ'(θ)) + damping·I) v by double backward through the adaptation.
+    """v ↦ (∇²_θ KL + damping·I) v, KL the trust region's (:meth:`~agents.maml_pg.MAMLPG.meta_kl`: the last step's,
+    or the mean of every step's), by double backward through the adaptation.
 
     The textbook form (and pytorch-maml-rl's): third-order autograd through the inner steps. :func:`kl_hvp`
     gives the same product at θ_old much faster; this one is kept as its reference.
     """
-    return hessian_vector_product(lambda p: _post_adaptation_kl(learner, batch, learner.adapt(batch, dict(p))),
+    return hessian_vector_product(lambda p: learner.meta_kl(batch, learner.adaptation_path(batch, dict(p))),
                                   theta, damping=damping)
 
 
 def kl_hvp(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> Callable[[Tensor], Tensor]:
-    """v ↦ (H + damping·I) v with H the Hessian of the mean post-adaptation KL at θ = θ_old.
+    """v ↦ (H + damping·I) v with H the Hessian at θ = θ_old of the trust region's KL
+    (:meth:`~agents.maml_pg.MAMLPG.meta_kl`: the post-adaptation KL of θ_K, or with ``outer.meta_loss: all_steps``
+    the mean over m of θ_m's).
 
-    At θ_old the KL's gradient with respect to the adapted parameters θ' vanishes (KL(p‖q) is smallest at
-    q = p), so the curvature of the adaptation drops out and H = Jᵀ F J exactly: F the Fisher matrix of
-    each task's policy at θ'ᵢ and J = ∂θ'/∂θ = Π_j (I − α_j ⊙ ∇²L_j(θ_j)), α_j the rate of inner step j (one α
-    for every step, or per-step rates). Each product then costs two Hessian-vector products of the inner loss
-    per inner step and one Fisher-vector product — second-order autograd instead of the third-order double
-    backward of :func:`kl_hvp_direct` (tested equal).
+    At θ_old each KL's gradient with respect to the adapted parameters θ_m vanishes (KL(p‖q) is smallest at
+    q = p), so the curvature of the adaptation drops out and its Hessian is J_{≤m}ᵀ F_m J_{≤m} exactly: F_m the
+    Fisher matrix of each task's policy at θ_m and J_{≤m} = ∂θ_m/∂θ = Π_{j<m} (I − α_j ⊙ ∇²L_j(θ_j)), α_j the rate
+    of inner step j (one α for every step, or per-step rates). Each product then costs two Hessian-vector products
+    of the inner loss per inner step and one Fisher-vector product per scored step — second-order autograd instead
+    of the third-order double backward of :func:`kl_hvp_direct` (tested equal).
     """
     T = batch.num_tasks
     names = list(theta)
@@ -436,10 +433,13 @@ def kl_hvp(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> 
         grads = torch.autograd.grad(loss, [leaves[n] for n in names], create_graph=True)
         steps.append(([leaves[n] for n in names], list(grads)))
         current = {n: inner_update(leaves[n], g, a).detach() for n, g, a in zip(names, grads, alphas[j])}
-    # θ'(θ_old) is what the validation episodes were sampled with.
-    adapted = {n: v.detach().clone().requires_grad_(True) for n, v in batch.val.params.items()}
-    kl_grads = torch.autograd.grad(_post_adaptation_kl(learner, batch, adapted), [adapted[n] for n in names],
-                                   create_graph=True)
+    # Each scored θ_m(θ_old) is what sampled its phase's episodes; the KL terms are weighted as meta_kl averages them.
+    scored = learner.scored_phases(batch)
+    fisher: dict[int, tuple[list[Tensor], list[Tensor]]] = {}  # m → (θ_m leaves, ∇KL_m / |scored| with graph)
+    for m, phase in scored:
+        adapted = [phase.params[n].detach().clone().requires_grad_(True) for n in names]
+        kl = learner.policy.kl(phase.params, dict(zip(names, adapted)), phase.episodes.obs, phase.episodes.mask)
+        fisher[m] = (adapted, list(torch.autograd.grad(kl.mean() / len(scored), adapted, create_graph=True)))
 
     def inner(a: Sequence[Tensor], b: Sequence[Tensor]) -> Tensor:
         return torch.stack([(x * y).sum() for x, y in zip(a, b)]).sum()
@@ -450,13 +450,20 @@ def kl_hvp(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> 
 
     def hvp(v_flat: Tensor) -> Tensor:
         v = unflatten_params(v_flat.detach(), theta)
-        u = [v[n].unsqueeze(0).expand(T, *v[n].shape) for n in names]
-        for j in range(len(steps)):  # J v = J_k … J_1 v, J_j = I − α_j ⊙ H_j
-            u = inner_update_jvp(u, alphas[j], partial(hessian, j))
-        u = list(torch.autograd.grad(inner(kl_grads, u), [adapted[n] for n in names], retain_graph=True))  # F u
-        for j in reversed(range(len(steps))):  # Jᵀ w = J_1ᵀ … J_kᵀ w
-            u = inner_update_vjp(u, alphas[j], partial(hessian, j))
-        return torch.cat([x.sum(dim=0).reshape(-1) for x in u]) + damping * v_flat.detach()
+        tangents = [[v[n].unsqueeze(0).expand(T, *v[n].shape) for n in names]]  # J_{≤m} v for m = 0 … K
+        for j in range(len(batch.train)):  # J_j = I − α_j ⊙ H_j (I when first order)
+            u = tangents[-1]
+            tangents.append(inner_update_jvp(u, alphas[j], partial(hessian, j)) if steps else u)
+        w: list[Tensor] | None = None  # Σ_m J_{≤m}ᵀ F_m J_{≤m} v, accumulated from m = K back to 0
+        for m in reversed(range(len(tangents))):
+            if m in fisher:
+                adapted, kl_grads = fisher[m]
+                f = list(torch.autograd.grad(inner(kl_grads, tangents[m]), adapted, retain_graph=True))
+                w = f if w is None else [a + b for a, b in zip(w, f)]
+            if m > 0 and w is not None and steps:  # Jᵀ through step m − 1
+                w = inner_update_vjp(w, alphas[m - 1], partial(hessian, m - 1))
+        assert w is not None
+        return torch.cat([x.sum(dim=0).reshape(-1) for x in w]) + damping * v_flat.detach()
 
     return hvp
 

@@ -65,7 +65,7 @@ RUNS_SPEC: dict[str, tuple[str, tuple[str, ...]]] = {
     "three_hd_all": ("three inner steps, α₁ α₂ α₃ by hypergradient, every step in the meta-loss",
                      (*PER_STEP_HD, "outer.meta_loss=all_steps")),
 }
-#: the runs whose rates are learned per step: issue 24's goal is judged on the best of them
+#: the runs whose rates are learned per step: issue 24's goal is judged on each of them
 LEARNED = ("three_hd", "three_hd_all")
 #: the paper's protocol: 40 held-out goals, 40 episodes per adaptation step
 EVAL_TASKS, EVAL_EPISODES = 40, 40
@@ -79,16 +79,18 @@ def row(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def verdict(rows: list[dict[str, Any]], paper: list[float]) -> str:
-    """Whether the per-step rates, evaluated as trained, beat the paper's schedule after 2 and 3 steps (the better of
-    the learned-rate runs, by the mean of its returns after 2 and 3 steps)."""
-    learned = [r for r in rows if r["run"] in LEARNED]
-    best = max(learned, key=lambda r: r["adaptation"][2]["mean"] + r["adaptation"][3]["mean"])
-    ours = best["adaptation"]
-    cells = [f"{ours[k]['mean']:.2f} ± {ours[k]['ci95']:.2f} against {paper[k]:g} after {k} steps" for k in (2, 3)]
-    met = all(ours[k]["mean"] > paper[k] for k in (2, 3))
-    return (f"Issue 24's goal (per-step rates by hypergradient, no schedule at evaluation, beat the paper's schedule "
-            f"after 2 and 3 steps): {'met' if met else 'not met'} — the better learned-rate run, {best['what']}: "
-            f"{'; '.join(cells)}. One seed: the ± is over the held-out goals only.")
+    """Whether each run with per-step rates, evaluated as trained, beats the paper's schedule after 2 and 3 steps
+    (each run judged on its own: picking the better one on these same goals would flatter the result)."""
+    parts = []
+    for r in rows:
+        if r["run"] in LEARNED:
+            ours = r["adaptation"]
+            met = all(ours[k]["mean"] > paper[k] for k in (2, 3))
+            cells = "; ".join(f"{ours[k]['mean']:.2f} ± {ours[k]['ci95']:.2f} against {paper[k]:g} after {k} steps"
+                              for k in (2, 3))
+            parts.append(f"{r['what']}: {'met' if met else 'not met'} — {cells}")
+    return ("Issue 24's goal (per-step rates by hypergradient, no schedule at evaluation, beat the paper's schedule "
+            f"after 2 and 3 steps): {'. '.join(parts)}. One seed: the ± is over the held-out goals only.")
 
 
 def main() -> None:

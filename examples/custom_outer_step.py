@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from agents.maml_pg import MAMLPG, MetaBatch, surrogate
+from agents.maml_pg import MAMLPG, MetaBatch
 from agents.outer_steps import OUTER_STEPS, CoreOptimizer, OuterStep
 from agents.trainer import RLConfig, RLExperiment, evaluate
 from rl_alphamaml.cli import load_experiment_config
@@ -56,8 +56,8 @@ class ReptileStep(OuterStep):
 
     def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
         adapted = batch.val.params  # θ′ᵢ(θ_old), one per task: what sampled the validation episodes
-        with torch.no_grad():
-            loss = surrogate(learner.policy, adapted, batch.val)  # the post-adaptation objective, for the logs
+        with torch.no_grad():  # the meta-loss at θ_old, for the logs: θ_j(θ_old) sampled phase j
+            loss = learner.meta_loss(batch, [*(phase.params for phase in batch.train), adapted])
             shift = 0.0
             for name, theta in learner.meta.params.items():
                 delta = adapted[name].mean(dim=0) - theta

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator, MetaBatch, surrogate
+from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator, MetaBatch, MetaLoss, surrogate
 from agents.outer_steps import TRPOConfig, TRPOStep, kl_hvp, kl_hvp_direct
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import Sampler
@@ -34,12 +34,13 @@ def collect(learner: MAMLPG, sampler: Sampler) -> MetaBatch:
 
 
 def make_learner(inner: InnerConfig, dtype: torch.dtype = torch.float32,
-                 estimator: Estimator = "vpg") -> tuple[MAMLPG, Sampler]:
+                 estimator: Estimator = "vpg", meta_loss: MetaLoss = "last_step") -> tuple[MAMLPG, Sampler]:
     sampler = Sampler("rl_alphamaml/Navigation2D-v0", num_tasks=3, episodes=4, horizon=20)
     torch.manual_seed(0)
     policy = GaussianMLPPolicy(2, 2, hidden_sizes=(16, 16)).to(dtype)
     meta = MetaOptimizer(policy, inner, OuterConfig())
-    return MAMLPG(policy, meta, sampler, TRPOStep(TRPOConfig()), AdvantageConfig(), estimator=estimator), sampler
+    return MAMLPG(policy, meta, sampler, TRPOStep(TRPOConfig()), AdvantageConfig(), estimator=estimator,
+                  meta_loss=meta_loss), sampler
 
 
 def test_kl_hessian_vector_product_matches_finite_differences() -> None:
@@ -64,14 +65,18 @@ def test_kl_hessian_vector_product_matches_finite_differences() -> None:
     torch.testing.assert_close(analytic, numeric, rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize(("inner", "estimator"), [
-    (InnerConfig(lr=0.5), "vpg"),
-    (InnerConfig(steps=2, lr=0.3, lr_shape="per_parameter", lr_mode="hd"), "vpg"),
-    (InnerConfig(steps=2, lr=0.3), "lvc"),
-    (InnerConfig(steps=3, lr=0.3, lr_shape="per_layer", lr_mode="hd", lr_per_step=True), "vpg"),
+@pytest.mark.parametrize(("inner", "estimator", "meta_loss"), [
+    (InnerConfig(lr=0.5), "vpg", "last_step"),
+    (InnerConfig(steps=2, lr=0.3, lr_shape="per_parameter", lr_mode="hd"), "vpg", "last_step"),
+    (InnerConfig(steps=2, lr=0.3), "lvc", "last_step"),
+    (InnerConfig(steps=3, lr=0.3, lr_shape="per_layer", lr_mode="hd", lr_per_step=True), "vpg", "last_step"),
+    # the trust region of the multi-step loss: the mean KL of every step, each through its own part of the adaptation
+    (InnerConfig(steps=3, lr=0.3, lr_shape="per_layer", lr_mode="hd", lr_per_step=True), "vpg", "all_steps"),
+    (InnerConfig(steps=2, lr=0.3, first_order=True), "vpg", "all_steps"),
 ])
-def test_fisher_form_hvp_equals_the_double_backward_one(inner: InnerConfig, estimator: Estimator) -> None:
-    learner, sampler = make_learner(inner, torch.float64, estimator)
+def test_fisher_form_hvp_equals_the_double_backward_one(inner: InnerConfig, estimator: Estimator,
+                                                       meta_loss: MetaLoss) -> None:
+    learner, sampler = make_learner(inner, torch.float64, estimator, meta_loss)
     if inner.lr_shape != "scalar":  # make α differ per weight (so J is not symmetric) and per step
         with torch.no_grad():
             for i, t in enumerate(learner.meta.alpha.tensors):
@@ -104,12 +109,15 @@ def test_a_trpo_meta_step_respects_max_kl(steps: int, extra: list[str]) -> None:
 def test_the_all_steps_meta_loss_scores_every_inner_step() -> None:
     """MAML++'s multi-step loss: the mean of θ₁'s surrogate on the episodes θ₁ sampled and θ₂'s on the validation
     episodes. θ₁ does not depend on α₂, so ∂L/∂α₂ is half the last-step loss's, while α₁'s hypergradient gains
-    θ₁'s own term."""
+    θ₁'s own term; the trust region's KL is the mean of both steps'."""
     inner = InnerConfig(steps=2, lr=0.3, lr_mode="hd", lr_per_step=True)
     learner, sampler = make_learner(inner, torch.float64)
     batch = collect(learner, sampler)
     path = learner.adaptation_path(batch)
     assert len(path) == 3 and all(p.keys() == learner.meta.params.keys() for p in path)
+    for params, phase in zip(path, [*batch.train, batch.val]):  # θ_j(θ_old) sampled phase j: each ratio is 1 there
+        logp = learner.policy.log_prob(params, phase.episodes.obs, phase.episodes.actions)
+        torch.testing.assert_close(logp.detach(), phase.logp)
     first, last = surrogate(learner.policy, path[1], batch.train[1]), surrogate(learner.policy, path[2], batch.val)
     torch.testing.assert_close(learner.meta_loss(batch, path), last)
     learner.meta_loss_steps = "all_steps"
@@ -119,8 +127,18 @@ def test_the_all_steps_meta_loss_scores_every_inner_step() -> None:
     last_grads = learner.meta.gradients(learner.meta_loss(batch, learner.adaptation_path(batch))).alpha
     assert mean_grads is not None and last_grads is not None and len(mean_grads) == 2
     torch.testing.assert_close(mean_grads[1], last_grads[1] / 2)
-    assert float(last_grads[0].abs().max()) > 1e-6
+    assert float(last_grads[0].abs().max()) > 1e-6 and float(last_grads[1].abs().max()) > 1e-6
     assert not torch.allclose(mean_grads[0], last_grads[0] / 2, rtol=1e-3)
+    # the trust region of the multi-step loss bounds every policy it importance-weights: the mean of their KLs
+    learner.meta_loss_steps = "all_steps"
+    with torch.no_grad():
+        for t in learner.meta.params.values():
+            t.add_(0.05 * torch.randn(t.shape, generator=torch.Generator().manual_seed(4), dtype=t.dtype))
+    path = [{n: t.detach() for n, t in params.items()} for params in learner.adaptation_path(batch)]
+    kls = [learner.policy.kl(phase.params, path[j], phase.episodes.obs, phase.episodes.mask).mean()
+           for j, phase in ((1, batch.train[1]), (2, batch.val))]
+    assert float(kls[0]) > 0 and float(kls[1]) > 0 and not torch.isclose(kls[0], kls[1])
+    torch.testing.assert_close(learner.meta_kl(batch, path), (kls[0] + kls[1]) / 2)
     with pytest.raises(ValueError, match="unknown meta-loss 'every'"):
         MAMLPG(learner.policy, learner.meta, sampler, TRPOStep(TRPOConfig()), AdvantageConfig(),
                meta_loss="every")  # type: ignore[arg-type]
