@@ -64,11 +64,13 @@ ENTRIES: dict[str, tuple[str, list[str], list[str]]] = {
 #: that trains it, that benchmark's results file and the key paths there of the stages whose recorded commands made
 #: the run, extra ``evaluate`` arguments)
 FROM_BENCHMARKS: dict[str, tuple[Path, str, Path, tuple[tuple[str, ...], ...], list[str]]] = {
-    # AntDir on the paper's Ant with the paper's trust region (max-KL 0.01, full curvature) and, from iteration 130,
-    # its 40 episodes per task: 36.6 M environment steps, a tenth of the paper's; evaluated with its protocol
-    "ant_dir": (RESULTS / "ant_paper_runs" / "ant_dir-maml2017-kl0.01-full-scale0.1-from130-sampler.episodes40",
-                "python benchmarks/ant_paper.py --stages trpo_paper trpo_paper_batch", RESULTS / "ant_paper.json",
-                (("trpo_paper",), ("trpo_paper_batch",)), ["--episodes", "40"]),
+    # AntDir on the paper's Ant with the paper's trust region (full curvature), its radius by hypergradient from the
+    # paper's max-KL 0.01 (bounded at 0.1), and, from iteration 130, its 40 episodes per task: 36.5 M environment
+    # steps, a tenth of the paper's; evaluated with its protocol
+    "ant_dir": (RESULTS / "ant_paper_runs"
+                / "ant_dir-maml2017-kl0.01-full-radiushd-scale0.1-from130-sampler.episodes40",
+                "python benchmarks/ant_paper.py --stages trpo_radius_hd trpo_radius_hd_batch",
+                RESULTS / "ant_paper.json", (("trpo_radius_hd",), ("trpo_radius_hd_batch",)), ["--episodes", "40"]),
     # AntVel on the paper's Ant with the paper's trust region: 12 M environment steps, a tenth of the paper's;
     # evaluated with its protocol (20 episodes per step)
     "ant_vel": (RESULTS / "ant_paper_runs" / "ant_vel-maml2017-kl0.01-full-scale0.1",
