@@ -6,8 +6,8 @@ learner's meta-loss (:meth:`~agents.maml_pg.MAMLPG.meta_loss`: the post-adaptati
 or with ``outer.meta_loss: all_steps`` the mean of every step's; ProMP's clipped objective likewise).
 
 * :class:`GradientStep` (``sgd``, ``adam``) — one step of the core's outer optimizer with rate β on the
-  post-adaptation surrogate: MAML [1] with a first-order outer optimizer, or Alpha MAML when β and α follow
-  their hypergradients [2]; an adapted β is repaired when a step proves too large (``beta_repair``: the
+  meta-loss: MAML [1] with a first-order outer optimizer, or Alpha MAML when β and α follow their hypergradients
+  [2]; an adapted β is repaired when a step proves too large (``beta_repair``: the
   sufficient-decrease check of a backtracking line search [3, 7] after the step, which is then shrunk and β cut
   with it).
 * :class:`TRPOStep` (``trpo``) — MAML-TRPO ([1], §5.3): conjugate gradient with
@@ -95,10 +95,11 @@ class BetaRepairConfig:
     Hypergradient descent [6] lowers β only after a too-large step has left its trace in the next gradients; in
     RL the policy can be destroyed by then, and its gradients carry no signal after. So every step is checked at
     once on the batch that made it, as a backtracking line search checks a step (TRPO's [3]; Armijo's
-    sufficient-decrease condition [7]): the post-adaptation surrogate must improve by at least ``accept_ratio``
-    times the improvement its first-order model predicts for the step, −⟨∇L, θ_new − θ_old⟩, and, with
-    ``max_kl``, the mean KL between the adapted policies before and after the step (π_θ′(θ_old), which sampled
-    the validation episodes, and π_θ′(θ_new)) must stay within it. While the step fails, it is shrunk by ``cut``
+    sufficient-decrease condition [7]): the meta-loss (the post-adaptation surrogate) must improve by at least
+    ``accept_ratio`` times the improvement its first-order model predicts for the step, −⟨∇L, θ_new − θ_old⟩, and,
+    with ``max_kl``, the mean KL between the adapted policies before and after the step (π_θ′(θ_old), which sampled
+    the validation episodes, and π_θ′(θ_new); with ``outer.meta_loss: all_steps`` the mean over every step's
+    policy) must stay within it. While the step fails, it is shrunk by ``cut``
     and β with it (β becomes the rate of the step that remains), up to ``max_cuts`` times; a step that still
     fails is taken back (θ keeps its old value) and β stays cut.
 
@@ -143,7 +144,7 @@ def adapted_loss_and_kl(learner: MAMLPG, batch: MetaBatch, theta: Params | None 
 
 
 class GradientStep(OuterStep):
-    """SGD or Adam with rate β on the post-adaptation surrogate, through the core's
+    """SGD or Adam with rate β on the meta-loss, through the core's
     :meth:`~rl_alphamaml.meta.MetaOptimizer.step` (α and β by hypergradient when adapted) [1, 2]; an adapted β is
     repaired after a too-large step (:class:`BetaRepairConfig`; ``repair`` ``None``: never)."""
 
@@ -165,9 +166,8 @@ class GradientStep(OuterStep):
 
     def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
         """Replay the adaptation with its graph, then one :meth:`~rl_alphamaml.meta.MetaOptimizer.step` on the
-        meta-loss (the post-adaptation surrogate of the validation episodes): θ by β, then α and β by their
-        hypergradients; then, with a repair, the step checked and shrunk with β while it fails
-        (:meth:`repair_beta`)."""
+        meta-loss (:meth:`~agents.maml_pg.MAMLPG.meta_loss`): θ by β, then α and β by their hypergradients; then,
+        with a repair, the step checked and shrunk with β while it fails (:meth:`repair_beta`)."""
         meta = learner.meta
         grads = meta.gradients(learner.meta_loss(batch, learner.adaptation_path(batch)))
         before = flatten_params(meta.params).detach().clone() if self.repair is not None else None
@@ -290,7 +290,7 @@ class TRPOStep(OuterStep):
 
     The radius plays β's part: a step of TRPO goes to the boundary of the trust region, s ∝ √δ along the natural
     gradient (then the line search may shorten it), so θ_t = θ_{t−1} + s_{t−1} has ∂θ_t/∂δ = s_{t−1}/(2δ), and the
-    hypergradient of the post-adaptation surrogate L at θ_t with respect to the radius that made the previous step is
+    hypergradient of the meta-loss L at θ_t with respect to the radius that made the previous step is
     ``h_t = ⟨∇L(θ_t), s_{t−1}⟩ / (2δ)`` — hypergradient descent's [6] product of consecutive gradient and step,
     with TRPO's step: positive when the loss rose along the last step (δ shrinks), negative while it still falls
     (δ grows). δ moves by the rule ``hd_rule`` before the step is taken, as β does in Alpha MAML [2]; a step the line
@@ -323,10 +323,10 @@ class TRPOStep(OuterStep):
         return cls(config.trpo)
 
     def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
-        """One MAML-TRPO step on θ: the meta-gradient of the meta-loss (the post-adaptation surrogate), conjugate
-        gradient with the KL's curvature through the adaptation (``trpo.hvp``), a step to the ``max_kl`` boundary
-        and the line search [1, 3]; then α by its hypergradient from the same meta-gradient. A non-finite meta-gradient
-        changes nothing (``trpo/accepted`` 0)."""
+        """One MAML-TRPO step on θ: the meta-gradient of the meta-loss (:meth:`~agents.maml_pg.MAMLPG.meta_loss`),
+        conjugate gradient with the KL's curvature through the adaptation (``trpo.hvp``), a step to the ``max_kl``
+        boundary and the line search [1, 3]; then α by its hypergradient from the same meta-gradient. A non-finite
+        meta-gradient changes nothing (``trpo/accepted`` 0)."""
         cfg = self.config
         meta = learner.meta
         theta = meta.params
