@@ -37,7 +37,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -215,8 +215,8 @@ class MAMLPG:
         estimator: Estimator = "vpg",
         meta_loss: MetaLoss = "last_step",
     ) -> None:
-        if meta_loss not in ("last_step", "all_steps"):
-            raise ValueError(f"unknown meta-loss {meta_loss!r}; choose last_step or all_steps")
+        if meta_loss not in get_args(MetaLoss):
+            raise ValueError(f"unknown meta-loss {meta_loss!r}; choose {' or '.join(get_args(MetaLoss))}")
         self.policy = policy
         self.estimator = estimator
         self.meta_loss_steps = meta_loss
@@ -319,17 +319,13 @@ class MAMLPG:
         ``objective`` (the post-adaptation surrogate by default) of θ_j on phase j — θ_K's on the validation
         episodes (MAML [1]) or, with ``all_steps``, every step's with equal weights (MAML++ [4]), so that every step,
         not only the last, is judged, and each per-step rate's hypergradient ∂L/∂α_j with it."""
-        scored = self.scored_phases(batch)
-        if len(scored) == 1:
-            return objective(self.policy, path[scored[0][0]], scored[0][1])
-        return torch.stack([objective(self.policy, path[j], phase) for j, phase in scored]).mean()
+        return torch.stack([objective(self.policy, path[j], phase) for j, phase in self.scored_phases(batch)]).mean()
 
     def meta_kl(self, batch: MetaBatch, path: Sequence[Params]) -> Tensor:
         """The mean KL(π_θj(θ_old) ‖ π_θj) over :meth:`scored_phases`, each on its phase's episodes: what MAML-TRPO's
         trust region bounds [1] — every policy whose episodes the meta-loss importance-weights."""
-        kls = [self.policy.kl(phase.params, path[j], phase.episodes.obs, phase.episodes.mask).mean()
-               for j, phase in self.scored_phases(batch)]
-        return kls[0] if len(kls) == 1 else torch.stack(kls).mean()
+        return torch.stack([self.policy.kl(phase.params, path[j], phase.episodes.obs, phase.episodes.mask).mean()
+                            for j, phase in self.scored_phases(batch)]).mean()
 
     def adaptation_curve(self, tasks: Sequence[Task], steps: int, seed: Sequence[int],
                          inner_lrs: Sequence[float] | None = None) -> list[list[float]]:
