@@ -16,6 +16,8 @@ MAML-TRPO, ``trpo.subsample=0.1``, α₀ 0.5, 200 iterations × 20 tasks × 20 e
   steps repair.
 
 Each is evaluated as the paper does: 40 held-out goals, 40 episodes per adaptation step, 0–3 steps.
+The rate probe then evaluates ``three_hd_all`` with each later step's learned α halved and × 1.5 (the other steps'
+as learned): is a step short of the paper's schedule for its rate, or for the initial policy it adapts?
 
 Usage::
 
@@ -71,6 +73,9 @@ LEARNED = ("three_hd", "three_hd_all")
 EVAL_TASKS, EVAL_EPISODES = 40, 40
 #: the paper's test-time schedule (cbfinn/maml_rl ``maml_examples/test_maml_point.py``): 0.5, then 0.25
 SCHEDULE = ["--inner-lr", "0.5", "0.25"]
+#: the rate probe: the learned-rate run whose rates are probed, and the factors each later step's learned α is scaled
+#: by at evaluation, one step at a time (``evaluate --inner-lr``) — is a later step short of the paper for its rate?
+PROBED, PROBE_FACTORS = "three_hd_all", (0.5, 1.5)
 
 
 def row(report: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +98,35 @@ def verdict(rows: list[dict[str, Any]], paper: list[float]) -> str:
             f"after 2 and 3 steps): {'. '.join(parts)}. One seed: the ± is over the held-out goals only.")
 
 
+def rate_probe(folder: Path, at: int, evaluate: list[str], learned: list[float]) -> list[dict[str, Any]]:
+    """The run in ``folder`` evaluated with each later step's ``learned`` α scaled by :data:`PROBE_FACTORS`, the
+    other steps' α as learned: the return after that step, for each factor."""
+    probes = []
+    for step in range(2, len(learned) + 1):
+        for factor in PROBE_FACTORS:
+            alphas = [a * factor if j == step else a for j, a in enumerate(learned, start=1)]
+            option = ["--inner-lr", *(f"{a:.4g}" for a in alphas)]
+            report = evaluate_kept(folder, f"probe_step{step}_x{factor:g}_iter{at}", *evaluate, *option)
+            probes.append({"step": step, "factor": factor, "alphas": [float(f"{a:.4g}") for a in alphas],
+                           "evaluate": " ".join([*evaluate, *option]), **row(report)})
+    return probes
+
+
+def probe_lines(probe: list[dict[str, Any]], trained: dict[str, Any]) -> list[str]:
+    """The rate probe's table: the return after each probed step with its α as learned and scaled."""
+    header = " | ".join(f"α × {f:g}" for f in PROBE_FACTORS)
+    lines = [f"Rate probe ({trained['what']}): each later step's learned α scaled at evaluation, the other steps' "
+             "α as learned; the return after that step:", "",
+             f"| step | learned α | as learned | {header} |", "|---" * (3 + len(PROBE_FACTORS)) + "|"]
+    for step in sorted({p["step"] for p in probe}):
+        own = trained["adaptation"][step]
+        cells = " | ".join(f"{p['adaptation'][step]['mean']:.2f} ± {p['adaptation'][step]['ci95']:.2f}"
+                           for f in PROBE_FACTORS for p in probe if p["step"] == step and p["factor"] == f)
+        lines.append(f"| {step} | {trained['alpha_steps'][step - 1]:.3g} | {own['mean']:.2f} ± {own['ci95']:.2f} "
+                     f"| {cells} |")
+    return [*lines, ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--iterations", type=int, default=ITERATIONS, help=f"per run (default {ITERATIONS})")
@@ -105,7 +139,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "inner_steps", help="results path without suffix")
     args = parser.parse_args()
     evaluate = ["--tasks", str(args.eval_tasks), "--steps", "3", "--episodes", str(args.eval_episodes)]
-    rows = []
+    rows: list[dict[str, Any]] = []
+    probe: list[dict[str, Any]] = []
     for name, (what, extra) in RUNS_SPEC.items():
         folder = args.runs_dir / f"navigation2d-{name}"
         sets = [f"train.iterations={args.iterations}", *COMMON, *extra, *args.sets]
@@ -123,6 +158,8 @@ def main() -> None:
             rows.append({**base, "evaluation": "the paper's schedule (0.5, then 0.25)",
                          "evaluate": " ".join([*evaluate, *SCHEDULE]),
                          **row(evaluate_kept(folder, f"paper_schedule_iter{at}", *evaluate, *SCHEDULE))})
+        if name == PROBED and rows[-1]["alpha_steps"]:
+            probe = rate_probe(folder, at, evaluate, rows[-1]["alpha_steps"])
     paper = list(PAPER["navigation2d"]["maml"])
     lines = ["# Navigation2D after 1–3 steps: per-step rates by hypergradient against the paper's hand schedule", "",
              f"Made by `python benchmarks/inner_steps.py` on this project's {platform.machine()} VM (2 CPUs). "
@@ -138,15 +175,20 @@ def main() -> None:
         lines.append(f"| {r['what']} | {r['evaluation']} | {r['env_steps'] / 1e6:.1f} M | {r['seconds'] / 60:.1f} min "
                      f"| {cells} | {alphas} |")
     lines += ["| MAML paper (one inner step in training) | the schedule (0.5, then 0.25) | | | "
-              + " | ".join(f"{v:g}" for v in paper) + " | 0.5 / 0.25 / 0.25 |", "", verdict(rows, paper), "",
-              "Commands:", "", "```bash"]
+              + " | ".join(f"{v:g}" for v in paper) + " | 0.5 / 0.25 / 0.25 |", "", verdict(rows, paper), ""]
+    trained = next((r for r in rows if r["run"] == PROBED and r["evaluation"] == "as trained"), None)
+    if probe and trained:
+        lines += probe_lines(probe, trained)
+    lines += ["Commands:", "", "```bash"]
     for r in rows:
         if r["evaluation"] == "as trained":
             lines.append(r["command"])
         lines.append(f"rl-alphamaml evaluate {r['run_dir']} {r['evaluate']}")
+    lines += [f"rl-alphamaml evaluate {trained['run_dir']} {p['evaluate']}" for p in probe if trained]
     lines += ["```", ""]
     results_io.write_text(args.out.with_suffix(".md"), "\n".join(lines))
-    results_io.write_text(args.out.with_suffix(".json"), json.dumps({"rows": rows, "paper": paper}, indent=1) + "\n")
+    result = {"rows": rows, "paper": paper, "rate_probe": probe}
+    results_io.write_text(args.out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
     print("\n".join(lines))
 
 
