@@ -28,21 +28,25 @@ Stages (``--stages``, default all, run in this order):
   ``--set sampler.episodes=40``, to the same budget (a tenth of the paper's steps, the copied iterations' included).
 * ``alpha`` — the ``ant_dir`` run's peak checkpoint adapted with α 0.05, 0.2 and 0.4 instead of the 0.1 it was
   trained with (``evaluate --inner-lr``), on the same goals.
-* the variants (``VARIANTS``: ``lvc``, ``alpha_hd``, ``relu``, ``trpo_paper``, ``trpo_radius_hd``, ``wide``,
-  ``alpha_maml``) — the ``ant_dir`` run's settings with one difference each (ProMP's [3] low-variance curvature
-  estimator; α by hypergradient [4], Alpha MAML's inner rate under MAML-TRPO's outer step; the paper's ReLU units;
-  the paper's trust region, max-KL 0.01 with full curvature; that trust region with its radius by hypergradient; a
-  256 × 256 policy; Alpha MAML itself, Adam's outer step with α and β by hypergradient), to the ``ant_dir`` run's
-  peak iteration (130, 10.4 M steps), evaluated as ``ant_dir`` with the α each ends with.
+* the variants (``VARIANTS``: ``lvc``, ``alpha_hd``, ``relu``, ``trpo_paper``, ``trpo_radius_hd``,
+  ``trpo_radius_hd_03``, ``wide``, ``alpha_maml``) — the ``ant_dir`` run's settings with one difference each
+  (ProMP's [3] low-variance curvature estimator; α by hypergradient [4], Alpha MAML's inner rate under MAML-TRPO's
+  outer step; the paper's ReLU units; the paper's trust region, max-KL 0.01 with full curvature; that trust region
+  with its radius by hypergradient, bounded at 0.1 or at 0.3; a 256 × 256 policy; Alpha MAML itself, Adam's outer
+  step with α and β by hypergradient), to the ``ant_dir`` run's peak iteration (130, 10.4 M steps), evaluated as
+  ``ant_dir`` with the α each ends with.
 * ``trpo_paper_batch`` — the ``trpo_paper`` variant (the best at iteration 130) continued from there with the paper's
   40 episodes per task to the AntDir budget, as ``ant_dir_batch`` continues the ``ant_dir`` run.
 * ``trpo_radius_hd_batch`` — the ``trpo_radius_hd`` variant continued the same way (its radius keeps following its
-  hypergradient: the radius and the rule's state are in the checkpoint).
+  hypergradient: the radius and the rule's state are in the checkpoint); ``trpo_radius_hd_03_batch`` continues the
+  ``trpo_radius_hd_03`` variant (that radius bounded at 0.3 instead of 0.1) the same way.
 * ``ant_vel`` — MAML-TRPO on the paper's AntVel with the zoo's budget (150 iterations, 12 M steps: a tenth of the
   paper's), and its oracle (as ``oracle``, the winning convention only), evaluated with the paper's protocol: 40
   goals, 20 episodes per adaptation step.
 * ``ant_vel_trpo_paper`` — the ``ant_vel`` run with the paper's trust region (the ``trpo_paper`` variant's
   settings), same budget and evaluation: does what helped AntDir help AntVel?
+* ``ant_vel_trpo_radius_hd`` — the ``ant_vel_trpo_paper`` run with the trust region's radius by hypergradient (the
+  ``trpo_radius_hd`` variant's settings), same budget and evaluation: does the radius that lifted AntDir lift AntVel?
 * ``ant_vel_trpo_paper_batch`` — that run continued from iteration :data:`VEL_BATCH_FROM` (half its budget) with the
   paper's 20 episodes per task, to the same 12 M steps, as ``trpo_paper_batch`` continues AntDir's.
 * ``ant_goal_trpo_paper`` — AntGoal (not in the paper) trained the same way on the paper's model: the paper's trust
@@ -119,8 +123,9 @@ COMMON = [f"train.meta_batch={META_BATCH}", "sampler.episodes=10", "trpo.max_kl=
 MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
 STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "trpo_paper",
-          "trpo_radius_hd", "wide", "alpha_maml", "trpo_paper_batch", "trpo_radius_hd_batch", "ant_vel",
-          "ant_vel_trpo_paper", "ant_vel_trpo_paper_batch", "ant_goal_trpo_paper", "ant_goal_oracle",
+          "trpo_radius_hd", "trpo_radius_hd_03", "wide", "alpha_maml", "trpo_paper_batch", "trpo_radius_hd_batch",
+          "trpo_radius_hd_03_batch", "ant_vel", "ant_vel_trpo_paper", "ant_vel_trpo_paper_batch",
+          "ant_vel_trpo_radius_hd", "ant_goal_trpo_paper", "ant_goal_oracle",
           "oracle_trpo_paper", "ppo_oracle")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
@@ -158,6 +163,11 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "trpo_radius_hd": ("kl0.01-full-radiushd", "the paper's trust region, its radius by hypergradient "
                        "(trpo.max_kl_mode=hd from 0.01, at most 0.1)",
                        ("trpo.max_kl=0.01", "trpo.subsample=1", "trpo.max_kl_mode=hd", "trpo.max_kl_max=0.1")),
+    # the same radius bounded at 0.3: the radius sat at its bound 0.1 for most of both trpo_radius_hd stages, so the
+    # bound, not the hypergradient, set the step size there
+    "trpo_radius_hd_03": ("kl0.01-full-radiushd0.3", "the paper's trust region, its radius by hypergradient "
+                          "(trpo.max_kl_mode=hd from 0.01, at most 0.3)",
+                          ("trpo.max_kl=0.01", "trpo.subsample=1", "trpo.max_kl_mode=hd", "trpo.max_kl_max=0.3")),
     # a wider policy (256 × 256): is the 100 × 100 network what caps one step at about 60 % of the oracle?
     "wide": ("wide256", "a wider policy (policy.hidden=[256,256])", ("policy.hidden=[256,256]",)),
     # Alpha MAML as configs/ant_dir_alpha.yaml ships it (Adam outer step, α and β by the normalized hypergradient
@@ -169,7 +179,9 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 #: the trust-region AntDir runs continued from iteration :data:`PEAK_ITERATIONS` with the paper's batch: stage → (the
 #: variant it continues, how the tables and the plot name it)
 CONTINUED = {"trpo_paper_batch": ("trpo_paper", "the paper's trust region"),
-             "trpo_radius_hd_batch": ("trpo_radius_hd", "the paper's trust region, its radius by hypergradient")}
+             "trpo_radius_hd_batch": ("trpo_radius_hd", "the paper's trust region, its radius by hypergradient"),
+             "trpo_radius_hd_03_batch": ("trpo_radius_hd_03", "the paper's trust region, its radius by hypergradient "
+                                         "at most 0.3")}
 #: AntVel with the zoo's budget: 150 iterations of at most 80,000 steps, 12 M (a tenth of the paper's 120 M)
 ANT_VEL_ITERATIONS = 150
 #: ``ant_vel_trpo_paper_batch``: the trust-region AntVel run continued from its checkpoint at about half the budget
@@ -519,6 +531,7 @@ def markdown(result: dict[str, Any]) -> str:
         b = result["ant_vel_trpo_paper_batch"]
         stages.append((f"AntVel with the paper's trust region, continued from iteration {b['from']} with "
                        f"{VEL_BATCH_EPISODES} episodes per task", b))
+    stages.append((f"AntVel with {VARIANTS['trpo_radius_hd'][1]}", result.get("ant_vel_trpo_radius_hd")))
     stages.append((f"AntGoal on the paper's model with {VARIANTS['trpo_paper'][1]} (not in the paper)",
                    result.get("ant_goal_trpo_paper")))
     stages.append(("The AntVel oracle on the paper's model (told its task, no adaptation)",
@@ -596,6 +609,9 @@ def markdown(result: dict[str, Any]) -> str:
             batch = result["ant_vel_trpo_paper_batch"]["adaptation"][1]["mean"]
             text += (f", {100 * batch / top:.0f} % with it continued with {VEL_BATCH_EPISODES} episodes per task "
                      f"({batch:.1f} / {top:.1f})")
+        if result.get("ant_vel_trpo_radius_hd"):
+            radius = result["ant_vel_trpo_radius_hd"]["adaptation"][1]["mean"]
+            text += f", {100 * radius / top:.0f} % with its radius by hypergradient ({radius:.1f} / {top:.1f})"
         lines += [f"{text}; the paper's reaches {100 * paper / PAPER_VEL['oracle']:.0f} % "
                   f"({paper:g} / {PAPER_VEL['oracle']:g}).", ""]
     goal_ceiling = ceiling(result, "ant_goal")
@@ -657,6 +673,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
                                               (f"the paper's trust region, continued with {VEL_BATCH_EPISODES} "
                                                "episodes per task", result.get("ant_vel_trpo_paper_batch"),
                                                "post_adapt"),
+                                              ("its radius by hypergradient, after one step",
+                                               result.get("ant_vel_trpo_radius_hd"), "post_adapt"),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt"),
                                               ("oracle, the paper's recipe",
                                                result.get("ant_vel_oracle_trpo_paper"), "pre_adapt")]),
@@ -740,6 +758,10 @@ def main() -> None:
         result["ant_vel_trpo_paper_batch"] = trust_region_continued("ant_vel", scale, ANT_VEL_ITERATIONS,
                                                                     VEL_BATCH_FROM, VEL_BATCH_EPISODES, PAPER_VEL,
                                                                     EVALUATE_VEL)
+    if "ant_vel_trpo_radius_hd" in args.stages:
+        radius = trust_region("ant_vel", scale, ANT_VEL_ITERATIONS, "trpo_radius_hd")
+        result["ant_vel_trpo_radius_hd"] = trained(*radius, ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True,
+                                                   config="ant_vel")
     if "ant_goal_trpo_paper" in args.stages:
         result["ant_goal_trpo_paper"] = trained(*trust_region("ant_goal", scale, ANT_GOAL_ITERATIONS),
                                                 ANT_GOAL_ITERATIONS, EVALUATE_GOAL, peak=True, config="ant_goal")

@@ -42,7 +42,9 @@ def training(config: dict[str, Any]) -> str:
     would import the entry's simulator package, e.g. metaworld)."""
     outer, inner = config["outer"]["optimizer"], config["inner"]
     if outer == "trpo":
-        method = f"MAML-TRPO, max-KL {config['trpo']['max_kl']:g}"
+        trpo = config["trpo"]
+        method = (f"MAML-TRPO, max-KL from {trpo['max_kl']:g} by hypergradient (at most {trpo['max_kl_max']:g})"
+                  if trpo.get("max_kl_mode") == "hd" else f"MAML-TRPO, max-KL {trpo['max_kl']:g}")
     elif outer == "promp":
         method = "ProMP" if inner["lr_mode"] == "fixed" else "Alpha-ProMP"
     else:
