@@ -389,10 +389,11 @@ class TRPOStep(OuterStep):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` (a fixed radius keeps nothing; the last step goes to the parameters' device
-        when the step is next taken)."""
+        when the step is next taken). The radius is clamped into this step's bounds: a resume may change them
+        (:data:`rl_alphamaml.resume.RADIUS_KEYS`)."""
         if self.rule is None or "max_kl" not in state:
             return
-        self.max_kl = float(state["max_kl"])
+        self.max_kl = min(max(float(state["max_kl"]), self.config.max_kl_min), self.config.max_kl_max)
         self.rule.load_state_dict(state["rule"])
         self.last_step = None if state["last_step"] is None else state["last_step"].clone()
 

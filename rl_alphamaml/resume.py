@@ -11,7 +11,10 @@ effect. So every key is in one of three groups:
   checkpoint's iteration.
 * **the rates** (:data:`RATE_KEYS`) — α and β live in the checkpoint, so a new ``inner.lr`` / ``outer.lr``
   *sets* them to the new value at the resumed iteration (e.g. lower rates after a divergence); new bounds
-  clamp them and hold from then on; a new hyper-rate drives their next hypergradient steps.
+  clamp them and hold from then on; a new hyper-rate drives their next hypergradient steps. The trust region's
+  radius, MAML-TRPO's β when it follows its hypergradient (``trpo.max_kl_mode: hd``), lives in the checkpoint
+  too: new bounds (``trpo.max_kl_min`` / ``trpo.max_kl_max``) clamp it as the checkpoint loads and hold from
+  then on, and a new ``trpo.hyper_lr`` drives its next steps (:data:`RADIUS_KEYS`).
 * **everything else** (the seed, the model, the task family, the algorithm) — refused with a message: it
   would make the rest of the run a different experiment than its first part. Start a new run instead.
 
@@ -46,6 +49,9 @@ RATE_KEYS = frozenset({
     "inner.lr", "outer.lr", "inner.lr_min", "inner.lr_max", "outer.lr_min", "outer.lr_max", "inner.hyper_lr",
     "outer.hyper_lr",
 })
+#: the adapted trust region radius's bounds and hyper-rate: the outer step applies them as the checkpoint loads
+#: (:meth:`agents.outer_steps.TRPOStep.load_state_dict`), so the checkpoint itself need not change
+RADIUS_KEYS = frozenset({"trpo.max_kl_min", "trpo.max_kl_max", "trpo.hyper_lr"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,12 +70,13 @@ def changes(saved: Any, requested: Any, checkpoint_iteration: int) -> list[Chang
     before, after = flat_config(saved), flat_config(requested)
     found = [Change(k, before.get(k), v) for k, v in after.items() if before.get(k) != v]
     refused = [c.key for c in found
-               if c.key not in EXECUTION_KEYS and c.key not in RATE_KEYS and not c.key.startswith(EXECUTION_SECTIONS)]
+               if c.key not in EXECUTION_KEYS | RATE_KEYS | RADIUS_KEYS and not c.key.startswith(EXECUTION_SECTIONS)]
     if refused:
         raise UserError(
             f"--set {', '.join(refused)}: cannot change when resuming (the checkpoint was trained with "
             f"{', '.join(f'{k}={before.get(k)!r}' for k in refused)}); start a new run with `rl-alphamaml train "
-            "CONFIG --set …`. A resume may change the rates (inner.lr, outer.lr and their bounds), "
+            "CONFIG --set …`. A resume may change the rates (inner.lr, outer.lr and their bounds, the trust "
+            "region radius's bounds), "
             "train.iterations and how the run executes (threads, checkpoints, sampler backend, data location)")
     for c in found:
         if c.key == "train.iterations" and c.new < checkpoint_iteration:

@@ -373,6 +373,29 @@ def test_a_resume_may_take_a_larger_batch_per_task(tmp_path: Path) -> None:
     assert load_experiment_config(run_dir / "config.yaml")[0].sampler.episodes == 5
 
 
+def test_a_resume_may_change_the_adapted_radius_bounds(tmp_path: Path) -> None:
+    """``trpo.max_kl_max`` (with ``max_kl_min`` and ``hyper_lr``) is a resume change: the radius the checkpoint holds
+    is clamped into the new bounds as it loads, the bound holds from then on, and the folder says so; the radius's
+    start (``trpo.max_kl``) and its mode stay refused (the radius lives in the checkpoint)."""
+    run_dir = tmp_path / "run"
+    small = ["--set", "train.meta_batch=2", "--set", "env.horizon=10", "--set", "train.checkpoint_every=1",
+             "--set", "sampler.episodes=2", "--set", "trpo.max_kl_mode=hd", "--set", "trpo.max_kl=0.01"]
+    assert main(["train", str(NAV), "--run-dir", str(run_dir), "--set", "train.iterations=3", *small]) == 0
+    saved = torch.load(run_dir / "checkpoints" / "iter_000003.pt", weights_only=False)["state"]["outer_step"]
+    for refused in ("trpo.max_kl=0.02", "trpo.max_kl_mode=fixed"):
+        assert main(["train", "--resume", str(run_dir), "--set", refused, "--set", "train.iterations=4"]) == 2
+    bound = ["--set", "trpo.max_kl_max=0.01"]
+    assert main(["train", "--resume", str(run_dir), *bound, "--set", "train.iterations=4"]) == 0
+    assert "iteration 4: trpo.max_kl_max 1.0 -> 0.01" in (run_dir / "changes.log").read_text()
+    assert load_experiment_config(run_dir / "config.yaml")[0].trpo.max_kl_max == 0.01
+    assert read_metrics(run_dir)[-1]["trpo/max_kl"] <= 0.01  # the radius of iteration 4's step
+    # the clamp itself, where no hypergradient step follows the load to clamp it (after a rejected step)
+    for bound in (0.005, 0.5):
+        step = TRPOStep(TRPOConfig(max_kl=0.005, max_kl_mode="hd", max_kl_max=bound))
+        step.load_state_dict(saved)
+        assert step.max_kl == min(saved["max_kl"], bound)
+
+
 def test_per_step_rates_are_trained_and_evaluated_step_by_step(tmp_path: Path) -> None:
     """Meta-trained with 2 steps and α₁, α₂: ``evaluate`` adapts step 1 with α₁, step 2 with α₂ and step 3 with α₂
     (the last trained) — number for number ``--inner-lr α₁ α₂``; ``--inner-lr`` still overrides."""
