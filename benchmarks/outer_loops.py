@@ -102,6 +102,10 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # the same with the curvature of a tenth of the episodes: the cheap-per-second variant
     "trpo_radius_hd_subsample": ("MAML-TRPO, trust region by hypergradient, `trpo.subsample=0.1`", "",
                                  ("trpo.max_kl_mode=hd", "trpo.subsample=0.1")),
+    # every rate by hypergradient under the TRPO outer step: α (the `normalized` rule, from the family's α) and the
+    # radius, which plays β's part there — Alpha MAML's promise with MAML-TRPO's natural-gradient step
+    "trpo_hd": ("MAML-TRPO, α and the trust region by hypergradient (`inner.lr_mode=hd`, `trpo.max_kl_mode=hd`)", "",
+                ("inner.lr_mode=hd", "trpo.max_kl_mode=hd")),
     "promp": ("ProMP (the authors' settings)", "_promp", ()),
     "alpha_promp": ("Alpha-ProMP", "_alpha_promp", ()),
 }
