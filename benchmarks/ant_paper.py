@@ -39,7 +39,8 @@ Stages (``--stages``, default all, run in this order):
   40 episodes per task to the AntDir budget, as ``ant_dir_batch`` continues the ``ant_dir`` run.
 * ``trpo_radius_hd_batch`` — the ``trpo_radius_hd`` variant continued the same way (its radius keeps following its
   hypergradient: the radius and the rule's state are in the checkpoint); ``trpo_radius_hd_03_batch`` continues the
-  ``trpo_radius_hd_03`` variant (that radius bounded at 0.3 instead of 0.1) the same way.
+  ``trpo_radius_hd_03`` variant (that radius bounded at 0.3 instead of 0.1) the same way, and
+  ``trpo_radius_hd_batch03`` continues ``trpo_radius_hd`` with its bound loosened to 0.3 from there on.
 * ``ant_vel`` — MAML-TRPO on the paper's AntVel with the zoo's budget (150 iterations, 12 M steps: a tenth of the
   paper's), and its oracle (as ``oracle``, the winning convention only), evaluated with the paper's protocol: 40
   goals, 20 episodes per adaptation step.
@@ -124,8 +125,8 @@ MODELS = ("maml2017", "v5")
 SCALES = (1.0, 0.1)
 STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", "lvc", "alpha_hd", "relu", "trpo_paper",
           "trpo_radius_hd", "trpo_radius_hd_03", "wide", "alpha_maml", "trpo_paper_batch", "trpo_radius_hd_batch",
-          "trpo_radius_hd_03_batch", "ant_vel", "ant_vel_trpo_paper", "ant_vel_trpo_paper_batch",
-          "ant_vel_trpo_radius_hd", "ant_goal_trpo_paper", "ant_goal_oracle",
+          "trpo_radius_hd_03_batch", "trpo_radius_hd_batch03", "ant_vel", "ant_vel_trpo_paper",
+          "ant_vel_trpo_paper_batch", "ant_vel_trpo_radius_hd", "ant_goal_trpo_paper", "ant_goal_oracle",
           "oracle_trpo_paper", "ppo_oracle")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
@@ -177,11 +178,18 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                               "outer.lr_max=0.05", "inner.lr_mode=hd", "inner.lr_min=1e-4", "inner.lr_max=2.0")),
 }
 #: the trust-region AntDir runs continued from iteration :data:`PEAK_ITERATIONS` with the paper's batch: stage → (the
-#: variant it continues, how the tables and the plot name it)
-CONTINUED = {"trpo_paper_batch": ("trpo_paper", "the paper's trust region"),
-             "trpo_radius_hd_batch": ("trpo_radius_hd", "the paper's trust region, its radius by hypergradient"),
-             "trpo_radius_hd_03_batch": ("trpo_radius_hd_03", "the paper's trust region, its radius by hypergradient "
-                                         "at most 0.3")}
+#: variant it continues, how the tables and the plot name it, more resume settings)
+CONTINUED: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "trpo_paper_batch": ("trpo_paper", "the paper's trust region", ()),
+    "trpo_radius_hd_batch": ("trpo_radius_hd", "the paper's trust region, its radius by hypergradient", ()),
+    "trpo_radius_hd_03_batch": ("trpo_radius_hd_03",
+                                "the paper's trust region, its radius by hypergradient at most 0.3", ()),
+    # the radius sat at its bound 0.1 through the whole continuation with the 4× batch (a bound of 0.3 from the start
+    # plateaued in the 10-episode phase): the bound loosened to 0.3 for the continuation alone
+    "trpo_radius_hd_batch03": ("trpo_radius_hd",
+                               "the paper's trust region, its radius by hypergradient, bounded at 0.3 once continued",
+                               ("trpo.max_kl_max=0.3",)),
+}
 #: AntVel with the zoo's budget: 150 iterations of at most 80,000 steps, 12 M (a tenth of the paper's 120 M)
 ANT_VEL_ITERATIONS = 150
 #: ``ant_vel_trpo_paper_batch``: the trust-region AntVel run continued from its checkpoint at about half the budget
@@ -434,13 +442,14 @@ def paper_oracle(config: str, scale: str, evaluate: list[str]) -> dict[str, Any]
 
 
 def trust_region_continued(config: str, scale: str, iterations: int, at: int, episodes: int, paper: dict[str, Any],
-                           evaluate: list[str], variant: str = "trpo_paper") -> dict[str, Any]:
+                           evaluate: list[str], variant: str = "trpo_paper", changes: tuple[str, ...] = ()
+                           ) -> dict[str, Any]:
     """The ``config`` family's run with the paper's trust region (:func:`trust_region`, trained or reused to
     ``iterations``) continued from its checkpoint ``at`` with ``episodes`` per task, to :data:`BUDGET` of the
     ``paper`` row's steps (:func:`continued`)."""
     source, sets = trust_region(config, scale, iterations, variant)
     train_to(run_dir(source), config, sets, iterations)
-    return continued(source, at, [f"sampler.episodes={episodes}"],
+    return continued(source, at, [f"sampler.episodes={episodes}", *changes],
                      budget_iterations(run_dir(source), at, episodes, paper), evaluate)
 
 
@@ -522,7 +531,7 @@ def markdown(result: dict[str, Any]) -> str:
         stages.append((f"AntDir continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b))
     stages += [(f"AntDir with {title}", result.get(stage)) for stage, (_, title, _) in VARIANTS.items()]
     stages += [(f"AntDir with {name}, continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b)
-               for stage, (_, name) in CONTINUED.items() if (b := result.get(stage))]
+               for stage, (_, name, _) in CONTINUED.items() if (b := result.get(stage))]
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
@@ -633,7 +642,7 @@ def markdown(result: dict[str, Any]) -> str:
             batch = result["ant_dir_batch"]["adaptation"][1]["mean"]
             text += (f", {100 * batch / top:.0f} % continued with {BATCH_EPISODES} episodes per task "
                      f"({batch:.1f} / {top:.1f})")
-        for stage, (_, name) in CONTINUED.items():
+        for stage, (_, name, _) in CONTINUED.items():
             if stage in result:
                 best = result[stage]["adaptation"][1]["mean"]
                 text += (f", {100 * best / top:.0f} % with {name}, continued with {BATCH_EPISODES} episodes per task "
@@ -664,7 +673,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
                + [(f"continued with {BATCH_EPISODES} episodes per task", batch, "post_adapt")] * bool(batch)
                + [(f"{stage} (--stages), after one step", result.get(stage), "post_adapt") for stage in VARIANTS]
                + [(f"{name}, continued with {BATCH_EPISODES} episodes per task", result.get(stage),
-                   "post_adapt") for stage, (_, name) in CONTINUED.items()]
+                   "post_adapt") for stage, (_, name, _) in CONTINUED.items()]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]
                + [("oracle, the paper's recipe", result.get("oracle_trpo_paper"), "pre_adapt")]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
@@ -742,10 +751,10 @@ def main() -> None:
         if stage in args.stages:
             sets = paper_model_sets(scale, PEAK_ITERATIONS, *extra)
             result[stage] = trained(f"ant_dir-maml2017-{tag}-scale{scale}", sets, PEAK_ITERATIONS, EVALUATE)
-    for stage, (variant, _) in CONTINUED.items():
+    for stage, (variant, _, changes) in CONTINUED.items():
         if stage in args.stages:
             result[stage] = trust_region_continued("ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS, BATCH_EPISODES,
-                                                   PAPER, EVALUATE, variant)
+                                                   PAPER, EVALUATE, variant, changes)
     if "ant_vel" in args.stages:
         result["ant_vel"] = trained(f"ant_vel-maml2017-maml-scale{scale}", paper_model_sets(scale, ANT_VEL_ITERATIONS),
                                     ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True, config="ant_vel")
