@@ -14,7 +14,8 @@ effect. So every key is in one of three groups:
   clamp them and hold from then on; a new hyper-rate drives their next hypergradient steps. The trust region's
   radius, MAML-TRPO's β when it follows its hypergradient (``trpo.max_kl_mode: hd``), lives in the checkpoint
   too: new bounds (``trpo.max_kl_min`` / ``trpo.max_kl_max``) clamp it as the checkpoint loads and hold from
-  then on, and a new ``trpo.hyper_lr`` drives its next steps (:data:`RADIUS_KEYS`).
+  then on, and a new ``trpo.hyper_lr`` drives its next steps (:data:`RADIUS_KEYS`; refused for a fixed radius).
+  The bounds must still contain the radius's start, ``trpo.max_kl``, which a resume cannot change.
 * **everything else** (the seed, the model, the task family, the algorithm) — refused with a message: it
   would make the rest of the run a different experiment than its first part. Start a new run instead.
 
@@ -78,12 +79,17 @@ def changes(saved: Any, requested: Any, checkpoint_iteration: int) -> list[Chang
             "CONFIG --set …`. A resume may change the rates (inner.lr, outer.lr and their bounds, the trust "
             "region radius's bounds), "
             "train.iterations and how the run executes (threads, checkpoints, sampler backend, data location)")
+    radius = [c.key for c in found if c.key in RADIUS_KEYS]
+    if radius and after.get("trpo.max_kl_mode") != "hd":
+        raise UserError(f"--set {', '.join(radius)}: the run's trust region radius is fixed (trpo.max_kl_mode: "
+                        f"{after.get('trpo.max_kl_mode')!r}), so there is no adapted radius for these to bound or "
+                        "drive; a fixed radius cannot change when resuming")
     for c in found:
         if c.key == "train.iterations" and c.new < checkpoint_iteration:
             raise UserError(f"--set train.iterations={c.new}: the run's newest checkpoint is already at iteration "
                             f"{checkpoint_iteration}")
-    stateful, total = state_changes(found), after["train.iterations"]
-    if stateful and checkpoint_iteration >= total:  # the new α/β would be recorded but never used
+    stateful, total = state_changes(found) + radius, after["train.iterations"]
+    if stateful and checkpoint_iteration >= total:  # the new α/β (or radius bounds) would be recorded but never used
         raise UserError(f"--set {', '.join(stateful)}: the run already finished its {total} iterations, so no "
                         "iteration would run with the new value; raise train.iterations in the same command "
                         f"(e.g. --set train.iterations={total + 100})")

@@ -376,7 +376,8 @@ def test_a_resume_may_take_a_larger_batch_per_task(tmp_path: Path) -> None:
 def test_a_resume_may_change_the_adapted_radius_bounds(tmp_path: Path) -> None:
     """``trpo.max_kl_max`` (with ``max_kl_min`` and ``hyper_lr``) is a resume change: the radius the checkpoint holds
     is clamped into the new bounds as it loads, the bound holds from then on, and the folder says so; the radius's
-    start (``trpo.max_kl``) and its mode stay refused (the radius lives in the checkpoint)."""
+    start (``trpo.max_kl``) and its mode stay refused (the radius lives in the checkpoint), and so is a bound with no
+    iteration left to hold."""
     run_dir = tmp_path / "run"
     small = ["--set", "train.meta_batch=2", "--set", "env.horizon=10", "--set", "train.checkpoint_every=1",
              "--set", "sampler.episodes=2", "--set", "trpo.max_kl_mode=hd", "--set", "trpo.max_kl=0.01"]
@@ -385,15 +386,30 @@ def test_a_resume_may_change_the_adapted_radius_bounds(tmp_path: Path) -> None:
     for refused in ("trpo.max_kl=0.02", "trpo.max_kl_mode=fixed"):
         assert main(["train", "--resume", str(run_dir), "--set", refused, "--set", "train.iterations=4"]) == 2
     bound = ["--set", "trpo.max_kl_max=0.01"]
+    assert main(["train", "--resume", str(run_dir), *bound]) == 2  # the run has finished its 3 iterations
     assert main(["train", "--resume", str(run_dir), *bound, "--set", "train.iterations=4"]) == 0
     assert "iteration 4: trpo.max_kl_max 1.0 -> 0.01" in (run_dir / "changes.log").read_text()
     assert load_experiment_config(run_dir / "config.yaml")[0].trpo.max_kl_max == 0.01
     assert read_metrics(run_dir)[-1]["trpo/max_kl"] <= 0.01  # the radius of iteration 4's step
     # the clamp itself, where no hypergradient step follows the load to clamp it (after a rejected step)
-    for bound in (0.005, 0.5):
-        step = TRPOStep(TRPOConfig(max_kl=0.005, max_kl_mode="hd", max_kl_max=bound))
+    for high in (0.005, 0.5):
+        step = TRPOStep(TRPOConfig(max_kl=0.005, max_kl_mode="hd", max_kl_max=high))
         step.load_state_dict(saved)
-        assert step.max_kl == min(saved["max_kl"], bound)
+        assert step.max_kl == min(saved["max_kl"], high)
+    step = TRPOStep(TRPOConfig(max_kl=0.5, max_kl_mode="hd", max_kl_min=0.5))
+    step.load_state_dict(saved)
+    assert step.max_kl == 0.5 > saved["max_kl"]
+
+
+def test_a_fixed_radius_takes_no_radius_bounds_on_resume(tmp_path: Path) -> None:
+    """The adapted radius's bounds and hyper-rate bound nothing in a fixed trust region: a resume refuses them rather
+    than record a change that is not in effect."""
+    run_dir = tmp_path / "run"
+    assert main(["train", str(NAV), "--run-dir", str(run_dir), "--set", "train.iterations=1", "--set",
+                 "train.meta_batch=2", "--set", "env.horizon=10", "--set", "sampler.episodes=2"]) == 0
+    assert main(["train", "--resume", str(run_dir), "--set", "trpo.max_kl_max=0.5", "--set",
+                 "train.iterations=2"]) == 2
+    assert not (run_dir / "changes.log").exists()
 
 
 def test_per_step_rates_are_trained_and_evaluated_step_by_step(tmp_path: Path) -> None:
