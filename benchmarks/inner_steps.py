@@ -16,8 +16,8 @@ MAML-TRPO, ``trpo.subsample=0.1``, α₀ 0.5, 200 iterations × 20 tasks × 20 e
   steps repair.
 
 Each is evaluated as the paper does: 40 held-out goals, 40 episodes per adaptation step, 0–3 steps.
-The rate probe then evaluates ``three_hd_all`` with each later step's learned α halved and × 1.5 (the other steps'
-as learned): is a step short of the paper's schedule for its rate, or for the initial policy it adapts?
+The rate probe then evaluates ``three_hd_all`` with each step's learned α halved and × 1.5 (the other steps' as
+learned): is a step short of the paper's schedule for its rate?
 
 Usage::
 
@@ -73,8 +73,8 @@ LEARNED = ("three_hd", "three_hd_all")
 EVAL_TASKS, EVAL_EPISODES = 40, 40
 #: the paper's test-time schedule (cbfinn/maml_rl ``maml_examples/test_maml_point.py``): 0.5, then 0.25
 SCHEDULE = ["--inner-lr", "0.5", "0.25"]
-#: the rate probe: the learned-rate run whose rates are probed, and the factors each later step's learned α is scaled
-#: by at evaluation, one step at a time (``evaluate --inner-lr``) — is a later step short of the paper for its rate?
+#: the rate probe: the learned-rate run whose rates are probed, and the factors each step's learned α is scaled by at
+#: evaluation, one step at a time (``evaluate --inner-lr``) — is a step short of the paper's schedule for its rate?
 PROBED, PROBE_FACTORS = "three_hd_all", (0.5, 1.5)
 
 
@@ -99,10 +99,10 @@ def verdict(rows: list[dict[str, Any]], paper: list[float]) -> str:
 
 
 def rate_probe(folder: Path, at: int, evaluate: list[str], learned: list[float]) -> list[dict[str, Any]]:
-    """The run in ``folder`` evaluated with each later step's ``learned`` α scaled by :data:`PROBE_FACTORS`, the
-    other steps' α as learned: the return after that step, for each factor."""
+    """The run in ``folder`` evaluated with each step's ``learned`` α scaled by :data:`PROBE_FACTORS`, the other
+    steps' α as learned."""
     probes = []
-    for step in range(2, len(learned) + 1):
+    for step in range(1, len(learned) + 1):
         for factor in PROBE_FACTORS:
             alphas = [a * factor if j == step else a for j, a in enumerate(learned, start=1)]
             option = ["--inner-lr", *(f"{a:.4g}" for a in alphas)]
@@ -113,17 +113,24 @@ def rate_probe(folder: Path, at: int, evaluate: list[str], learned: list[float])
 
 
 def probe_lines(probe: list[dict[str, Any]], trained: dict[str, Any]) -> list[str]:
-    """The rate probe's table: the return after each probed step with its α as learned and scaled."""
+    """The rate probe's table: the return after each probed step, and after the last, with its α as learned and
+    scaled."""
+    last = len(trained["adaptation"]) - 1
     header = " | ".join(f"α × {f:g}" for f in PROBE_FACTORS)
-    lines = [f"Rate probe ({trained['what']}): each later step's learned α scaled at evaluation, the other steps' "
-             "α as learned; the return after that step:", "",
-             f"| step | learned α | as learned | {header} |", "|---" * (3 + len(PROBE_FACTORS)) + "|"]
+    lines = [f"Rate probe ({trained['what']}): each step's learned α scaled at evaluation, the other steps' α as "
+             f"learned; the return after that step and after {last} steps:", "",
+             f"| step | learned α | after that step: as learned | {header} | after {last} steps: as learned | "
+             f"{header} |", "|---" * (4 + 2 * len(PROBE_FACTORS)) + "|"]
+
+    def cell(result: dict[str, float]) -> str:
+        return f"{result['mean']:.2f} ± {result['ci95']:.2f}"
+
     for step in sorted({p["step"] for p in probe}):
-        own = trained["adaptation"][step]
-        cells = " | ".join(f"{p['adaptation'][step]['mean']:.2f} ± {p['adaptation'][step]['ci95']:.2f}"
-                           for f in PROBE_FACTORS for p in probe if p["step"] == step and p["factor"] == f)
-        lines.append(f"| {step} | {trained['alpha_steps'][step - 1]:.3g} | {own['mean']:.2f} ± {own['ci95']:.2f} "
-                     f"| {cells} |")
+        scaled = [p for f in PROBE_FACTORS for p in probe if p["step"] == step and p["factor"] == f]
+        lines.append(f"| {step} | {trained['alpha_steps'][step - 1]:.3g} | {cell(trained['adaptation'][step])} | "
+                     + " | ".join(cell(p["adaptation"][step]) for p in scaled)
+                     + f" | {cell(trained['adaptation'][last])} | "
+                     + " | ".join(cell(p["adaptation"][last]) for p in scaled) + " |")
     return [*lines, ""]
 
 
