@@ -570,8 +570,9 @@ def markdown(result: dict[str, Any]) -> str:
                   + (f"; α {stage['alpha']:.3g} at the newest checkpoint" if len(stage["adaptation"]) > 1 else "")
                   + f". 40 held-out goals, {episodes(stage)} episodes per adaptation step, "
                   "± 95 % CI:", "", *table, "",
-                  ("RUN starts as a copy of the run above at its checkpoint {} (its checkpoints, config and metrics "
-                   "up to there: `branch` in ant_paper.py). ".format(stage["from"]) if "from" in stage else "")
+                  (f"RUN starts as a copy of the run `{stage['source']}` at its checkpoint {stage['from']} (its "
+                   "checkpoints, config and metrics up to there: `branch` in ant_paper.py). "
+                   if "from" in stage else "")
                   + f"Commands: `{stage['command']}`, then `{stage['evaluate']}`"
                   + (" (with `--checkpoint` for the peak)" if "peak" in stage else "") + ".", ""]
         if stage is result.get("ant_dir") and "alpha" in result and "peak" in stage:
