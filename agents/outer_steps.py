@@ -353,7 +353,7 @@ class TRPOStep(OuterStep):
         if self.rule is not None:
             self.last_step = (new_flat - old_flat).detach().clone() if result.accepted else None
             if cfg.max_kl_cut and result.accepted and result.step_frac < 1.0:
-                self.max_kl = min(max(self.max_kl * result.step_frac**2, cfg.max_kl_min), cfg.max_kl_max)
+                self.max_kl = self.bounded(self.max_kl * result.step_frac**2)
                 radius["trpo/max_kl_after_cut"] = self.max_kl
         info = meta.apply(grads, update_theta=False)
         return {
@@ -367,6 +367,10 @@ class TRPOStep(OuterStep):
             "trpo/expected_improvement": result.expected_improvement,
             "loss/post_adapt": grads.loss,
         }
+
+    def bounded(self, radius: float) -> float:
+        """``radius`` clamped into ``[trpo.max_kl_min, trpo.max_kl_max]``."""
+        return min(max(radius, self.config.max_kl_min), self.config.max_kl_max)
 
     def update_radius(self, gradient: Tensor) -> dict[str, float]:
         """Move δ by its hypergradient ``⟨∇L(θ_t), s_{t−1}⟩ / (2δ)`` (none before the first accepted step) and
@@ -393,7 +397,7 @@ class TRPOStep(OuterStep):
         (:data:`rl_alphamaml.resume.RADIUS_KEYS`)."""
         if self.rule is None or "max_kl" not in state:
             return
-        self.max_kl = min(max(float(state["max_kl"]), self.config.max_kl_min), self.config.max_kl_max)
+        self.max_kl = self.bounded(float(state["max_kl"]))
         self.rule.load_state_dict(state["rule"])
         self.last_step = None if state["last_step"] is None else state["last_step"].clone()
 
