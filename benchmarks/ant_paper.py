@@ -612,16 +612,13 @@ def markdown(result: dict[str, Any]) -> str:
         ours, paper = result["ant_vel"]["adaptation"][1]["mean"], PAPER_VEL["maml"][1]
         text = (f"AntVel: one adaptation step reaches {100 * ours / top:.0f} % of this simulator's oracle "
                 f"({ours:.1f} / {top:.1f}; the best oracle, trained with {how})")
-        if result.get("ant_vel_trpo_paper"):
-            trust = result["ant_vel_trpo_paper"]["adaptation"][1]["mean"]
-            text += f", {100 * trust / top:.0f} % with the paper's trust region ({trust:.1f} / {top:.1f})"
-        if result.get("ant_vel_trpo_paper_batch"):
-            batch = result["ant_vel_trpo_paper_batch"]["adaptation"][1]["mean"]
-            text += (f", {100 * batch / top:.0f} % with it continued with {VEL_BATCH_EPISODES} episodes per task "
-                     f"({batch:.1f} / {top:.1f})")
-        if result.get("ant_vel_trpo_radius_hd"):
-            radius = result["ant_vel_trpo_radius_hd"]["adaptation"][1]["mean"]
-            text += f", {100 * radius / top:.0f} % with its radius by hypergradient ({radius:.1f} / {top:.1f})"
+        for key, how_trained in (("ant_vel_trpo_paper", "with the paper's trust region"),
+                                 ("ant_vel_trpo_paper_batch",
+                                  f"with it continued with {VEL_BATCH_EPISODES} episodes per task"),
+                                 ("ant_vel_trpo_radius_hd", "with its radius by hypergradient")):
+            if result.get(key):
+                mean = result[key]["adaptation"][1]["mean"]
+                text += f", {100 * mean / top:.0f} % {how_trained} ({mean:.1f} / {top:.1f})"
         lines += [f"{text}; the paper's reaches {100 * paper / PAPER_VEL['oracle']:.0f} % "
                   f"({paper:g} / {PAPER_VEL['oracle']:g}).", ""]
     goal_ceiling = ceiling(result, "ant_goal")
