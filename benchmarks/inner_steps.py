@@ -104,10 +104,10 @@ def rate_probe(folder: Path, at: int, evaluate: list[str], learned: list[float])
     probes = []
     for step in range(1, len(learned) + 1):
         for factor in PROBE_FACTORS:
-            alphas = [a * factor if j == step else a for j, a in enumerate(learned, start=1)]
-            option = ["--inner-lr", *(f"{a:.4g}" for a in alphas)]
+            alphas = [float(f"{a * factor if j == step else a:.4g}") for j, a in enumerate(learned, start=1)]
+            option = ["--inner-lr", *(f"{a:g}" for a in alphas)]
             report = evaluate_kept(folder, f"probe_step{step}_x{factor:g}_iter{at}", *evaluate, *option)
-            probes.append({"step": step, "factor": factor, "alphas": [float(f"{a:.4g}") for a in alphas],
+            probes.append({"step": step, "factor": factor, "alphas": alphas,
                            "evaluate": " ".join([*evaluate, *option]), **row(report)})
     return probes
 
