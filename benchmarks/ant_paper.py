@@ -61,6 +61,10 @@ Stages (``--stages``, default all, run in this order):
   paper's oracle checkpoints, 39.5 M and 11 M steps), the winning convention only: is the oracle above (max-KL
   0.02, a tenth of the curvature, 12 M steps) below what its simulator allows? Each family's ceiling is the best
   of its oracles.
+* ``seeds`` — the recipes that meet the paper's rows (AntDir's ``trpo_radius_hd`` continued as
+  ``trpo_radius_hd_batch03``; ``ant_vel_trpo_radius_hd``) trained again from each seed of ``--seeds`` (default 1;
+  a seed's runs are named ``…-seedS``), each evaluated as its seed-0 run on the same 40 goals (``evaluate --seed``):
+  is a row met by the recipe or by seed 0?
 * ``ppo_oracle`` — the ceiling measured by another learner: stable-baselines3's PPO [5] (its defaults, as
   ``rl-alphamaml compare`` runs it) trained from scratch on each of AntDir's two tasks (forward, backward) of the
   paper's model for :data:`PPO_ORACLE_STEPS`, scored on 40 episodes each. Is the oracle above (trained by the
@@ -70,6 +74,7 @@ Usage::
 
     python benchmarks/ant_paper.py                                       # every stage
     python benchmarks/ant_paper.py --stages convention --models maml2017 # part of one stage
+    python benchmarks/ant_paper.py --stages seeds --seeds 1 2            # the recipes from seeds 1 and 2
 
 Writes ``benchmarks/results/ant_paper.{md,json,png}``; a stage not run yet keeps what the file had (or is
 reported as not run). Wall times are those of this machine (2 cores), summed from the runs' metrics.
@@ -108,6 +113,7 @@ from rl_alphamaml.checkpoint import checkpoint_path, list_checkpoints
 from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.logging import read_metrics
 from rl_alphamaml.rundir import RunDir
+from rl_alphamaml.seeding import evaluation_seed
 
 import results_io
 import sampler
@@ -127,7 +133,7 @@ STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", 
           "trpo_radius_hd", "trpo_radius_hd_03", "wide", "alpha_maml", "trpo_paper_batch", "trpo_radius_hd_batch",
           "trpo_radius_hd_03_batch", "trpo_radius_hd_batch03", "ant_vel", "ant_vel_trpo_paper",
           "ant_vel_trpo_paper_batch", "ant_vel_trpo_radius_hd", "ant_goal_trpo_paper", "ant_goal_oracle",
-          "oracle_trpo_paper", "ppo_oracle")
+          "oracle_trpo_paper", "ppo_oracle", "seeds")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -215,6 +221,10 @@ PPO_ORACLE_STEPS, PPO_ORACLE_EPISODES = 1_000_000, 40
 #: loads at 1a55e36): the model of the ICML submission, 20 tasks × 40 episodes at iteration 350 (112 M steps), and the
 #: published one, 40 tasks × 40 episodes at iteration 575 (368 M); returns after 0-3 steps
 PAPER_SUBMISSION = {"maml": (4.1, 272.6, 337.0, 348.6), "env_steps": 20 * 40 * 200 * 2 * 350}
+#: ``seeds``: the recipes that meet the paper's rows (AntDir: ``trpo_radius_hd`` continued as
+#: ``trpo_radius_hd_batch03``; AntVel: ``ant_vel_trpo_radius_hd``) trained again from other seeds (``--seeds``), each
+#: evaluated on seed 0's held-out goals (``evaluate --seed``), so that the runs differ in their training seed only
+SEED_RECIPES = {"ant_dir": "trpo_radius_hd_batch03", "ant_vel": "ant_vel_trpo_radius_hd"}
 #: the budget: a tenth of the paper's environment steps (AntDir 40 tasks × 40 episodes × 200 steps × 2 phases ×
 #: 575 iterations = 368 M)
 BUDGET = 0.1
@@ -424,12 +434,14 @@ def continued(source: str, at: int, changes: list[str], iterations: int, evaluat
     return {**report(folder, how, evaluate), "from": at, "source": source, "changes": changes, "own_seconds": own}
 
 
-def trust_region(config: str, scale: str, iterations: int, variant: str = "trpo_paper") -> tuple[str, list[str]]:
+def trust_region(config: str, scale: str, iterations: int, variant: str = "trpo_paper", seed: int = 0
+                 ) -> tuple[str, list[str]]:
     """The run folder's name and the settings of the ``config`` family's run with the paper's trust region (the
     ``variant``'s settings: ``trpo_paper``, or ``trpo_radius_hd`` for its radius by hypergradient) to
-    ``iterations``."""
+    ``iterations``, from ``seed`` (named in the folder when not 0)."""
     tag, _, extra = VARIANTS[variant]
-    return f"{config}-maml2017-{tag}-scale{scale}", paper_model_sets(scale, iterations, *extra)
+    name, sets = f"{config}-maml2017-{tag}-scale{scale}", paper_model_sets(scale, iterations, *extra)
+    return (name, sets) if seed == 0 else (f"{name}-seed{seed}", [*sets, f"seed={seed}"])
 
 
 def paper_oracle(config: str, scale: str, evaluate: list[str]) -> dict[str, Any]:
@@ -442,12 +454,12 @@ def paper_oracle(config: str, scale: str, evaluate: list[str]) -> dict[str, Any]
 
 
 def trust_region_continued(config: str, scale: str, iterations: int, at: int, episodes: int, paper: dict[str, Any],
-                           evaluate: list[str], variant: str = "trpo_paper", changes: tuple[str, ...] = ()
-                           ) -> dict[str, Any]:
+                           evaluate: list[str], variant: str = "trpo_paper", changes: tuple[str, ...] = (),
+                           seed: int = 0) -> dict[str, Any]:
     """The ``config`` family's run with the paper's trust region (:func:`trust_region`, trained or reused to
-    ``iterations``) continued from its checkpoint ``at`` with ``episodes`` per task, to :data:`BUDGET` of the
-    ``paper`` row's steps (:func:`continued`)."""
-    source, sets = trust_region(config, scale, iterations, variant)
+    ``iterations`` from ``seed``) continued from its checkpoint ``at`` with ``episodes`` per task, to :data:`BUDGET`
+    of the ``paper`` row's steps (:func:`continued`)."""
+    source, sets = trust_region(config, scale, iterations, variant, seed)
     train_to(run_dir(source), config, sets, iterations)
     return continued(source, at, [f"sampler.episodes={episodes}", *changes],
                      budget_iterations(run_dir(source), at, episodes, paper), evaluate)
@@ -496,7 +508,44 @@ def training_total(result: dict[str, Any]) -> tuple[int, float]:
     seconds += [stage.get("own_seconds", stage["curve"]["seconds"]) for key, stage in result.items()
                 if key != "oracle" and isinstance(stage, dict) and "curve" in stage]
     seconds += [t["seconds"] for t in (result.get("ppo_oracle") or {}).get("tasks", {}).values()]
+    for stage in (stage for runs in result.get("seeds", {}).values() for stage in runs.values()):
+        # a seeded AntDir recipe is two runs: the run it continues, then its continuation
+        seconds += [stage["curve"]["seconds"] - stage["own_seconds"], stage["own_seconds"]] if "own_seconds" in stage \
+            else [stage["curve"]["seconds"]]
     return len(seconds), float(sum(seconds))
+
+
+def seed_title(family: str) -> str:
+    """How the tables name the recipe of :data:`SEED_RECIPES` for ``family``."""
+    if family == "ant_dir":
+        return (f"AntDir with {CONTINUED['trpo_radius_hd_batch03'][1]}, continued from iteration {PEAK_ITERATIONS} "
+                f"with {BATCH_EPISODES} episodes per task")
+    return f"AntVel with {VARIANTS['trpo_radius_hd'][1]}"
+
+
+def seeds_summary(result: dict[str, Any]) -> list[str]:
+    """The ``seeds`` stage's table: each recipe of :data:`SEED_RECIPES` from every seed run, the mean over the seeds of
+    each run's mean, and the paper's row."""
+    lines = ["## The recipes that meet the paper's rows, from other seeds", ""]
+    if not result.get("seeds"):
+        return [*lines, "Not run yet.", ""]
+    lines += [f"Each run's held-out return on seed 0's 40 goals (`evaluate --seed {evaluation_seed(0)}`), ± 95 % CI "
+              "over the goals; the mean of the seeds is ± the standard deviation of their means.", "",
+              "| recipe | seed | before adaptation | after 1 step | after 2 steps | after 3 steps |",
+              "|---|---|---|---|---|---|"]
+    for family, paper in (("ant_dir", PAPER), ("ant_vel", PAPER_VEL)):
+        runs = {"0": result.get(SEED_RECIPES[family]), **result["seeds"].get(family, {})}
+        runs = {seed: stage for seed, stage in runs.items() if stage}
+        name = f"{'AntDir' if family == 'ant_dir' else 'AntVel'} (`{SEED_RECIPES[family]}`)"
+        lines += [f"| {name} | {seed} | {ci_cells(stage['adaptation'])} |" for seed, stage in runs.items()]
+        if len(runs) > 1:
+            means = np.array([[r["mean"] for r in stage["adaptation"]] for stage in runs.values()])
+            lines.append(f"| {name} | mean of {len(runs)} | "
+                         + " | ".join(f"{m:.1f} ± {sd:.1f} (SD)" for m, sd in zip(means.mean(0), means.std(0, ddof=1)))
+                         + " |")
+        lines.append(f"| the paper | | {' | '.join(f'{v:g}' for v in paper['maml'])} |")
+    seeds = " ".join(map(str, sorted({int(seed) for runs in result["seeds"].values() for seed in runs})))
+    return [*lines, "", f"Command: `python benchmarks/ant_paper.py --stages seeds --seeds {seeds}`.", ""]
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -550,6 +599,8 @@ def markdown(result: dict[str, Any]) -> str:
                for family, key, whose in (("AntDir", "oracle_trpo_paper", "its own"),
                                           ("AntVel", "ant_vel_oracle_trpo_paper", "its own"),
                                           ("AntGoal", "ant_goal_oracle", "its AntVel oracle"))]
+    stages += [(f"{seed_title(family)}, seed {seed} (on seed 0's held-out goals)", stage)
+               for family, runs in result.get("seeds", {}).items() for seed, stage in runs.items()]
     for title, stage in stages:
         if not stage:
             lines += [f"## {title}", "", "Not run yet.", ""]
@@ -582,6 +633,7 @@ def markdown(result: dict[str, Any]) -> str:
                               f"{rows[a][1]['ci95']:.1f}" for a in sorted(rows, key=float))
             lines += [f"Adapted with other inner rates at the peak checkpoint (iteration {probe['iteration']}), after "
                       f"one step: {cells}. Command: `{probe['command']}`.", ""]
+    lines += seeds_summary(result)
     ppo = result.get("ppo_oracle")
     lines += ["## PPO on each AntDir direction of the paper's model (the ceiling by another learner)", ""]
     if ppo and ppo["tasks"]:
@@ -672,6 +724,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
                + [(f"{stage} (--stages), after one step", result.get(stage), "post_adapt") for stage in VARIANTS]
                + [(f"{name}, continued with {BATCH_EPISODES} episodes per task", result.get(stage),
                    "post_adapt") for stage, (_, name, _) in CONTINUED.items()]
+               + [(f"{CONTINUED[SEED_RECIPES['ant_dir']][1]}, seed {seed} (whole run)", {**stage, "from": 0},
+                   "post_adapt") for seed, stage in result.get("seeds", {}).get("ant_dir", {}).items()]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]
                + [("oracle, the paper's recipe", result.get("oracle_trpo_paper"), "pre_adapt")]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
@@ -682,6 +736,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
                                                "post_adapt"),
                                               ("its radius by hypergradient, after one step",
                                                result.get("ant_vel_trpo_radius_hd"), "post_adapt"),
+                                              *((f"its radius by hypergradient, seed {seed}", stage, "post_adapt")
+                                                for seed, stage in result.get("seeds", {}).get("ant_vel", {}).items()),
                                               ("oracle", result.get("ant_vel_oracle"), "pre_adapt"),
                                               ("oracle, the paper's recipe",
                                                result.get("ant_vel_oracle_trpo_paper"), "pre_adapt")]),
@@ -710,6 +766,8 @@ def main() -> None:
     parser.add_argument("--stages", nargs="*", default=list(STAGES), choices=STAGES)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS,
                         help="the simulator models of the convention stage (default both)")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[1],
+                        help="the seeds of the seeds stage, other than 0 (default 1)")
     args = parser.parse_args()
     out = RESULTS / "ant_paper"
 
@@ -769,6 +827,21 @@ def main() -> None:
         radius = trust_region("ant_vel", scale, ANT_VEL_ITERATIONS, "trpo_radius_hd")
         result["ant_vel_trpo_radius_hd"] = trained(*radius, ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True,
                                                    config="ant_vel")
+    if "seeds" in args.stages:
+        if not args.seeds or 0 in args.seeds:
+            parser.error("--seeds takes one or more seeds other than 0 (seed 0's runs are the recipes' own stages)")
+        same_goals = ["--seed", str(evaluation_seed(0))]
+        seeds = result.setdefault("seeds", {"ant_dir": {}, "ant_vel": {}})
+        for seed in args.seeds:  # AntVel first: a third of AntDir's time
+            vel = trust_region("ant_vel", scale, ANT_VEL_ITERATIONS, "trpo_radius_hd", seed)
+            seeds["ant_vel"][str(seed)] = trained(*vel, ANT_VEL_ITERATIONS, [*EVALUATE_VEL, *same_goals], peak=True,
+                                                  config="ant_vel")
+            save_json(result)
+            variant, _, changes = CONTINUED[SEED_RECIPES["ant_dir"]]
+            seeds["ant_dir"][str(seed)] = trust_region_continued(
+                "ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS, BATCH_EPISODES, PAPER, [*EVALUATE, *same_goals],
+                variant, changes, seed)
+            save_json(result)
     if "ant_goal_trpo_paper" in args.stages:
         result["ant_goal_trpo_paper"] = trained(*trust_region("ant_goal", scale, ANT_GOAL_ITERATIONS),
                                                 ANT_GOAL_ITERATIONS, EVALUATE_GOAL, peak=True, config="ant_goal")
