@@ -17,7 +17,9 @@ MAML-TRPO, ``trpo.subsample=0.1``, α₀ 0.5, 200 iterations × 20 tasks × 20 e
 
 Each is evaluated as the paper does: 40 held-out goals, 40 episodes per adaptation step, 0–3 steps.
 The rate probe then evaluates ``three_hd_all`` with each step's learned α halved and × 1.5 (the other steps' as
-learned): is a step short of the paper's schedule for its rate?
+learned): is a step short of the paper's schedule for its rate? The episode probe evaluates ``one_step`` (with the
+schedule) and ``three_hd_all`` (as trained) with 100 and 400 episodes per adaptation step: the paper's test adapts on
+4,000 environment steps per step, more than 40 episodes once episodes end at the goal.
 
 Usage::
 
@@ -76,6 +78,13 @@ SCHEDULE = ["--inner-lr", "0.5", "0.25"]
 #: the rate probe: the learned-rate run whose rates are probed, and the factors each step's learned α is scaled by at
 #: evaluation, one step at a time (``evaluate --inner-lr``) — is a step short of the paper's schedule for its rate?
 PROBED, PROBE_FACTORS = "three_hd_all", (0.5, 1.5)
+#: the episode probe: the paper's test script adapts on 4,000 environment steps per step (rllab's VPG ``batch_size``
+#: counts steps, in whole episodes), so once episodes end at the goal its batch holds more than 40 episodes — 400 if
+#: they lasted 10 steps. Is the gap after 2 and 3 steps the batch? (run, its evaluation's name and options, episodes)
+EPISODE_PROBE = (("one_step", "paper_schedule", SCHEDULE, 100), ("one_step", "paper_schedule", SCHEDULE, 400),
+                 ("three_hd_all", "as_trained", [], 400))
+#: how the tables name an evaluation (its kept report's name → the main table's "evaluated with")
+EVALUATIONS = {"as_trained": "as trained", "paper_schedule": "the paper's schedule (0.5, then 0.25)"}
 
 
 def row(report: dict[str, Any]) -> dict[str, Any]:
@@ -134,6 +143,22 @@ def probe_lines(probe: list[dict[str, Any]], trained: dict[str, Any]) -> list[st
     return [*lines, ""]
 
 
+def batch_lines(batch: list[dict[str, Any]], rows: list[dict[str, Any]], episodes: int) -> list[str]:
+    """The episode probe's table: each probed evaluation with ``episodes`` per adaptation step (the main table's) and
+    with more."""
+    lines = ["Episode probe: the paper's test script adapts on 4,000 environment steps per step (rllab's VPG batch "
+             "counts steps, in whole episodes), so once episodes end at the goal its batch holds more than 40 episodes "
+             "— 400 if they lasted 10 steps. The same runs and goals with more episodes per adaptation step:", "",
+             "| meta-trained with | evaluated with | episodes per step | after 0 steps | after 1 step | after 2 steps "
+             "| after 3 steps |", "|---|---|---|---|---|---|---|"]
+    for key in dict.fromkeys((b["run"], b["evaluation"]) for b in batch):
+        main = next(r for r in rows if (r["run"], r["evaluation"]) == key)
+        for r, n in ((main, episodes), *((b, b["episodes"]) for b in batch if (b["run"], b["evaluation"]) == key)):
+            cells = " | ".join(f"{a['mean']:.2f} ± {a['ci95']:.2f}" for a in r["adaptation"])
+            lines.append(f"| {r['what']} | {r['evaluation']} | {n} | {cells} |")
+    return [*lines, ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--iterations", type=int, default=ITERATIONS, help=f"per run (default {ITERATIONS})")
@@ -148,6 +173,7 @@ def main() -> None:
     evaluate = ["--tasks", str(args.eval_tasks), "--steps", "3", "--episodes", str(args.eval_episodes)]
     rows: list[dict[str, Any]] = []
     probe: list[dict[str, Any]] = []
+    batch: list[dict[str, Any]] = []
     for name, (what, extra) in RUNS_SPEC.items():
         folder = args.runs_dir / f"navigation2d-{name}"
         sets = [f"train.iterations={args.iterations}", *COMMON, *extra, *args.sets]
@@ -159,14 +185,20 @@ def main() -> None:
                 "env_steps": sum(r["time/env_steps"] for r in records),
                 "command": relative(" ".join(["rl-alphamaml train configs/navigation2d.yaml --run-dir", str(folder),
                                               *[x for s in sets for x in ("--set", s)]]))}
-        rows.append({**base, "evaluation": "as trained", "evaluate": " ".join(evaluate),
+        rows.append({**base, "evaluation": EVALUATIONS["as_trained"], "evaluate": " ".join(evaluate),
                      **row(evaluate_kept(folder, f"as_trained_iter{at}", *evaluate))})
         if name == "one_step":
-            rows.append({**base, "evaluation": "the paper's schedule (0.5, then 0.25)",
+            rows.append({**base, "evaluation": EVALUATIONS["paper_schedule"],
                          "evaluate": " ".join([*evaluate, *SCHEDULE]),
                          **row(evaluate_kept(folder, f"paper_schedule_iter{at}", *evaluate, *SCHEDULE))})
         if name == PROBED and rows[-1]["alpha_steps"]:
             probe = rate_probe(folder, at, evaluate, rows[-1]["alpha_steps"])
+        for run, label, option, episodes in EPISODE_PROBE:
+            if run == name:
+                more = [*evaluate[:-1], str(episodes), *option]
+                batch.append({"run": name, "what": what, "run_dir": base["run_dir"], "episodes": episodes,
+                              "evaluation": EVALUATIONS[label], "evaluate": " ".join(more),
+                              **row(evaluate_kept(folder, f"{label}_episodes{episodes}_iter{at}", *more))})
     paper = list(PAPER["navigation2d"]["maml"])
     lines = ["# Navigation2D after 1–3 steps: per-step rates by hypergradient against the paper's hand schedule", "",
              f"Made by `python benchmarks/inner_steps.py` on this project's {platform.machine()} VM (2 CPUs). "
@@ -186,15 +218,18 @@ def main() -> None:
     trained = next((r for r in rows if r["run"] == PROBED and r["evaluation"] == "as trained"), None)
     if probe and trained:
         lines += probe_lines(probe, trained)
+    if batch:
+        lines += batch_lines(batch, rows, args.eval_episodes)
     lines += ["Commands:", "", "```bash"]
     for r in rows:
         if r["evaluation"] == "as trained":
             lines.append(r["command"])
         lines.append(f"rl-alphamaml evaluate {r['run_dir']} {r['evaluate']}")
     lines += [f"rl-alphamaml evaluate {trained['run_dir']} {p['evaluate']}" for p in probe if trained]
+    lines += [f"rl-alphamaml evaluate {b['run_dir']} {b['evaluate']}" for b in batch]
     lines += ["```", ""]
     results_io.write_text(args.out.with_suffix(".md"), "\n".join(lines))
-    result = {"rows": rows, "paper": paper, "rate_probe": probe}
+    result = {"rows": rows, "paper": paper, "rate_probe": probe, "episode_probe": batch}
     results_io.write_text(args.out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
     print("\n".join(lines))
 
