@@ -708,7 +708,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(22, 6.8))
+    fig, grid = plt.subplots(2, 2, figsize=(22, 12))  # each panel's legend to its right: the labels are long
+    axes = grid.ravel()
     for ax in axes:  # more curves than the default cycle has colours
         ax.set_prop_cycle(color=plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2])
     conv = result.get("convention", {})
@@ -717,7 +718,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         axes[0].plot(np.array(c["steps"]) / 1e6, c["post_adapt"], label=f"{model}, action scale {scale}")
     axes[0].set(title="AntDir: action convention", xlabel="environment steps (M)",
                 ylabel="training return after one step")
-    axes[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     batch = result.get("ant_dir_batch")
     panels = [(axes[1], "AntDir", PAPER, [("MAML-TRPO, after one step", result.get("ant_dir"), "post_adapt")]
                + [(f"continued with {BATCH_EPISODES} episodes per task", batch, "post_adapt")] * bool(batch)
@@ -755,7 +756,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
             ax.axhline(paper["maml"][1], color="grey", linestyle="--", label="paper, after one step")
             ax.axhline(paper["oracle"], color="grey", linestyle=":", label="paper's oracle")
         ax.set(title=f"{family} on the paper's model (training returns)", xlabel="environment steps (M)")
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.set_dpi(110)
     results_io.save_figure(fig, path)
