@@ -1,5 +1,6 @@
-"""``benchmarks/inner_steps.py`` end to end on a tiny budget: its five runs, its six evaluations and the rate probe's
-six, its table and verdict, and a rerun that reuses the finished runs and their kept evaluations."""
+"""``benchmarks/inner_steps.py`` end to end on a tiny budget: its five runs, its six evaluations, the rate probe's six
+and the episode probe's three, its table and verdict, and a rerun that reuses the finished runs and their kept
+evaluations."""
 
 from __future__ import annotations
 
@@ -35,7 +36,15 @@ def test_the_inner_steps_study_runs_reports_and_reuses_its_runs(tmp_path: Path) 
     assert "Issue 24's goal" in table and "-3.33 after 2 steps" in table and "-3.23 after 3 steps" in table
     assert f"rl-alphamaml evaluate {tmp_path / 'runs' / 'navigation2d-three_hd'}" in table
     kept = {p.name for p in (tmp_path / "runs" / "navigation2d-one_step" / "eval").glob("*_iter1.json")}
-    assert kept == {"as_trained_iter1.json", "paper_schedule_iter1.json"}
+    assert kept == {"as_trained_iter1.json", "paper_schedule_iter1.json", "paper_schedule_episodes100_iter1.json",
+                    "paper_schedule_episodes400_iter1.json"}
+    # the episode probe: the schedule run and the per-step run adapted on 100 and 400 episodes per step
+    batch = {(b["run"], b["episodes"]): b for b in result["episode_probe"]}
+    assert set(batch) == {("one_step", 100), ("one_step", 400), ("three_hd_all", 400)}
+    assert "--episodes 400 --inner-lr 0.5 0.25" in batch[("one_step", 400)]["evaluate"]
+    assert "--inner-lr" not in batch[("three_hd_all", 400)]["evaluate"]
+    assert all(len(b["adaptation"]) == 4 for b in batch.values())
+    assert "Episode probe" in table and "| as trained | 400 |" in table
     # the rate probe: each step of the per-step run with its learned α halved and × 1.5, the rest as learned
     learned = rows[("three_hd_all", "as trained")]["alpha_steps"]
     probe = {(p["step"], p["factor"]): p for p in result["rate_probe"]}
