@@ -183,6 +183,7 @@ def main() -> None:
         base = {"run": name, "what": what, "run_dir": relative(str(folder)), "iteration": at,
                 "seconds": sum(r["time/iteration"] for r in records),
                 "env_steps": sum(r["time/env_steps"] for r in records),
+                "policy_std": records[-1]["policy/std"],  # the meta-learned σ of the policy's actions (±1 → ±0.1)
                 "command": relative(" ".join(["rl-alphamaml train configs/navigation2d.yaml --run-dir", str(folder),
                                               *[x for s in sets for x in ("--set", s)]]))}
         rows.append({**base, "evaluation": EVALUATIONS["as_trained"], "evaluate": " ".join(evaluate),
@@ -206,15 +207,18 @@ def main() -> None:
              + (f" (and {', '.join(args.sets)})" if args.sets else "") + f"; seed 0; evaluated on {args.eval_tasks} "
              f"held-out goals with {args.eval_episodes} episodes per adaptation step (± 95 % CI over goals).", "",
              "| meta-trained with | evaluated with | env steps | wall time | after 0 steps | after 1 step "
-             "| after 2 steps | after 3 steps | α per step |", "|---|---|---|---|---|---|---|---|---|"]
+             "| after 2 steps | after 3 steps | α per step | σ |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = " | ".join(f"{a['mean']:.2f} ± {a['ci95']:.2f}" for a in r["adaptation"])
         alphas = (" / ".join(f"{a:.3g}" for a in r["alpha_steps"]) if r["alpha_steps"]
                   else "0.5 / 0.25 / 0.25" if "schedule" in r["evaluation"] else f"{r['alpha']:.3g}")
         lines.append(f"| {r['what']} | {r['evaluation']} | {r['env_steps'] / 1e6:.1f} M | {r['seconds'] / 60:.1f} min "
-                     f"| {cells} | {alphas} |")
+                     f"| {cells} | {alphas} | {r['policy_std']:.2f} |")
     lines += ["| MAML paper (one inner step in training) | the schedule (0.5, then 0.25) | | | "
-              + " | ".join(f"{v:g}" for v in paper) + " | 0.5 / 0.25 / 0.25 |", "", verdict(rows, paper), ""]
+              + " | ".join(f"{v:g}" for v in paper) + " | 0.5 / 0.25 / 0.25 | |", "",
+              "σ: the policy's action noise at the end of training (`policy/std` of the last iteration in the run's "
+              "metrics.jsonl: its Gaussian's mean standard deviation, before the ±1 → ±0.1 scaling).", "",
+              verdict(rows, paper), ""]
     trained = next((r for r in rows if r["run"] == PROBED and r["evaluation"] == "as trained"), None)
     if probe and trained:
         lines += probe_lines(probe, trained)
