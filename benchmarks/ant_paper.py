@@ -61,7 +61,7 @@ Stages (``--stages``, default all, run in this order):
   paper's oracle checkpoints, 39.5 M and 11 M steps), the winning convention only: is the oracle above (max-KL
   0.02, a tenth of the curvature, 12 M steps) below what its simulator allows? Each family's ceiling is the best
   of its oracles.
-* ``seeds`` — the recipes that meet the paper's rows (AntDir's ``trpo_radius_hd`` continued as
+* ``seeds`` — the recipes that met the paper's rows with seed 0 (AntDir's ``trpo_radius_hd`` continued as
   ``trpo_radius_hd_batch03``; ``ant_vel_trpo_radius_hd``) trained again from each seed of ``--seeds`` (default 1;
   a seed's runs are named ``…-seedS``), each evaluated as its seed-0 run on the same 40 goals (``evaluate --seed``):
   is a row met by the recipe or by seed 0?
@@ -221,7 +221,7 @@ PPO_ORACLE_STEPS, PPO_ORACLE_EPISODES = 1_000_000, 40
 #: loads at 1a55e36): the model of the ICML submission, 20 tasks × 40 episodes at iteration 350 (112 M steps), and the
 #: published one, 40 tasks × 40 episodes at iteration 575 (368 M); returns after 0-3 steps
 PAPER_SUBMISSION = {"maml": (4.1, 272.6, 337.0, 348.6), "env_steps": 20 * 40 * 200 * 2 * 350}
-#: ``seeds``: the recipes that meet the paper's rows (AntDir: ``trpo_radius_hd`` continued as
+#: ``seeds``: the recipes that met the paper's rows with seed 0 (AntDir: ``trpo_radius_hd`` continued as
 #: ``trpo_radius_hd_batch03``; AntVel: ``ant_vel_trpo_radius_hd``) trained again from other seeds (``--seeds``), each
 #: evaluated on seed 0's held-out goals (``evaluate --seed``), so that the runs differ in their training seed only
 SEED_RECIPES = {"ant_dir": "trpo_radius_hd_batch03", "ant_vel": "ant_vel_trpo_radius_hd"}
@@ -526,7 +526,7 @@ def seed_title(family: str) -> str:
 def seeds_summary(result: dict[str, Any]) -> list[str]:
     """The ``seeds`` stage's table: each recipe of :data:`SEED_RECIPES` from every seed run, the mean over the seeds of
     each run's mean, and the paper's row."""
-    lines = ["## The recipes that meet the paper's rows, from other seeds", ""]
+    lines = ["## The AntDir and AntVel recipes from more seeds", ""]
     if not result.get("seeds"):
         return [*lines, "Not run yet.", ""]
     lines += [f"Each run's held-out return on seed 0's 40 goals (`evaluate --seed {evaluation_seed(0)}`), ± 95 % CI "
