@@ -78,13 +78,21 @@ SCHEDULE = ["--inner-lr", "0.5", "0.25"]
 #: the rate probe: the learned-rate run whose rates are probed, and the factors each step's learned α is scaled by at
 #: evaluation, one step at a time (``evaluate --inner-lr``) — is a step short of the paper's schedule for its rate?
 PROBED, PROBE_FACTORS = "three_hd_all", (0.5, 1.5)
-#: the episode probe: the paper's test script adapts on 4,000 environment steps per step (rllab's VPG ``batch_size``
-#: counts steps, in whole episodes), so once episodes end at the goal its batch holds more than 40 episodes — 400 if
-#: they lasted 10 steps. Is the gap after 2 and 3 steps the batch? (run, its evaluation's name and options, episodes)
+#: the episode probe (why: :func:`batch_lines`' table text): (run, its evaluation's name and options, episodes)
 EPISODE_PROBE = (("one_step", "paper_schedule", SCHEDULE, 100), ("one_step", "paper_schedule", SCHEDULE, 400),
                  ("three_hd_all", "as_trained", [], 400))
 #: how the tables name an evaluation (its kept report's name → the main table's "evaluated with")
 EVALUATIONS = {"as_trained": "as trained", "paper_schedule": "the paper's schedule (0.5, then 0.25)"}
+
+
+def cell(result: dict[str, float]) -> str:
+    """``mean ± ci95`` of one adaptation step."""
+    return f"{result['mean']:.2f} ± {result['ci95']:.2f}"
+
+
+def evaluate_options(tasks: int, episodes: int) -> list[str]:
+    """``rl-alphamaml evaluate`` options: ``tasks`` held-out goals, 0–3 steps, ``episodes`` per adaptation step."""
+    return ["--tasks", str(tasks), "--steps", "3", "--episodes", str(episodes)]
 
 
 def row(report: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +108,7 @@ def verdict(rows: list[dict[str, Any]], paper: list[float]) -> str:
         if r["run"] in LEARNED:
             ours = r["adaptation"]
             met = all(ours[k]["mean"] > paper[k] for k in (2, 3))
-            cells = "; ".join(f"{ours[k]['mean']:.2f} ± {ours[k]['ci95']:.2f} against {paper[k]:g} after {k} steps"
+            cells = "; ".join(f"{cell(ours[k])} against {paper[k]:g} after {k} steps"
                               for k in (2, 3))
             parts.append(f"{r['what']}: {'met' if met else 'not met'} — {cells}")
     return ("Issue 24's goal (per-step rates by hypergradient, no schedule at evaluation, beat the paper's schedule "
@@ -131,9 +139,6 @@ def probe_lines(probe: list[dict[str, Any]], trained: dict[str, Any]) -> list[st
              f"| step | learned α | after that step: as learned | {header} | after {last} steps: as learned | "
              f"{header} |", "|---" * (4 + 2 * len(PROBE_FACTORS)) + "|"]
 
-    def cell(result: dict[str, float]) -> str:
-        return f"{result['mean']:.2f} ± {result['ci95']:.2f}"
-
     for step in sorted({p["step"] for p in probe}):
         scaled = [p for f in PROBE_FACTORS for p in probe if p["step"] == step and p["factor"] == f]
         lines.append(f"| {step} | {trained['alpha_steps'][step - 1]:.3g} | {cell(trained['adaptation'][step])} | "
@@ -154,8 +159,7 @@ def batch_lines(batch: list[dict[str, Any]], rows: list[dict[str, Any]], episode
     for key in dict.fromkeys((b["run"], b["evaluation"]) for b in batch):
         main = next(r for r in rows if (r["run"], r["evaluation"]) == key)
         for r, n in ((main, episodes), *((b, b["episodes"]) for b in batch if (b["run"], b["evaluation"]) == key)):
-            cells = " | ".join(f"{a['mean']:.2f} ± {a['ci95']:.2f}" for a in r["adaptation"])
-            lines.append(f"| {r['what']} | {r['evaluation']} | {n} | {cells} |")
+            lines.append(f"| {r['what']} | {r['evaluation']} | {n} | {' | '.join(map(cell, r['adaptation']))} |")
     return [*lines, ""]
 
 
@@ -170,7 +174,7 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=RUNS, help="where the run folders go")
     parser.add_argument("--out", type=Path, default=RESULTS / "inner_steps", help="results path without suffix")
     args = parser.parse_args()
-    evaluate = ["--tasks", str(args.eval_tasks), "--steps", "3", "--episodes", str(args.eval_episodes)]
+    evaluate = evaluate_options(args.eval_tasks, args.eval_episodes)
     rows: list[dict[str, Any]] = []
     probe: list[dict[str, Any]] = []
     batch: list[dict[str, Any]] = []
@@ -196,7 +200,7 @@ def main() -> None:
             probe = rate_probe(folder, at, evaluate, rows[-1]["alpha_steps"])
         for run, label, option, episodes in EPISODE_PROBE:
             if run == name:
-                more = [*evaluate[:-1], str(episodes), *option]
+                more = [*evaluate_options(args.eval_tasks, episodes), *option]
                 batch.append({"run": name, "what": what, "run_dir": base["run_dir"], "episodes": episodes,
                               "evaluation": EVALUATIONS[label], "evaluate": " ".join(more),
                               **row(evaluate_kept(folder, f"{label}_episodes{episodes}_iter{at}", *more))})
@@ -209,9 +213,9 @@ def main() -> None:
              "| meta-trained with | evaluated with | env steps | wall time | after 0 steps | after 1 step "
              "| after 2 steps | after 3 steps | α per step | σ |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        cells = " | ".join(f"{a['mean']:.2f} ± {a['ci95']:.2f}" for a in r["adaptation"])
+        cells = " | ".join(map(cell, r["adaptation"]))
         alphas = (" / ".join(f"{a:.3g}" for a in r["alpha_steps"]) if r["alpha_steps"]
-                  else "0.5 / 0.25 / 0.25" if "schedule" in r["evaluation"] else f"{r['alpha']:.3g}")
+                  else "0.5 / 0.25 / 0.25" if r["evaluation"] == EVALUATIONS["paper_schedule"] else f"{r['alpha']:.3g}")
         lines.append(f"| {r['what']} | {r['evaluation']} | {r['env_steps'] / 1e6:.1f} M | {r['seconds'] / 60:.1f} min "
                      f"| {cells} | {alphas} | {r['policy_std']:.2f} |")
     lines += ["| MAML paper (one inner step in training) | the schedule (0.5, then 0.25) | | | "
@@ -219,14 +223,14 @@ def main() -> None:
               "σ: the policy's action noise at the end of training (`policy/std` of the last iteration in the run's "
               "metrics.jsonl: its Gaussian's mean standard deviation, before the ±1 → ±0.1 scaling).", "",
               verdict(rows, paper), ""]
-    trained = next((r for r in rows if r["run"] == PROBED and r["evaluation"] == "as trained"), None)
+    trained = next((r for r in rows if r["run"] == PROBED and r["evaluation"] == EVALUATIONS["as_trained"]), None)
     if probe and trained:
         lines += probe_lines(probe, trained)
     if batch:
         lines += batch_lines(batch, rows, args.eval_episodes)
     lines += ["Commands:", "", "```bash"]
     for r in rows:
-        if r["evaluation"] == "as trained":
+        if r["evaluation"] == EVALUATIONS["as_trained"]:
             lines.append(r["command"])
         lines.append(f"rl-alphamaml evaluate {r['run_dir']} {r['evaluate']}")
     lines += [f"rl-alphamaml evaluate {trained['run_dir']} {p['evaluate']}" for p in probe if trained]
