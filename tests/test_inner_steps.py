@@ -28,7 +28,9 @@ def test_the_inner_steps_study_runs_reports_and_reuses_its_runs(tmp_path: Path) 
                          ("three_fixed", "as trained"), ("three_hd", "as trained"), ("three_fixed_all", "as trained"),
                          ("three_hd_all", "as trained")}
     assert all(len(r["adaptation"]) == 4 for r in rows.values())  # after 0-3 steps
-    assert all(r["policy_std"] > 0 for r in rows.values())  # the action noise each run ends with
+    for (name, _), r in rows.items():  # the action noise each run ends with: its last iteration's policy/std
+        last = json.loads((tmp_path / "runs" / f"navigation2d-{name}" / "metrics.jsonl").read_text().splitlines()[-1])
+        assert r["policy_std"] == last["policy/std"] > 0
     assert len(rows[("three_hd", "as trained")]["alpha_steps"]) == 3  # one α per trained step
     assert "--set outer.meta_loss=all_steps" in rows[("three_hd_all", "as trained")]["command"]
     assert "meta_loss: all_steps" in (tmp_path / "runs" / "navigation2d-three_hd_all" / "config.yaml").read_text()
