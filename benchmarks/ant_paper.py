@@ -515,11 +515,15 @@ def training_total(result: dict[str, Any]) -> tuple[int, float]:
     return len(seconds), float(sum(seconds))
 
 
-def seed_title(family: str) -> str:
-    """How the tables name the recipe of :data:`SEED_RECIPES` for ``family``."""
+def continued_title(stage: str, at: int = PEAK_ITERATIONS) -> str:
+    """How the tables name the :data:`CONTINUED` stage ``stage``, continued from iteration ``at``."""
+    return f"AntDir with {CONTINUED[stage][1]}, continued from iteration {at} with {BATCH_EPISODES} episodes per task"
+
+
+def recipe_title(family: str) -> str:
+    """How the tables name ``family``'s recipe of :data:`SEED_RECIPES`: its seed-0 stage's section title."""
     if family == "ant_dir":
-        return (f"AntDir with {CONTINUED['trpo_radius_hd_batch03'][1]}, continued from iteration {PEAK_ITERATIONS} "
-                f"with {BATCH_EPISODES} episodes per task")
+        return continued_title(SEED_RECIPES[family])
     return f"AntVel with {VARIANTS['trpo_radius_hd'][1]}"
 
 
@@ -579,8 +583,7 @@ def markdown(result: dict[str, Any]) -> str:
         b = result["ant_dir_batch"]
         stages.append((f"AntDir continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b))
     stages += [(f"AntDir with {title}", result.get(stage)) for stage, (_, title, _) in VARIANTS.items()]
-    stages += [(f"AntDir with {name}, continued from iteration {b['from']} with {BATCH_EPISODES} episodes per task", b)
-               for stage, (_, name, _) in CONTINUED.items() if (b := result.get(stage))]
+    stages += [(continued_title(stage, b["from"]), b) for stage in CONTINUED if (b := result.get(stage))]
     stages += [(f"The oracle on the paper's model, action scale {s} (told its task, no adaptation)", o)
                for s, o in result.get("oracles", {}).items()] or [("The oracle", None)]
     stages.append(("AntVel on the paper's model (MAML-TRPO)", result.get("ant_vel")))
@@ -589,7 +592,7 @@ def markdown(result: dict[str, Any]) -> str:
         b = result["ant_vel_trpo_paper_batch"]
         stages.append((f"AntVel with the paper's trust region, continued from iteration {b['from']} with "
                        f"{VEL_BATCH_EPISODES} episodes per task", b))
-    stages.append((f"AntVel with {VARIANTS['trpo_radius_hd'][1]}", result.get("ant_vel_trpo_radius_hd")))
+    stages.append((recipe_title("ant_vel"), result.get(SEED_RECIPES["ant_vel"])))
     stages.append((f"AntGoal on the paper's model with {VARIANTS['trpo_paper'][1]} (not in the paper)",
                    result.get("ant_goal_trpo_paper")))
     stages.append(("The AntVel oracle on the paper's model (told its task, no adaptation)",
@@ -599,7 +602,7 @@ def markdown(result: dict[str, Any]) -> str:
                for family, key, whose in (("AntDir", "oracle_trpo_paper", "its own"),
                                           ("AntVel", "ant_vel_oracle_trpo_paper", "its own"),
                                           ("AntGoal", "ant_goal_oracle", "its AntVel oracle"))]
-    stages += [(f"{seed_title(family)}, seed {seed} (on seed 0's held-out goals)", stage)
+    stages += [(f"{recipe_title(family)}, seed {seed} (on seed 0's held-out goals)", stage)
                for family, runs in result.get("seeds", {}).items() for seed, stage in runs.items()]
     for title, stage in stages:
         if not stage:
@@ -768,8 +771,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS,
                         help="the simulator models of the convention stage (default both)")
     parser.add_argument("--seeds", nargs="*", type=int, default=[1],
-                        help="the seeds of the seeds stage, other than 0 (default 1)")
+                        help="the seeds of the seeds stage, above 0 (default 1)")
     args = parser.parse_args()
+    if "seeds" in args.stages and (not args.seeds or min(args.seeds) < 1):  # before any stage trains for an hour
+        parser.error("--seeds takes one or more seeds above 0 (seed 0's runs are the recipes' own stages)")
     out = RESULTS / "ant_paper"
 
     def save_json(data: dict[str, Any]) -> None:
@@ -829,8 +834,6 @@ def main() -> None:
         result["ant_vel_trpo_radius_hd"] = trained(*radius, ANT_VEL_ITERATIONS, EVALUATE_VEL, peak=True,
                                                    config="ant_vel")
     if "seeds" in args.stages:
-        if not args.seeds or 0 in args.seeds:
-            parser.error("--seeds takes one or more seeds other than 0 (seed 0's runs are the recipes' own stages)")
         same_goals = ["--seed", str(evaluation_seed(0))]
         seeds = result.setdefault("seeds", {"ant_dir": {}, "ant_vel": {}})
         for seed in args.seeds:  # AntVel first: a third of AntDir's time
