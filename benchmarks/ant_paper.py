@@ -64,7 +64,9 @@ Stages (``--stages``, default all, run in this order):
 * ``seeds`` — the recipes that met the paper's rows with seed 0 (AntDir's ``trpo_radius_hd`` continued as
   ``trpo_radius_hd_batch03``; ``ant_vel_trpo_radius_hd``) trained again from each seed of ``--seeds`` (default 1;
   a seed's runs are named ``…-seedS``), each evaluated as its seed-0 run on the same 40 goals (``evaluate --seed``):
-  is a row met by the recipe or by seed 0?
+  is a row met by the recipe or by seed 0? Whenever there are AntDir seeds, ``seed_split`` sets them side by side
+  (training return and σ early and late, the trust region's radius, the held-out return per direction): what
+  separates them?
 * ``ppo_oracle`` — the ceiling measured by another learner: stable-baselines3's PPO [5] (its defaults, as
   ``rl-alphamaml compare`` runs it) trained from scratch on each of AntDir's two tasks (forward, backward) of the
   paper's model for :data:`PPO_ORACLE_STEPS`, scored on 40 episodes each. Is the oracle above (trained by the
@@ -228,6 +230,8 @@ SEED_RECIPES = {"ant_dir": "trpo_radius_hd_batch03", "ant_vel": "ant_vel_trpo_ra
 #: the budget: a tenth of the paper's environment steps (AntDir 40 tasks × 40 episodes × 200 steps × 2 phases ×
 #: 575 iterations = 368 M)
 BUDGET = 0.1
+#: where the AntDir seeds are compared: windows of iterations (1-based, inclusive) of the run before it is continued
+SPLIT_WINDOWS = ((41, 50), (121, 130))
 
 
 def run_dir(name: str) -> Path:
@@ -421,10 +425,15 @@ def branch(source: Path, iteration: int, folder: Path) -> None:
     partial.path.rename(folder)
 
 
+def continued_dir(source: str, at: int, changes: list[str]) -> Path:
+    """The folder of the run ``source`` continued from its checkpoint ``at`` with the resume ``changes``."""
+    return run_dir(f"{source}-from{at}-" + "-".join(c.replace("=", "") for c in changes))
+
+
 def continued(source: str, at: int, changes: list[str], iterations: int, evaluate: list[str]) -> dict[str, Any]:
     """The run ``source`` continued from its checkpoint ``at`` with the resume ``changes`` (``--set`` values) to
     ``iterations`` (:func:`branch`, then ``rl-alphamaml train --resume``), evaluated at its newest checkpoint."""
-    folder = run_dir(f"{source}-from{at}-" + "-".join(c.replace("=", "") for c in changes))
+    folder = continued_dir(source, at, changes)
     branch(run_dir(source), at, folder)
     sets = [x for s in [*changes, f"train.iterations={iterations}"] for x in ("--set", s)]
     if last_iteration(folder) < iterations:
@@ -552,6 +561,53 @@ def seeds_summary(result: dict[str, Any]) -> list[str]:
     return [*lines, "", f"Command: `python benchmarks/ant_paper.py --stages seeds --seeds {seeds}`.", ""]
 
 
+def seed_split(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What separates the AntDir recipe's seeds, from their run folders: per seed, the training return after one step
+    and the policy's σ (``policy/std``) in each window of :data:`SPLIT_WINDOWS`, the trust region's radius
+    (``trpo/max_kl``) over the 10-episode phase, and the held-out return before and after one step per direction."""
+    runs = {"0": result.get(SEED_RECIPES["ant_dir"]), **result.get("seeds", {}).get("ant_dir", {})}
+    out: dict[str, dict[str, Any]] = {}
+    for seed, stage in runs.items():
+        if not stage:
+            continue
+        rows = [r for r in read_metrics(run_dir(stage["source"])) if r["iteration"] <= stage["from"]]
+        window = {f"{a}-{b}": [r for r in rows if a <= r["iteration"] <= b] for a, b in SPLIT_WINDOWS}
+        held_out = json.loads((continued_dir(stage["source"], stage["from"], stage["changes"]) / "eval"
+                               / "adaptation.json").read_text())
+        directions = [task["direction"] for task in held_out["tasks"]]
+        out[seed] = {
+            "post_adapt": {w: float(np.mean([r["returns/post_adapt"] for r in rs])) for w, rs in window.items()},
+            "std": {w: float(np.mean([r["policy/std"] for r in rs])) for w, rs in window.items()},
+            "max_kl": float(np.mean([r["trpo/max_kl"] for r in rows])),
+            "held_out": {name: [float(np.mean([v for v, d in zip(step, directions) if d == sign]))
+                                for step in held_out["per_task"][:2]]
+                         for name, sign in (("forward", 1), ("backward", -1))}}
+    return out
+
+
+def split_lines(split: dict[str, dict[str, Any]]) -> list[str]:
+    """The table of :func:`seed_split`."""
+    if len(split) < 2:
+        return []
+    windows = [f"{a}-{b}" for a, b in SPLIT_WINDOWS]
+    lines = ["## What separates the AntDir seeds", "",
+             "The AntDir recipe's seeds side by side: the training return after one step and the policy's σ "
+             f"(`policy/std`), each the mean over iterations {' and '.join(windows)} of the run before it is "
+             f"continued with {BATCH_EPISODES} episodes; the radius of its trust region (`trpo/max_kl`), the mean over "
+             "that run; and the held-out return of the continued run (seed 0's 40 goals, 40 episodes) before and "
+             "after one step, forward and backward goals apart.", "",
+             "| seed | " + " | ".join(f"training return, iterations {w}" for w in windows) + " | "
+             + " | ".join(f"σ, iterations {w}" for w in windows)
+             + " | radius | held-out forward, before → after | held-out backward, before → after |",
+             "|---" * (2 * len(windows) + 4) + "|"]
+    for seed, row in split.items():
+        lines.append(f"| {seed} | " + " | ".join(f"{row['post_adapt'][w]:.1f}" for w in windows) + " | "
+                     + " | ".join(f"{row['std'][w]:.2f}" for w in windows) + f" | {row['max_kl']:.3f} | "
+                     + " | ".join(f"{row['held_out'][d][0]:.1f} → {row['held_out'][d][1]:.1f}"
+                                  for d in ("forward", "backward")) + " |")
+    return [*lines, ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     runs, seconds = training_total(result)
     lines = ["# Ant as the MAML paper ran it", "",
@@ -637,6 +693,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines += [f"Adapted with other inner rates at the peak checkpoint (iteration {probe['iteration']}), after "
                       f"one step: {cells}. Command: `{probe['command']}`.", ""]
     lines += seeds_summary(result)
+    lines += split_lines(result.get("seed_split", {}))
     ppo = result.get("ppo_oracle")
     lines += ["## PPO on each AntDir direction of the paper's model (the ceiling by another learner)", ""]
     if ppo and ppo["tasks"]:
@@ -846,6 +903,8 @@ def main() -> None:
                 "ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS, BATCH_EPISODES, PAPER, [*EVALUATE, *same_goals],
                 variant, changes, seed)
             save_json(result)
+    if result.get("seeds"):
+        result["seed_split"] = seed_split(result)
     if "ant_goal_trpo_paper" in args.stages:
         result["ant_goal_trpo_paper"] = trained(*trust_region("ant_goal", scale, ANT_GOAL_ITERATIONS),
                                                 ANT_GOAL_ITERATIONS, EVALUATE_GOAL, peak=True, config="ant_goal")
