@@ -67,6 +67,8 @@ Stages (``--stages``, default all, run in this order):
   is a row met by the recipe or by seed 0? Whenever there are AntDir seeds, ``seed_split`` sets them side by side
   (training return and σ early and late, the trust region's radius, the held-out return per direction): what
   separates them?
+* ``sigma_floor`` — the AntDir recipe with the policy's σ held at or above :data:`SIGMA_FLOOR` (``policy.min_std``)
+  from each seed of ``--seeds``, evaluated as ``seeds``: the seed that met the row kept σ there, the others did not.
 * ``ppo_oracle`` — the ceiling measured by another learner: stable-baselines3's PPO [5] (its defaults, as
   ``rl-alphamaml compare`` runs it) trained from scratch on each of AntDir's two tasks (forward, backward) of the
   paper's model for :data:`PPO_ORACLE_STEPS`, scored on 40 episodes each. Is the oracle above (trained by the
@@ -135,7 +137,7 @@ STAGES = ("speed", "convention", "ant_dir", "oracle", "ant_dir_batch", "alpha", 
           "trpo_radius_hd", "trpo_radius_hd_03", "wide", "alpha_maml", "trpo_paper_batch", "trpo_radius_hd_batch",
           "trpo_radius_hd_03_batch", "trpo_radius_hd_batch03", "ant_vel", "ant_vel_trpo_paper",
           "ant_vel_trpo_paper_batch", "ant_vel_trpo_radius_hd", "ant_goal_trpo_paper", "ant_goal_oracle",
-          "oracle_trpo_paper", "ppo_oracle", "seeds")
+          "oracle_trpo_paper", "ppo_oracle", "seeds", "sigma_floor")
 CONVENTION_ITERATIONS = 60
 # Planned: 460 iterations of at most 80,000 steps (36.8 M). Stopped at 263 (21 M): the training return after
 # one step peaked at iterations 121-140 (≈ 224) and fell for the next 120 iterations (≈ 145 over 241-260), so
@@ -232,6 +234,10 @@ SEED_RECIPES = {"ant_dir": "trpo_radius_hd_batch03", "ant_vel": "ant_vel_trpo_ra
 BUDGET = 0.1
 #: where the AntDir seeds are compared: windows of iterations (1-based, inclusive) of the run before it is continued
 SPLIT_WINDOWS = ((41, 50), (121, 130))
+#: ``sigma_floor``: the AntDir recipe with the policy's σ floored (``policy.min_std``) from each seed of ``--seeds``.
+#: Seed 0, which met the paper's row, kept σ near 0.9 over its first 130 iterations and kept improving; seeds 1 and 2
+#: let it fall to 0.82-0.83 and levelled off about 65 lower (``seed_split``). Does holding σ there make them climb?
+SIGMA_FLOOR = 0.9
 
 
 def run_dir(name: str) -> Path:
@@ -443,13 +449,15 @@ def continued(source: str, at: int, changes: list[str], iterations: int, evaluat
     return {**report(folder, how, evaluate), "from": at, "source": source, "changes": changes, "own_seconds": own}
 
 
-def trust_region(config: str, scale: str, iterations: int, variant: str = "trpo_paper", seed: int = 0
-                 ) -> tuple[str, list[str]]:
+def trust_region(config: str, scale: str, iterations: int, variant: str = "trpo_paper", seed: int = 0,
+                 min_std: float | None = None) -> tuple[str, list[str]]:
     """The run folder's name and the settings of the ``config`` family's run with the paper's trust region (the
     ``variant``'s settings: ``trpo_paper``, or ``trpo_radius_hd`` for its radius by hypergradient) to
-    ``iterations``, from ``seed`` (named in the folder when not 0)."""
+    ``iterations``, from ``seed`` (named in the folder when not 0), with σ floored at ``min_std`` when given."""
     tag, _, extra = VARIANTS[variant]
     name, sets = f"{config}-maml2017-{tag}-scale{scale}", paper_model_sets(scale, iterations, *extra)
+    if min_std is not None:
+        name, sets = f"{name}-minstd{min_std:g}", [*sets, f"policy.min_std={min_std:g}"]
     return (name, sets) if seed == 0 else (f"{name}-seed{seed}", [*sets, f"seed={seed}"])
 
 
@@ -464,11 +472,11 @@ def paper_oracle(config: str, scale: str, evaluate: list[str]) -> dict[str, Any]
 
 def trust_region_continued(config: str, scale: str, iterations: int, at: int, episodes: int, paper: dict[str, Any],
                            evaluate: list[str], variant: str = "trpo_paper", changes: tuple[str, ...] = (),
-                           seed: int = 0) -> dict[str, Any]:
+                           seed: int = 0, min_std: float | None = None) -> dict[str, Any]:
     """The ``config`` family's run with the paper's trust region (:func:`trust_region`, trained or reused to
-    ``iterations`` from ``seed``) continued from its checkpoint ``at`` with ``episodes`` per task, to :data:`BUDGET`
-    of the ``paper`` row's steps (:func:`continued`)."""
-    source, sets = trust_region(config, scale, iterations, variant, seed)
+    ``iterations`` from ``seed``, σ floored at ``min_std``) continued from its checkpoint ``at`` with ``episodes`` per
+    task, to :data:`BUDGET` of the ``paper`` row's steps (:func:`continued`)."""
+    source, sets = trust_region(config, scale, iterations, variant, seed, min_std)
     train_to(run_dir(source), config, sets, iterations)
     return continued(source, at, [f"sampler.episodes={episodes}", *changes],
                      budget_iterations(run_dir(source), at, episodes, paper), evaluate)
@@ -517,7 +525,8 @@ def training_total(result: dict[str, Any]) -> tuple[int, float]:
     seconds += [stage.get("own_seconds", stage["curve"]["seconds"]) for key, stage in result.items()
                 if key != "oracle" and isinstance(stage, dict) and "curve" in stage]
     seconds += [t["seconds"] for t in (result.get("ppo_oracle") or {}).get("tasks", {}).values()]
-    for stage in (stage for runs in result.get("seeds", {}).values() for stage in runs.values()):
+    for stage in [*(stage for runs in result.get("seeds", {}).values() for stage in runs.values()),
+                  *result.get("sigma_floor", {}).values()]:
         # a seeded AntDir recipe is two runs: the run it continues, then its continuation
         seconds += [stage["curve"]["seconds"] - stage["own_seconds"], stage["own_seconds"]] if "own_seconds" in stage \
             else [stage["curve"]["seconds"]]
@@ -556,16 +565,29 @@ def seeds_summary(result: dict[str, Any]) -> list[str]:
             lines.append(f"| {name} | mean of {len(runs)} | "
                          + " | ".join(f"{m:.1f} ± {sd:.1f} (SD)" for m, sd in zip(means.mean(0), means.std(0, ddof=1)))
                          + " |")
+        if family == "ant_dir":
+            lines += [f"| {name} with σ ≥ {SIGMA_FLOOR:g} (`policy.min_std={SIGMA_FLOOR:g}`) | {seed} | "
+                      f"{ci_cells(stage['adaptation'])} |" for seed, stage in result.get("sigma_floor", {}).items()]
         lines.append(f"| the paper | | {' | '.join(f'{v:g}' for v in paper['maml'])} |")
     seeds = " ".join(map(str, sorted({int(seed) for runs in result["seeds"].values() for seed in runs})))
-    return [*lines, "", f"Command: `python benchmarks/ant_paper.py --stages seeds --seeds {seeds}`.", ""]
+    commands = [f"`python benchmarks/ant_paper.py --stages seeds --seeds {seeds}`"]
+    if result.get("sigma_floor"):
+        floored = " ".join(sorted(result["sigma_floor"], key=int))
+        commands.append(f"`python benchmarks/ant_paper.py --stages sigma_floor --seeds {floored}`")
+    return [*lines, "", f"Command{'s' * (len(commands) > 1)}: {', '.join(commands)}.", ""]
+
+
+def floored_label(seed: str) -> str:
+    """How the tables name the ``sigma_floor`` run from ``seed``."""
+    return f"{seed}, σ ≥ {SIGMA_FLOOR:g}"
 
 
 def seed_split(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What separates the AntDir recipe's seeds, from their run folders: per seed, the training return after one step
     and the policy's σ (``policy/std``) in each window of :data:`SPLIT_WINDOWS`, the trust region's radius
     (``trpo/max_kl``) over the 10-episode phase, and the held-out return before and after one step per direction."""
-    runs = {"0": result.get(SEED_RECIPES["ant_dir"]), **result.get("seeds", {}).get("ant_dir", {})}
+    runs = {"0": result.get(SEED_RECIPES["ant_dir"]), **result.get("seeds", {}).get("ant_dir", {}),
+            **{floored_label(seed): stage for seed, stage in result.get("sigma_floor", {}).items()}}
     out: dict[str, dict[str, Any]] = {}
     for seed, stage in runs.items():
         if not stage:
@@ -660,6 +682,8 @@ def markdown(result: dict[str, Any]) -> str:
                                           ("AntGoal", "ant_goal_oracle", "its AntVel oracle"))]
     stages += [(f"{recipe_title(family)}, seed {seed} (on seed 0's held-out goals)", stage)
                for family, runs in result.get("seeds", {}).items() for seed, stage in runs.items()]
+    stages += [(f"{recipe_title('ant_dir')}, σ ≥ {SIGMA_FLOOR:g}, seed {seed} (on seed 0's held-out goals)", stage)
+               for seed, stage in result.get("sigma_floor", {}).items()]
     for title, stage in stages:
         if not stage:
             lines += [f"## {title}", "", "Not run yet.", ""]
@@ -787,6 +811,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
                    "post_adapt") for stage, (_, name, _) in CONTINUED.items()]
                + [(f"{CONTINUED[SEED_RECIPES['ant_dir']][1]}, seed {seed} (whole run)", {**stage, "from": 0},
                    "post_adapt") for seed, stage in result.get("seeds", {}).get("ant_dir", {}).items()]
+               + [(f"the same with σ ≥ {SIGMA_FLOOR:g}, seed {seed} (whole run)", {**stage, "from": 0}, "post_adapt")
+                  for seed, stage in result.get("sigma_floor", {}).items()]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]
                + [("oracle, the paper's recipe", result.get("oracle_trpo_paper"), "pre_adapt")]),
               (axes[2], "AntVel", PAPER_VEL, [("MAML-TRPO, after one step", result.get("ant_vel"), "post_adapt"),
@@ -832,6 +858,8 @@ def main() -> None:
     args = parser.parse_args()
     if "seeds" in args.stages and (not args.seeds or min(args.seeds) < 1):  # before any stage trains for an hour
         parser.error("--seeds takes one or more seeds above 0 (seed 0's runs are the recipes' own stages)")
+    if "sigma_floor" in args.stages and (not args.seeds or min(args.seeds) < 0):
+        parser.error("--seeds takes one or more seeds of 0 or above")
     out = RESULTS / "ant_paper"
 
     def save_json(data: dict[str, Any]) -> None:
@@ -903,7 +931,15 @@ def main() -> None:
                 "ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS, BATCH_EPISODES, PAPER, [*EVALUATE, *same_goals],
                 variant, changes, seed)
             save_json(result)
-    if result.get("seeds"):
+    if "sigma_floor" in args.stages:
+        floored = result.setdefault("sigma_floor", {})
+        variant, _, changes = CONTINUED[SEED_RECIPES["ant_dir"]]
+        for seed in args.seeds:
+            floored[str(seed)] = trust_region_continued(
+                "ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS, BATCH_EPISODES, PAPER,
+                [*EVALUATE, "--seed", str(evaluation_seed(0))], variant, changes, seed, SIGMA_FLOOR)
+            save_json(result)
+    if result.get("seeds") or result.get("sigma_floor"):
         result["seed_split"] = seed_split(result)
     if "ant_goal_trpo_paper" in args.stages:
         result["ant_goal_trpo_paper"] = trained(*trust_region("ant_goal", scale, ANT_GOAL_ITERATIONS),
