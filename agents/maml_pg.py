@@ -269,7 +269,7 @@ class MAMLPG:
         self.last_task_returns = batch.returns
         self.last_task_success = batch.success
         with torch.no_grad():
-            out["policy/std"] = float(self.policy.log_std.exp().mean())
+            out["policy/std"] = float(self.policy.std().mean())
         out.update({f"time/{name}": watch.seconds[name] for name in ("sampling", "adaptation", "outer")})
         out["time/sampling_env"] = self.sampler.env_seconds - env_before
         out["time/sampling_policy"] = self.sampler.policy_seconds - policy_before

@@ -227,6 +227,11 @@ class GaussianMLPPolicy(nn.Module):
         """The module's own parameters as a dict (the tensors themselves: autograd to θ)."""
         return dict(self.named_parameters())
 
+    def std(self, params: Mapping[str, Tensor] | None = None) -> Tensor:
+        """σ in effect: ``exp(log_std)`` clamped from below at ``exp(min_log_std)``, shaped as ``log_std``."""
+        log_std = self._resolve(params)["log_std"]
+        return (log_std if self.min_log_std is None else log_std.clamp(min=self.min_log_std)).exp()
+
     def _resolve(self, params: Mapping[str, Tensor] | None) -> Mapping[str, Tensor]:
         return self.params() if params is None else params
 

@@ -18,6 +18,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -118,12 +119,15 @@ class PolicyConfig:
     taken of ``a`` — the convention of the MAML-RL and ProMP reference implementations, whose policies
     act with exploration noise 0.1 in torque units (:meth:`agents.policy.GaussianMLPPolicy.env_action`).
     ``action_scale: 1`` with ``clip_actions: false`` sends the raw sample (MuJoCo clamps it, the cost
-    sees it unclipped), the behaviour before this setting existed.
+    sees it unclipped), the behaviour before this setting existed. ``min_std`` floors σ in the policy's own units
+    (before ``action_scale``); the default never binds in practice.
     """
 
     hidden: tuple[int, ...] = ranged((100, 100), min=1, doc="hidden layer widths of the policy MLP")
     activation: Literal["tanh", "relu"] = ranged("tanh", doc="hidden-layer nonlinearity")
     init_log_std: float = ranged(0.0, doc="initial log standard deviation of the Gaussian (0: sigma = 1)")
+    min_std: float = ranged(1e-6, min=0.0, min_exclusive=True, max=1e6,
+                            doc="floor on the Gaussian's sigma, a lower bound on exploration (1e-6: pytorch-maml-rl's)")
     action_scale: float = ranged(0.1, min=0.0, min_exclusive=True, max=1e6,
                                  doc="environment action = clip(action_scale · sampled action)")
     clip_actions: bool = ranged(True, doc="clip the environment action to the action space")
@@ -256,7 +260,7 @@ class RLExperiment:
         self.device = resolve_device(config.train.device)
         self.policy = GaussianMLPPolicy(
             self.sampler.obs_dim, self.sampler.act_dim, config.policy.hidden, config.policy.activation,
-            config.policy.init_log_std, action_scale=config.policy.action_scale,
+            config.policy.init_log_std, math.log(config.policy.min_std), action_scale=config.policy.action_scale,
             action_bounds=(space.low, space.high) if config.policy.clip_actions else None).to(self.device)
         self.meta = MetaOptimizer(self.policy, config.inner, config.outer.core(), config.train.max_nonfinite_steps)
         outer_step = OUTER_STEPS[config.outer.optimizer].from_config(config)

@@ -169,3 +169,25 @@ def test_non_finite_policy_parameters_fail_the_iteration_not_the_simulator() -> 
             exp.sampler.sample(exp.policy, params, tasks, (0, 1))
     finally:
         exp.close()
+
+
+@pytest.mark.parametrize(("overrides", "sigma"), [((), math.exp(-4.0)), (("policy.min_std=0.5",), 0.5)])
+def test_policy_min_std_floors_the_noise_the_sampler_draws(overrides: tuple[str, ...], sigma: float) -> None:
+    exp = experiment("policy.init_log_std=-4.0", *overrides)
+    try:
+        tasks = exp.sampler.sample_tasks(np.random.default_rng(2))
+        params = {k: v.detach().unsqueeze(0).expand(2, *v.shape) for k, v in exp.policy.params().items()}
+        episodes = exp.sampler.sample(exp.policy, params, tasks, (0, 3))
+        with torch.no_grad():
+            mean, _ = exp.policy(episodes.obs, params)
+    finally:
+        exp.close()
+    noise = (episodes.actions - mean).double()
+    assert float(exp.policy.std().detach().mean()) == pytest.approx(sigma, rel=1e-6)
+    # 2 tasks × 15 steps × 3 episodes × 6 joints = 540 draws: their spread is σ within a few percent
+    assert float(noise.std()) == pytest.approx(sigma, rel=0.1)
+
+
+def test_policy_min_std_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="min_std"):
+        load_experiment_config(ROOT / "configs" / "halfcheetah_dir.yaml", ["policy.min_std=0"])
