@@ -97,6 +97,11 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "alpha_beta_annealed_kl0.05": ("Alpha MAML, β by `log_adam_annealed` from 0.01, β repair with max-KL 0.05",
                                    "_alpha", ("outer.hd_rule=log_adam_annealed", "outer.lr=0.01",
                                               "beta_repair.max_kl=0.05")),
+    # the same with α fixed at the family's 0.1: on HalfCheetahDir every Alpha MAML run whose α rose (to 0.22 and
+    # above) ended below MAML-TRPO, under either KL bound too; is α's rise what costs it there?
+    "alpha_fixed_beta_annealed_kl": ("Adam with α fixed, β by `log_adam_annealed` from 0.01, β repair with max-KL 0.1",
+                                     "_alpha", ("inner.lr_mode=fixed", "outer.hd_rule=log_adam_annealed",
+                                                "outer.lr=0.01", "beta_repair.max_kl=0.1")),
     # MAML-TRPO whose trust-region radius follows its hypergradient from the family's max-KL (β's part under TRPO)
     "trpo_radius_hd": ("MAML-TRPO, trust region by hypergradient (`trpo.max_kl_mode=hd`)", "",
                        ("trpo.max_kl_mode=hd",)),
