@@ -184,7 +184,7 @@ def test_policy_min_std_floors_the_noise_the_sampler_draws(overrides: tuple[str,
         exp.close()
     noise = (episodes.actions - mean).double()
     assert float(exp.policy.std().detach().mean()) == pytest.approx(sigma, rel=1e-6)
-    # 2 tasks × 15 steps × 3 episodes × 6 joints = 540 draws: their spread is σ within a few percent
+    # 2 tasks × 15 steps × 3 episodes × 6 joints = 540 draws: their SD is σ to about 3 % (one SD of its own)
     assert float(noise.std()) == pytest.approx(sigma, rel=0.1)
 
 
