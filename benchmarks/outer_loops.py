@@ -93,7 +93,7 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "alpha_beta_annealed_kl": ("Alpha MAML, β by `log_adam_annealed` from 0.01, β repair with max-KL 0.1", "_alpha",
                                ("outer.hd_rule=log_adam_annealed", "outer.lr=0.01", "beta_repair.max_kl=0.1")),
     # the same with the bound halved to 0.05: HalfCheetahDir never reached MAML-TRPO's level under the bound 0.1,
-    # whereas the shipped config, which does, steps at a KL of about 0.05 there
+    # whereas the shipped config's steps, which do learn there, have a KL of about 0.05
     "alpha_beta_annealed_kl0.05": ("Alpha MAML, β by `log_adam_annealed` from 0.01, β repair with max-KL 0.05",
                                    "_alpha", ("outer.hd_rule=log_adam_annealed", "outer.lr=0.01",
                                               "beta_repair.max_kl=0.05")),
