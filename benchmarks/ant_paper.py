@@ -939,7 +939,7 @@ def main() -> None:
                 "ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS, BATCH_EPISODES, PAPER,
                 [*EVALUATE, "--seed", str(evaluation_seed(0))], variant, changes, seed, SIGMA_FLOOR)
             save_json(result)
-    if result.get("seeds") or result.get("sigma_floor"):
+    if {"seeds", "sigma_floor"} & set(args.stages):  # from the run folders, which a fresh clone has not
         result["seed_split"] = seed_split(result)
     if "ant_goal_trpo_paper" in args.stages:
         result["ant_goal_trpo_paper"] = trained(*trust_region("ant_goal", scale, ANT_GOAL_ITERATIONS),
