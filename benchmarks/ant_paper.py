@@ -238,6 +238,8 @@ SPLIT_WINDOWS = ((41, 50), (121, 130))
 #: Seed 0, which met the paper's row, kept σ near 0.9 over its first 130 iterations and kept improving; seeds 1 and 2
 #: let it fall to 0.82-0.83 and levelled off about 65 lower (``seed_split``). Does holding σ there make them climb?
 SIGMA_FLOOR = 0.9
+#: how the tables name the floor
+FLOOR_LABEL = f"σ ≥ {SIGMA_FLOOR:g}"
 
 
 def run_dir(name: str) -> Path:
@@ -482,6 +484,14 @@ def trust_region_continued(config: str, scale: str, iterations: int, at: int, ep
                      budget_iterations(run_dir(source), at, episodes, paper), evaluate)
 
 
+def ant_dir_recipe(scale: str, seed: int, min_std: float | None = None) -> dict[str, Any]:
+    """AntDir's recipe of :data:`SEED_RECIPES` trained from ``seed`` (σ floored at ``min_std`` when given), evaluated
+    on seed 0's held-out goals (``evaluate --seed``) so that runs from different seeds face the same goals."""
+    variant, _, changes = CONTINUED[SEED_RECIPES["ant_dir"]]
+    return trust_region_continued("ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS, BATCH_EPISODES, PAPER,
+                                  [*EVALUATE, "--seed", str(evaluation_seed(0))], variant, changes, seed, min_std)
+
+
 def ppo_oracle(previous: dict[str, Any] | None, save: Callable[[dict[str, Any]], None],
                steps: int = PPO_ORACLE_STEPS) -> dict[str, Any]:
     """PPO from scratch on each AntDir direction of the paper's model (``configs/ant_dir.yaml`` with
@@ -566,7 +576,7 @@ def seeds_summary(result: dict[str, Any]) -> list[str]:
                          + " | ".join(f"{m:.1f} ± {sd:.1f} (SD)" for m, sd in zip(means.mean(0), means.std(0, ddof=1)))
                          + " |")
         if family == "ant_dir":
-            lines += [f"| {name} with σ ≥ {SIGMA_FLOOR:g} (`policy.min_std={SIGMA_FLOOR:g}`) | {seed} | "
+            lines += [f"| {name} with {FLOOR_LABEL} (`policy.min_std={SIGMA_FLOOR:g}`) | {seed} | "
                       f"{ci_cells(stage['adaptation'])} |" for seed, stage in result.get("sigma_floor", {}).items()]
         lines.append(f"| the paper | | {' | '.join(f'{v:g}' for v in paper['maml'])} |")
     seeds = " ".join(map(str, sorted({int(seed) for runs in result["seeds"].values() for seed in runs})))
@@ -577,17 +587,12 @@ def seeds_summary(result: dict[str, Any]) -> list[str]:
     return [*lines, "", f"Command{'s' * (len(commands) > 1)}: {', '.join(commands)}.", ""]
 
 
-def floored_label(seed: str) -> str:
-    """How the tables name the ``sigma_floor`` run from ``seed``."""
-    return f"{seed}, σ ≥ {SIGMA_FLOOR:g}"
-
-
 def seed_split(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What separates the AntDir recipe's seeds, from their run folders: per seed, the training return after one step
     and the policy's σ (``policy/std``) in each window of :data:`SPLIT_WINDOWS`, the trust region's radius
     (``trpo/max_kl``) over the 10-episode phase, and the held-out return before and after one step per direction."""
     runs = {"0": result.get(SEED_RECIPES["ant_dir"]), **result.get("seeds", {}).get("ant_dir", {}),
-            **{floored_label(seed): stage for seed, stage in result.get("sigma_floor", {}).items()}}
+            **{f"{seed}, {FLOOR_LABEL}": stage for seed, stage in result.get("sigma_floor", {}).items()}}
     out: dict[str, dict[str, Any]] = {}
     for seed, stage in runs.items():
         if not stage:
@@ -682,7 +687,7 @@ def markdown(result: dict[str, Any]) -> str:
                                           ("AntGoal", "ant_goal_oracle", "its AntVel oracle"))]
     stages += [(f"{recipe_title(family)}, seed {seed} (on seed 0's held-out goals)", stage)
                for family, runs in result.get("seeds", {}).items() for seed, stage in runs.items()]
-    stages += [(f"{recipe_title('ant_dir')}, σ ≥ {SIGMA_FLOOR:g}, seed {seed} (on seed 0's held-out goals)", stage)
+    stages += [(f"{recipe_title('ant_dir')}, {FLOOR_LABEL}, seed {seed} (on seed 0's held-out goals)", stage)
                for seed, stage in result.get("sigma_floor", {}).items()]
     for title, stage in stages:
         if not stage:
@@ -811,7 +816,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
                    "post_adapt") for stage, (_, name, _) in CONTINUED.items()]
                + [(f"{CONTINUED[SEED_RECIPES['ant_dir']][1]}, seed {seed} (whole run)", {**stage, "from": 0},
                    "post_adapt") for seed, stage in result.get("seeds", {}).get("ant_dir", {}).items()]
-               + [(f"the same with σ ≥ {SIGMA_FLOOR:g}, seed {seed} (whole run)", {**stage, "from": 0}, "post_adapt")
+               + [(f"the same with {FLOOR_LABEL}, seed {seed} (whole run)", {**stage, "from": 0}, "post_adapt")
                   for seed, stage in result.get("sigma_floor", {}).items()]
                + [(f"oracle, action scale {s}", o, "pre_adapt") for s, o in result.get("oracles", {}).items()]
                + [("oracle, the paper's recipe", result.get("oracle_trpo_paper"), "pre_adapt")]),
@@ -926,18 +931,12 @@ def main() -> None:
             seeds["ant_vel"][str(seed)] = trained(*vel, ANT_VEL_ITERATIONS, [*EVALUATE_VEL, *same_goals], peak=True,
                                                   config="ant_vel")
             save_json(result)
-            variant, _, changes = CONTINUED[SEED_RECIPES["ant_dir"]]
-            seeds["ant_dir"][str(seed)] = trust_region_continued(
-                "ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS, BATCH_EPISODES, PAPER, [*EVALUATE, *same_goals],
-                variant, changes, seed)
+            seeds["ant_dir"][str(seed)] = ant_dir_recipe(scale, seed)
             save_json(result)
     if "sigma_floor" in args.stages:
         floored = result.setdefault("sigma_floor", {})
-        variant, _, changes = CONTINUED[SEED_RECIPES["ant_dir"]]
         for seed in args.seeds:
-            floored[str(seed)] = trust_region_continued(
-                "ant_dir", scale, PEAK_ITERATIONS, PEAK_ITERATIONS, BATCH_EPISODES, PAPER,
-                [*EVALUATE, "--seed", str(evaluation_seed(0))], variant, changes, seed, SIGMA_FLOOR)
+            floored[str(seed)] = ant_dir_recipe(scale, seed, SIGMA_FLOOR)
             save_json(result)
     if {"seeds", "sigma_floor"} & set(args.stages):  # from the run folders, which a fresh clone has not
         result["seed_split"] = seed_split(result)
