@@ -229,8 +229,11 @@ class GaussianMLPPolicy(nn.Module):
 
     def std(self, params: Mapping[str, Tensor] | None = None) -> Tensor:
         """σ in effect: ``exp(log_std)`` clamped from below at ``exp(min_log_std)``, shaped as ``log_std``."""
-        log_std = self._resolve(params)["log_std"]
-        return (log_std if self.min_log_std is None else log_std.clamp(min=self.min_log_std)).exp()
+        return self._floored(self._resolve(params)["log_std"]).exp()
+
+    def _floored(self, log_std: Tensor) -> Tensor:
+        """``log_std`` clamped from below at ``min_log_std`` (as it is when none is set)."""
+        return log_std if self.min_log_std is None else log_std.clamp(min=self.min_log_std)
 
     def _resolve(self, params: Mapping[str, Tensor] | None) -> Mapping[str, Tensor]:
         return self.params() if params is None else params
@@ -251,9 +254,7 @@ class GaussianMLPPolicy(nn.Module):
         else:
             mean = self._mlp(p, obs)
             log_std = p["log_std"]
-        if self.min_log_std is not None:
-            log_std = log_std.clamp(min=self.min_log_std)
-        return mean, log_std.expand_as(mean)
+        return mean, self._floored(log_std).expand_as(mean)
 
     def distribution(self, params: Mapping[str, Tensor] | None, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Alias of ``forward`` with the params-first argument order of the other methods."""
@@ -332,10 +333,7 @@ class GaussianMLPPolicy(nn.Module):
         (and, in the batched layout, the task of each row). The MLP is not evaluated.
         """
         p = self._resolve(params)
-        log_std = p["log_std"]
-        if self.min_log_std is not None:
-            log_std = log_std.clamp(min=self.min_log_std)
-        ent = gaussian_entropy(log_std)  # () or (T,)
+        ent = gaussian_entropy(self._floored(p["log_std"]))  # () or (T,)
         if ent.dim() == 1:
             ent = ent.view(ent.shape[0], *([1] * (obs.dim() - 2)))
         return ent.expand(obs.shape[:-1])
