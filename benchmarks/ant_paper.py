@@ -590,17 +590,23 @@ def seeds_summary(result: dict[str, Any]) -> list[str]:
 def seed_split(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What separates the AntDir recipe's seeds, from their run folders: per seed, the training return after one step
     and the policy's σ (``policy/std``) in each window of :data:`SPLIT_WINDOWS`, the trust region's radius
-    (``trpo/max_kl``) over the 10-episode phase, and the held-out return before and after one step per direction."""
+    (``trpo/max_kl``) over the 10-episode phase, and the held-out return before and after one step per direction.
+    The run folders are not kept in git: a seed whose folders are gone keeps the row ``result`` already has."""
+    previous = result.get("seed_split", {})
     runs = {"0": result.get(SEED_RECIPES["ant_dir"]), **result.get("seeds", {}).get("ant_dir", {}),
             **{f"{seed}, {FLOOR_LABEL}": stage for seed, stage in result.get("sigma_floor", {}).items()}}
     out: dict[str, dict[str, Any]] = {}
     for seed, stage in runs.items():
         if not stage:
             continue
+        held_out_file = continued_dir(stage["source"], stage["from"], stage["changes"]) / "eval" / "adaptation.json"
         rows = [r for r in read_metrics(run_dir(stage["source"])) if r["iteration"] <= stage["from"]]
+        if not (rows and held_out_file.is_file()):
+            if seed in previous:
+                out[seed] = previous[seed]
+            continue
         window = {f"{a}-{b}": [r for r in rows if a <= r["iteration"] <= b] for a, b in SPLIT_WINDOWS}
-        held_out = json.loads((continued_dir(stage["source"], stage["from"], stage["changes"]) / "eval"
-                               / "adaptation.json").read_text())
+        held_out = json.loads(held_out_file.read_text())
         directions = [task["direction"] for task in held_out["tasks"]]
         out[seed] = {
             "post_adapt": {w: float(np.mean([r["returns/post_adapt"] for r in rs])) for w, rs in window.items()},
