@@ -335,9 +335,10 @@ class MAMLPG:
     def adaptation_metrics(self, tasks: Sequence[Task], steps: int, seed: Sequence[int],
                            inner_lrs: Sequence[float] | None = None) -> dict[str, list[list[float]]]:
         """:meth:`adaptation_curve` as ``{"return": …}``, with ``"success_rate"`` beside it (each task's share of
-        successful episodes after 0…``steps`` inner steps) for a family that reports success."""
-        _, sampled = self.adapt_and_sample(tasks, steps, seed, inner_lrs)
-        out = {"return": [episodes.task_returns().tolist() for episodes in sampled]}
+        successful episodes after 0…``steps`` inner steps) for a family that reports success, and ``"action_std"``
+        (each task's σ after 0…``steps`` steps, :meth:`adapt_and_sample`)."""
+        _, sampled, stds = self.adapt_and_sample(tasks, steps, seed, inner_lrs)
+        out = {"return": [episodes.task_returns().tolist() for episodes in sampled], "action_std": stds}
         rates = [episodes.task_success() for episodes in sampled]
         if all(r is not None for r in rates):
             out["success_rate"] = [r.tolist() for r in rates if r is not None]
@@ -353,18 +354,25 @@ class MAMLPG:
         ones), or with ``inner_lrs`` the scalar rate ``inner_lrs[j]`` (the last one for every later step) — e.g.
         ``(0.5, 0.25)``, the MAML paper's navigation evaluation.
         """
-        adapted, sampled = self.adapt_and_sample(tasks, steps, seed, inner_lrs)
+        adapted, sampled, _ = self.adapt_and_sample(tasks, steps, seed, inner_lrs)
         return adapted, [episodes.task_returns().tolist() for episodes in sampled]
 
     def adapt_and_sample(self, tasks: Sequence[Task], steps: int, seed: Sequence[int],
-                         inner_lrs: Sequence[float] | None = None) -> tuple[Params, list[Episodes]]:
-        """:meth:`adapt_params`, returning the episodes sampled after 0…``steps`` inner steps."""
+                         inner_lrs: Sequence[float] | None = None
+                         ) -> tuple[Params, list[Episodes], list[list[float]]]:
+        """:meth:`adapt_params`, returning the episodes sampled after 0…``steps`` inner steps and, beside them, the
+        σ each task's policy sampled them with (the mean over action dimensions; the inner steps move ``log_std``
+        with the mean's weights, so the adapted policy's action noise is its own)."""
+        stds: list[list[float]] = []
 
         def measure(params: Params, j: int) -> Episodes:
+            with torch.no_grad():
+                stds.append(self.policy.std(params).mean(-1).tolist())
             return self.sampler.sample(self.policy, params, tasks, (*seed, j)).to(params["log_std"])
 
-        return adaptation_curve(expand_params(self.meta.params, len(tasks)), steps, measure,
-                                self.evaluation_step(inner_lrs))
+        adapted, sampled = adaptation_curve(expand_params(self.meta.params, len(tasks)), steps, measure,
+                                            self.evaluation_step(inner_lrs))
+        return adapted, sampled, stds
 
     def evaluation_step(self, inner_lrs: Sequence[float] | None = None
                         ) -> Callable[[Params, int, Episodes], Params]:

@@ -363,6 +363,8 @@ def evaluate(experiment: RLExperiment, tasks: int, steps: int, seed: int, episod
         headline = "success_rate"
     else:
         metrics = experiment.learner.adaptation_metrics(task_list, steps, stream, inner_lrs)
+        # the adapted policies' action noise, per step: a diagnostic kept in the JSON, not a score with its own columns
+        extra["action_std"] = [sum(stds) / len(stds) for stds in metrics.pop("action_std")]
         headline = "return"
     values = metrics.pop(headline)
     return AdaptationResult(headline, values, [t.to_dict() for t in task_list], "", 0, seed, higher_is_better=True,

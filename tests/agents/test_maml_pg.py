@@ -335,6 +335,11 @@ def test_evaluate_cli_reports_returns_after_each_step(tmp_path: Path) -> None:
     assert [r["steps"] for r in report["adaptation"]] == [0, 1, 2]
     assert all(len(v) == 5 for v in report["per_task"])
     assert all("goal" in t for t in report["tasks"])
+    # the σ the adapted policies sampled with, per step: the trained policy's before adaptation, then moved by the
+    # inner steps, which update log σ with the mean's weights
+    trained_std = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["policy/std"]
+    assert len(report["action_std"]) == 3 and report["action_std"][0] == pytest.approx(trained_std, rel=1e-6)
+    assert report["action_std"][1] != report["action_std"][0] != report["action_std"][2]
 
 
 def test_evaluate_with_the_papers_navigation_protocol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
