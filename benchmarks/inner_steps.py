@@ -97,7 +97,8 @@ def evaluate_options(tasks: int, episodes: int) -> list[str]:
 
 def row(report: dict[str, Any]) -> dict[str, Any]:
     return {"adaptation": [{"mean": r["mean"], "ci95": r["ci95"]} for r in report["adaptation"]],
-            "alpha": report.get("alpha"), "alpha_steps": report.get("alpha_steps")}
+            "alpha": report.get("alpha"), "alpha_steps": report.get("alpha_steps"),
+            "action_std": report.get("action_std")}
 
 
 def verdict(rows: list[dict[str, Any]], paper: list[float]) -> str:
@@ -211,17 +212,21 @@ def main() -> None:
              + (f" (and {', '.join(args.sets)})" if args.sets else "") + f"; seed 0; evaluated on {args.eval_tasks} "
              f"held-out goals with {args.eval_episodes} episodes per adaptation step (± 95 % CI over goals).", "",
              "| meta-trained with | evaluated with | env steps | wall time | after 0 steps | after 1 step "
-             "| after 2 steps | after 3 steps | α per step | σ |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| after 2 steps | after 3 steps | α per step | σ after 0 / 1 / 2 / 3 steps |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = " | ".join(map(cell, r["adaptation"]))
         alphas = (" / ".join(f"{a:.3g}" for a in r["alpha_steps"]) if r["alpha_steps"]
                   else "0.5 / 0.25 / 0.25" if r["evaluation"] == EVALUATIONS["paper_schedule"] else f"{r['alpha']:.3g}")
+        stds = " / ".join(f"{s:.2f}" for s in r["action_std"]) if r.get("action_std") else f"{r['policy_std']:.2f}"
         lines.append(f"| {r['what']} | {r['evaluation']} | {r['env_steps'] / 1e6:.1f} M | {r['seconds'] / 60:.1f} min "
-                     f"| {cells} | {alphas} | {r['policy_std']:.2f} |")
+                     f"| {cells} | {alphas} | {stds} |")
     lines += ["| MAML paper (one inner step in training) | the schedule (0.5, then 0.25) | | | "
               + " | ".join(f"{v:g}" for v in paper) + " | 0.5 / 0.25 / 0.25 | |", "",
-              "σ: the policy's action noise at the end of training (`policy/std` of the last iteration in the run's "
-              "metrics.jsonl: its Gaussian's mean standard deviation, before the ±1 → ±0.1 scaling).", "",
+              "σ: the policy's action noise (its Gaussian's mean standard deviation, before the ±1 → ±0.1 scaling) "
+              "after 0–3 adaptation steps, the mean over the held-out goals (`evaluate`'s `action_std`; the inner "
+              "steps move log σ too); a single value: the trained policy's (`policy/std` of the run's last iteration), "
+              "from a report that predates `action_std`.", "",
               verdict(rows, paper), ""]
     trained = next((r for r in rows if r["run"] == PROBED and r["evaluation"] == EVALUATIONS["as_trained"]), None)
     if probe and trained:
