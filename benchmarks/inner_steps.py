@@ -13,9 +13,13 @@ MAML-TRPO, ``trpo.subsample=0.1``, α₀ 0.5, 200 iterations × 20 tasks × 20 e
 * ``three_fixed_all``, ``three_hd_all`` — the same two with every step's return in the meta-loss
   (``outer.meta_loss: all_steps``, MAML++'s multi-step loss [3]) instead of the last step's alone: with the last
   step alone, ``three_hd``'s α₁ grew to 2.25, a first step that wrecks the policy (−102 after it) and that the later
-  steps repair.
+  steps repair;
+* ``three_hd_all_per_layer`` — ``three_hd_all`` with one α per parameter tensor in each step (``inner.lr_shape:
+  per_layer``, MAML++'s LSLR [3] by hypergradient): every three-step run ended with more action noise than the
+  one-step one, and one scalar α moves log σ and the mean's weights alike; with its own α, can adaptation cut σ?
 
-Each is evaluated as the paper does: 40 held-out goals, 40 episodes per adaptation step, 0–3 steps.
+Each is evaluated as the paper does: 40 held-out goals, 40 episodes per adaptation step, 0–3 steps, with the
+adapted policies' σ after each step (``evaluate``'s ``action_std``).
 The rate probe then evaluates ``three_hd_all`` with each step's learned α halved and × 1.5 (the other steps' as
 learned): is a step short of the paper's schedule for its rate? The episode probe evaluates ``one_step`` (with the
 schedule) and ``three_hd_all`` (as trained) with 100 and 400 episodes per adaptation step: the paper's test adapts on
@@ -24,6 +28,7 @@ schedule) and ``three_hd_all`` (as trained) with 100 and 400 episodes per adapta
 Usage::
 
     python benchmarks/inner_steps.py
+    python benchmarks/inner_steps.py --runs one_step three_hd_all_per_layer    # some runs; the others' rows kept
     python benchmarks/inner_steps.py --iterations 1 --eval-tasks 2 --eval-episodes 2 --set train.meta_batch=2 \\
         --set sampler.episodes=2 --runs-dir /tmp/steps --out /tmp/steps/inner_steps    # a smoke run
 
@@ -47,6 +52,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from rl_alphamaml.checkpoint import checkpoint_path, load_checkpoint
 from rl_alphamaml.logging import read_metrics
 
 import results_io
@@ -68,9 +74,12 @@ RUNS_SPEC: dict[str, tuple[str, tuple[str, ...]]] = {
                         ("inner.steps=3", "outer.meta_loss=all_steps")),
     "three_hd_all": ("three inner steps, α₁ α₂ α₃ by hypergradient, every step in the meta-loss",
                      (*PER_STEP_HD, "outer.meta_loss=all_steps")),
+    "three_hd_all_per_layer": ("three inner steps, α₁ α₂ α₃ by hypergradient, one per parameter tensor, every step "
+                               "in the meta-loss",
+                               (*PER_STEP_HD, "outer.meta_loss=all_steps", "inner.lr_shape=per_layer")),
 }
 #: the runs whose rates are learned per step: issue 24's goal is judged on each of them
-LEARNED = ("three_hd", "three_hd_all")
+LEARNED = ("three_hd", "three_hd_all", "three_hd_all_per_layer")
 #: the paper's protocol: 40 held-out goals, 40 episodes per adaptation step
 EVAL_TASKS, EVAL_EPISODES = 40, 40
 #: the paper's test-time schedule (cbfinn/maml_rl ``maml_examples/test_maml_point.py``): 0.5, then 0.25
@@ -99,6 +108,17 @@ def row(report: dict[str, Any]) -> dict[str, Any]:
     return {"adaptation": [{"mean": r["mean"], "ci95": r["ci95"]} for r in report["adaptation"]],
             "alpha": report.get("alpha"), "alpha_steps": report.get("alpha_steps"),
             "action_std": report.get("action_std")}
+
+
+def log_std_rates(folder: Path, at: int) -> list[float]:
+    """log σ's own α in each inner step of a run with one α per parameter tensor (``inner.lr_shape: per_layer``), from
+    its checkpoint ``at``: the rates are kept step after step, each step's in the policy's parameter order."""
+    state = load_checkpoint(checkpoint_path(folder, at), kind="rl")["state"]
+    names, tensors = list(state["policy"]), state["meta"]["alpha"]["tensors"]
+    if len(tensors) % len(names):
+        raise ValueError(f"{folder}: {len(tensors)} α tensors are not one per parameter tensor and step")
+    first = names.index("log_std")
+    return [float(tensors[j + first]) for j in range(0, len(tensors), len(names))]
 
 
 def verdict(rows: list[dict[str, Any]], paper: list[float]) -> str:
@@ -164,6 +184,13 @@ def batch_lines(batch: list[dict[str, Any]], rows: list[dict[str, Any]], episode
     return [*lines, ""]
 
 
+def kept(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``new`` rows, with the ``previous`` ones of every run not measured anew, in :data:`RUNS_SPEC`'s order."""
+    measured = {r["run"] for r in new}
+    order = list(RUNS_SPEC)
+    return sorted([*(r for r in previous if r["run"] not in measured), *new], key=lambda r: order.index(r["run"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--iterations", type=int, default=ITERATIONS, help=f"per run (default {ITERATIONS})")
@@ -174,12 +201,17 @@ def main() -> None:
                         help="more --set values for every run (a smoke run's smaller batch)")
     parser.add_argument("--runs-dir", type=Path, default=RUNS, help="where the run folders go")
     parser.add_argument("--out", type=Path, default=RESULTS / "inner_steps", help="results path without suffix")
+    parser.add_argument("--runs", nargs="+", choices=list(RUNS_SPEC), default=list(RUNS_SPEC),
+                        help="the runs to train and evaluate (default all); the others keep their rows from the "
+                        "JSON of --out")
     args = parser.parse_args()
     evaluate = evaluate_options(args.eval_tasks, args.eval_episodes)
     rows: list[dict[str, Any]] = []
     probe: list[dict[str, Any]] = []
     batch: list[dict[str, Any]] = []
     for name, (what, extra) in RUNS_SPEC.items():
+        if name not in args.runs:
+            continue
         folder = args.runs_dir / f"navigation2d-{name}"
         sets = [f"train.iterations={args.iterations}", *COMMON, *extra, *args.sets]
         train_to(folder, "navigation2d", sets, args.iterations)
@@ -191,6 +223,8 @@ def main() -> None:
                 "policy_std": records[-1]["policy/std"],  # the meta-learned σ of the policy's actions (±1 → ±0.1)
                 "command": relative(" ".join(["rl-alphamaml train configs/navigation2d.yaml --run-dir", str(folder),
                                               *[x for s in sets for x in ("--set", s)]]))}
+        if "inner.lr_shape=per_layer" in extra:
+            base["log_std_alpha"] = log_std_rates(folder, at)
         rows.append({**base, "evaluation": EVALUATIONS["as_trained"], "evaluate": " ".join(evaluate),
                      **row(evaluate_kept(folder, f"as_trained_iter{at}", *evaluate))})
         if name == "one_step":
@@ -205,6 +239,9 @@ def main() -> None:
                 batch.append({"run": name, "what": what, "run_dir": base["run_dir"], "episodes": episodes,
                               "evaluation": EVALUATIONS[label], "evaluate": " ".join(more),
                               **row(evaluate_kept(folder, f"{label}_episodes{episodes}_iter{at}", *more))})
+    previous = json.loads(args.out.with_suffix(".json").read_text()) if args.out.with_suffix(".json").is_file() else {}
+    rows, batch = kept(previous.get("rows", []), rows), kept(previous.get("episode_probe", []), batch)
+    probe = probe or ([] if PROBED in args.runs else previous.get("rate_probe", []))
     paper = list(PAPER["navigation2d"]["maml"])
     lines = ["# Navigation2D after 1–3 steps: per-step rates by hypergradient against the paper's hand schedule", "",
              f"Made by `python benchmarks/inner_steps.py` on this project's {platform.machine()} VM (2 CPUs). "
@@ -218,6 +255,8 @@ def main() -> None:
         cells = " | ".join(map(cell, r["adaptation"]))
         alphas = (" / ".join(f"{a:.3g}" for a in r["alpha_steps"]) if r["alpha_steps"]
                   else "0.5 / 0.25 / 0.25" if r["evaluation"] == EVALUATIONS["paper_schedule"] else f"{r['alpha']:.3g}")
+        if r.get("log_std_alpha"):
+            alphas += " (log σ's: " + " / ".join(f"{a:.3g}" for a in r["log_std_alpha"]) + ")"
         stds = " / ".join(f"{s:.2f}" for s in r["action_std"]) if r.get("action_std") else f"{r['policy_std']:.2f}"
         lines.append(f"| {r['what']} | {r['evaluation']} | {r['env_steps'] / 1e6:.1f} M | {r['seconds'] / 60:.1f} min "
                      f"| {cells} | {alphas} | {stds} |")
