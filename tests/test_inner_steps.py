@@ -1,6 +1,6 @@
-"""``benchmarks/inner_steps.py`` end to end on a tiny budget: its five runs, its six evaluations, the rate probe's six
-and the episode probe's three, its table and verdict, and a rerun that reuses the finished runs and their kept
-evaluations."""
+"""``benchmarks/inner_steps.py`` end to end on a tiny budget: its six runs, its seven evaluations, the rate probe's six
+and the episode probe's three, its table and verdict, a rerun that reuses the finished runs and their kept
+evaluations, and ``--runs``, which measures some runs and keeps the others' rows."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "inner_steps.py"), "--iterations", "1", "--eval-tasks", "2",
          "--eval-episodes", "2", "--set", "train.meta_batch=2", "--set", "sampler.episodes=2",
-         "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "inner_steps")],
+         "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "inner_steps"), *extra],
         capture_output=True, text=True, cwd=ROOT, check=True)
 
 
@@ -26,12 +26,17 @@ def test_the_inner_steps_study_runs_reports_and_reuses_its_runs(tmp_path: Path) 
     rows = {(r["run"], r["evaluation"]): r for r in result["rows"]}
     assert set(rows) == {("one_step", "as trained"), ("one_step", "the paper's schedule (0.5, then 0.25)"),
                          ("three_fixed", "as trained"), ("three_hd", "as trained"), ("three_fixed_all", "as trained"),
-                         ("three_hd_all", "as trained")}
+                         ("three_hd_all", "as trained"), ("three_hd_all_per_layer", "as trained")}
     assert all(len(r["adaptation"]) == 4 for r in rows.values())  # after 0-3 steps
-    for (name, _), r in rows.items():  # the action noise each run ends with: its last iteration's policy/std
+    for (name, _), r in rows.items():  # the action noise each run ends with (its last iteration's policy/std), which
+        # is the noise its evaluation starts from, and the noise after each adaptation step
         last = json.loads((tmp_path / "runs" / f"navigation2d-{name}" / "metrics.jsonl").read_text().splitlines()[-1])
         assert r["policy_std"] == last["policy/std"] > 0
+        assert len(r["action_std"]) == 4 and abs(r["action_std"][0] - r["policy_std"]) < 1e-6
     assert len(rows[("three_hd", "as trained")]["alpha_steps"]) == 3  # one α per trained step
+    per_layer = rows[("three_hd_all_per_layer", "as trained")]
+    assert "--set inner.lr_shape=per_layer" in per_layer["command"] and len(per_layer["log_std_alpha"]) == 3
+    assert "(log σ's: " in (tmp_path / "inner_steps.md").read_text()
     assert "--set outer.meta_loss=all_steps" in rows[("three_hd_all", "as trained")]["command"]
     assert "meta_loss: all_steps" in (tmp_path / "runs" / "navigation2d-three_hd_all" / "config.yaml").read_text()
     assert "--inner-lr 0.5 0.25" in rows[("one_step", "the paper's schedule (0.5, then 0.25)")]["evaluate"]
@@ -61,4 +66,8 @@ def test_the_inner_steps_study_runs_reports_and_reuses_its_runs(tmp_path: Path) 
     again = run(tmp_path)
     assert "done (1 iterations)" in again.stdout
     assert (tmp_path / "runs" / "navigation2d-three_hd" / "metrics.jsonl").read_text() == metrics
+    assert json.loads((tmp_path / "inner_steps.json").read_text()) == result
+    # one run measured (here reused), every other row, probe included, kept from the JSON
+    some = run(tmp_path, "--runs", "one_step")
+    assert "navigation2d-three_hd" not in some.stdout.split("# Navigation2D")[0]
     assert json.loads((tmp_path / "inner_steps.json").read_text()) == result
