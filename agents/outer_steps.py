@@ -10,6 +10,9 @@ or with ``outer.meta_loss: all_steps`` the mean of every step's; ProMP's clipped
   [2]; an adapted β is repaired when a step proves too large (``beta_repair``: the
   sufficient-decrease check of a backtracking line search [3, 7] after the step, which is then shrunk and β cut
   with it).
+* :class:`NaturalGradientStep` (``ngd``) — SGD with rate β along the natural gradient F⁻¹∇L [8, 9], TRPO's
+  direction without its trust region: β fixed, or by hypergradient and repaired as :class:`GradientStep`'s —
+  Alpha MAML with MAML-TRPO's direction in place of Adam's.
 * :class:`TRPOStep` (``trpo``) — MAML-TRPO ([1], §5.3): conjugate gradient with
   Hessian-vector products of the KL taken *through the inner adaptation*, a step to the max-KL boundary
   and a backtracking line search [3]; with ``trpo.max_kl_mode: hd`` the radius follows its hypergradient [6].
@@ -32,6 +35,10 @@ References:
         Descent", ICLR 2018. https://arxiv.org/abs/1703.04782
     [7] Armijo, "Minimization of functions having Lipschitz continuous first partial derivatives", Pacific J.
         Math. 1966. https://doi.org/10.2140/pjm.1966.16.1
+    [8] Amari, "Natural Gradient Works Efficiently in Learning", Neural Computation 10(2), 1998.
+        https://doi.org/10.1162/089976698300017746
+    [9] Kakade, "A Natural Policy Gradient", NeurIPS 2001.
+        https://papers.nips.cc/paper/2073-a-natural-policy-gradient
 """
 
 from __future__ import annotations
@@ -49,9 +56,24 @@ from torch import Tensor
 
 from agents.maml_pg import MAMLPG, MetaBatch, Phase, inner_loss
 from agents.returns import masked_mean
-from agents.trpo import flatten_params, hessian_vector_product, set_flat_params_, trpo_step, unflatten_params
+from agents.trpo import (
+    conjugate_gradient,
+    flatten_params,
+    hessian_vector_product,
+    set_flat_params_,
+    trpo_step,
+    unflatten_params,
+)
 from rl_alphamaml.config import ranged
-from rl_alphamaml.meta import Params, expand_params, inner_update, inner_update_jvp, inner_update_vjp, make_rule
+from rl_alphamaml.meta import (
+    MetaGradients,
+    Params,
+    expand_params,
+    inner_update,
+    inner_update_jvp,
+    inner_update_vjp,
+    make_rule,
+)
 from rl_alphamaml.meta.hypergradient import HDRule
 
 if TYPE_CHECKING:
@@ -170,10 +192,11 @@ class GradientStep(OuterStep):
         with a repair, the step checked and shrunk with β while it fails (:meth:`repair_beta`)."""
         meta = learner.meta
         grads = meta.gradients(learner.meta_loss(batch, learner.adaptation_path(batch)))
+        directions, out = self.directions(learner, batch, grads)
         before = flatten_params(meta.params).detach().clone() if self.repair is not None else None
         alpha_before = [a.detach().clone() for a in meta.alpha.tensors] if self.repair is not None else []
-        info = meta.apply(grads)
-        out = {**info.scalars(), "loss/post_adapt": grads.loss}
+        info = meta.apply(grads, directions=directions)
+        out.update({**info.scalars(), "loss/post_adapt": grads.loss})
         if before is not None and not info.skipped:
             # the surrogate's first-order prediction of the step's improvement, −⟨∇L, θ_new − θ_old⟩ (and α's part of
             # the step where α is a meta-parameter, Meta-SGD)
@@ -187,6 +210,12 @@ class GradientStep(OuterStep):
                 with _rates_held(meta.alpha.tensors, alpha_before):
                     out.update(self.repair_beta(learner, batch, grads.loss, expected))
         return out
+
+    def directions(self, learner: MAMLPG, batch: MetaBatch, grads: MetaGradients
+                   ) -> tuple[dict[str, Tensor] | None, dict[str, float]]:
+        """θ's step directions (``None``: the core optimizer's own, SGD's gradient or Adam's) and their log
+        scalars."""
+        return None, {}
 
     def repair_beta(self, learner: MAMLPG, batch: MetaBatch, old_loss: float, expected: float) -> dict[str, float]:
         """Check the step just taken on ``batch`` (:class:`BetaRepairConfig`: the surrogate, down from ``old_loss``,
@@ -222,6 +251,48 @@ class GradientStep(OuterStep):
                 "beta_repair/step_fraction": cfg.cut**cuts if taken else 0.0}
 
 
+class NaturalGradientStep(GradientStep):
+    """Natural-gradient descent on the meta-loss with rate β [8, 9]: θ ← θ − β·F⁻¹∇L, F the curvature of the KL
+    between the adapted policies through the adaptation — MAML-TRPO's direction (conjugate gradient with
+    ``trpo:``'s ``cg_iters``, ``cg_damping``, ``hvp`` and ``subsample``) without its trust region. The step's length
+    is β's: fixed, or with ``outer.lr_mode: hd`` by its hypergradient ``−⟨∇L_t, F⁻¹∇L_{t−1}⟩`` (SGD-HD's for a
+    preconditioned step [6]), and an adapted β is repaired as :class:`GradientStep`'s (``beta_repair``). It is
+    Alpha MAML [2] with TRPO's direction in place of Adam's: beside ``adam`` (the same β, α and repair) and ``trpo``
+    (the same direction) it separates what an outer loop's direction does from what its step size does.
+
+    Logs ``ngd/natural_sq_norm``, ⟨∇L, F⁻¹∇L⟩: a step of rate β has the quadratic model's KL ½·β²·⟨∇L, F⁻¹∇L⟩
+    (TRPO's step to the radius δ is the rate √(2δ / ⟨∇L, F⁻¹∇L⟩)).
+    """
+
+    def __init__(self, curvature: TRPOConfig, repair: BetaRepairConfig | None = None) -> None:
+        super().__init__(repair)
+        self.curvature = curvature
+
+    @classmethod
+    def core_optimizer(cls, name: str) -> CoreOptimizer | None:
+        """``sgd``: the core's SGD with rate β takes the step, along the directions this step gives it."""
+        if name != "ngd":
+            raise ValueError(f"NaturalGradientStep drives ngd, not {name!r}")
+        return "sgd"
+
+    @classmethod
+    def from_config(cls, config: RLConfig) -> NaturalGradientStep:
+        """The curvature of ``trpo:``; β and its mode are the core's, repaired (``beta_repair``) when adapted."""
+        repair = config.beta_repair
+        return cls(config.trpo, repair if repair.enabled and config.outer.lr_mode == "hd" else None)
+
+    def directions(self, learner: MAMLPG, batch: MetaBatch, grads: MetaGradients
+                   ) -> tuple[dict[str, Tensor] | None, dict[str, float]]:
+        """F⁻¹∇L by conjugate gradient on the KL's curvature through the adaptation (as :class:`TRPOStep`); none for
+        a non-finite gradient (the core then changes nothing)."""
+        if not grads.is_finite():
+            return None, {}
+        cfg, theta = self.curvature, learner.meta.params
+        gradient = flatten_params(grads.theta)
+        natural = conjugate_gradient(curvature(learner, theta, batch, cfg), gradient, cfg.cg_iters)
+        return unflatten_params(natural, theta), {"ngd/natural_sq_norm": float(torch.dot(gradient, natural))}
+
+
 @contextlib.contextmanager
 def _rates_held(tensors: Sequence[Tensor], values: Sequence[Tensor]) -> Iterator[None]:
     """Within the block, the α ``tensors`` hold ``values`` (their values before the meta-step); after it, their own
@@ -245,8 +316,9 @@ def _rates_held(tensors: Sequence[Tensor], values: Sequence[Tensor]) -> Iterator
 
 @dataclasses.dataclass
 class TRPOConfig:
-    """MAML-TRPO settings (pytorch-maml-rl: max-KL 0.01, 10 CG iterations, damping 1e-5, ratio 0.8); an outer step
-    other than ``trpo`` ignores them (``max_kl_mode`` included).
+    """MAML-TRPO settings (pytorch-maml-rl: max-KL 0.01, 10 CG iterations, damping 1e-5, ratio 0.8). ``ngd`` takes
+    its natural gradient with the curvature settings (``cg_iters``, ``cg_damping``, ``hvp``, ``subsample``); every
+    other outer step ignores them, and so does ``ngd`` the trust region's (``max_kl`` and its mode, the line search).
 
     ``subsample`` < 1 computes the conjugate-gradient curvature products (the KL's Hessian through the
     adaptation) on the first ``ceil(subsample · episodes)`` episodes of every task — the
@@ -341,8 +413,7 @@ class TRPOStep(OuterStep):
 
         gradient = flatten_params(grads.theta)
         radius = self.update_radius(gradient) if self.rule is not None else {}
-        make_hvp = kl_hvp if cfg.hvp == "fisher" else kl_hvp_direct
-        hvp = make_hvp(learner, theta, batch.subsample(cfg.subsample), cfg.cg_damping)
+        hvp = curvature(learner, theta, batch, cfg)
         old_flat = flatten_params(theta).detach()
         new_flat, result = trpo_step(
             gradient, hvp, loss_and_kl, old_flat, self.max_kl,
@@ -400,6 +471,14 @@ class TRPOStep(OuterStep):
         self.max_kl = self.bounded(float(state["max_kl"]))
         self.rule.load_state_dict(state["rule"])
         self.last_step = None if state["last_step"] is None else state["last_step"].clone()
+
+
+def curvature(learner: MAMLPG, theta: Params, batch: MetaBatch, config: TRPOConfig) -> Callable[[Tensor], Tensor]:
+    """v ↦ (H + damping·I) v, H the curvature of the trust region's KL through the adaptation at θ, as ``config``
+    computes it: ``hvp`` (:func:`kl_hvp` or :func:`kl_hvp_direct`) on ``subsample`` of each task's episodes, with
+    ``cg_damping``."""
+    make_hvp = kl_hvp if config.hvp == "fisher" else kl_hvp_direct
+    return make_hvp(learner, theta, batch.subsample(config.subsample), config.cg_damping)
 
 
 def kl_hvp_direct(learner: MAMLPG, theta: Params, batch: MetaBatch, damping: float) -> Callable[[Tensor], Tensor]:
@@ -610,5 +689,6 @@ OUTER_STEPS: dict[str, type[OuterStep]] = {
     "trpo": TRPOStep,
     "sgd": GradientStep,
     "adam": GradientStep,
+    "ngd": NaturalGradientStep,
     "promp": ProMPStep,
 }

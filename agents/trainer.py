@@ -188,8 +188,9 @@ class RLInnerConfig(InnerConfig):
 @dataclasses.dataclass
 class RLOuterConfig(OuterConfig):
     """The outer loop, one of :data:`agents.outer_steps.OUTER_STEPS`: ``trpo`` (MAML-TRPO; β unused),
-    ``sgd``/``adam`` with β (Alpha MAML proper) or ``promp`` (ProMP: Adam with β, settings under ``promp``), on the
-    meta-loss ``meta_loss`` names (:meth:`agents.maml_pg.MAMLPG.meta_loss`)."""
+    ``sgd``/``adam`` with β (Alpha MAML proper), ``ngd`` (SGD with β along the natural gradient, its curvature
+    settings under ``trpo``) or ``promp`` (ProMP: Adam with β, settings under ``promp``), on the meta-loss
+    ``meta_loss`` names (:meth:`agents.maml_pg.MAMLPG.meta_loss`)."""
 
     optimizer: str = ranged("trpo", doc="outer step: " + ", ".join(OUTER_STEPS))  # type: ignore[assignment]
     meta_loss: MetaLoss = ranged(

@@ -116,6 +116,13 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # radius, which plays β's part there — Alpha MAML's promise with MAML-TRPO's natural-gradient step
     "trpo_hd": ("MAML-TRPO, α and the trust region by hypergradient (`inner.lr_mode=hd`, `trpo.max_kl_mode=hd`)", "",
                 ("inner.lr_mode=hd", "trpo.max_kl_mode=hd")),
+    # Alpha MAML's rates and repair on MAML-TRPO's direction: `alpha_beta_annealed_kl` with the natural gradient
+    # (`outer.optimizer=ngd`, the same conjugate gradient as TRPO's) in place of Adam's direction — which of the two,
+    # direction or step size, keeps the Adam loop from MAML-TRPO's level on HalfCheetahDir? β₀ 1: at the start TRPO's
+    # step of radius 0.01 is the rate 0.95 on Navigation2D and 3.0 on HalfCheetahDir (`ngd/natural_sq_norm`)
+    "ngd_beta_annealed_kl": ("Natural gradient (`ngd`), β by `log_adam_annealed` from 1, β repair with max-KL 0.1",
+                             "_alpha", ("outer.optimizer=ngd", "outer.lr=1", "outer.lr_max=100",
+                                        "outer.hd_rule=log_adam_annealed", "beta_repair.max_kl=0.1")),
     "promp": ("ProMP (the authors' settings)", "_promp", ()),
     "alpha_promp": ("Alpha-ProMP", "_alpha_promp", ()),
 }

@@ -191,8 +191,12 @@ class MetaOptimizer:
         """Compute the meta-gradients of ``meta_loss`` and apply them."""
         return self.apply(self.gradients(meta_loss))
 
-    def apply(self, grads: MetaGradients, update_theta: bool = True) -> StepInfo:
-        """Update θ with the outer optimizer (unless ``update_theta`` is false), α and β by hypergradient."""
+    def apply(self, grads: MetaGradients, update_theta: bool = True,
+              directions: Mapping[str, Tensor] | None = None) -> StepInfo:
+        """Update θ with the outer optimizer (unless ``update_theta`` is false), α and β by hypergradient. With
+        ``directions`` (θ's by name; SGD only) θ steps along them instead of its gradients — a preconditioned step,
+        β's hypergradient taken along them (:meth:`~rl_alphamaml.meta.outer.OuterOptimizer.step`); a meta-learned α
+        (Meta-SGD) still steps along its own gradient."""
         grad_norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grads.theta.values()))
         if not grads.is_finite():
             self.nonfinite_in_a_row += 1
@@ -212,10 +216,12 @@ class MetaOptimizer:
             alpha_h_norm = math.sqrt(sum(float(h.pow(2).sum()) for h in grads.alpha))
         if update_theta:
             step_grads = [grads.theta[n] for n in self.params]
+            step_directions = None if directions is None else [directions[n] for n in self.params]
             if self.alpha.mode.meta_parameter:
                 assert grads.alpha is not None
                 step_grads += grads.alpha
-            self.outer.step(step_grads)
+                step_directions = None if step_directions is None else step_directions + grads.alpha
+            self.outer.step(step_grads, step_directions)
         self.alpha.after_outer_step(grads.alpha)
         return StepInfo(
             False, grads.loss, self.alpha.mean(), self.beta, grad_norm,

@@ -6,6 +6,8 @@ Hypergradient descent on β follows Baydin et al. [1]:
   hypergradient ``h_t = −⟨g_t, g_{t−1}⟩``.
 * Adam-HD: θ_t = θ_{t−1} − β·u_t with u_t = m̂_t / (√v̂_t + ε) the Adam direction, so
   ``h_t = −⟨g_t, u_{t−1}⟩``.
+* Preconditioned SGD-HD: θ_t = θ_{t−1} − β·d_t with a direction d_t = P_t·g_t the caller gives (the natural gradient
+  F⁻¹g_t of the RL learner's ``ngd`` outer step), so ``h_t = −⟨g_t, d_{t−1}⟩``.
 
 β is updated first (``β ← β − η·h_t``, or the scale-free ``normalized`` rule of
 :mod:`rl_alphamaml.meta.hypergradient`), then used for the step. Alpha MAML [2] uses
@@ -97,13 +99,25 @@ class OuterOptimizer:
         self._last_step: tuple[list[Tensor], float] | None = None  # (directions, rate) of the last step taken
 
     @torch.no_grad()
-    def step(self, grads: Sequence[Tensor]) -> None:
-        """Update β from its hypergradient (when adapted), then take one step on the parameters."""
+    def step(self, grads: Sequence[Tensor], directions: Sequence[Tensor] | None = None) -> None:
+        """Update β from its hypergradient (when adapted), then take one step on the parameters: along the gradients
+        ``grads`` (SGD) or Adam's direction, or with SGD along ``directions`` when given — a preconditioned gradient
+        d = P·g, one tensor per parameter, whose hypergradient for β is ``−⟨g_t, d_{t−1}⟩`` [1]. ``max_grad_norm``
+        scales ``directions`` by the factor that clips the gradients.
+
+        Raises:
+            ValueError: ``directions`` with Adam (it makes its own), or not one per parameter.
+        """
+        if directions is not None and (self.config.optimizer != "sgd" or len(directions) != len(self.params)):
+            raise ValueError("directions: one tensor per parameter, and only for optimizer sgd "
+                             f"(got {len(directions)} for {len(self.params)} with {self.config.optimizer})")
         grads = [g.detach() for g in grads]
+        given = None if directions is None else [d.detach() for d in directions]
         if self.config.max_grad_norm is not None:
             norm = float(torch.sqrt(_dot(grads, grads)))
             if norm > self.config.max_grad_norm:
                 grads = [g * (self.config.max_grad_norm / norm) for g in grads]
+                given = None if given is None else [d * (self.config.max_grad_norm / norm) for d in given]
         self.last_hypergrad = None
         if self.rule is not None and self.prev_direction is not None:
             h = -_dot(grads, self.prev_direction)
@@ -111,7 +125,7 @@ class OuterOptimizer:
             self.beta = self.rule.update_scalar(self.beta, h)
         self.t += 1
         if self.config.optimizer == "sgd":
-            directions = grads
+            directions = grads if given is None else given
         else:
             b1, b2 = self.config.adam_betas
             if not self.m:

@@ -14,7 +14,7 @@ from agents.maml_pg import MAMLPG, AdvantageConfig, Estimator, MetaBatch, MetaLo
 from agents.outer_steps import TRPOConfig, TRPOStep, kl_hvp, kl_hvp_direct
 from agents.policy import GaussianMLPPolicy
 from agents.sampler import Sampler
-from agents.trpo import flatten_params, unflatten_params
+from agents.trpo import flatten_params, set_flat_params_, unflatten_params
 from rl_alphamaml.checkpoint import latest_checkpoint, load_checkpoint, restore_state
 from rl_alphamaml.cli import load_experiment_config, main
 from rl_alphamaml.errors import ConfigError
@@ -181,7 +181,9 @@ def test_navigation_meta_training_learns_to_adapt(tmp_path: Path) -> None:
                                    ["outer.optimizer=adam", "inner.steps=2", "inner.lr_per_step=true",
                                     "inner.hd_rule=log_adam", "outer.hd_rule=log_adam", "outer.lr=0.3",
                                     "outer.lr_max=1", "outer.lr_mode=hd"],
-                                   ["trpo.max_kl_mode=hd", "trpo.max_kl=0.05"]])
+                                   ["trpo.max_kl_mode=hd", "trpo.max_kl=0.05"],
+                                   ["outer.optimizer=ngd", "outer.lr=0.5", "outer.lr_mode=hd",
+                                    "outer.hd_rule=log_adam"]])
 def test_resume_reproduces_an_uninterrupted_rl_run(tmp_path: Path, outer: list[str]) -> None:
     overrides = ["train.meta_batch=4", "sampler.episodes=4", "env.horizon=30", "train.iterations=4",
                  "train.checkpoint_every=2", *outer, "inner.lr_mode=hd"]
@@ -207,6 +209,32 @@ def test_resume_reproduces_an_uninterrupted_rl_run(tmp_path: Path, outer: list[s
         assert records[0]["trpo/max_kl"] == 0.05 and "trpo/max_kl_hypergrad" not in records[0]
         assert len({r["trpo/max_kl"] for r in records}) == 4  # it moved after every accepted step
         assert all(r["trpo/kl"] <= r["trpo/max_kl"] for r in records)
+    if "outer.optimizer=ngd" in outer:
+        records = numbers(straight)
+        assert records[0]["meta/beta"] == 0.5 and len({r["meta/beta"] for r in records}) == 4  # β by hypergradient
+        assert all(r["ngd/natural_sq_norm"] > 0 for r in records)
+
+
+def test_the_natural_gradient_step_goes_where_trpo_goes_at_the_rate_beta() -> None:
+    """``ngd`` steps along MAML-TRPO's direction, −F⁻¹∇L from the same conjugate gradient, by β·F⁻¹∇L itself (no
+    trust region), and logs ⟨∇L, F⁻¹∇L⟩: TRPO's boundary step is the rate √(2δ / ⟨∇L, F⁻¹∇L⟩)."""
+    config, kind = load_experiment_config(NAV, [*SMALL, "outer.optimizer=ngd", "outer.lr=0.3"])
+    experiment = kind.build(config, None)
+    learner = experiment.learner
+    batch = collect(learner, experiment.sampler)
+    before = flatten_params(learner.meta.params).detach().clone()
+    out = learner.outer_step.step(learner, batch)
+    ngd = flatten_params(learner.meta.params).detach() - before
+    assert out["meta/beta"] == 0.3 and "meta/beta_cuts" not in out  # a fixed β: nothing to repair
+    with torch.no_grad():
+        set_flat_params_(learner.meta.params, before)
+    trpo = TRPOStep(TRPOConfig(max_kl=0.01)).step(learner, batch)
+    assert trpo["trpo/accepted"] == 1.0
+    taken = flatten_params(learner.meta.params).detach() - before
+    assert float(torch.nn.functional.cosine_similarity(ngd, taken, dim=0)) == pytest.approx(1.0, abs=1e-5)
+    boundary = float(taken.norm() / ngd.norm()) * 0.3 / trpo["trpo/step_fraction"]  # TRPO's boundary step as a rate
+    # TRPO scales by the curvature along the solution, ⟨s, F s⟩, which equals ⟨∇L, s⟩ up to CG's residual
+    assert boundary == pytest.approx((2 * 0.01 / out["ngd/natural_sq_norm"]) ** 0.5, rel=0.01)
 
 
 def test_the_trust_regions_radius_follows_its_hypergradient() -> None:

@@ -110,7 +110,7 @@ def test_promp_meta_training_learns_to_adapt_on_navigation(tmp_path: Path) -> No
 
 
 def test_promp_config_errors_are_clear() -> None:
-    with pytest.raises(ConfigError, match=r"outer\.optimizer: must be one of trpo, sgd, adam, promp, got 'ppo'"):
+    with pytest.raises(ConfigError, match=r"outer\.optimizer: must be one of trpo, sgd, adam, ngd, promp, got 'ppo'"):
         load_experiment_config(NAV, ["outer.optimizer=ppo"])
     with pytest.raises(ConfigError, match=r"promp\.clip_eps"):
         load_experiment_config(NAV, [*PROMP, "promp.clip_eps=0"])

@@ -130,6 +130,30 @@ def test_sgd_hd_raises_a_too_small_beta_and_lowers_a_too_large_one(rule: str, hy
     assert run(0.95) < 0.95 * 0.9  # too large: gradients flip sign (oscillation), beta shrinks
 
 
+def test_a_preconditioned_sgd_step_goes_along_its_directions_and_takes_their_hypergradient() -> None:
+    """θ − β·d for the directions d given, and β's hypergradient −⟨g_t, d_{t−1}⟩ (Newton's direction on a quadratic:
+    after a half step the loss still falls along it, so β grows); clipping scales them with the gradients."""
+    curvature = torch.tensor([1.0, 4.0], dtype=torch.float64)
+    x = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    opt = OuterOptimizer([x], OuterConfig(optimizer="sgd", lr=0.5, lr_mode="hd", hd_rule="additive", hyper_lr=0.1,
+                                          lr_max=10.0))
+    opt.step([curvature * x], [x.clone()])  # d = H⁻¹g = x
+    torch.testing.assert_close(x, torch.tensor([0.5, -0.5], dtype=torch.float64))
+    assert opt.last_hypergrad is None  # no previous direction yet
+    opt.step([curvature * x], [x.clone()])
+    # h = −⟨g_2, d_1⟩ = −(1·0.5·1 + 4·0.5·1) = −2.5 (the loss still falls along d): β grows by 0.1 · 2.5
+    assert opt.last_hypergrad == pytest.approx(-2.5) and opt.beta == pytest.approx(0.75)
+    torch.testing.assert_close(x, torch.tensor([0.125, -0.125], dtype=torch.float64))
+    clipped = OuterOptimizer([x], OuterConfig(optimizer="sgd", lr=1.0, max_grad_norm=0.1))
+    clipped.step([curvature * x], [x.clone() * 10])  # directions scaled by the gradient's clip factor
+    norm = float(torch.linalg.vector_norm(curvature * torch.tensor([0.125, -0.125], dtype=torch.float64)))
+    torch.testing.assert_close(x, torch.tensor([0.125, -0.125], dtype=torch.float64) * (1 - 10 * 0.1 / norm))
+    with pytest.raises(ValueError, match="only for optimizer sgd"):
+        OuterOptimizer([x], OuterConfig(optimizer="adam")).step([x], [x])
+    with pytest.raises(ValueError, match="one tensor per parameter"):
+        OuterOptimizer([x], OuterConfig(optimizer="sgd")).step([x], [x, x])
+
+
 def test_adam_hd_adapts_beta_and_descends() -> None:
     x = torch.tensor([3.0, -2.0], dtype=torch.float64)
     opt = OuterOptimizer([x], OuterConfig(optimizer="adam", lr=1e-3, lr_mode="hd", hd_rule="normalized"))
