@@ -11,8 +11,8 @@ One meta-iteration (:meth:`MAMLPG.iteration`) is two calls, as stable-baselines3
    adaptation from θ with the graph it needs (:meth:`MAMLPG.adaptation_path`) and updates θ on the meta-loss
    (:meth:`MAMLPG.meta_loss`: the surrogate after the last inner step, or with ``outer.meta_loss: all_steps`` the
    mean over every step's, MAML++'s multi-step loss [4]) — MAML-TRPO, SGD/Adam with rate β (Alpha MAML [2]: β and
-   α by hypergradient), or ProMP [3]. α follows its hypergradient ``∂L_val/∂α`` whenever ``inner.lr_mode`` is
-   ``hd``.
+   α by hypergradient), natural-gradient descent with rate β, or ProMP [3]. α follows its hypergradient
+   ``∂L_val/∂α`` whenever ``inner.lr_mode`` is ``hd``.
 
 All tasks are adapted at once: θ is expanded to one copy per task (a leading task dimension), the
 inner loss sums the tasks' surrogates so that each task's gradient is its own, and the policy
@@ -197,7 +197,8 @@ class MAMLPG:
     outer step (:mod:`agents.outer_steps`); ``estimator`` is the inner surrogate (:func:`inner_loss`).
 
     Policy-gradient MAML as in [1, §5.3]: α and β fixed or by hypergradient (Alpha MAML [2]); the outer step
-    MAML-TRPO, SGD/Adam or ProMP [3]; the meta-loss scores the last inner step or every one (``meta_loss``, [4]).
+    MAML-TRPO, SGD/Adam, natural-gradient descent or ProMP [3]; the meta-loss scores the last inner step or every
+    one (``meta_loss``, [4]).
 
     Example (what :meth:`iteration` does, without the timing)::
 

@@ -111,8 +111,8 @@ class OuterStep(abc.ABC):
 
 @dataclasses.dataclass
 class BetaRepairConfig:
-    """The repair of a too-large β for the SGD/Adam outer step with β by hypergradient (``outer.optimizer: sgd |
-    adam`` with ``outer.lr_mode: hd``; other outer steps and a fixed β ignore it).
+    """The repair of a too-large β for the SGD/Adam/natural-gradient outer step with β by hypergradient
+    (``outer.optimizer: sgd | adam | ngd`` with ``outer.lr_mode: hd``; other outer steps and a fixed β ignore it).
 
     Hypergradient descent [6] lowers β only after a too-large step has left its trace in the next gradients; in
     RL the policy can be destroyed by then, and its gradients carry no signal after. So every step is checked at
@@ -139,7 +139,7 @@ class BetaRepairConfig:
     KL bound by default.
     """
 
-    enabled: bool = ranged(True, doc="check each SGD/Adam step with beta by hypergradient, cut beta when too large")
+    enabled: bool = ranged(True, doc="check each SGD/Adam/ngd step with beta by hypergradient, cut beta when too large")
     accept_ratio: float | None = ranged(
         0.1, min=0.0, max=1.0, doc="a step must improve the surrogate by this share of its first-order prediction")
     max_kl: float | None = ranged(None, min=0.0, min_exclusive=True,
@@ -260,13 +260,16 @@ class NaturalGradientStep(GradientStep):
     Alpha MAML [2] with TRPO's direction in place of Adam's: beside ``adam`` (the same β, α and repair) and ``trpo``
     (the same direction) it separates what an outer loop's direction does from what its step size does.
 
-    Logs ``ngd/natural_sq_norm``, ⟨∇L, F⁻¹∇L⟩: a step of rate β has the quadratic model's KL ½·β²·⟨∇L, F⁻¹∇L⟩
-    (TRPO's step to the radius δ is the rate √(2δ / ⟨∇L, F⁻¹∇L⟩)).
+    β is in the natural gradient's units, not Adam's: set ``outer.lr`` and ``outer.lr_max`` for it (the defaults,
+    10⁻³ and 1, are Adam's). Logs ``ngd/natural_sq_norm``, ⟨∇L, F⁻¹∇L⟩: a step of rate β has the quadratic model's
+    KL ½·β²·⟨∇L, F⁻¹∇L⟩ (times c² when ``outer.max_grad_norm`` clips the gradient by c), and TRPO's step to the radius
+    δ is the rate √(2δ / ⟨∇L, F⁻¹∇L⟩). A meta-learned α (Meta-SGD) is refused: it would step along its raw gradient
+    at β, a rate in another metric's units.
     """
 
-    def __init__(self, curvature: TRPOConfig, repair: BetaRepairConfig | None = None) -> None:
+    def __init__(self, trpo: TRPOConfig, repair: BetaRepairConfig | None = None) -> None:
         super().__init__(repair)
-        self.curvature = curvature
+        self.trpo = trpo
 
     @classmethod
     def core_optimizer(cls, name: str) -> CoreOptimizer | None:
@@ -287,7 +290,7 @@ class NaturalGradientStep(GradientStep):
         a non-finite gradient (the core then changes nothing)."""
         if not grads.is_finite():
             return None, {}
-        cfg, theta = self.curvature, learner.meta.params
+        cfg, theta = self.trpo, learner.meta.params
         gradient = flatten_params(grads.theta)
         natural = conjugate_gradient(curvature(learner, theta, batch, cfg), gradient, cfg.cg_iters)
         return unflatten_params(natural, theta), {"ngd/natural_sq_norm": float(torch.dot(gradient, natural))}

@@ -2,7 +2,8 @@
 
 The config (``configs/<family>.yaml`` for MAML-TRPO, ``configs/<family>_alpha.yaml`` for Alpha MAML)
 selects the family (``env.id``), the policy, the sampler, advantages, the inner loop (α) and the outer
-loop (``outer.optimizer``: ``trpo``, ``sgd``/``adam`` with β, or ``promp``; see :mod:`agents.outer_steps`).
+loop (``outer.optimizer``: ``trpo``, ``sgd``/``adam`` with β, ``ngd`` (β along the natural gradient) or ``promp``;
+see :mod:`agents.outer_steps`).
 Hyperparameters default to the MAML paper's [1]: a 100×100 tanh policy, α = 0.1, one inner
 step, 20 episodes per task, MAML-TRPO with max-KL 0.01, γ = 0.99, the linear feature baseline.
 
@@ -245,6 +246,9 @@ class RLConfig(ExperimentConfig):
         if not self.outer.uses_beta and RATE_MODES[self.inner.lr_mode].meta_parameter:
             raise ValueError(f"inner.lr_mode: `{self.inner.lr_mode}` makes α a meta-parameter, which needs an outer "
                              f"optimizer with β: {with_beta}")
+        if self.outer.optimizer == "ngd" and RATE_MODES[self.inner.lr_mode].meta_parameter:
+            raise ValueError(f"inner.lr_mode: `{self.inner.lr_mode}` makes α a meta-parameter, which ngd would step "
+                             "along its raw gradient at a β in the natural gradient's units; use sgd or adam")
 
 
 class RLExperiment:

@@ -185,10 +185,11 @@ def batch_lines(batch: list[dict[str, Any]], rows: list[dict[str, Any]], episode
 
 
 def kept(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ``new`` rows, with the ``previous`` ones of every run not measured anew, in :data:`RUNS_SPEC`'s order."""
-    measured = {r["run"] for r in new}
-    order = list(RUNS_SPEC)
-    return sorted([*(r for r in previous if r["run"] not in measured), *new], key=lambda r: order.index(r["run"]))
+    """The ``new`` rows, with the ``previous`` ones of every run not measured anew (and still in :data:`RUNS_SPEC`), in
+    :data:`RUNS_SPEC`'s order."""
+    measured, order = {r["run"] for r in new}, list(RUNS_SPEC)
+    old = [r for r in previous if r["run"] in RUNS_SPEC and r["run"] not in measured]
+    return sorted([*old, *new], key=lambda r: order.index(r["run"]))
 
 
 def main() -> None:
@@ -205,6 +206,15 @@ def main() -> None:
                         help="the runs to train and evaluate (default all); the others keep their rows from the "
                         "JSON of --out")
     args = parser.parse_args()
+    settings = {"iterations": args.iterations, "eval_tasks": args.eval_tasks, "eval_episodes": args.eval_episodes,
+                "sets": args.sets}
+    previous = json.loads(args.out.with_suffix(".json").read_text()) if args.out.with_suffix(".json").is_file() else {}
+    # a report from before its settings were recorded was made with the defaults (its table says so)
+    recorded = previous.get("settings", {"iterations": ITERATIONS, "eval_tasks": EVAL_TASKS,
+                                         "eval_episodes": EVAL_EPISODES, "sets": []})
+    if previous and set(args.runs) != set(RUNS_SPEC) and recorded != settings:
+        parser.error(f"--runs keeps the other runs' rows from {args.out.with_suffix('.json')}, which were made with "
+                     f"{recorded}, not {settings}: give the same settings, or another --out")
     evaluate = evaluate_options(args.eval_tasks, args.eval_episodes)
     rows: list[dict[str, Any]] = []
     probe: list[dict[str, Any]] = []
@@ -239,7 +249,6 @@ def main() -> None:
                 batch.append({"run": name, "what": what, "run_dir": base["run_dir"], "episodes": episodes,
                               "evaluation": EVALUATIONS[label], "evaluate": " ".join(more),
                               **row(evaluate_kept(folder, f"{label}_episodes{episodes}_iter{at}", *more))})
-    previous = json.loads(args.out.with_suffix(".json").read_text()) if args.out.with_suffix(".json").is_file() else {}
     rows, batch = kept(previous.get("rows", []), rows), kept(previous.get("episode_probe", []), batch)
     probe = probe or ([] if PROBED in args.runs else previous.get("rate_probe", []))
     paper = list(PAPER["navigation2d"]["maml"])
@@ -256,7 +265,7 @@ def main() -> None:
         alphas = (" / ".join(f"{a:.3g}" for a in r["alpha_steps"]) if r["alpha_steps"]
                   else "0.5 / 0.25 / 0.25" if r["evaluation"] == EVALUATIONS["paper_schedule"] else f"{r['alpha']:.3g}")
         if r.get("log_std_alpha"):
-            alphas += " (log σ's: " + " / ".join(f"{a:.3g}" for a in r["log_std_alpha"]) + ")"
+            alphas += " (the mean over tensors; log σ's: " + " / ".join(f"{a:.3g}" for a in r["log_std_alpha"]) + ")"
         stds = " / ".join(f"{s:.2f}" for s in r["action_std"]) if r.get("action_std") else f"{r['policy_std']:.2f}"
         lines.append(f"| {r['what']} | {r['evaluation']} | {r['env_steps'] / 1e6:.1f} M | {r['seconds'] / 60:.1f} min "
                      f"| {cells} | {alphas} | {stds} |")
@@ -281,7 +290,7 @@ def main() -> None:
     lines += [f"rl-alphamaml evaluate {b['run_dir']} {b['evaluate']}" for b in batch]
     lines += ["```", ""]
     results_io.write_text(args.out.with_suffix(".md"), "\n".join(lines))
-    result = {"rows": rows, "paper": paper, "rate_probe": probe, "episode_probe": batch}
+    result = {"settings": settings, "rows": rows, "paper": paper, "rate_probe": probe, "episode_probe": batch}
     results_io.write_text(args.out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
     print("\n".join(lines))
 

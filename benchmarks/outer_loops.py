@@ -119,7 +119,8 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # Alpha MAML's rates and repair on MAML-TRPO's direction: `alpha_beta_annealed_kl` with the natural gradient
     # (`outer.optimizer=ngd`, the same conjugate gradient as TRPO's) in place of Adam's direction — which of the two,
     # direction or step size, keeps the Adam loop from MAML-TRPO's level on HalfCheetahDir? β₀ 1: at the start TRPO's
-    # step of radius 0.01 is the rate 0.95 on Navigation2D and 3.0 on HalfCheetahDir (`ngd/natural_sq_norm`)
+    # step is the rate 0.95 on Navigation2D (radius 0.01) and 4.2 on HalfCheetahDir (radius 0.02, the reference run's;
+    # 3.0 at 0.01), from `ngd/natural_sq_norm`
     "ngd_beta_annealed_kl": ("Natural gradient (`ngd`), β by `log_adam_annealed` from 1, β repair with max-KL 0.1",
                              "_alpha", ("outer.optimizer=ngd", "outer.lr=1", "outer.lr_max=100",
                                         "outer.hd_rule=log_adam_annealed", "beta_repair.max_kl=0.1")),

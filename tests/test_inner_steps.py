@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -36,7 +38,7 @@ def test_the_inner_steps_study_runs_reports_and_reuses_its_runs(tmp_path: Path) 
     assert len(rows[("three_hd", "as trained")]["alpha_steps"]) == 3  # one α per trained step
     per_layer = rows[("three_hd_all_per_layer", "as trained")]
     assert "--set inner.lr_shape=per_layer" in per_layer["command"] and len(per_layer["log_std_alpha"]) == 3
-    assert "(log σ's: " in (tmp_path / "inner_steps.md").read_text()
+    assert "(the mean over tensors; log σ's: " in (tmp_path / "inner_steps.md").read_text()
     assert "--set outer.meta_loss=all_steps" in rows[("three_hd_all", "as trained")]["command"]
     assert "meta_loss: all_steps" in (tmp_path / "runs" / "navigation2d-three_hd_all" / "config.yaml").read_text()
     assert "--inner-lr 0.5 0.25" in rows[("one_step", "the paper's schedule (0.5, then 0.25)")]["evaluate"]
@@ -70,4 +72,9 @@ def test_the_inner_steps_study_runs_reports_and_reuses_its_runs(tmp_path: Path) 
     # one run measured (here reused), every other row, probe included, kept from the JSON
     some = run(tmp_path, "--runs", "one_step")
     assert "navigation2d-three_hd" not in some.stdout.split("# Navigation2D")[0]
+    assert json.loads((tmp_path / "inner_steps.json").read_text()) == result
+    # rows made with other settings are not kept beside new ones: refused before anything trains
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        run(tmp_path, "--runs", "one_step", "--iterations", "2")
+    assert refused.value.returncode == 2 and "which were made with" in refused.value.stderr
     assert json.loads((tmp_path / "inner_steps.json").read_text()) == result

@@ -325,6 +325,8 @@ def test_rl_config_errors_are_clear() -> None:
     with pytest.raises(ConfigError, match=r"inner\.lr_mode: `learned` makes α a meta-parameter, which needs an outer "
                                           r"optimizer with β"):
         load_experiment_config(NAV, ["inner.lr_mode=learned"])
+    with pytest.raises(ConfigError, match=r"inner\.lr_mode: `learned` makes α a meta-parameter, which ngd would step"):
+        load_experiment_config(NAV, ["outer.optimizer=ngd", "inner.lr_mode=learned"])
     with pytest.raises(ConfigError, match=r"inner\.lr_min: the log_adam rule adapts log\(alpha\), so lr_min must be"):
         load_experiment_config(NAV, ["inner.lr_mode=hd", "inner.hd_rule=log_adam", "inner.lr_min=0"])
     load_experiment_config(NAV, ["inner.lr_mode=fixed", "inner.hd_rule=log_adam", "inner.lr_min=0"])  # no rule: fine
