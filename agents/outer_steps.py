@@ -75,6 +75,7 @@ from rl_alphamaml.meta import (
     make_rule,
 )
 from rl_alphamaml.meta.hypergradient import HDRule
+from rl_alphamaml.meta.rates import RATE_MODES
 
 if TYPE_CHECKING:
     from agents.trainer import RLConfig
@@ -95,6 +96,11 @@ class OuterStep(abc.ABC):
     @abc.abstractmethod
     def from_config(cls, config: RLConfig) -> OuterStep:
         """The step the run's config describes."""
+
+    @classmethod
+    def validate(cls, config: RLConfig) -> None:
+        """Refuse, with a ``ValueError`` naming the key, a config this step cannot run (checked when it loads)."""
+        return None
 
     @abc.abstractmethod
     def step(self, learner: MAMLPG, batch: MetaBatch) -> dict[str, float]:
@@ -277,6 +283,13 @@ class NaturalGradientStep(GradientStep):
         if name != "ngd":
             raise ValueError(f"NaturalGradientStep drives ngd, not {name!r}")
         return "sgd"
+
+    @classmethod
+    def validate(cls, config: RLConfig) -> None:
+        """A meta-learned α would step along its raw gradient at β, a rate in the natural gradient's units."""
+        if RATE_MODES[config.inner.lr_mode].meta_parameter:
+            raise ValueError(f"inner.lr_mode: `{config.inner.lr_mode}` makes α a meta-parameter, which ngd would step "
+                             "along its raw gradient at a β in the natural gradient's units; use sgd or adam")
 
     @classmethod
     def from_config(cls, config: RLConfig) -> NaturalGradientStep:

@@ -246,9 +246,7 @@ class RLConfig(ExperimentConfig):
         if not self.outer.uses_beta and RATE_MODES[self.inner.lr_mode].meta_parameter:
             raise ValueError(f"inner.lr_mode: `{self.inner.lr_mode}` makes α a meta-parameter, which needs an outer "
                              f"optimizer with β: {with_beta}")
-        if self.outer.optimizer == "ngd" and RATE_MODES[self.inner.lr_mode].meta_parameter:
-            raise ValueError(f"inner.lr_mode: `{self.inner.lr_mode}` makes α a meta-parameter, which ngd would step "
-                             "along its raw gradient at a β in the natural gradient's units; use sgd or adam")
+        OUTER_STEPS[self.outer.optimizer].validate(self)
 
 
 class RLExperiment:
