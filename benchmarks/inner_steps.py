@@ -52,7 +52,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from rl_alphamaml.checkpoint import checkpoint_path, load_checkpoint
+from rl_alphamaml.checkpoint import checkpoint_path, load_checkpoint, restore_state
+from rl_alphamaml.cli import load_experiment_config
 from rl_alphamaml.logging import read_metrics
 
 import results_io
@@ -112,13 +113,16 @@ def row(report: dict[str, Any]) -> dict[str, Any]:
 
 def log_std_rates(folder: Path, at: int) -> list[float]:
     """log σ's own α in each inner step of a run with one α per parameter tensor (``inner.lr_shape: per_layer``), from
-    its checkpoint ``at``: the rates are kept step after step, each step's in the policy's parameter order."""
-    state = load_checkpoint(checkpoint_path(folder, at), kind="rl")["state"]
-    names, tensors = list(state["policy"]), state["meta"]["alpha"]["tensors"]
-    if len(tensors) % len(names):
-        raise ValueError(f"{folder}: {len(tensors)} α tensors are not one per parameter tensor and step")
-    first = names.index("log_std")
-    return [float(tensors[j + first]) for j in range(0, len(tensors), len(names))]
+    its checkpoint ``at``: the run's experiment rebuilt from its config, the checkpoint restored, and each step's α
+    of ``log_std`` (``InnerRate.for_params``)."""
+    config, kind = load_experiment_config(folder / "config.yaml", [])
+    experiment = kind.build(config, None)
+    try:
+        path = checkpoint_path(folder, at)
+        restore_state(experiment, load_checkpoint(path, kind="rl"), path)
+        return [float(experiment.meta.alpha.for_params(j)["log_std"]) for j in range(config.inner.steps)]
+    finally:
+        experiment.close()
 
 
 def verdict(rows: list[dict[str, Any]], paper: list[float]) -> str:
